@@ -1,0 +1,492 @@
+//! Routing and the REST handlers: a parsed request in, a response (or a password-hashing job, or
+//! a WebSocket upgrade) out. No I/O; the loop does the sockets and the worker threads.
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::auth::{self, Jwt};
+use crate::chat::Chat;
+use crate::error::ApiError;
+use crate::hasher::{self, Work};
+use crate::http::{Request, Response};
+use crate::store::{SessionRecord, UserRecord};
+
+/// One variant per endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Healthz,
+    Register,
+    Login,
+    CreateSession,
+    CreateGroup,
+    Join(Uuid),
+    Leave(Uuid),
+    /// `GET /{access_token}`: the WebSocket.
+    Messaging(String),
+}
+
+/// Why a request matched no route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoRoute {
+    NotFound,
+    /// The path exists; these methods are allowed on it.
+    MethodNotAllowed(&'static str),
+}
+
+impl NoRoute {
+    pub fn response(&self) -> Response {
+        match self {
+            NoRoute::NotFound => Response::error(&ApiError::not_found("no such endpoint")),
+            NoRoute::MethodNotAllowed(allow) => Response::error(&ApiError::new(
+                405,
+                "method_not_allowed",
+                format!("method not allowed; allowed: {allow}"),
+            ))
+            .with_header("allow", *allow),
+        }
+    }
+}
+
+pub fn route(method: &str, path: &str) -> Result<Route, NoRoute> {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    let only = |allowed: &'static str, route: Route| {
+        if method == allowed {
+            Ok(route)
+        } else {
+            Err(NoRoute::MethodNotAllowed(allowed))
+        }
+    };
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["healthz"] => only("GET", Route::Healthz),
+        ["users"] => only("POST", Route::Register),
+        ["login"] => only("POST", Route::Login),
+        ["sessions"] => only("POST", Route::CreateSession),
+        ["groups"] => only("POST", Route::CreateGroup),
+        ["groups", id, action @ ("join" | "left")] => {
+            let id = id.parse::<Uuid>().map_err(|_| NoRoute::NotFound)?;
+            let route = if *action == "join" {
+                Route::Join(id)
+            } else {
+                Route::Leave(id)
+            };
+            only("PUT", route)
+        }
+        [token] if !token.is_empty() => only("GET", Route::Messaging(token.to_string())),
+        _ => Err(NoRoute::NotFound),
+    }
+}
+
+/// A password-hashing job's context, handed back with its outcome.
+#[derive(Debug)]
+pub enum Pending {
+    Register { username: String, email: String },
+    Login { user: Option<Uuid> },
+}
+
+/// What the loop should do with a request.
+#[derive(Debug)]
+pub enum Outcome {
+    Respond(Response),
+    /// Hash or verify a password on a worker, then call [`Api::finish`].
+    Hash(Pending, Work),
+    /// Answer 101 and hand the connection to the WebSocket codec.
+    Upgrade { session: SessionRecord, key: String },
+}
+
+pub struct Api {
+    jwt: Jwt,
+    /// `ws://host` or `wss://host` from `--public-url`.
+    public_url: Option<String>,
+    /// Used when a request has no `Host` header.
+    fallback_host: String,
+    /// Verified for unknown users, so that a login takes as long for them as for a wrong password.
+    dummy_hash: String,
+}
+
+const PLATFORMS: [&str; 4] = ["web", "ios", "android", "live"];
+const MAX_PASSWORD_BYTES: usize = 1024;
+const MAX_FIELD_CHARS: usize = 256;
+
+impl Api {
+    pub fn new(jwt: Jwt, public_url: Option<String>, fallback_host: String) -> Api {
+        Api {
+            jwt,
+            public_url,
+            fallback_host,
+            dummy_hash: hasher::hash_password(&auth::random_hex(16)),
+        }
+    }
+
+    pub fn handle(&self, chat: &mut Chat, req: &Request, wall: u64) -> Outcome {
+        match self.try_handle(chat, req, wall) {
+            Ok(outcome) => outcome,
+            Err(err) => Outcome::Respond(Response::error(&err)),
+        }
+    }
+
+    fn try_handle(&self, chat: &mut Chat, req: &Request, wall: u64) -> Result<Outcome, ApiError> {
+        let route = match route(&req.method, &req.path) {
+            Ok(route) => route,
+            Err(no_route) => return Ok(Outcome::Respond(no_route.response())),
+        };
+        let respond = |status, body: serde_json::Value| Ok(Outcome::Respond(Response::json(status, &body)));
+        match route {
+            Route::Healthz => respond(200, json!({"status": "ok"})),
+            Route::Register => self.register(chat, req),
+            Route::Login => self.login(chat, req),
+            Route::Messaging(token) => self.upgrade(chat, req, &token),
+            Route::CreateSession => {
+                let user = self.authenticate(chat, req)?;
+                let session = self.create_session(chat, req, user, wall)?;
+                respond(
+                    201,
+                    json!({
+                        "created_at": session.created_at,
+                        "id": session.id,
+                        "messaging_url": self.messaging_url(req, &session.access_token),
+                    }),
+                )
+            }
+            Route::CreateGroup => {
+                let user = self.authenticate(chat, req)?;
+                #[derive(Deserialize)]
+                struct Body {
+                    name: Option<String>,
+                    #[serde(default)]
+                    user_ids: Vec<String>,
+                }
+                let body: Body = json_body(req)?;
+                let name = body.name.ok_or_else(|| ApiError::bad_request("missing `name`"))?;
+                let id = chat.create_group(user, &name, &body.user_ids, wall)?;
+                respond(201, json!({ "id": id }))
+            }
+            Route::Join(group) | Route::Leave(group) => {
+                let user = self.authenticate(chat, req)?;
+                #[derive(Deserialize, Default)]
+                struct Body {
+                    user_id: Option<Uuid>,
+                }
+                let body: Body = if req.body.iter().all(u8::is_ascii_whitespace) {
+                    Body::default()
+                } else {
+                    json_body(req)?
+                };
+                let view = if matches!(route, Route::Join(_)) {
+                    chat.join(user, group, body.user_id, wall)?
+                } else {
+                    chat.leave(user, group, body.user_id, wall)?
+                };
+                Ok(Outcome::Respond(Response::json(200, &view)))
+            }
+        }
+    }
+
+    /// Validates a registration and asks for the password hash; [`Api::finish`] stores the user.
+    fn register(&self, chat: &Chat, req: &Request) -> Result<Outcome, ApiError> {
+        #[derive(Deserialize)]
+        struct Body {
+            username: Option<String>,
+            email: Option<String>,
+            password: Option<String>,
+        }
+        let body: Body = json_body(req)?;
+        let username = body
+            .username
+            .ok_or_else(|| ApiError::bad_request("missing `username`"))?;
+        let email = body.email.ok_or_else(|| ApiError::bad_request("missing `email`"))?;
+        let password = body
+            .password
+            .ok_or_else(|| ApiError::bad_request("missing `password`"))?;
+        validate_username(&username)?;
+        let email = normalize_email(&email)?;
+        if password.is_empty() || password.len() > MAX_PASSWORD_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "`password` must be 1 to {MAX_PASSWORD_BYTES} bytes"
+            )));
+        }
+        check_names_free(chat, &username, &email)?;
+        Ok(Outcome::Hash(
+            Pending::Register { username, email },
+            Work::Hash { password },
+        ))
+    }
+
+    fn login(&self, chat: &Chat, req: &Request) -> Result<Outcome, ApiError> {
+        #[derive(Deserialize)]
+        struct Body {
+            username: Option<String>,
+            email: Option<String>,
+            password: Option<String>,
+        }
+        let body: Body = json_body(req)?;
+        let password = body
+            .password
+            .ok_or_else(|| ApiError::bad_request("missing `password`"))?;
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "`password` must be at most {MAX_PASSWORD_BYTES} bytes"
+            )));
+        }
+        let store = chat.store();
+        let user = match (body.username.filter(|u| !u.is_empty()), body.email) {
+            (Some(username), _) => store.user_id_by_username(&username)?,
+            (None, Some(email)) => store.user_id_by_email(email.trim())?,
+            (None, None) => return Err(ApiError::bad_request("missing `username` or `email`")),
+        };
+        let hash = match user {
+            Some(id) => store.user(id)?.map(|u| u.password_hash),
+            None => None,
+        };
+        let user = user.filter(|_| hash.is_some());
+        let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
+        Ok(Outcome::Hash(
+            Pending::Login { user },
+            Work::Verify { password, hash },
+        ))
+    }
+
+    /// Completes a request that waited for a password hash.
+    pub fn finish(
+        &self,
+        chat: &mut Chat,
+        pending: Pending,
+        outcome: hasher::Outcome,
+        wall: u64,
+    ) -> Response {
+        let result = match (pending, outcome) {
+            (Pending::Register { username, email }, hasher::Outcome::Hashed(password_hash)) => {
+                self.store_user(chat, username, email, password_hash, wall)
+            }
+            (Pending::Login { user: Some(user) }, hasher::Outcome::Verified(true)) => Ok(
+                Response::json(200, &json!({ "token": self.jwt.issue(user, wall / 1000) })),
+            ),
+            (Pending::Login { .. }, _) => Err(ApiError::unauthorized("invalid credentials")),
+            (Pending::Register { .. }, _) => Err(ApiError::internal("hash job answered a verify")),
+        };
+        result.unwrap_or_else(|err| Response::error(&err))
+    }
+
+    fn store_user(
+        &self,
+        chat: &mut Chat,
+        username: String,
+        email: String,
+        password_hash: String,
+        wall: u64,
+    ) -> Result<Response, ApiError> {
+        // Checked again: another registration may have taken a name while this one was hashing.
+        check_names_free(chat, &username, &email)?;
+        let user = UserRecord {
+            id: Uuid::new_v4(),
+            username,
+            email,
+            password_hash,
+            created_at: wall,
+        };
+        chat.store().insert_user(&user)?;
+        chat.mark_dirty();
+        Ok(Response::json(201, &json!({ "id": user.id })))
+    }
+
+    fn create_session(
+        &self,
+        chat: &mut Chat,
+        req: &Request,
+        user: Uuid,
+        wall: u64,
+    ) -> Result<SessionRecord, ApiError> {
+        #[derive(Deserialize)]
+        struct Body {
+            device_id: Option<String>,
+            platform: Option<String>,
+            model: Option<String>,
+            build: Option<i64>,
+            name: Option<String>,
+        }
+        let body: Body = json_body(req)?;
+        let device_id = required_text(body.device_id, "device_id")?;
+        let platform = required_text(body.platform, "platform")?;
+        if !PLATFORMS.contains(&platform.as_str()) {
+            return Err(ApiError::bad_request(
+                "`platform` must be one of web, ios, android, live",
+            ));
+        }
+        let model = required_text(body.model, "model")?;
+        let build = match body.build {
+            Some(build) if build > 0 => build as u64,
+            _ => return Err(ApiError::bad_request("`build` must be an integer above 0")),
+        };
+        let name = match body.name {
+            Some(name) => Some(required_text(Some(name), "name")?),
+            None => None,
+        };
+        let session = SessionRecord {
+            id: Uuid::new_v4(),
+            user_id: user,
+            device_id,
+            platform,
+            model,
+            build,
+            name,
+            created_at: wall,
+            access_token: auth::random_hex(32),
+        };
+        chat.store().insert_session(&session)?;
+        chat.mark_dirty();
+        Ok(session)
+    }
+
+    fn upgrade(&self, chat: &Chat, req: &Request, token: &str) -> Result<Outcome, ApiError> {
+        if !req.wants_upgrade {
+            return Err(ApiError::not_found("no such endpoint"));
+        }
+        let key = req
+            .websocket_key
+            .clone()
+            .ok_or_else(|| ApiError::bad_request("missing Sec-WebSocket-Key"))?;
+        if req.websocket_version.as_deref() != Some("13") {
+            return Err(ApiError::bad_request("unsupported Sec-WebSocket-Version; use 13"));
+        }
+        let session = chat
+            .store()
+            .session_by_access_token(token)?
+            .ok_or_else(|| ApiError::unauthorized("unknown messaging token"))?;
+        Ok(Outcome::Upgrade { session, key })
+    }
+
+    fn authenticate(&self, chat: &Chat, req: &Request) -> Result<Uuid, ApiError> {
+        let user = self.jwt.authenticate(req.authorization.as_deref())?;
+        if chat.store().user_exists(user)? {
+            Ok(user)
+        } else {
+            Err(ApiError::unauthorized("invalid or expired token"))
+        }
+    }
+
+    fn messaging_url(&self, req: &Request, token: &str) -> String {
+        match &self.public_url {
+            Some(base) => format!("{base}/{token}"),
+            None => {
+                let host = req.host.as_deref().unwrap_or(&self.fallback_host);
+                format!("ws://{host}/{token}")
+            }
+        }
+    }
+}
+
+fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    if let Some(content_type) = &req.content_type {
+        let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if mime != "application/json" && !mime.ends_with("+json") {
+            return Err(ApiError::new(
+                415,
+                "unsupported_media_type",
+                "the body must be JSON (content-type: application/json)",
+            ));
+        }
+    }
+    serde_json::from_slice(&req.body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+fn required_text(value: Option<String>, field: &str) -> Result<String, ApiError> {
+    match value {
+        Some(text) if !text.trim().is_empty() && text.chars().count() <= MAX_FIELD_CHARS => Ok(text),
+        _ => Err(ApiError::bad_request(format!(
+            "`{field}` must be a string of 1 to {MAX_FIELD_CHARS} characters"
+        ))),
+    }
+}
+
+fn validate_username(username: &str) -> Result<(), ApiError> {
+    let ok = (1..=64).contains(&username.chars().count())
+        && !username
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '@');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "`username` must be 1 to 64 characters without spaces or `@`",
+        ))
+    }
+}
+
+/// Trims and lower-cases an email after checking it looks like `local@domain`.
+fn normalize_email(email: &str) -> Result<String, ApiError> {
+    let email = email.trim();
+    let valid = email.len() <= 254
+        && matches!(email.split_once('@'), Some((local, domain))
+            if !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !email.contains(|c: char| c.is_whitespace() || c.is_control()));
+    if valid {
+        Ok(email.to_lowercase())
+    } else {
+        Err(ApiError::bad_request("`email` must look like local@domain"))
+    }
+}
+
+fn check_names_free(chat: &Chat, username: &str, email: &str) -> Result<(), ApiError> {
+    let store = chat.store();
+    if store.user_id_by_username(username)?.is_some() {
+        return Err(ApiError::conflict("username is taken"));
+    }
+    if store.user_id_by_email(email)?.is_some() {
+        return Err(ApiError::conflict("email is taken"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_every_endpoint() {
+        let g = "95ba5e74-810d-49b4-943f-0b2753d688c9";
+        assert_eq!(route("POST", "/users"), Ok(Route::Register));
+        assert_eq!(route("POST", "/login"), Ok(Route::Login));
+        assert_eq!(route("POST", "/sessions"), Ok(Route::CreateSession));
+        assert_eq!(route("POST", "/groups"), Ok(Route::CreateGroup));
+        assert_eq!(route("PUT", &format!("/groups/{g}/join")), Ok(Route::Join(g.parse().unwrap())));
+        assert_eq!(route("PUT", &format!("/groups/{g}/left")), Ok(Route::Leave(g.parse().unwrap())));
+        assert_eq!(route("GET", "/abc?x=1"), Ok(Route::Messaging("abc".into())));
+        assert_eq!(route("GET", "/healthz"), Ok(Route::Healthz));
+    }
+
+    #[test]
+    fn wrong_method_and_unknown_path() {
+        assert_eq!(route("GET", "/users"), Err(NoRoute::MethodNotAllowed("POST")));
+        assert_eq!(route("POST", "/abc"), Err(NoRoute::MethodNotAllowed("GET")));
+        assert_eq!(route("PUT", "/groups/not-a-uuid/join"), Err(NoRoute::NotFound));
+        assert_eq!(route("GET", "/"), Err(NoRoute::NotFound));
+        assert_eq!(route("GET", "/a/b"), Err(NoRoute::NotFound));
+        let response = NoRoute::MethodNotAllowed("POST").response();
+        assert_eq!(response.status, 405);
+        assert_eq!(response.headers, vec![("allow", "POST".to_string())]);
+    }
+
+    #[test]
+    fn emails_are_checked_and_folded() {
+        assert_eq!(normalize_email(" User1@Gmail.com ").unwrap(), "user1@gmail.com");
+        assert!(normalize_email("[email protected]").is_err());
+        assert!(normalize_email("a@b@c").is_err());
+        assert!(normalize_email("@b").is_err());
+        assert!(normalize_email("a@").is_err());
+    }
+
+    #[test]
+    fn usernames_have_no_spaces_or_at() {
+        assert!(validate_username("user1").is_ok());
+        assert!(validate_username("").is_err());
+        assert!(validate_username("a b").is_err());
+        assert!(validate_username("a@b").is_err());
+    }
+}

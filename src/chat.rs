@@ -1,0 +1,581 @@
+//! The chat core: groups and membership, who is connected, and for every action the events to
+//! store and the connections to deliver them to. No sockets here: deliveries go into the
+//! [`Outbox`], which the loop releases only after the tick's single store flush, and time is
+//! passed in, so all of it runs the same in tests.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use tungstenite::Utf8Bytes;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::error::ApiError;
+use crate::protocol::{self, event, Call, Rpc, RpcError};
+use crate::store::{GroupRecord, ReceiptKind, Store, StoreResult};
+
+/// A live connection: its slab key and a serial that is never reused, so that a delivery meant
+/// for a closed connection cannot reach a new one that got the same key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    pub key: usize,
+    pub serial: u64,
+}
+
+/// Bytes waiting for the end of the tick.
+#[derive(Debug, Clone)]
+pub enum Frame {
+    /// An encoded HTTP response.
+    Http(Vec<u8>),
+    /// A WebSocket text message; clones share the bytes, so a fan-out is encoded once.
+    Event(Utf8Bytes),
+}
+
+/// Everything a tick wants to send, in order. Held until the store is flushed, so nothing is
+/// acknowledged before it is durable.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    items: Vec<(ConnId, Frame)>,
+}
+
+impl Outbox {
+    pub fn push(&mut self, to: ConnId, frame: Frame) {
+        self.items.push((to, frame));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Takes the tick's deliveries, leaving the (allocated) buffer in place for the next tick.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, (ConnId, Frame)> {
+        self.items.drain(..)
+    }
+}
+
+/// Group members after a join or a leave: the body of the 200 answer.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct GroupView {
+    pub group_id: Uuid,
+    pub name: String,
+    pub user_ids: Vec<Uuid>,
+}
+
+/// Limits the core enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatLimits {
+    pub max_data_bytes: usize,
+    pub sync_default_limit: usize,
+    pub sync_max_limit: usize,
+}
+
+pub struct Chat {
+    store: Store,
+    clock: Clock,
+    groups: HashMap<Uuid, GroupRecord>,
+    presence: Presence,
+    pub outbox: Outbox,
+    /// Something was written since the last commit.
+    dirty: bool,
+    limits: ChatLimits,
+}
+
+impl Chat {
+    /// Rebuilds the in-memory indices from the store.
+    pub fn open(store: Store, limits: ChatLimits) -> StoreResult<Chat> {
+        let clock = Clock::new(store.clock_floor()?);
+        let groups = store
+            .all_groups()?
+            .into_iter()
+            .map(|group| (group.id, group))
+            .collect();
+        Ok(Chat {
+            store,
+            clock,
+            groups,
+            presence: Presence::default(),
+            outbox: Outbox::default(),
+            dirty: false,
+            limits,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Declares that the caller wrote to the store, so the tick must flush before it answers.
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Makes the tick's writes durable (one flush), if there were any.
+    pub fn commit(&mut self) -> StoreResult<()> {
+        if self.dirty {
+            self.store.commit(self.clock.last())?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn respond(&mut self, to: ConnId, bytes: Vec<u8>) {
+        self.outbox.push(to, Frame::Http(bytes));
+    }
+
+    pub fn connect(&mut self, user: Uuid, conn: ConnId) {
+        self.presence.0.entry(user).or_default().push(conn);
+    }
+
+    pub fn disconnect(&mut self, user: Uuid, conn: ConnId) {
+        if let Some(conns) = self.presence.0.get_mut(&user) {
+            conns.retain(|c| *c != conn);
+            if conns.is_empty() {
+                self.presence.0.remove(&user);
+            }
+        }
+    }
+
+    // --- REST actions ------------------------------------------------------------------------
+
+    pub fn create_group(
+        &mut self,
+        creator: Uuid,
+        name: &str,
+        user_ids: &[String],
+        wall: u64,
+    ) -> Result<Uuid, ApiError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 256 {
+            return Err(ApiError::bad_request("`name` must be 1 to 256 characters"));
+        }
+        let mut members: Vec<Uuid> = Vec::with_capacity(user_ids.len() + 1);
+        let mut unknown = Vec::new();
+        for text in user_ids {
+            match text.parse::<Uuid>() {
+                Ok(id) if self.store.user_exists(id)? => {
+                    if id != creator && !members.contains(&id) {
+                        members.push(id);
+                    }
+                }
+                _ => unknown.push(text.as_str()),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "unknown user ids: {}",
+                unknown.join(", ")
+            )));
+        }
+        members.push(creator);
+
+        let group_id = Uuid::new_v4();
+        let ts = self.clock.next(wall);
+        let group = GroupRecord {
+            id: group_id,
+            name: name.to_string(),
+            creator,
+            created_at: ts,
+            members,
+        };
+        let created = self.encode_group(ts, &group);
+        self.store.put_group(&group)?;
+        for member in &group.members {
+            self.store.open_membership(*member, group_id, ts)?;
+        }
+        self.store.append_group_event(group_id, ts, created.as_bytes())?;
+        self.dirty = true;
+        self.deliver_to_users(&group.members, None, &created);
+        self.groups.insert(group_id, group);
+        Ok(group_id)
+    }
+
+    /// `caller` adds `target` (themselves when `None`) to a group.
+    pub fn join(
+        &mut self,
+        caller: Uuid,
+        group_id: Uuid,
+        target: Option<Uuid>,
+        wall: u64,
+    ) -> Result<GroupView, ApiError> {
+        let group = self.group(group_id)?;
+        let target = target.unwrap_or(caller);
+        if target != caller {
+            if !self.store.user_exists(target)? {
+                return Err(ApiError::bad_request(format!("unknown user id: {target}")));
+            }
+            if !group.members.contains(&caller) {
+                return Err(ApiError::forbidden(
+                    "only a member may add someone else to a group",
+                ));
+            }
+        }
+        if group.members.contains(&target) {
+            return Err(ApiError::conflict("already a member of this group"));
+        }
+
+        let welcome_ts = self.clock.next(wall);
+        let joined_ts = self.clock.next(wall);
+        let group = self.groups.get_mut(&group_id).expect("checked above");
+        group.members.push(target);
+        let group = group.clone();
+        let welcome = self.encode_group(welcome_ts, &group);
+        let joined = encode_event(
+            event::JOINED,
+            None,
+            joined_ts,
+            &protocol::GroupUserBody {
+                group_id,
+                user_id: target,
+            },
+        );
+        self.store.put_group(&group)?;
+        self.store
+            .append_user_event(target, welcome_ts, welcome.as_bytes())?;
+        self.store.open_membership(target, group_id, joined_ts)?;
+        self.store
+            .append_group_event(group_id, joined_ts, joined.as_bytes())?;
+        self.dirty = true;
+        self.deliver_to_users(&[target], None, &welcome);
+        self.deliver_to_users(&group.members, None, &joined);
+        Ok(view(&group))
+    }
+
+    /// `caller` removes `target` (themselves when `None`) from a group.
+    pub fn leave(
+        &mut self,
+        caller: Uuid,
+        group_id: Uuid,
+        target: Option<Uuid>,
+        wall: u64,
+    ) -> Result<GroupView, ApiError> {
+        let group = self.group(group_id)?;
+        let target = target.unwrap_or(caller);
+        if target != caller {
+            if !self.store.user_exists(target)? {
+                return Err(ApiError::bad_request(format!("unknown user id: {target}")));
+            }
+            if group.creator != caller {
+                return Err(ApiError::forbidden(
+                    "only the group's creator may remove someone else",
+                ));
+            }
+        }
+        if !group.members.contains(&target) {
+            return Err(ApiError::conflict("not a member of this group"));
+        }
+
+        let ts = self.clock.next(wall);
+        let group = self.groups.get_mut(&group_id).expect("checked above");
+        group.members.retain(|m| *m != target);
+        let group = group.clone();
+        let left = encode_event(
+            event::LEFT,
+            None,
+            ts,
+            &protocol::GroupUserBody {
+                group_id,
+                user_id: target,
+            },
+        );
+        self.store.put_group(&group)?;
+        self.store.append_group_event(group_id, ts, left.as_bytes())?;
+        self.store.close_membership(target, group_id, ts)?;
+        self.dirty = true;
+        self.deliver_to_users(&group.members, None, &left);
+        self.deliver_to_users(&[target], None, &left);
+        Ok(view(&group))
+    }
+
+    // --- WebSocket RPCs ----------------------------------------------------------------------
+
+    /// Handles one text message from `conn` of `user`. Failures become a type-90 event for
+    /// that connection; a store failure is reported the same way and nothing is acknowledged.
+    pub fn handle_text(&mut self, conn: ConnId, user: Uuid, text: &str, wall: u64) {
+        let result = match protocol::decode(text) {
+            Ok(rpc) => {
+                let method = rpc_method(&rpc.call);
+                self.dispatch(conn, user, &rpc, wall).map_err(|error| RpcError {
+                    method: Some(method),
+                    id: rpc.id.clone(),
+                    error,
+                })
+            }
+            Err(err) => Err(err),
+        };
+        if let Err(err) = result {
+            self.send_error(conn, &err, wall);
+        }
+    }
+
+    /// Answers a message the server cannot take (e.g. a binary frame) with a type-90 event.
+    pub fn send_error(&mut self, conn: ConnId, err: &RpcError, wall: u64) {
+        let body = protocol::ErrorBody {
+            code: err.error.code,
+            error: &err.error.message,
+            method: err.method,
+            id: err.id.as_deref(),
+        };
+        let bytes = encode_event(event::ERROR, err.id.as_deref(), self.clock.next(wall), &body);
+        self.outbox.push(conn, Frame::Event(bytes));
+    }
+
+    fn dispatch(&mut self, conn: ConnId, user: Uuid, rpc: &Rpc, wall: u64) -> Result<(), ApiError> {
+        let id = rpc.id.as_deref();
+        match &rpc.call {
+            Call::Sync { cursor, limit } => self.sync(conn, user, id, *cursor, *limit, wall),
+            Call::Send { group_id, data } => self.send(conn, user, id, *group_id, data, wall),
+            Call::Receipt { message_id, read } => {
+                self.receipt(conn, user, *message_id, *read, wall)
+            }
+            Call::Typing { group_id, start } => self.typing(conn, user, *group_id, *start, wall),
+        }
+    }
+
+    fn send(
+        &mut self,
+        conn: ConnId,
+        user: Uuid,
+        client_id: Option<&str>,
+        group_id: Uuid,
+        data: &str,
+        wall: u64,
+    ) -> Result<(), ApiError> {
+        if data.len() > self.limits.max_data_bytes {
+            return Err(ApiError::too_large(
+                413,
+                format!("`data` over {} bytes", self.limits.max_data_bytes),
+            ));
+        }
+        self.member_group(group_id, user)?;
+        if let Some(client_id) = client_id {
+            if let Some(ack) = self.store.client_ack(user, client_id)? {
+                // A retry of a send we already stored: answer the original ack, store nothing.
+                let ack = String::from_utf8_lossy(&ack).into_owned();
+                self.outbox.push(conn, Frame::Event(ack.into()));
+                return Ok(());
+            }
+        }
+        let message_id = Uuid::new_v4();
+        let message_ts = self.clock.next(wall);
+        let message = encode_event(
+            event::MESSAGE,
+            None,
+            message_ts,
+            &protocol::MessageBody {
+                message_id,
+                data,
+                group_id,
+                user_id: user,
+            },
+        );
+        let ack_ts = self.clock.next(wall);
+        let ack = encode_event(
+            event::SENT,
+            client_id,
+            ack_ts,
+            &protocol::SentBody { message_id },
+        );
+        self.store
+            .append_group_event(group_id, message_ts, message.as_bytes())?;
+        self.store.put_message(message_id, group_id, user)?;
+        self.store.append_user_event(user, ack_ts, ack.as_bytes())?;
+        if let Some(client_id) = client_id {
+            self.store.put_client_ack(user, client_id, ack.as_bytes())?;
+        }
+        self.dirty = true;
+        self.outbox.push(conn, Frame::Event(ack));
+        let members = &self.groups[&group_id].members;
+        self.presence
+            .deliver(&mut self.outbox, members, Some(conn), &message);
+        Ok(())
+    }
+
+    fn receipt(
+        &mut self,
+        conn: ConnId,
+        user: Uuid,
+        message_id: Uuid,
+        read: bool,
+        wall: u64,
+    ) -> Result<(), ApiError> {
+        let (group_id, author) = self
+            .store
+            .message(message_id)?
+            .ok_or_else(|| ApiError::not_found("unknown message"))?;
+        self.member_group(group_id, user)?;
+        let kind = if read {
+            ReceiptKind::Read
+        } else {
+            ReceiptKind::Delivered
+        };
+        if !self.store.record_receipt(message_id, user, kind)? {
+            return Ok(());
+        }
+        let ts = self.clock.next(wall);
+        let kind = if read { event::READ } else { event::DELIVERED };
+        let receipt = encode_event(
+            kind,
+            None,
+            ts,
+            &protocol::ReceiptBody {
+                message_id,
+                group_id,
+                user_id: user,
+            },
+        );
+        self.store.append_user_event(author, ts, receipt.as_bytes())?;
+        if author != user {
+            self.store.append_user_event(user, ts, receipt.as_bytes())?;
+            self.deliver_to_users(&[author], None, &receipt);
+        }
+        self.dirty = true;
+        self.deliver_to_users(&[user], Some(conn), &receipt);
+        Ok(())
+    }
+
+    fn typing(
+        &mut self,
+        conn: ConnId,
+        user: Uuid,
+        group_id: Uuid,
+        start: bool,
+        wall: u64,
+    ) -> Result<(), ApiError> {
+        self.member_group(group_id, user)?;
+        let kind = if start {
+            event::TYPING_START
+        } else {
+            event::TYPING_END
+        };
+        let typing = encode_event(
+            kind,
+            None,
+            self.clock.next(wall),
+            &protocol::GroupUserBody {
+                group_id,
+                user_id: user,
+            },
+        );
+        let others = self.groups[&group_id].members.iter().filter(|m| **m != user);
+        self.presence
+            .deliver(&mut self.outbox, others, Some(conn), &typing);
+        Ok(())
+    }
+
+    fn sync(
+        &mut self,
+        conn: ConnId,
+        user: Uuid,
+        client_id: Option<&str>,
+        cursor: u64,
+        limit: Option<u64>,
+        wall: u64,
+    ) -> Result<(), ApiError> {
+        let limit = limit
+            .map(|l| l.min(self.limits.sync_max_limit as u64) as usize)
+            .unwrap_or(self.limits.sync_default_limit);
+        let (events, more) = self.store.events_after(user, cursor, limit)?;
+        let last = events.last().map(|(ts, _)| *ts).unwrap_or(cursor);
+        for (_, bytes) in events {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            self.outbox.push(conn, Frame::Event(text.into()));
+        }
+        let done = encode_event(
+            event::SYNC_COMPLETE,
+            client_id,
+            self.clock.next(wall),
+            &protocol::SyncCompleteBody {
+                timestamp: last,
+                more,
+            },
+        );
+        self.outbox.push(conn, Frame::Event(done));
+        Ok(())
+    }
+
+    // --- helpers -----------------------------------------------------------------------------
+
+    fn group(&self, group_id: Uuid) -> Result<&GroupRecord, ApiError> {
+        self.groups
+            .get(&group_id)
+            .ok_or_else(|| ApiError::not_found("unknown group"))
+    }
+
+    /// The group, if `user` is a member of it.
+    fn member_group(&self, group_id: Uuid, user: Uuid) -> Result<&GroupRecord, ApiError> {
+        let group = self.group(group_id)?;
+        if group.members.contains(&user) {
+            Ok(group)
+        } else {
+            Err(ApiError::not_member())
+        }
+    }
+
+    fn encode_group(&self, ts: u64, group: &GroupRecord) -> Utf8Bytes {
+        encode_event(
+            event::GROUP,
+            None,
+            ts,
+            &protocol::GroupBody {
+                group_id: group.id,
+                name: &group.name,
+                user_ids: &group.members,
+            },
+        )
+    }
+
+    fn deliver_to_users(&mut self, users: &[Uuid], except: Option<ConnId>, frame: &Utf8Bytes) {
+        self.presence.deliver(&mut self.outbox, users, except, frame);
+    }
+}
+
+/// user -> that user's live WebSocket connections on this server.
+#[derive(Debug, Default)]
+struct Presence(HashMap<Uuid, Vec<ConnId>>);
+
+impl Presence {
+    /// Queues `frame` for every live connection of `users`, except `except`.
+    fn deliver<'a>(
+        &self,
+        outbox: &mut Outbox,
+        users: impl IntoIterator<Item = &'a Uuid>,
+        except: Option<ConnId>,
+        frame: &Utf8Bytes,
+    ) {
+        for user in users {
+            for conn in self.0.get(user).into_iter().flatten() {
+                if Some(*conn) != except {
+                    outbox.push(*conn, Frame::Event(frame.clone()));
+                }
+            }
+        }
+    }
+}
+
+fn encode_event<B: Serialize>(kind: u16, id: Option<&str>, ts: u64, body: &B) -> Utf8Bytes {
+    protocol::encode(kind, id, ts, body).into()
+}
+
+fn view(group: &GroupRecord) -> GroupView {
+    GroupView {
+        group_id: group.id,
+        name: group.name.clone(),
+        user_ids: group.members.clone(),
+    }
+}
+
+fn rpc_method(call: &Call) -> i64 {
+    use protocol::method;
+    match call {
+        Call::Sync { .. } => method::SYNC,
+        Call::Send { .. } => method::SEND,
+        Call::Receipt { read: false, .. } => method::DELIVERED,
+        Call::Receipt { read: true, .. } => method::READ,
+        Call::Typing { start: true, .. } => method::TYPING_START,
+        Call::Typing { start: false, .. } => method::TYPING_END,
+    }
+}

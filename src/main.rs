@@ -1,0 +1,42 @@
+//! The `parley` binary: parse the configuration, bind, run; errors become the exit code.
+
+use std::process::ExitCode;
+
+use parley::config::{self, Command};
+use parley::server::Server;
+
+fn main() -> ExitCode {
+    let config = match config::parse(std::env::args().skip(1), |key| std::env::var(key).ok()) {
+        Ok(Command::Run(config)) => config,
+        Ok(Command::Help) => {
+            print!("{}", config::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("parley {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("parley: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut server = match Server::bind(&config) {
+        Ok(server) => server,
+        Err(err) => {
+            eprintln!("parley: cannot start: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match server.local_addr() {
+        Ok(addr) => eprintln!("parley: listening on {addr}"),
+        Err(err) => eprintln!("parley: listening (address unknown: {err})"),
+    }
+    match server.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("parley: stopped: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! The WebSocket wire format: RPCs the client sends (decoded into [`Call`]s) and events the server
+//! sends (encoded once into the bytes every recipient gets).
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+pub mod method {
+    pub const SYNC: i64 = 20;
+    pub const SEND: i64 = 40;
+    pub const DELIVERED: i64 = 41;
+    pub const READ: i64 = 42;
+    pub const TYPING_START: i64 = 60;
+    pub const TYPING_END: i64 = 61;
+}
+
+pub mod event {
+    pub const MESSAGE: u16 = 20;
+    pub const SENT: u16 = 21;
+    pub const DELIVERED: u16 = 22;
+    pub const READ: u16 = 23;
+    pub const SYNC_COMPLETE: u16 = 29;
+    pub const TYPING_START: u16 = 40;
+    pub const TYPING_END: u16 = 41;
+    pub const GROUP: u16 = 70;
+    pub const JOINED: u16 = 72;
+    pub const LEFT: u16 = 73;
+    pub const ERROR: u16 = 90;
+}
+
+/// Longest client `id` echoed back, in bytes.
+pub const MAX_CLIENT_ID_BYTES: usize = 128;
+
+/// One decoded RPC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rpc {
+    pub id: Option<String>,
+    pub call: Call,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Sync { cursor: u64, limit: Option<u64> },
+    Send { group_id: Uuid, data: String },
+    Receipt { message_id: Uuid, read: bool },
+    Typing { group_id: Uuid, start: bool },
+}
+
+/// An RPC that could not be decoded, with what is known of it for the 90 event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcError {
+    pub method: Option<i64>,
+    pub id: Option<String>,
+    pub error: ApiError,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    method: Option<&'a RawValue>,
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    timestamp: Option<&'a RawValue>,
+    #[serde(borrow)]
+    limit: Option<&'a RawValue>,
+    #[serde(borrow)]
+    body: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize, Default)]
+struct SyncBody {
+    timestamp: Option<u64>,
+    limit: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct SendBody {
+    group_id: Uuid,
+    data: String,
+}
+
+#[derive(Deserialize)]
+struct MessageRef {
+    message_id: Uuid,
+}
+
+#[derive(Deserialize)]
+struct GroupRef {
+    group_id: Uuid,
+}
+
+/// Decodes one text message. Errors carry the method and client id when they could be read, so
+/// the error event can say which RPC failed.
+pub fn decode(text: &str) -> Result<Rpc, RpcError> {
+    let envelope: Envelope = serde_json::from_str(text).map_err(|e| RpcError {
+        method: None,
+        id: None,
+        error: ApiError::bad_request(format!("expected a JSON object RPC: {e}")),
+    })?;
+    let id = match envelope.id.filter(|raw| raw.get() != "null") {
+        None => None,
+        Some(raw) => match serde_json::from_str::<String>(raw.get()) {
+            Ok(id) if !id.is_empty() && id.len() <= MAX_CLIENT_ID_BYTES => Some(id),
+            _ => {
+                return Err(RpcError {
+                    method: envelope.method.and_then(|m| m.get().parse().ok()),
+                    id: None,
+                    error: ApiError::bad_request(format!(
+                        "`id` must be a string of 1 to {MAX_CLIENT_ID_BYTES} bytes"
+                    )),
+                })
+            }
+        },
+    };
+    let fail = |method: Option<i64>, error: ApiError| RpcError {
+        method,
+        id: id.clone(),
+        error,
+    };
+    let method = match envelope.method {
+        None => return Err(fail(None, ApiError::bad_request("missing `method`"))),
+        Some(raw) => raw
+            .get()
+            .parse::<i64>()
+            .map_err(|_| fail(None, ApiError::bad_request("`method` must be an integer")))?,
+    };
+    let body = envelope.body.filter(|raw| raw.get() != "null");
+    let call = match method {
+        method::SYNC => {
+            let mut sync: SyncBody = match body {
+                Some(raw) => parse_body(raw).map_err(|e| fail(Some(method), e))?,
+                None => SyncBody::default(),
+            };
+            if let Some(raw) = envelope.timestamp.filter(|raw| raw.get() != "null") {
+                sync.timestamp = Some(
+                    parse_body(raw)
+                        .map_err(|_| fail(Some(method), ApiError::bad_request("`timestamp` must be a non-negative integer")))?,
+                );
+            }
+            if let Some(raw) = envelope.limit.filter(|raw| raw.get() != "null") {
+                sync.limit = Some(parse_body(raw).map_err(|_| {
+                    fail(Some(method), ApiError::bad_request("`limit` must be a non-negative integer"))
+                })?);
+            }
+            Call::Sync {
+                cursor: sync.timestamp.unwrap_or(0),
+                limit: sync.limit,
+            }
+        }
+        method::SEND => {
+            let send: SendBody = require_body(body).map_err(|e| fail(Some(method), e))?;
+            Call::Send {
+                group_id: send.group_id,
+                data: send.data,
+            }
+        }
+        method::DELIVERED | method::READ => {
+            let receipt: MessageRef = require_body(body).map_err(|e| fail(Some(method), e))?;
+            Call::Receipt {
+                message_id: receipt.message_id,
+                read: method == method::READ,
+            }
+        }
+        method::TYPING_START | method::TYPING_END => {
+            let typing: GroupRef = require_body(body).map_err(|e| fail(Some(method), e))?;
+            Call::Typing {
+                group_id: typing.group_id,
+                start: method == method::TYPING_START,
+            }
+        }
+        other => {
+            return Err(fail(
+                Some(other),
+                ApiError::new(400, "unknown_method", format!("unknown method {other}")),
+            ))
+        }
+    };
+    Ok(Rpc { id, call })
+}
+
+fn require_body<T: DeserializeOwned>(body: Option<&RawValue>) -> Result<T, ApiError> {
+    parse_body(body.ok_or_else(|| ApiError::bad_request("missing `body`"))?)
+}
+
+fn parse_body<T: DeserializeOwned>(raw: &RawValue) -> Result<T, ApiError> {
+    serde_json::from_str(raw.get()).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
+}
+
+/// `{"type", "id"?, "timestamp", "body"}` serialized once.
+pub fn encode<B: Serialize>(kind: u16, id: Option<&str>, timestamp: u64, body: &B) -> String {
+    #[derive(Serialize)]
+    struct Event<'a, B> {
+        #[serde(rename = "type")]
+        kind: u16,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a str>,
+        timestamp: u64,
+        body: &'a B,
+    }
+    serde_json::to_string(&Event {
+        kind,
+        id,
+        timestamp,
+        body,
+    })
+    .expect("events serialize")
+}
+
+#[derive(Serialize)]
+pub struct MessageBody<'a> {
+    pub message_id: Uuid,
+    pub data: &'a str,
+    pub group_id: Uuid,
+    pub user_id: Uuid,
+}
+
+#[derive(Serialize)]
+pub struct SentBody {
+    pub message_id: Uuid,
+}
+
+#[derive(Serialize)]
+pub struct ReceiptBody {
+    pub message_id: Uuid,
+    pub group_id: Uuid,
+    pub user_id: Uuid,
+}
+
+#[derive(Serialize)]
+pub struct SyncCompleteBody {
+    pub timestamp: u64,
+    pub more: bool,
+}
+
+/// Typing (40/41), joined (72) and left (73).
+#[derive(Serialize)]
+pub struct GroupUserBody {
+    pub group_id: Uuid,
+    pub user_id: Uuid,
+}
+
+#[derive(Serialize)]
+pub struct GroupBody<'a> {
+    pub group_id: Uuid,
+    pub name: &'a str,
+    pub user_ids: &'a [Uuid],
+}
+
+#[derive(Serialize)]
+pub struct ErrorBody<'a> {
+    pub code: &'a str,
+    pub error: &'a str,
+    pub method: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<&'a str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GROUP: &str = "95ba5e74-810d-49b4-943f-0b2753d688c9";
+
+    #[test]
+    fn decodes_the_walkthrough_rpcs() {
+        let sync = decode(r#"{"method":20, "timestamp":1532786538556}"#).unwrap();
+        assert_eq!(
+            sync.call,
+            Call::Sync {
+                cursor: 1532786538556,
+                limit: None
+            }
+        );
+        let send = decode(&format!(
+            r#"{{"method":40,"body":{{"group_id":"{GROUP}", "data":"Hello, how are you?"}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            send.call,
+            Call::Send {
+                group_id: GROUP.parse().unwrap(),
+                data: "Hello, how are you?".into()
+            }
+        );
+        let typing = decode(&format!(r#"{{"method":61,"body":{{"group_id":"{GROUP}"}}}}"#)).unwrap();
+        assert_eq!(
+            typing.call,
+            Call::Typing {
+                group_id: GROUP.parse().unwrap(),
+                start: false
+            }
+        );
+    }
+
+    #[test]
+    fn sync_cursor_and_limit_may_stand_in_body() {
+        let rpc = decode(r#"{"method":20,"id":"s1","body":{"timestamp":5,"limit":2}}"#).unwrap();
+        assert_eq!(rpc.id.as_deref(), Some("s1"));
+        assert_eq!(rpc.call, Call::Sync { cursor: 5, limit: Some(2) });
+        let bare = decode(r#"{"method":20}"#).unwrap();
+        assert_eq!(bare.call, Call::Sync { cursor: 0, limit: None });
+    }
+
+    #[test]
+    fn errors_keep_method_and_id() {
+        let err = decode(r#"{"method":99,"id":"x"}"#).unwrap_err();
+        assert_eq!((err.method, err.id.as_deref(), err.error.code), (Some(99), Some("x"), "unknown_method"));
+        let err = decode(r#"{"method":40,"id":"y","body":{"group_id":"nope","data":"d"}}"#).unwrap_err();
+        assert_eq!((err.method, err.id.as_deref(), err.error.code), (Some(40), Some("y"), "bad_request"));
+        let err = decode("not json").unwrap_err();
+        assert_eq!((err.method, err.error.code), (None, "bad_request"));
+        let err = decode(r#"{"method":20,"timestamp":-1}"#).unwrap_err();
+        assert_eq!(err.error.code, "bad_request");
+        let err = decode(r#"{"method":40,"id":7}"#).unwrap_err();
+        assert_eq!((err.method, err.error.code), (Some(40), "bad_request"));
+    }
+
+    #[test]
+    fn encodes_the_envelope_in_walkthrough_order() {
+        let id: Uuid = GROUP.parse().unwrap();
+        assert_eq!(
+            encode(event::SENT, None, 7, &SentBody { message_id: id }),
+            format!(r#"{{"type":21,"timestamp":7,"body":{{"message_id":"{GROUP}"}}}}"#)
+        );
+        assert_eq!(
+            encode(event::SENT, Some("c-17"), 7, &SentBody { message_id: id }),
+            format!(r#"{{"type":21,"id":"c-17","timestamp":7,"body":{{"message_id":"{GROUP}"}}}}"#)
+        );
+    }
+}
