@@ -93,7 +93,10 @@ pub enum Outcome {
     /// Hash or verify a password on a worker, then call [`Api::finish`].
     Hash(Pending, Work),
     /// Answer 101 and hand the connection to the WebSocket codec.
-    Upgrade { session: SessionRecord, key: String },
+    Upgrade {
+        session: SessionRecord,
+        key: String,
+    },
 }
 
 pub struct Api {
@@ -132,7 +135,8 @@ impl Api {
             Ok(route) => route,
             Err(no_route) => return Ok(Outcome::Respond(no_route.response())),
         };
-        let respond = |status, body: serde_json::Value| Ok(Outcome::Respond(Response::json(status, &body)));
+        let respond =
+            |status, body: serde_json::Value| Ok(Outcome::Respond(Response::json(status, &body)));
         match route {
             Route::Healthz => respond(200, json!({"status": "ok"})),
             Route::Register => self.register(chat, req),
@@ -159,7 +163,9 @@ impl Api {
                     user_ids: Vec<String>,
                 }
                 let body: Body = json_body(req)?;
-                let name = body.name.ok_or_else(|| ApiError::bad_request("missing `name`"))?;
+                let name = body
+                    .name
+                    .ok_or_else(|| ApiError::bad_request("missing `name`"))?;
                 let id = chat.create_group(user, &name, &body.user_ids, wall)?;
                 respond(201, json!({ "id": id }))
             }
@@ -196,7 +202,9 @@ impl Api {
         let username = body
             .username
             .ok_or_else(|| ApiError::bad_request("missing `username`"))?;
-        let email = body.email.ok_or_else(|| ApiError::bad_request("missing `email`"))?;
+        let email = body
+            .email
+            .ok_or_else(|| ApiError::bad_request("missing `email`"))?;
         let password = body
             .password
             .ok_or_else(|| ApiError::bad_request("missing `password`"))?;
@@ -348,7 +356,9 @@ impl Api {
             .clone()
             .ok_or_else(|| ApiError::bad_request("missing Sec-WebSocket-Key"))?;
         if req.websocket_version.as_deref() != Some("13") {
-            return Err(ApiError::bad_request("unsupported Sec-WebSocket-Version; use 13"));
+            return Err(ApiError::bad_request(
+                "unsupported Sec-WebSocket-Version; use 13",
+            ));
         }
         let session = chat
             .store()
@@ -379,7 +389,12 @@ impl Api {
 
 fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     if let Some(content_type) = &req.content_type {
-        let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let mime = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if mime != "application/json" && !mime.ends_with("+json") {
             return Err(ApiError::new(
                 415,
@@ -394,7 +409,9 @@ fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
 
 fn required_text(value: Option<String>, field: &str) -> Result<String, ApiError> {
     match value {
-        Some(text) if !text.trim().is_empty() && text.chars().count() <= MAX_FIELD_CHARS => Ok(text),
+        Some(text) if !text.trim().is_empty() && text.chars().count() <= MAX_FIELD_CHARS => {
+            Ok(text)
+        }
         _ => Err(ApiError::bad_request(format!(
             "`{field}` must be a string of 1 to {MAX_FIELD_CHARS} characters"
         ))),
@@ -455,17 +472,29 @@ mod tests {
         assert_eq!(route("POST", "/login"), Ok(Route::Login));
         assert_eq!(route("POST", "/sessions"), Ok(Route::CreateSession));
         assert_eq!(route("POST", "/groups"), Ok(Route::CreateGroup));
-        assert_eq!(route("PUT", &format!("/groups/{g}/join")), Ok(Route::Join(g.parse().unwrap())));
-        assert_eq!(route("PUT", &format!("/groups/{g}/left")), Ok(Route::Leave(g.parse().unwrap())));
+        assert_eq!(
+            route("PUT", &format!("/groups/{g}/join")),
+            Ok(Route::Join(g.parse().unwrap()))
+        );
+        assert_eq!(
+            route("PUT", &format!("/groups/{g}/left")),
+            Ok(Route::Leave(g.parse().unwrap()))
+        );
         assert_eq!(route("GET", "/abc?x=1"), Ok(Route::Messaging("abc".into())));
         assert_eq!(route("GET", "/healthz"), Ok(Route::Healthz));
     }
 
     #[test]
     fn wrong_method_and_unknown_path() {
-        assert_eq!(route("GET", "/users"), Err(NoRoute::MethodNotAllowed("POST")));
+        assert_eq!(
+            route("GET", "/users"),
+            Err(NoRoute::MethodNotAllowed("POST"))
+        );
         assert_eq!(route("POST", "/abc"), Err(NoRoute::MethodNotAllowed("GET")));
-        assert_eq!(route("PUT", "/groups/not-a-uuid/join"), Err(NoRoute::NotFound));
+        assert_eq!(
+            route("PUT", "/groups/not-a-uuid/join"),
+            Err(NoRoute::NotFound)
+        );
         assert_eq!(route("GET", "/"), Err(NoRoute::NotFound));
         assert_eq!(route("GET", "/a/b"), Err(NoRoute::NotFound));
         let response = NoRoute::MethodNotAllowed("POST").response();
@@ -475,7 +504,10 @@ mod tests {
 
     #[test]
     fn emails_are_checked_and_folded() {
-        assert_eq!(normalize_email(" User1@Gmail.com ").unwrap(), "user1@gmail.com");
+        assert_eq!(
+            normalize_email(" User1@Gmail.com ").unwrap(),
+            "user1@gmail.com"
+        );
         assert!(normalize_email("[email protected]").is_err());
         assert!(normalize_email("a@b@c").is_err());
         assert!(normalize_email("@b").is_err());

@@ -63,7 +63,9 @@ impl Jwt {
             .split_once(' ')
             .ok_or_else(|| ApiError::unauthorized("expected `Authorization: Bearer <token>`"))?;
         if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(ApiError::unauthorized("expected `Authorization: Bearer <token>`"));
+            return Err(ApiError::unauthorized(
+                "expected `Authorization: Bearer <token>`",
+            ));
         }
         self.verify(token.trim())
             .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))
@@ -71,7 +73,10 @@ impl Jwt {
 }
 
 /// The configured secret, or the one kept in `data_dir/jwt-secret`, created on first start.
-pub fn load_or_create_secret(configured: Option<&[u8]>, data_dir: &Path) -> std::io::Result<Vec<u8>> {
+pub fn load_or_create_secret(
+    configured: Option<&[u8]>,
+    data_dir: &Path,
+) -> std::io::Result<Vec<u8>> {
     if let Some(secret) = configured {
         return Ok(secret.to_vec());
     }

@@ -186,7 +186,8 @@ impl Chat {
         for member in &group.members {
             self.store.open_membership(*member, group_id, ts)?;
         }
-        self.store.append_group_event(group_id, ts, created.as_bytes())?;
+        self.store
+            .append_group_event(group_id, ts, created.as_bytes())?;
         self.dirty = true;
         self.deliver_to_users(&group.members, None, &created);
         self.groups.insert(group_id, group);
@@ -282,7 +283,8 @@ impl Chat {
             },
         );
         self.store.put_group(&group)?;
-        self.store.append_group_event(group_id, ts, left.as_bytes())?;
+        self.store
+            .append_group_event(group_id, ts, left.as_bytes())?;
         self.store.close_membership(target, group_id, ts)?;
         self.dirty = true;
         self.deliver_to_users(&group.members, None, &left);
@@ -298,11 +300,12 @@ impl Chat {
         let result = match protocol::decode(text) {
             Ok(rpc) => {
                 let method = rpc_method(&rpc.call);
-                self.dispatch(conn, user, &rpc, wall).map_err(|error| RpcError {
-                    method: Some(method),
-                    id: rpc.id.clone(),
-                    error,
-                })
+                self.dispatch(conn, user, &rpc, wall)
+                    .map_err(|error| RpcError {
+                        method: Some(method),
+                        id: rpc.id.clone(),
+                        error,
+                    })
             }
             Err(err) => Err(err),
         };
@@ -319,7 +322,12 @@ impl Chat {
             method: err.method,
             id: err.id.as_deref(),
         };
-        let bytes = encode_event(event::ERROR, err.id.as_deref(), self.clock.next(wall), &body);
+        let bytes = encode_event(
+            event::ERROR,
+            err.id.as_deref(),
+            self.clock.next(wall),
+            &body,
+        );
         self.outbox.push(conn, Frame::Event(bytes));
     }
 
@@ -427,7 +435,8 @@ impl Chat {
                 user_id: user,
             },
         );
-        self.store.append_user_event(author, ts, receipt.as_bytes())?;
+        self.store
+            .append_user_event(author, ts, receipt.as_bytes())?;
         if author != user {
             self.store.append_user_event(user, ts, receipt.as_bytes())?;
             self.deliver_to_users(&[author], None, &receipt);
@@ -460,7 +469,10 @@ impl Chat {
                 user_id: user,
             },
         );
-        let others = self.groups[&group_id].members.iter().filter(|m| **m != user);
+        let others = self.groups[&group_id]
+            .members
+            .iter()
+            .filter(|m| **m != user);
         self.presence
             .deliver(&mut self.outbox, others, Some(conn), &typing);
         Ok(())
@@ -529,7 +541,8 @@ impl Chat {
     }
 
     fn deliver_to_users(&mut self, users: &[Uuid], except: Option<ConnId>, frame: &Utf8Bytes) {
-        self.presence.deliver(&mut self.outbox, users, except, frame);
+        self.presence
+            .deliver(&mut self.outbox, users, except, frame);
     }
 }
 

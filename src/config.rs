@@ -90,7 +90,7 @@ pub struct Config {
 
 /// What the command line asked for.
 pub enum Command {
-    Run(Config),
+    Run(Box<Config>),
     Help,
     Version,
 }
@@ -132,7 +132,9 @@ pub fn parse(
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_string(), Some(value.to_string())),
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_string(), Some(value.to_string()))
+            }
             _ => (arg.clone(), None),
         };
         let slot = match flag.as_str() {
@@ -174,13 +176,14 @@ pub fn parse(
         None => default_hash_workers(),
     };
     let cache_bytes = match cache_mb {
-        Some(n) => n
-            .parse::<u64>()
-            .ok()
-            .filter(|n| (1..=65536).contains(n))
-            .ok_or_else(|| format!("--cache-mb {n}: expected a number from 1 to 65536"))?
-            * 1024
-            * 1024,
+        Some(n) => {
+            n.parse::<u64>()
+                .ok()
+                .filter(|n| (1..=65536).contains(n))
+                .ok_or_else(|| format!("--cache-mb {n}: expected a number from 1 to 65536"))?
+                * 1024
+                * 1024
+        }
         None => 64 * 1024 * 1024,
     };
     let jwt_secret = match env("PARLEY_JWT_SECRET") {
@@ -191,7 +194,7 @@ pub fn parse(
         None => None,
     };
 
-    Ok(Command::Run(Config {
+    Ok(Command::Run(Box::new(Config {
         listen,
         data_dir,
         public_url,
@@ -199,16 +202,16 @@ pub fn parse(
         hash_workers,
         cache_bytes,
         limits: Limits::default(),
-    }))
+    })))
 }
 
 /// Accepts `http(s)://` or `ws(s)://` with a host and an optional path prefix; returns the
 /// WebSocket form without a trailing slash.
 fn normalize_public_url(url: &str) -> Result<String, String> {
     let url = url.trim().trim_end_matches('/');
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| format!("--public-url {url}: expected http://, https://, ws:// or wss://"))?;
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        format!("--public-url {url}: expected http://, https://, ws:// or wss://")
+    })?;
     let ws_scheme = match scheme.to_ascii_lowercase().as_str() {
         "http" | "ws" => "ws",
         "https" | "wss" => "wss",
@@ -231,7 +234,7 @@ mod tests {
             .collect();
         let lookup = |key: &str| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
         match parse(args.iter().map(|s| s.to_string()), lookup)? {
-            Command::Run(config) => Ok(config),
+            Command::Run(config) => Ok(*config),
             _ => Err("not a run".into()),
         }
     }
@@ -248,7 +251,10 @@ mod tests {
     fn flags_override_environment() {
         let config = run(
             &["--listen", "127.0.0.1:0", "--data-dir=/tmp/x"],
-            &[("PARLEY_LISTEN", "0.0.0.0:9"), ("PARLEY_PUBLIC_URL", "https://chat.example.com/")],
+            &[
+                ("PARLEY_LISTEN", "0.0.0.0:9"),
+                ("PARLEY_PUBLIC_URL", "https://chat.example.com/"),
+            ],
         )
         .unwrap();
         assert_eq!(config.listen, "127.0.0.1:0".parse().unwrap());

@@ -5,7 +5,9 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 
 /// Passwords are never printed, so `Debug` is written by hand.
@@ -53,7 +55,9 @@ impl<T: Send + 'static> Hasher<T> {
                 .name(format!("parley-hash-{n}"))
                 .spawn(move || loop {
                     let next = job_rx.lock().map(|rx| rx.recv());
-                    let Ok(Ok((context, work))) = next else { return };
+                    let Ok(Ok((context, work))) = next else {
+                        return;
+                    };
                     if done_tx.send((context, run(work))).is_err() {
                         return;
                     }

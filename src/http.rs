@@ -32,7 +32,7 @@ pub enum Parsed {
     /// Not a whole request yet.
     Partial,
     /// A request and how many bytes of the buffer it used.
-    Complete(Request, usize),
+    Complete(Box<Request>, usize),
 }
 
 /// Parses one request from the front of `buf`, enforcing the head and body limits.
@@ -146,7 +146,7 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, FramingError> {
         return Ok(Parsed::Partial);
     }
     request.body = buf[head_len..total].to_vec();
-    Ok(Parsed::Complete(request, total))
+    Ok(Parsed::Complete(Box::new(request), total))
 }
 
 fn head_too_large(limits: &Limits) -> FramingError {

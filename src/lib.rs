@@ -5,14 +5,14 @@
 //! ([`api`]) or WebSocket RPCs ([`protocol`]) -> the chat core ([`chat`]) -> the store ([`store`]) ->
 //! the outbox released after one flush per tick ([`chat::Outbox`]) -> write buffers ([`server`]).
 
-pub mod config;
-pub mod server;
-pub mod http;
 pub mod api;
-pub mod protocol;
-pub mod chat;
 pub mod auth;
-pub mod hasher;
-pub mod store;
+pub mod chat;
 pub mod clock;
+pub mod config;
 pub mod error;
+pub mod hasher;
+pub mod http;
+pub mod protocol;
+pub mod server;
+pub mod store;

@@ -136,14 +136,19 @@ pub fn decode(text: &str) -> Result<Rpc, RpcError> {
                 None => SyncBody::default(),
             };
             if let Some(raw) = envelope.timestamp.filter(|raw| raw.get() != "null") {
-                sync.timestamp = Some(
-                    parse_body(raw)
-                        .map_err(|_| fail(Some(method), ApiError::bad_request("`timestamp` must be a non-negative integer")))?,
-                );
+                sync.timestamp = Some(parse_body(raw).map_err(|_| {
+                    fail(
+                        Some(method),
+                        ApiError::bad_request("`timestamp` must be a non-negative integer"),
+                    )
+                })?);
             }
             if let Some(raw) = envelope.limit.filter(|raw| raw.get() != "null") {
                 sync.limit = Some(parse_body(raw).map_err(|_| {
-                    fail(Some(method), ApiError::bad_request("`limit` must be a non-negative integer"))
+                    fail(
+                        Some(method),
+                        ApiError::bad_request("`limit` must be a non-negative integer"),
+                    )
                 })?);
             }
             Call::Sync {
@@ -286,7 +291,10 @@ mod tests {
                 data: "Hello, how are you?".into()
             }
         );
-        let typing = decode(&format!(r#"{{"method":61,"body":{{"group_id":"{GROUP}"}}}}"#)).unwrap();
+        let typing = decode(&format!(
+            r#"{{"method":61,"body":{{"group_id":"{GROUP}"}}}}"#
+        ))
+        .unwrap();
         assert_eq!(
             typing.call,
             Call::Typing {
@@ -300,17 +308,36 @@ mod tests {
     fn sync_cursor_and_limit_may_stand_in_body() {
         let rpc = decode(r#"{"method":20,"id":"s1","body":{"timestamp":5,"limit":2}}"#).unwrap();
         assert_eq!(rpc.id.as_deref(), Some("s1"));
-        assert_eq!(rpc.call, Call::Sync { cursor: 5, limit: Some(2) });
+        assert_eq!(
+            rpc.call,
+            Call::Sync {
+                cursor: 5,
+                limit: Some(2)
+            }
+        );
         let bare = decode(r#"{"method":20}"#).unwrap();
-        assert_eq!(bare.call, Call::Sync { cursor: 0, limit: None });
+        assert_eq!(
+            bare.call,
+            Call::Sync {
+                cursor: 0,
+                limit: None
+            }
+        );
     }
 
     #[test]
     fn errors_keep_method_and_id() {
         let err = decode(r#"{"method":99,"id":"x"}"#).unwrap_err();
-        assert_eq!((err.method, err.id.as_deref(), err.error.code), (Some(99), Some("x"), "unknown_method"));
-        let err = decode(r#"{"method":40,"id":"y","body":{"group_id":"nope","data":"d"}}"#).unwrap_err();
-        assert_eq!((err.method, err.id.as_deref(), err.error.code), (Some(40), Some("y"), "bad_request"));
+        assert_eq!(
+            (err.method, err.id.as_deref(), err.error.code),
+            (Some(99), Some("x"), "unknown_method")
+        );
+        let err =
+            decode(r#"{"method":40,"id":"y","body":{"group_id":"nope","data":"d"}}"#).unwrap_err();
+        assert_eq!(
+            (err.method, err.id.as_deref(), err.error.code),
+            (Some(40), Some("y"), "bad_request")
+        );
         let err = decode("not json").unwrap_err();
         assert_eq!((err.method, err.error.code), (None, "bad_request"));
         let err = decode(r#"{"method":20,"timestamp":-1}"#).unwrap_err();

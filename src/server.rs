@@ -159,7 +159,11 @@ impl Server {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let hasher = Hasher::start(config.hash_workers, limits.hash_queue, waker);
         let local = listener.local_addr()?;
-        let api = Api::new(Jwt::new(&secret), config.public_url.clone(), local.to_string());
+        let api = Api::new(
+            Jwt::new(&secret),
+            config.public_url.clone(),
+            local.to_string(),
+        );
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(limits.ws_read_buffer_bytes)
             .write_buffer_size(64 * 1024)
@@ -291,7 +295,9 @@ impl Server {
     }
 
     fn read(&mut self, key: usize, wall: u64, now: Instant) {
-        let Some(conn) = self.conns.get_mut(key) else { return };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
         if conn.dead {
             return;
         }
@@ -303,7 +309,9 @@ impl Server {
 
     fn read_http(&mut self, key: usize, wall: u64, now: Instant) {
         let conn = &mut self.conns[key];
-        let Phase::Http { inbuf, waiting } = &mut conn.phase else { return };
+        let Phase::Http { inbuf, waiting } = &mut conn.phase else {
+            return;
+        };
         if *waiting || conn.close_after_write {
             return;
         }
@@ -352,7 +360,9 @@ impl Server {
         let id = self.conn_id(key);
         loop {
             let conn = &mut self.conns[key];
-            let Phase::Http { inbuf, waiting } = &mut conn.phase else { return };
+            let Phase::Http { inbuf, waiting } = &mut conn.phase else {
+                return;
+            };
             if *waiting || conn.close_after_write || inbuf.is_empty() {
                 return;
             }
@@ -399,10 +409,15 @@ impl Server {
                         }
                     }
                 }
-                Outcome::Upgrade { session, key: ws_key } => {
+                Outcome::Upgrade {
+                    session,
+                    key: ws_key,
+                } => {
                     self.chat.respond(id, http::upgrade_response(&ws_key));
                     let conn = &mut self.conns[key];
-                    let Phase::Http { inbuf, .. } = &mut conn.phase else { return };
+                    let Phase::Http { inbuf, .. } = &mut conn.phase else {
+                        return;
+                    };
                     let leftover = std::mem::take(inbuf);
                     let has_leftover = !leftover.is_empty();
                     let ctx = WebSocketContext::from_partially_read(
@@ -428,7 +443,9 @@ impl Server {
     fn read_websocket(&mut self, key: usize, wall: u64, now: Instant) {
         let id = self.conn_id(key);
         let conn = &mut self.conns[key];
-        let Phase::WebSocket(ws) = &mut conn.phase else { return };
+        let Phase::WebSocket(ws) = &mut conn.phase else {
+            return;
+        };
         let mut wire = Wire {
             socket: &mut conn.socket,
             pending: &mut conn.out,
@@ -444,7 +461,9 @@ impl Server {
                     conn.last_active = now;
                     handled += 1;
                     match message {
-                        Message::Text(text) => self.chat.handle_text(id, ws.user, text.as_str(), wall),
+                        Message::Text(text) => {
+                            self.chat.handle_text(id, ws.user, text.as_str(), wall)
+                        }
                         Message::Binary(_) => {
                             let err = RpcError {
                                 method: None,
@@ -456,13 +475,24 @@ impl Server {
                             self.chat.send_error(id, &err, wall);
                         }
                         // Pongs and close replies are queued by tungstenite; the flush sends them.
-                        Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {}
+                        Message::Ping(_)
+                        | Message::Pong(_)
+                        | Message::Close(_)
+                        | Message::Frame(_) => {}
                     }
                 }
-                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break None,
-                Err(tungstenite::Error::Capacity(_)) => break Some((CloseCode::Size, "message too large")),
-                Err(tungstenite::Error::Utf8(_)) => break Some((CloseCode::Invalid, "invalid UTF-8")),
-                Err(tungstenite::Error::Protocol(_)) => break Some((CloseCode::Protocol, "protocol error")),
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    break None
+                }
+                Err(tungstenite::Error::Capacity(_)) => {
+                    break Some((CloseCode::Size, "message too large"))
+                }
+                Err(tungstenite::Error::Utf8(_)) => {
+                    break Some((CloseCode::Invalid, "invalid UTF-8"))
+                }
+                Err(tungstenite::Error::Protocol(_)) => {
+                    break Some((CloseCode::Protocol, "protocol error"))
+                }
                 Err(_) => {
                     self.kill(key);
                     return;
@@ -514,7 +544,9 @@ impl Server {
                 Phase::WebSocket(ws) => {
                     if idle >= self.limits.pong_timeout {
                         expired.push(key);
-                    } else if now.saturating_duration_since(ws.last_ping) >= self.limits.ping_interval {
+                    } else if now.saturating_duration_since(ws.last_ping)
+                        >= self.limits.ping_interval
+                    {
                         ws.last_ping = now;
                         let mut wire = Wire {
                             socket: &mut conn.socket,
@@ -545,7 +577,9 @@ impl Server {
     fn release_outbox(&mut self) {
         let mut outbox = std::mem::take(&mut self.chat.outbox);
         for (to, frame) in outbox.drain() {
-            let Some(conn) = self.conns.get_mut(to.key) else { continue };
+            let Some(conn) = self.conns.get_mut(to.key) else {
+                continue;
+            };
             if conn.serial != to.serial || conn.dead {
                 continue;
             }
@@ -558,7 +592,8 @@ impl Server {
                     };
                     match ws.ctx.write(&mut wire, Message::Text(text)) {
                         Ok(()) => {}
-                        Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                        }
                         // A slow consumer: its events stay stored; a reconnect and sync recover them.
                         Err(_) => {
                             self.kill(to.key);
@@ -575,7 +610,9 @@ impl Server {
     }
 
     fn flush(&mut self, key: usize) {
-        let Some(conn) = self.conns.get_mut(key) else { return };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
         conn.flush_queued = false;
         if conn.dead {
             return;
@@ -595,7 +632,11 @@ impl Server {
             Ok(()) => {
                 if conn.close_after_write {
                     self.kill(key);
-                } else if let Phase::Http { inbuf, waiting: false } = &conn.phase {
+                } else if let Phase::Http {
+                    inbuf,
+                    waiting: false,
+                } = &conn.phase
+                {
                     // Requests held back while answers were queued can go on now.
                     if !inbuf.is_empty() {
                         self.read_again.push(key);

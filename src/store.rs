@@ -116,11 +116,7 @@ impl Store {
 
     /// The last timestamp issued before the previous shutdown or crash.
     pub fn clock_floor(&self) -> StoreResult<u64> {
-        Ok(self
-            .meta
-            .get(CLOCK_KEY)?
-            .map(|v| read_u64(&v))
-            .unwrap_or(0))
+        Ok(self.meta.get(CLOCK_KEY)?.map(|v| read_u64(&v)).unwrap_or(0))
     }
 
     pub fn size_on_disk(&self) -> StoreResult<u64> {
@@ -165,7 +161,8 @@ impl Store {
     // --- sessions ----------------------------------------------------------------------------
 
     pub fn insert_session(&self, session: &SessionRecord) -> StoreResult<()> {
-        self.sessions.insert(session.id.as_bytes(), to_json(session))?;
+        self.sessions
+            .insert(session.id.as_bytes(), to_json(session))?;
         self.access_tokens
             .insert(session.access_token.as_bytes(), session.id.as_bytes())?;
         Ok(())
@@ -269,7 +266,8 @@ impl Store {
     // --- messages, receipts, client ids ------------------------------------------------------
 
     pub fn put_message(&self, message: Uuid, group: Uuid, author: Uuid) -> StoreResult<()> {
-        self.messages.insert(message.as_bytes(), pair_key(group, author))?;
+        self.messages
+            .insert(message.as_bytes(), pair_key(group, author))?;
         Ok(())
     }
 
@@ -284,7 +282,12 @@ impl Store {
     }
 
     /// Records a receipt; false when this user already gave it for this message.
-    pub fn record_receipt(&self, message: Uuid, user: Uuid, kind: ReceiptKind) -> StoreResult<bool> {
+    pub fn record_receipt(
+        &self,
+        message: Uuid,
+        user: Uuid,
+        kind: ReceiptKind,
+    ) -> StoreResult<bool> {
         let mut key = pair_key(message, user);
         key.push(kind as u8);
         Ok(self.receipts.insert(key, &[])?.is_none())
@@ -303,10 +306,7 @@ impl Store {
 
 /// Merges logs that are each sorted by timestamp into one, taking `limit` entries and telling
 /// whether more remain.
-fn merge_logs(
-    mut sources: Vec<sled::Iter>,
-    limit: usize,
-) -> StoreResult<(Vec<(u64, IVec)>, bool)> {
+fn merge_logs(mut sources: Vec<sled::Iter>, limit: usize) -> StoreResult<(Vec<(u64, IVec)>, bool)> {
     let mut heads: Vec<Option<(u64, IVec)>> = Vec::with_capacity(sources.len());
     let mut heap = BinaryHeap::new();
     for (index, source) in sources.iter_mut().enumerate() {
@@ -407,7 +407,9 @@ mod tests {
         store.append_group_event(group, 30, b"message").unwrap();
         store.close_membership(user, group, 40).unwrap();
         store.append_group_event(group, 40, b"left").unwrap();
-        store.append_group_event(group, 50, b"after leaving").unwrap();
+        store
+            .append_group_event(group, 50, b"after leaving")
+            .unwrap();
 
         let (events, more) = store.events_after(user, 0, 100).unwrap();
         let seen: Vec<(u64, &[u8])> = events.iter().map(|(t, v)| (*t, v.as_ref())).collect();
@@ -423,7 +425,10 @@ mod tests {
         assert!(!more);
 
         let (page, more) = store.events_after(user, 20, 2).unwrap();
-        assert_eq!(page.iter().map(|(t, _)| *t).collect::<Vec<_>>(), vec![25, 30]);
+        assert_eq!(
+            page.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+            vec![25, 30]
+        );
         assert!(more);
         let (rest, more) = store.events_after(user, 30, 2).unwrap();
         assert_eq!(rest.iter().map(|(t, _)| *t).collect::<Vec<_>>(), vec![40]);
