@@ -67,6 +67,8 @@ pub struct ChatLimits {
     pub max_data_bytes: usize,
     pub sync_default_limit: usize,
     pub sync_max_limit: usize,
+    /// A sync page stops after about this many bytes, so it fits the connection's outbox.
+    pub sync_max_bytes: usize,
 }
 
 pub struct Chat {
@@ -490,7 +492,9 @@ impl Chat {
         let limit = limit
             .map(|l| l.min(self.limits.sync_max_limit as u64) as usize)
             .unwrap_or(self.limits.sync_default_limit);
-        let (events, more) = self.store.events_after(user, cursor, limit)?;
+        let (events, more) =
+            self.store
+                .events_after(user, cursor, limit, self.limits.sync_max_bytes)?;
         let last = events.last().map(|(ts, _)| *ts).unwrap_or(cursor);
         for (_, bytes) in events {
             let text = String::from_utf8_lossy(&bytes).into_owned();

@@ -148,6 +148,7 @@ impl Server {
                 max_data_bytes: limits.max_data_bytes,
                 sync_default_limit: limits.sync_default_limit,
                 sync_max_limit: limits.sync_max_limit,
+                sync_max_bytes: limits.max_outbox_bytes / 2,
             },
         )
         .map_err(|e| io::Error::other(format!("loading the store: {e}")))?;

@@ -233,13 +233,14 @@ impl Store {
         Ok(())
     }
 
-    /// The user's events with a timestamp after `cursor`, oldest first, at most `limit`, and
-    /// whether more exist after the last one returned.
+    /// The user's events with a timestamp after `cursor`, oldest first, at most `limit` of them
+    /// and about `max_bytes` (at least one event), and whether more exist after the last one.
     pub fn events_after(
         &self,
         user: Uuid,
         cursor: u64,
         limit: usize,
+        max_bytes: usize,
     ) -> StoreResult<(Vec<(u64, IVec)>, bool)> {
         let first = cursor.saturating_add(1);
         let mut sources: Vec<sled::Iter> = vec![self
@@ -260,7 +261,7 @@ impl Store {
                 }
             }
         }
-        merge_logs(sources, limit)
+        merge_logs(sources, limit, max_bytes)
     }
 
     // --- messages, receipts, client ids ------------------------------------------------------
@@ -304,9 +305,13 @@ impl Store {
     }
 }
 
-/// Merges logs that are each sorted by timestamp into one, taking `limit` entries and telling
-/// whether more remain.
-fn merge_logs(mut sources: Vec<sled::Iter>, limit: usize) -> StoreResult<(Vec<(u64, IVec)>, bool)> {
+/// Merges logs that are each sorted by timestamp into one, taking up to `limit` entries and
+/// about `max_bytes`, and telling whether more remain.
+fn merge_logs(
+    mut sources: Vec<sled::Iter>,
+    limit: usize,
+    max_bytes: usize,
+) -> StoreResult<(Vec<(u64, IVec)>, bool)> {
     let mut heads: Vec<Option<(u64, IVec)>> = Vec::with_capacity(sources.len());
     let mut heap = BinaryHeap::new();
     for (index, source) in sources.iter_mut().enumerate() {
@@ -317,11 +322,13 @@ fn merge_logs(mut sources: Vec<sled::Iter>, limit: usize) -> StoreResult<(Vec<(u
         heads.push(head);
     }
     let mut out = Vec::with_capacity(limit.min(1024));
+    let mut bytes = 0;
     while let Some(Reverse((_, index))) = heap.pop() {
-        if out.len() == limit {
+        if out.len() == limit || (bytes >= max_bytes && !out.is_empty()) {
             return Ok((out, true));
         }
         let entry = heads[index].take().expect("a heap entry has a head");
+        bytes += entry.1.len();
         out.push(entry);
         let head = next_entry(&mut sources[index])?;
         if let Some((ts, _)) = &head {
@@ -411,7 +418,7 @@ mod tests {
             .append_group_event(group, 50, b"after leaving")
             .unwrap();
 
-        let (events, more) = store.events_after(user, 0, 100).unwrap();
+        let (events, more) = store.events_after(user, 0, 100, usize::MAX).unwrap();
         let seen: Vec<(u64, &[u8])> = events.iter().map(|(t, v)| (*t, v.as_ref())).collect();
         assert_eq!(
             seen,
@@ -424,15 +431,22 @@ mod tests {
         );
         assert!(!more);
 
-        let (page, more) = store.events_after(user, 20, 2).unwrap();
+        let (page, more) = store.events_after(user, 20, 2, usize::MAX).unwrap();
         assert_eq!(
             page.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
             vec![25, 30]
         );
         assert!(more);
-        let (rest, more) = store.events_after(user, 30, 2).unwrap();
+        let (rest, more) = store.events_after(user, 30, 2, usize::MAX).unwrap();
         assert_eq!(rest.iter().map(|(t, _)| *t).collect::<Vec<_>>(), vec![40]);
         assert!(!more);
+
+        let (by_size, more) = store.events_after(user, 0, 100, 1).unwrap();
+        assert_eq!(
+            by_size.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+            vec![20]
+        );
+        assert!(more);
     }
 
     #[test]
