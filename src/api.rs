@@ -16,6 +16,8 @@ use crate::store::{SessionRecord, UserRecord};
 /// One variant per endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// `GET /`: the browser client.
+    ClientPage,
     Healthz,
     Register,
     Login,
@@ -60,6 +62,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, NoRoute> {
     };
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
+        [""] => only("GET", Route::ClientPage),
         ["healthz"] => only("GET", Route::Healthz),
         ["users"] => only("POST", Route::Register),
         ["login"] => only("POST", Route::Login),
@@ -109,6 +112,9 @@ pub struct Api {
     dummy_hash: String,
 }
 
+/// The browser client, built into the binary.
+const CLIENT_PAGE: &str = include_str!("../web/index.html");
+
 const PLATFORMS: [&str; 4] = ["web", "ios", "android", "live"];
 const MAX_PASSWORD_BYTES: usize = 1024;
 const MAX_FIELD_CHARS: usize = 256;
@@ -138,6 +144,7 @@ impl Api {
         let respond =
             |status, body: serde_json::Value| Ok(Outcome::Respond(Response::json(status, &body)));
         match route {
+            Route::ClientPage => Ok(Outcome::Respond(Response::html(CLIENT_PAGE))),
             Route::Healthz => respond(200, json!({"status": "ok"})),
             Route::Register => self.register(chat, req),
             Route::Login => self.login(chat, req),
@@ -495,7 +502,8 @@ mod tests {
             route("PUT", "/groups/not-a-uuid/join"),
             Err(NoRoute::NotFound)
         );
-        assert_eq!(route("GET", "/"), Err(NoRoute::NotFound));
+        assert_eq!(route("GET", "/"), Ok(Route::ClientPage));
+        assert_eq!(route("POST", "/"), Err(NoRoute::MethodNotAllowed("GET")));
         assert_eq!(route("GET", "/a/b"), Err(NoRoute::NotFound));
         let response = NoRoute::MethodNotAllowed("POST").response();
         assert_eq!(response.status, 405);

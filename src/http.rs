@@ -160,6 +160,7 @@ fn head_too_large(limits: &Limits) -> FramingError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
+    pub content_type: &'static str,
     pub body: Vec<u8>,
     pub headers: Vec<(&'static str, String)>,
 }
@@ -168,7 +169,17 @@ impl Response {
     pub fn json(status: u16, body: &impl serde::Serialize) -> Response {
         Response {
             status,
+            content_type: "application/json",
             body: serde_json::to_vec(body).expect("responses serialize"),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn html(body: &str) -> Response {
+        Response {
+            status: 200,
+            content_type: "text/html; charset=utf-8",
+            body: body.as_bytes().to_vec(),
             headers: Vec::new(),
         }
     }
@@ -199,9 +210,10 @@ impl Response {
         let mut out = Vec::with_capacity(160 + self.body.len());
         let _ = write!(
             out,
-            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+            "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\n",
             self.status,
             reason(self.status),
+            self.content_type,
             self.body.len()
         );
         for (name, value) in &self.headers {
