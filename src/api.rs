@@ -1,6 +1,9 @@
 //! Routing and the REST handlers: a parsed request in, a response (or a password-hashing job, or
 //! a WebSocket upgrade) out. No I/O; the loop does the sockets and the worker threads.
 
+use std::net::IpAddr;
+use std::time::Instant;
+
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
@@ -11,6 +14,7 @@ use crate::chat::Chat;
 use crate::error::ApiError;
 use crate::hasher::{self, Work};
 use crate::http::{Request, Response};
+use crate::ratelimit::RateLimiter;
 use crate::store::{SessionRecord, UserRecord};
 
 /// One variant per endpoint.
@@ -27,6 +31,10 @@ pub enum Route {
     Leave(Uuid),
     /// `GET /{access_token}`: the WebSocket.
     Messaging(String),
+    /// `GET /metrics`: Prometheus text.
+    Metrics,
+    /// `GET /_echo`: a WebSocket echo for the Autobahn cases, when enabled.
+    Echo,
 }
 
 /// Why a request matched no route.
@@ -38,6 +46,13 @@ pub enum NoRoute {
 }
 
 impl NoRoute {
+    pub fn code(&self) -> &'static str {
+        match self {
+            NoRoute::NotFound => "not_found",
+            NoRoute::MethodNotAllowed(_) => "method_not_allowed",
+        }
+    }
+
     pub fn response(&self) -> Response {
         match self {
             NoRoute::NotFound => Response::error(&ApiError::not_found("no such endpoint")),
@@ -64,6 +79,8 @@ pub fn route(method: &str, path: &str) -> Result<Route, NoRoute> {
     match segments.as_slice() {
         [""] => only("GET", Route::ClientPage),
         ["healthz"] => only("GET", Route::Healthz),
+        ["metrics"] => only("GET", Route::Metrics),
+        ["_echo"] => only("GET", Route::Echo),
         ["users"] => only("POST", Route::Register),
         ["login"] => only("POST", Route::Login),
         ["sessions"] => only("POST", Route::CreateSession),
@@ -100,6 +117,12 @@ pub enum Outcome {
         session: SessionRecord,
         key: String,
     },
+    /// Answer 101 and echo every message back (`/_echo`).
+    UpgradeEcho {
+        key: String,
+    },
+    /// Answer with the loop's metrics, which only the loop can read.
+    Metrics,
 }
 
 pub struct Api {
@@ -110,6 +133,19 @@ pub struct Api {
     fallback_host: String,
     /// Verified for unknown users, so that a login takes as long for them as for a wrong password.
     dummy_hash: String,
+    /// Origins allowed to open a WebSocket; empty = any.
+    allowed_origins: Vec<String>,
+    echo_enabled: bool,
+    auth_limiter: RateLimiter,
+}
+
+/// What [`Api::new`] needs besides the signing key.
+pub struct ApiOptions {
+    pub public_url: Option<String>,
+    pub fallback_host: String,
+    pub allowed_origins: Vec<String>,
+    pub echo_enabled: bool,
+    pub auth_rate_per_minute: u32,
 }
 
 /// The browser client, built into the binary.
@@ -120,27 +156,74 @@ const MAX_PASSWORD_BYTES: usize = 1024;
 const MAX_FIELD_CHARS: usize = 256;
 
 impl Api {
-    pub fn new(jwt: Jwt, public_url: Option<String>, fallback_host: String) -> Api {
+    pub fn new(jwt: Jwt, options: ApiOptions) -> Api {
         Api {
             jwt,
-            public_url,
-            fallback_host,
+            public_url: options.public_url,
+            fallback_host: options.fallback_host,
             dummy_hash: hasher::hash_password(&auth::random_hex(16)),
+            allowed_origins: options.allowed_origins,
+            echo_enabled: options.echo_enabled,
+            auth_limiter: RateLimiter::new(options.auth_rate_per_minute),
         }
     }
 
-    pub fn handle(&self, chat: &mut Chat, req: &Request, wall: u64) -> Outcome {
-        match self.try_handle(chat, req, wall) {
-            Ok(outcome) => outcome,
-            Err(err) => Outcome::Respond(Response::error(&err)),
-        }
-    }
-
-    fn try_handle(&self, chat: &mut Chat, req: &Request, wall: u64) -> Result<Outcome, ApiError> {
+    /// Handles one request from `peer`. `wall` is the wall clock in ms, `now` the monotonic one.
+    pub fn handle(
+        &mut self,
+        chat: &mut Chat,
+        req: &Request,
+        peer: IpAddr,
+        wall: u64,
+        now: Instant,
+    ) -> Outcome {
+        chat.metrics.http_requests += 1;
         let route = match route(&req.method, &req.path) {
-            Ok(route) => route,
-            Err(no_route) => return Ok(Outcome::Respond(no_route.response())),
+            Ok(Route::Echo) if !self.echo_enabled => Err(NoRoute::NotFound),
+            other => other,
         };
+        let route = match route {
+            Ok(route) => route,
+            Err(no_route) => {
+                chat.metrics.count_error(no_route.code());
+                return Outcome::Respond(no_route.response());
+            }
+        };
+        if matches!(route, Route::Register | Route::Login) {
+            if let Err(wait) = self.auth_limiter.check(peer, now) {
+                chat.metrics.count_error("rate_limited");
+                let limited = ApiError::new(
+                    429,
+                    "rate_limited",
+                    "too many registrations or logins from this address; retry later",
+                );
+                let seconds = wait.as_secs() + 1;
+                return Outcome::Respond(
+                    Response::error(&limited).with_header("retry-after", seconds.to_string()),
+                );
+            }
+        }
+        match self.route_request(chat, route, req, wall) {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                chat.metrics.count_error(err.code);
+                Outcome::Respond(Response::error(&err))
+            }
+        }
+    }
+
+    /// Drops rate-limit state that no longer limits anyone.
+    pub fn sweep(&mut self, now: Instant) {
+        self.auth_limiter.forget_full(now);
+    }
+
+    fn route_request(
+        &self,
+        chat: &mut Chat,
+        route: Route,
+        req: &Request,
+        wall: u64,
+    ) -> Result<Outcome, ApiError> {
         let respond =
             |status, body: serde_json::Value| Ok(Outcome::Respond(Response::json(status, &body)));
         match route {
@@ -149,6 +232,10 @@ impl Api {
             Route::Register => self.register(chat, req),
             Route::Login => self.login(chat, req),
             Route::Messaging(token) => self.upgrade(chat, req, &token),
+            Route::Metrics => Ok(Outcome::Metrics),
+            Route::Echo => Ok(Outcome::UpgradeEcho {
+                key: self.check_upgrade(req)?,
+            }),
             Route::CreateSession => {
                 let user = self.authenticate(chat, req)?;
                 let session = self.create_session(chat, req, user, wall)?;
@@ -281,7 +368,10 @@ impl Api {
             (Pending::Login { .. }, _) => Err(ApiError::unauthorized("invalid credentials")),
             (Pending::Register { .. }, _) => Err(ApiError::internal("hash job answered a verify")),
         };
-        result.unwrap_or_else(|err| Response::error(&err))
+        result.unwrap_or_else(|err| {
+            chat.metrics.count_error(err.code);
+            Response::error(&err)
+        })
     }
 
     fn store_user(
@@ -355,6 +445,16 @@ impl Api {
     }
 
     fn upgrade(&self, chat: &Chat, req: &Request, token: &str) -> Result<Outcome, ApiError> {
+        let key = self.check_upgrade(req)?;
+        let session = chat
+            .store()
+            .session_by_access_token(token)?
+            .ok_or_else(|| ApiError::unauthorized("unknown messaging token"))?;
+        Ok(Outcome::Upgrade { session, key })
+    }
+
+    /// Checks a WebSocket upgrade's headers and Origin; returns its `Sec-WebSocket-Key`.
+    fn check_upgrade(&self, req: &Request) -> Result<String, ApiError> {
         if !req.wants_upgrade {
             return Err(ApiError::not_found("no such endpoint"));
         }
@@ -367,11 +467,20 @@ impl Api {
                 "unsupported Sec-WebSocket-Version; use 13",
             ));
         }
-        let session = chat
-            .store()
-            .session_by_access_token(token)?
-            .ok_or_else(|| ApiError::unauthorized("unknown messaging token"))?;
-        Ok(Outcome::Upgrade { session, key })
+        if let Some(origin) = &req.origin {
+            let origin = origin.trim_end_matches('/');
+            let allowed = self.allowed_origins.is_empty()
+                || self
+                    .allowed_origins
+                    .iter()
+                    .any(|allowed| allowed.eq_ignore_ascii_case(origin));
+            if !allowed {
+                return Err(ApiError::forbidden(
+                    "this Origin may not open a WebSocket here",
+                ));
+            }
+        }
+        Ok(key)
     }
 
     fn authenticate(&self, chat: &Chat, req: &Request) -> Result<Uuid, ApiError> {

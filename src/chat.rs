@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::protocol::{self, event, Call, Rpc, RpcError};
 use crate::store::{GroupRecord, ReceiptKind, Store, StoreResult};
 
@@ -77,6 +78,7 @@ pub struct Chat {
     groups: HashMap<Uuid, GroupRecord>,
     presence: Presence,
     pub outbox: Outbox,
+    pub metrics: Metrics,
     /// Something was written since the last commit.
     dirty: bool,
     limits: ChatLimits,
@@ -97,6 +99,7 @@ impl Chat {
             groups,
             presence: Presence::default(),
             outbox: Outbox::default(),
+            metrics: Metrics::default(),
             dirty: false,
             limits,
         })
@@ -111,17 +114,22 @@ impl Chat {
         self.dirty = true;
     }
 
-    /// Makes the tick's writes durable (one flush), if there were any.
-    pub fn commit(&mut self) -> StoreResult<()> {
-        if self.dirty {
-            self.store.commit(self.clock.last())?;
-            self.dirty = false;
+    /// Makes the tick's writes durable (one flush), if there were any; says whether it flushed.
+    pub fn commit(&mut self) -> StoreResult<bool> {
+        if !self.dirty {
+            return Ok(false);
         }
-        Ok(())
+        self.store.commit(self.clock.last())?;
+        self.dirty = false;
+        Ok(true)
     }
 
     pub fn group_count(&self) -> usize {
         self.groups.len()
+    }
+
+    pub fn users_online(&self) -> usize {
+        self.presence.0.len()
     }
 
     pub fn respond(&mut self, to: ConnId, bytes: Vec<u8>) {
@@ -302,6 +310,7 @@ impl Chat {
         let result = match protocol::decode(text) {
             Ok(rpc) => {
                 let method = rpc_method(&rpc.call);
+                *self.metrics.rpcs.entry(method).or_default() += 1;
                 self.dispatch(conn, user, &rpc, wall)
                     .map_err(|error| RpcError {
                         method: Some(method),
@@ -318,6 +327,7 @@ impl Chat {
 
     /// Answers a message the server cannot take (e.g. a binary frame) with a type-90 event.
     pub fn send_error(&mut self, conn: ConnId, err: &RpcError, wall: u64) {
+        self.metrics.count_error(err.error.code);
         let body = protocol::ErrorBody {
             code: err.error.code,
             error: &err.error.message,

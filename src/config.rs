@@ -5,25 +5,39 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::log::Level;
+
 pub const USAGE: &str = "\
 parley: a group-chat server (HTTP + WebSocket on one event loop, durable in sled)
 
 USAGE:
     parley [OPTIONS]
 
-OPTIONS (each also read from the environment variable shown):
-    --listen ADDR        address to listen on                  [PARLEY_LISTEN, default 127.0.0.1:3000]
-    --data-dir DIR       where the database and the JWT secret live
-                                                              [PARLEY_DATA_DIR, default ./parley-data]
-    --public-url URL     base URL clients reach the server at, used to build messaging_url
-                         (http(s)://host[:port] or ws(s)://...; default: the request's Host header)
-                                                              [PARLEY_PUBLIC_URL]
-    --hash-workers N     password-hashing threads              [PARLEY_HASH_WORKERS, default cores - 1, at least 1]
-    --cache-mb N         sled page cache size in MiB           [PARLEY_CACHE_MB, default 64]
-    -h, --help           print this help
-    -V, --version        print the version
+OPTIONS (each also read from the environment variable in brackets):
+    --listen ADDR                 address to listen on [PARLEY_LISTEN, default 127.0.0.1:3000]
+    --data-dir DIR                the database and the generated JWT secret
+                                  [PARLEY_DATA_DIR, default ./parley-data]
+    --public-url URL              base URL clients reach the server at, used to build
+                                  messaging_url (http(s)://host[:port] or ws(s)://...)
+                                  [PARLEY_PUBLIC_URL, default: the request's Host header]
+    --hash-workers N              password-hashing threads
+                                  [PARLEY_HASH_WORKERS, default cores - 1, at least 1]
+    --cache-mb N                  sled page cache in MiB [PARLEY_CACHE_MB, default 64]
+    --max-connections N           open connections at most [PARLEY_MAX_CONNECTIONS, default 20000]
+    --max-connections-per-ip N    open connections per client address, 0 = no cap
+                                  [PARLEY_MAX_CONNECTIONS_PER_IP, default 1000]
+    --auth-rate N                 registrations + logins per minute per client address, 0 = no
+                                  limit [PARLEY_AUTH_RATE, default 60]
+    --allowed-origins LIST        comma-separated Origins allowed to open a WebSocket; requests
+                                  without Origin (non-browser clients) are always allowed
+                                  [PARLEY_ALLOWED_ORIGINS, default: any]
+    --echo-endpoint               serve a WebSocket echo at /_echo (for the Autobahn conformance
+                                  cases; off in production) [PARLEY_ECHO_ENDPOINT=1]
+    -h, --help                    print this help
+    -V, --version                 print the version
 
 ENVIRONMENT:
+    PARLEY_LOG           log level: error, warn, info (default) or debug
     PARLEY_JWT_SECRET    secret for signing tokens (at least 32 bytes); when unset, a random secret
                          is generated on first start and kept in DATA_DIR/jwt-secret
 ";
@@ -52,8 +66,16 @@ pub struct Limits {
     pub hash_queue: usize,
     pub ping_interval: Duration,
     pub pong_timeout: Duration,
-    /// An HTTP connection with no complete request for this long is closed.
+    /// A request must arrive whole (head and body) within this long of its first byte. Beyond:
+    /// 408 and close (slowloris).
+    pub request_timeout: Duration,
+    /// A keep-alive HTTP connection with no request in progress for this long is closed.
     pub http_idle_timeout: Duration,
+    pub max_connections: usize,
+    /// 0 = no cap.
+    pub max_connections_per_ip: usize,
+    /// Registrations + logins per minute per client address; 0 = no limit.
+    pub auth_rate_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -71,7 +93,11 @@ impl Default for Limits {
             hash_queue: 256,
             ping_interval: Duration::from_secs(10),
             pong_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
             http_idle_timeout: Duration::from_secs(60),
+            max_connections: 20_000,
+            max_connections_per_ip: 1000,
+            auth_rate_per_minute: 60,
         }
     }
 }
@@ -85,6 +111,10 @@ pub struct Config {
     pub jwt_secret: Option<Vec<u8>>,
     pub hash_workers: usize,
     pub cache_bytes: u64,
+    pub log_level: Level,
+    /// Origins allowed to open a WebSocket; empty = any.
+    pub allowed_origins: Vec<String>,
+    pub echo_endpoint: bool,
     pub limits: Limits,
 }
 
@@ -105,6 +135,9 @@ impl Config {
             jwt_secret: None,
             hash_workers: default_hash_workers(),
             cache_bytes: 64 * 1024 * 1024,
+            log_level: Level::Info,
+            allowed_origins: Vec::new(),
+            echo_endpoint: false,
             limits: Limits::default(),
         }
     }
@@ -123,12 +156,19 @@ pub fn parse(
     args: impl IntoIterator<Item = String>,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Command, String> {
-    let mut listen = env("PARLEY_LISTEN");
-    let mut data_dir = env("PARLEY_DATA_DIR");
-    let mut public_url = env("PARLEY_PUBLIC_URL");
-    let mut hash_workers = env("PARLEY_HASH_WORKERS");
-    let mut cache_mb = env("PARLEY_CACHE_MB");
-
+    const OPTIONS: [(&str, &str); 10] = [
+        ("--listen", "PARLEY_LISTEN"),
+        ("--data-dir", "PARLEY_DATA_DIR"),
+        ("--public-url", "PARLEY_PUBLIC_URL"),
+        ("--hash-workers", "PARLEY_HASH_WORKERS"),
+        ("--cache-mb", "PARLEY_CACHE_MB"),
+        ("--max-connections", "PARLEY_MAX_CONNECTIONS"),
+        ("--max-connections-per-ip", "PARLEY_MAX_CONNECTIONS_PER_IP"),
+        ("--auth-rate", "PARLEY_AUTH_RATE"),
+        ("--allowed-origins", "PARLEY_ALLOWED_ORIGINS"),
+        ("--echo-endpoint", "PARLEY_ECHO_ENDPOINT"),
+    ];
+    let mut values: Vec<Option<String>> = OPTIONS.iter().map(|(_, var)| env(var)).collect();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -137,24 +177,29 @@ pub fn parse(
             }
             _ => (arg.clone(), None),
         };
-        let slot = match flag.as_str() {
+        match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
-            "--listen" => &mut listen,
-            "--data-dir" => &mut data_dir,
-            "--public-url" => &mut public_url,
-            "--hash-workers" => &mut hash_workers,
-            "--cache-mb" => &mut cache_mb,
-            _ => return Err(format!("unknown argument `{arg}` (see --help)")),
-        };
+            "--echo-endpoint" => {
+                values[9] = Some(inline.unwrap_or_else(|| "1".to_string()));
+                continue;
+            }
+            _ => {}
+        }
+        let index = OPTIONS
+            .iter()
+            .position(|(name, _)| *name == flag)
+            .ok_or_else(|| format!("unknown argument `{arg}` (see --help)"))?;
         let value = match inline {
             Some(value) => value,
             None => args
                 .next()
                 .ok_or_else(|| format!("{flag} needs a value (see --help)"))?,
         };
-        *slot = Some(value);
+        values[index] = Some(value);
     }
+    let [listen, data_dir, public_url, hash_workers, cache_mb, max_connections, per_ip, auth_rate, origins, echo] =
+        values.try_into().expect("one value per option");
 
     let listen_text = listen.unwrap_or_else(|| "127.0.0.1:3000".to_string());
     let listen = listen_text
@@ -167,24 +212,13 @@ pub fn parse(
         .filter(|u| !u.trim().is_empty())
         .map(|u| normalize_public_url(&u))
         .transpose()?;
-    let hash_workers = match hash_workers {
-        Some(n) => n
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=64).contains(n))
-            .ok_or_else(|| format!("--hash-workers {n}: expected a number from 1 to 64"))?,
-        None => default_hash_workers(),
-    };
-    let cache_bytes = match cache_mb {
-        Some(n) => {
-            n.parse::<u64>()
-                .ok()
-                .filter(|n| (1..=65536).contains(n))
-                .ok_or_else(|| format!("--cache-mb {n}: expected a number from 1 to 65536"))?
-                * 1024
-                * 1024
-        }
-        None => 64 * 1024 * 1024,
+    let hash_workers = number("--hash-workers", hash_workers, 1, 64)?
+        .map_or_else(default_hash_workers, |n| n as usize);
+    let cache_bytes = number("--cache-mb", cache_mb, 1, 65536)?.unwrap_or(64) * 1024 * 1024;
+    let log_level = match env("PARLEY_LOG") {
+        Some(text) => Level::parse(&text)
+            .ok_or_else(|| format!("PARLEY_LOG={text}: expected error, warn, info or debug"))?,
+        None => Level::Info,
     };
     let jwt_secret = match env("PARLEY_JWT_SECRET") {
         Some(secret) if secret.len() < 32 => {
@@ -193,6 +227,25 @@ pub fn parse(
         Some(secret) => Some(secret.into_bytes()),
         None => None,
     };
+    let defaults = Limits::default();
+    let limits = Limits {
+        max_connections: number("--max-connections", max_connections, 1, 1 << 24)?
+            .map_or(defaults.max_connections, |n| n as usize),
+        max_connections_per_ip: number("--max-connections-per-ip", per_ip, 0, 1 << 24)?
+            .map_or(defaults.max_connections_per_ip, |n| n as usize),
+        auth_rate_per_minute: number("--auth-rate", auth_rate, 0, 1 << 20)?
+            .map_or(defaults.auth_rate_per_minute, |n| n as u32),
+        ..defaults
+    };
+    let allowed_origins = origins
+        .map(|list| {
+            list.split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_string())
+                .filter(|o| !o.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let echo_endpoint = matches!(echo.as_deref(), Some("1" | "true" | "yes" | "on"));
 
     Ok(Command::Run(Box::new(Config {
         listen,
@@ -201,8 +254,25 @@ pub fn parse(
         jwt_secret,
         hash_workers,
         cache_bytes,
-        limits: Limits::default(),
+        log_level,
+        allowed_origins,
+        echo_endpoint,
+        limits,
     })))
+}
+
+/// A whole number option within `min..=max`, if given.
+fn number(flag: &str, value: Option<String>, min: u64, max: u64) -> Result<Option<u64>, String> {
+    match value {
+        None => Ok(None),
+        Some(text) => text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .map(Some)
+            .ok_or_else(|| format!("{flag} {text}: expected a whole number from {min} to {max}")),
+    }
 }
 
 /// Accepts `http(s)://` or `ws(s)://` with a host and an optional path prefix; returns the
@@ -260,6 +330,31 @@ mod tests {
         assert_eq!(config.listen, "127.0.0.1:0".parse().unwrap());
         assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(config.public_url.as_deref(), Some("wss://chat.example.com"));
+    }
+
+    #[test]
+    fn limits_and_switches() {
+        let config = run(
+            &[
+                "--auth-rate",
+                "0",
+                "--max-connections-per-ip=5",
+                "--echo-endpoint",
+            ],
+            &[(
+                "PARLEY_ALLOWED_ORIGINS",
+                "https://a.example, http://b.example/",
+            )],
+        )
+        .unwrap();
+        assert_eq!(config.limits.auth_rate_per_minute, 0);
+        assert_eq!(config.limits.max_connections_per_ip, 5);
+        assert!(config.echo_endpoint);
+        assert_eq!(
+            config.allowed_origins,
+            vec!["https://a.example", "http://b.example"]
+        );
+        assert!(run(&["--hash-workers", "0"], &[]).is_err());
     }
 
     #[test]

@@ -175,6 +175,16 @@ impl Response {
         }
     }
 
+    /// Prometheus text exposition.
+    pub fn metrics(body: String) -> Response {
+        Response {
+            status: 200,
+            content_type: "text/plain; version=0.0.4",
+            body: body.into_bytes(),
+            headers: Vec::new(),
+        }
+    }
+
     pub fn html(body: &str) -> Response {
         Response {
             status: 200,
@@ -246,6 +256,7 @@ fn reason(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
         409 => "Conflict",
         411 => "Length Required",
         413 => "Content Too Large",

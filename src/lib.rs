@@ -9,6 +9,10 @@ pub mod api;
 pub mod auth;
 pub mod chat;
 pub mod clock;
+pub mod metrics;
+pub mod ratelimit;
+#[macro_use]
+pub mod log;
 pub mod config;
 pub mod error;
 pub mod hasher;

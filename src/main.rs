@@ -21,6 +21,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    parley::log::set_level(config.log_level);
     let mut server = match Server::bind(&config) {
         Ok(server) => server,
         Err(err) => {
@@ -28,10 +29,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match server.local_addr() {
-        Ok(addr) => eprintln!("parley: listening on {addr}"),
-        Err(err) => eprintln!("parley: listening (address unknown: {err})"),
-    }
+    // Tests and scripts read the address from this exact line.
+    eprintln!("parley: listening on {}", server.local_addr());
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

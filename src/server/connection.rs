@@ -1,0 +1,120 @@
+//! One client connection as the loop holds it: the socket, its phase (HTTP or WebSocket), the
+//! raw bytes waiting to be written, and the socket wrapper tungstenite reads and writes through.
+
+use std::io::{self, Read, Write};
+use std::net::IpAddr;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use tungstenite::protocol::WebSocketContext;
+use uuid::Uuid;
+
+pub struct Connection {
+    pub socket: TcpStream,
+    pub ip: IpAddr,
+    /// Never reused; guards deliveries against slab key reuse.
+    pub serial: u64,
+    /// Raw bytes (HTTP answers, the 101) that go out before any WebSocket frame.
+    pub out: Vec<u8>,
+    pub phase: Phase,
+    /// The last complete request (HTTP) or frame (WebSocket).
+    pub last_active: Instant,
+    pub flush_queued: bool,
+    /// Close once everything queued is written (`Connection: close`, framing errors, a sent
+    /// close frame).
+    pub close_after_write: bool,
+    pub dead: bool,
+}
+
+pub enum Phase {
+    Http(HttpConn),
+    WebSocket(Box<WsConn>),
+}
+
+pub struct HttpConn {
+    pub inbuf: Vec<u8>,
+    /// A password hash is running for the request at the front; later ones wait.
+    pub waiting: bool,
+    /// When the first byte of the request now in `inbuf` arrived (slowloris deadline).
+    pub request_started: Option<Instant>,
+}
+
+pub struct WsConn {
+    pub ctx: WebSocketContext,
+    /// The session's user; `None` on the `/_echo` endpoint.
+    pub user: Option<Uuid>,
+    pub last_ping: Instant,
+}
+
+impl Connection {
+    pub fn new(socket: TcpStream, ip: IpAddr, serial: u64, now: Instant) -> Connection {
+        Connection {
+            socket,
+            ip,
+            serial,
+            out: Vec::new(),
+            phase: Phase::Http(HttpConn {
+                inbuf: Vec::new(),
+                waiting: false,
+                request_started: None,
+            }),
+            last_active: now,
+            flush_queued: false,
+            close_after_write: false,
+            dead: false,
+        }
+    }
+
+    /// The socket as tungstenite should see it.
+    pub fn wire(&mut self) -> (Wire<'_>, &mut Phase) {
+        (
+            Wire {
+                socket: &mut self.socket,
+                pending: &mut self.out,
+            },
+            &mut self.phase,
+        )
+    }
+}
+
+/// The socket as tungstenite sees it: raw bytes queued before the upgrade go out first, so a
+/// WebSocket frame can never overtake the 101 or an earlier pipelined answer.
+pub struct Wire<'a> {
+    socket: &'a mut TcpStream,
+    pending: &'a mut Vec<u8>,
+}
+
+impl Wire<'_> {
+    /// Writes the raw bytes; `WouldBlock` when the socket is full.
+    pub fn write_pending(&mut self) -> io::Result<()> {
+        while !self.pending.is_empty() {
+            match self.socket.write(self.pending) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for Wire<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.socket.read(buf)
+    }
+}
+
+impl Write for Wire<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_pending()?;
+        self.socket.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.write_pending()?;
+        self.socket.flush()
+    }
+}

@@ -1,0 +1,835 @@
+//! The event loop: the only code that touches mio. One thread, one `Poll`, one slab of
+//! connections (slab key = mio `Token`). Each tick: read what is ready and hand it to the HTTP
+//! parser, the REST handlers or the chat core; make the tick's writes durable with one store
+//! flush; then release the tick's outbox into the connections' write buffers and write each
+//! connection at most once.
+//!
+//! The output rule, in one place: nothing a handler produces is written during the tick. It
+//! goes into the chat core's outbox, which `release_outbox` moves into the connections only
+//! after `Chat::commit` has flushed the store.
+
+mod connection;
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
+use tungstenite::Message;
+use uuid::Uuid;
+
+use crate::api::{Api, ApiOptions, Outcome, Pending};
+use crate::auth::{self, Jwt};
+use crate::chat::{Chat, ChatLimits, ConnId, Frame};
+use crate::clock::wall_ms;
+use crate::config::{Config, Limits};
+use crate::error::ApiError;
+use crate::hasher::{Busy, Hasher};
+use crate::http::{self, Parsed, Response};
+use crate::metrics::Gauges;
+use crate::protocol::RpcError;
+use crate::store::Store;
+use connection::{Connection, Phase, WsConn};
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+const SIGNALS: Token = Token(usize::MAX - 3);
+
+/// WebSocket messages handled from one connection per tick before the others get their turn.
+const READ_BUDGET_MESSAGES: usize = 64;
+/// HTTP bytes read from one connection per tick before the others get their turn.
+const READ_BUDGET_BYTES: usize = 128 * 1024;
+/// How often pings, timeouts and rate-limit state are checked.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// How soon to retry `accept` after it failed (e.g. out of file descriptors).
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+/// How long a connection may take to drain its last bytes once we decided to close it.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// How long a graceful shutdown waits for connections to drain before exiting anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// A password-hashing job's context: who asked, what for, and whether to keep the connection.
+type HashContext = (ConnId, Pending, bool);
+
+pub struct Server {
+    poll: Poll,
+    /// `None` once shutdown has begun: no more connections are accepted.
+    listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    signals: Signals,
+    conns: Slab<Connection>,
+    conns_per_ip: HashMap<IpAddr, usize>,
+    chat: Chat,
+    api: Api,
+    hasher: Hasher<HashContext>,
+    hashes_in_flight: usize,
+    limits: Limits,
+    ws_config: WebSocketConfig,
+    next_serial: u64,
+    /// Connections with bytes to write this tick.
+    to_flush: Vec<usize>,
+    /// Connections to read again next tick: their read budget ran out, or they just became
+    /// able to go on (a hash finished, an upgrade left frames in the buffer).
+    read_again: Vec<usize>,
+    /// Connections to close at the end of the tick.
+    to_reap: Vec<usize>,
+    /// `accept` failed; try again soon instead of waiting for the next connection's edge.
+    accept_pending: bool,
+    next_sweep: Instant,
+    shutdown_deadline: Option<Instant>,
+}
+
+impl Server {
+    /// Opens the store, rebuilds the indices, binds the listener and starts the hash workers.
+    pub fn bind(config: &Config) -> io::Result<Server> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let secret = auth::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
+        let store = Store::open(&config.data_dir.join("db"), config.cache_bytes)
+            .map_err(|e| io::Error::other(format!("opening the store: {e}")))?;
+        let limits = config.limits.clone();
+        let chat = Chat::open(
+            store,
+            ChatLimits {
+                max_data_bytes: limits.max_data_bytes,
+                sync_default_limit: limits.sync_default_limit,
+                sync_max_limit: limits.sync_max_limit,
+                sync_max_bytes: limits.max_outbox_bytes / 2,
+            },
+        )
+        .map_err(|e| io::Error::other(format!("loading the store: {e}")))?;
+
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(config.listen)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let hasher = Hasher::start(config.hash_workers, limits.hash_queue, waker);
+        let local_addr = listener.local_addr()?;
+        let api = Api::new(
+            Jwt::new(&secret),
+            ApiOptions {
+                public_url: config.public_url.clone(),
+                fallback_host: local_addr.to_string(),
+                allowed_origins: config.allowed_origins.clone(),
+                echo_enabled: config.echo_endpoint,
+                auth_rate_per_minute: limits.auth_rate_per_minute,
+            },
+        );
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(limits.ws_read_buffer_bytes)
+            .write_buffer_size(64 * 1024)
+            .max_write_buffer_size(limits.max_outbox_bytes)
+            .max_message_size(Some(limits.max_ws_message_bytes))
+            .max_frame_size(Some(limits.max_ws_message_bytes));
+        Ok(Server {
+            poll,
+            listener: Some(listener),
+            local_addr,
+            signals,
+            conns: Slab::new(),
+            conns_per_ip: HashMap::new(),
+            chat,
+            api,
+            hasher,
+            hashes_in_flight: 0,
+            limits,
+            ws_config,
+            next_serial: 0,
+            to_flush: Vec::new(),
+            read_again: Vec::new(),
+            to_reap: Vec::new(),
+            accept_pending: false,
+            next_sweep: Instant::now() + SWEEP_INTERVAL,
+            shutdown_deadline: None,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Runs until SIGTERM or SIGINT has been handled (Ok), or the store fails (Err: nothing more
+    /// could be acknowledged truthfully).
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = if !self.read_again.is_empty() {
+                Duration::ZERO
+            } else if self.accept_pending {
+                ACCEPT_RETRY
+            } else {
+                self.next_sweep.saturating_duration_since(Instant::now())
+            };
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            let wall = wall_ms();
+            let again = std::mem::take(&mut self.read_again);
+
+            if self.accept_pending {
+                self.accept(now);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(now),
+                    WAKER => self.collect_hashes(wall, now),
+                    SIGNALS => {
+                        if self.signals.pending().next().is_some() {
+                            self.begin_shutdown(now);
+                        }
+                    }
+                    Token(key) => {
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.read(key, wall, now);
+                        }
+                        if event.is_writable() {
+                            self.queue_flush(key);
+                        }
+                    }
+                }
+            }
+            for key in again {
+                self.read(key, wall, now);
+            }
+            if now >= self.next_sweep {
+                self.sweep(now);
+                self.next_sweep = now + SWEEP_INTERVAL;
+            }
+
+            // Group commit: everything this tick wrote becomes durable before any of it is
+            // acknowledged. A failed flush means acks would lie, so the server stops.
+            let flush_start = Instant::now();
+            let flushed = self
+                .chat
+                .commit()
+                .map_err(|e| io::Error::other(format!("store flush failed: {e}")))?;
+            if flushed {
+                self.chat
+                    .metrics
+                    .flush_seconds
+                    .observe(flush_start.elapsed().as_secs_f64());
+            }
+            self.release_outbox();
+            for key in std::mem::take(&mut self.to_flush) {
+                self.flush(key);
+            }
+            for key in std::mem::take(&mut self.to_reap) {
+                self.close(key);
+            }
+            if !events.is_empty() {
+                self.chat
+                    .metrics
+                    .tick_seconds
+                    .observe(now.elapsed().as_secs_f64());
+            }
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.conns.is_empty() || Instant::now() >= deadline {
+                    crate::info!("stopped: {} connections left", self.conns.len());
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, now: Instant) {
+        self.accept_pending = false;
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            let (mut socket, peer) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    crate::warn!("accept failed: {e}; retrying shortly");
+                    self.accept_pending = true;
+                    return;
+                }
+            };
+            let ip = peer.ip();
+            let from_ip = self.conns_per_ip.get(&ip).copied().unwrap_or(0);
+            let refusal = if self.conns.len() >= self.limits.max_connections {
+                Some((503, "capacity", "the server is at its connection limit"))
+            } else if self.limits.max_connections_per_ip > 0
+                && from_ip >= self.limits.max_connections_per_ip
+            {
+                Some((429, "per_ip", "too many connections from this address"))
+            } else {
+                None
+            };
+            if let Some((status, reason, message)) = refusal {
+                // Best effort: one write on a fresh socket, then close.
+                let answer = Response::error(&ApiError::new(status, "rate_limited", message))
+                    .with_header("retry-after", "1")
+                    .encode(false);
+                let _ = socket.write(&answer);
+                self.chat.metrics.count_drop(reason);
+                continue;
+            }
+            let _ = socket.set_nodelay(true);
+            let entry = self.conns.vacant_entry();
+            let key = entry.key();
+            if let Err(e) = self.poll.registry().register(
+                &mut socket,
+                Token(key),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                crate::warn!("register failed: {e}");
+                continue;
+            }
+            self.next_serial += 1;
+            entry.insert(Connection::new(socket, ip, self.next_serial, now));
+            *self.conns_per_ip.entry(ip).or_default() += 1;
+            self.chat.metrics.connections_accepted += 1;
+        }
+    }
+
+    fn read(&mut self, key: usize, wall: u64, now: Instant) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.dead {
+            return;
+        }
+        match conn.phase {
+            Phase::Http(_) => self.read_http(key, wall, now),
+            Phase::WebSocket(_) => self.read_websocket(key, wall, now),
+        }
+    }
+
+    fn read_http(&mut self, key: usize, wall: u64, now: Instant) {
+        let conn = &mut self.conns[key];
+        let Phase::Http(http) = &mut conn.phase else {
+            return;
+        };
+        if http.waiting || conn.close_after_write {
+            return;
+        }
+        let mut budget_left = true;
+        let mut eof = false;
+        let had_bytes = !http.inbuf.is_empty();
+        loop {
+            if http.inbuf.len() >= READ_BUDGET_BYTES {
+                budget_left = false;
+                break;
+            }
+            let start = http.inbuf.len();
+            http.inbuf.resize(start + 4096, 0);
+            let result = io::Read::read(&mut conn.socket, &mut http.inbuf[start..]);
+            http.inbuf.truncate(start + *result.as_ref().unwrap_or(&0));
+            match result {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.kill(key);
+                    return;
+                }
+            }
+        }
+        if !had_bytes && !http.inbuf.is_empty() {
+            http.request_started = Some(now);
+        }
+        self.serve_http(key, wall, now);
+        if eof {
+            self.conns[key].close_after_write = true;
+            self.queue_flush(key);
+        } else if !budget_left {
+            self.read_again.push(key);
+        }
+    }
+
+    /// Answers the complete requests at the front of the connection's buffer, in order, until
+    /// one has to wait for a password hash, the connection upgrades, or its answers back up.
+    fn serve_http(&mut self, key: usize, wall: u64, now: Instant) {
+        let id = self.conn_id(key);
+        loop {
+            let conn = &mut self.conns[key];
+            let Phase::Http(http) = &mut conn.phase else {
+                return;
+            };
+            if http.waiting || conn.close_after_write || http.inbuf.is_empty() {
+                return;
+            }
+            if conn.out.len() >= self.limits.max_outbox_bytes {
+                // The client is not reading its answers; serve more once they drain.
+                return;
+            }
+            let request = match http::parse(&http.inbuf, &self.limits) {
+                Ok(Parsed::Partial) => return,
+                Ok(Parsed::Complete(request, used)) => {
+                    http.inbuf.drain(..used);
+                    http.request_started = (!http.inbuf.is_empty()).then_some(now);
+                    request
+                }
+                Err(framing) => {
+                    http.inbuf.clear();
+                    conn.close_after_write = true;
+                    self.chat.metrics.count_error(framing.0.code);
+                    self.chat
+                        .respond(id, Response::error(&framing.0).encode(false));
+                    return;
+                }
+            };
+            conn.last_active = now;
+            let keep_alive = request.keep_alive;
+            let ip = conn.ip;
+            match self.api.handle(&mut self.chat, &request, ip, wall, now) {
+                Outcome::Respond(response) => {
+                    self.chat.respond(id, response.encode(keep_alive));
+                    if !keep_alive {
+                        self.conns[key].close_after_write = true;
+                        return;
+                    }
+                }
+                Outcome::Metrics => {
+                    let body = self.chat.metrics.render(&self.gauges());
+                    self.chat
+                        .respond(id, Response::metrics(body).encode(keep_alive));
+                    if !keep_alive {
+                        self.conns[key].close_after_write = true;
+                        return;
+                    }
+                }
+                Outcome::Hash(pending, work) => {
+                    match self.hasher.submit((id, pending, keep_alive), work) {
+                        Ok(()) => {
+                            self.hashes_in_flight += 1;
+                            if let Phase::Http(http) = &mut self.conns[key].phase {
+                                http.waiting = true;
+                            }
+                            return;
+                        }
+                        Err(Busy) => {
+                            let busy = ApiError::new(
+                                503,
+                                "rate_limited",
+                                "too many logins and registrations in progress; retry shortly",
+                            );
+                            self.chat.metrics.count_error(busy.code);
+                            let response = Response::error(&busy).with_header("retry-after", "1");
+                            self.chat.respond(id, response.encode(keep_alive));
+                        }
+                    }
+                }
+                Outcome::Upgrade {
+                    session,
+                    key: ws_key,
+                } => {
+                    self.upgrade(key, &ws_key, Some(session.user_id), now);
+                    return;
+                }
+                Outcome::UpgradeEcho { key: ws_key } => {
+                    self.upgrade(key, &ws_key, None, now);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Answers 101 and hands the connection, with any bytes already read past the request, to
+    /// tungstenite.
+    fn upgrade(&mut self, key: usize, ws_key: &str, user: Option<Uuid>, now: Instant) {
+        let id = self.conn_id(key);
+        self.chat.respond(id, http::upgrade_response(ws_key));
+        let conn = &mut self.conns[key];
+        let Phase::Http(http) = &mut conn.phase else {
+            return;
+        };
+        let leftover = std::mem::take(&mut http.inbuf);
+        let has_leftover = !leftover.is_empty();
+        let ctx =
+            WebSocketContext::from_partially_read(leftover, Role::Server, Some(self.ws_config));
+        conn.phase = Phase::WebSocket(Box::new(WsConn {
+            ctx,
+            user,
+            last_ping: now,
+        }));
+        if let Some(user) = user {
+            self.chat.connect(user, id);
+        }
+        if has_leftover {
+            self.read_again.push(key);
+        }
+    }
+
+    fn read_websocket(&mut self, key: usize, wall: u64, now: Instant) {
+        let id = self.conn_id(key);
+        let conn = &mut self.conns[key];
+        let (mut wire, phase) = conn.wire();
+        let Phase::WebSocket(ws) = phase else { return };
+        let mut handled = 0;
+        let mut active = false;
+        let outcome = loop {
+            if handled == READ_BUDGET_MESSAGES {
+                self.read_again.push(key);
+                break Ok(());
+            }
+            let message = match ws.ctx.read(&mut wire) {
+                Ok(message) => message,
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    break Ok(())
+                }
+                Err(tungstenite::Error::Capacity(_)) => {
+                    break Err(Some((CloseCode::Size, "message too large")))
+                }
+                Err(tungstenite::Error::Utf8(_)) => {
+                    break Err(Some((CloseCode::Invalid, "invalid UTF-8")))
+                }
+                Err(tungstenite::Error::Protocol(_)) => {
+                    break Err(Some((CloseCode::Protocol, "protocol error")))
+                }
+                Err(_) => break Err(None),
+            };
+            active = true;
+            handled += 1;
+            match (message, ws.user) {
+                (message @ (Message::Text(_) | Message::Binary(_)), None) => {
+                    // The echo endpoint: straight back, outside the chat.
+                    if let Err(e) = ws.ctx.write(&mut wire, message) {
+                        if !is_would_block(&e) {
+                            break Err(None);
+                        }
+                    }
+                }
+                (Message::Text(text), Some(user)) => {
+                    self.chat.handle_text(id, user, text.as_str(), wall)
+                }
+                (Message::Binary(_), Some(_)) => {
+                    let err = RpcError {
+                        method: None,
+                        id: None,
+                        error: ApiError::bad_request(
+                            "binary messages are not supported; send JSON text",
+                        ),
+                    };
+                    self.chat.send_error(id, &err, wall);
+                }
+                // Pongs and close replies are queued by tungstenite; the flush sends them.
+                (
+                    Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_),
+                    _,
+                ) => {}
+            }
+        };
+        if active {
+            conn.last_active = now;
+        }
+        match outcome {
+            Ok(()) => self.queue_flush(key),
+            Err(Some((code, reason))) => {
+                self.chat.metrics.count_drop("protocol");
+                self.close_websocket(key, code, reason);
+            }
+            Err(None) => self.kill(key),
+        }
+    }
+
+    /// Sends a close frame and closes the connection once it is written (or after a grace
+    /// period, if the peer does not read).
+    fn close_websocket(&mut self, key: usize, code: CloseCode, reason: &'static str) {
+        let conn = &mut self.conns[key];
+        let (mut wire, phase) = conn.wire();
+        if let Phase::WebSocket(ws) = phase {
+            // Room for the close frame even when the buffer is what filled up.
+            ws.ctx
+                .set_config(|config| config.max_write_buffer_size += 1024);
+            let _ = ws.ctx.close(
+                &mut wire,
+                Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                }),
+            );
+        }
+        conn.close_after_write = true;
+        conn.last_active = Instant::now();
+        self.queue_flush(key);
+    }
+
+    /// Hands finished password hashes back to the requests that waited for them.
+    fn collect_hashes(&mut self, wall: u64, now: Instant) {
+        let finished: Vec<_> = self.hasher.finished().collect();
+        self.hashes_in_flight -= finished.len().min(self.hashes_in_flight);
+        for ((id, pending, keep_alive), outcome) in finished {
+            if !self.is_live(id) {
+                continue;
+            }
+            let response = self.api.finish(&mut self.chat, pending, outcome, wall);
+            self.chat.respond(id, response.encode(keep_alive));
+            let conn = &mut self.conns[id.key];
+            conn.last_active = now;
+            if let Phase::Http(http) = &mut conn.phase {
+                http.waiting = false;
+            }
+            if keep_alive && self.shutdown_deadline.is_none() {
+                self.read_again.push(id.key);
+            } else {
+                conn.close_after_write = true;
+            }
+        }
+    }
+
+    /// Pings WebSockets, drops those silent past the pong timeout, answers 408 to requests that
+    /// take too long to arrive, closes idle keep-alive connections and those that will not
+    /// drain after being closed.
+    fn sweep(&mut self, now: Instant) {
+        let mut expired = Vec::new();
+        let mut timed_out = Vec::new();
+        let mut pinged = Vec::new();
+        for (key, conn) in self.conns.iter_mut() {
+            let idle = now.saturating_duration_since(conn.last_active);
+            if conn.close_after_write {
+                if idle >= CLOSE_GRACE {
+                    expired.push(key);
+                }
+                continue;
+            }
+            let (mut wire, phase) = conn.wire();
+            match phase {
+                Phase::WebSocket(ws) => {
+                    if idle >= self.limits.pong_timeout {
+                        expired.push(key);
+                    } else if now.saturating_duration_since(ws.last_ping)
+                        >= self.limits.ping_interval
+                    {
+                        ws.last_ping = now;
+                        match ws.ctx.write(&mut wire, Message::Ping(Default::default())) {
+                            Err(e) if !is_would_block(&e) => expired.push(key),
+                            _ => pinged.push(key),
+                        }
+                    }
+                }
+                Phase::Http(http) if http.waiting => {}
+                Phase::Http(http) => match http.request_started {
+                    Some(started)
+                        if now.saturating_duration_since(started)
+                            >= self.limits.request_timeout =>
+                    {
+                        timed_out.push(key)
+                    }
+                    Some(_) => {}
+                    None if idle >= self.limits.http_idle_timeout => expired.push(key),
+                    None => {}
+                },
+            }
+        }
+        for key in expired {
+            self.chat.metrics.count_drop("timeout");
+            self.kill(key);
+        }
+        for key in timed_out {
+            let conn = &mut self.conns[key];
+            let late = ApiError::new(
+                408,
+                "bad_request",
+                format!(
+                    "the request did not arrive within {} s",
+                    self.limits.request_timeout.as_secs()
+                ),
+            );
+            // Not an acknowledgement of anything stored, so it need not wait for the commit.
+            conn.out
+                .extend_from_slice(&Response::error(&late).encode(false));
+            conn.close_after_write = true;
+            conn.last_active = now;
+            self.chat.metrics.count_error(late.code);
+            self.queue_flush(key);
+        }
+        for key in pinged {
+            self.queue_flush(key);
+        }
+        self.api.sweep(now);
+    }
+
+    /// Stops accepting, closes every WebSocket with 1001 and every idle HTTP connection, and
+    /// lets the loop run until they are gone or the grace period ends.
+    fn begin_shutdown(&mut self, now: Instant) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        crate::info!("shutting down: closing {} connections", self.conns.len());
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.shutdown_deadline = Some(now + SHUTDOWN_GRACE);
+        let keys: Vec<usize> = self.conns.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            match &self.conns[key].phase {
+                Phase::WebSocket(_) => {
+                    self.close_websocket(key, CloseCode::Away, "server shutting down")
+                }
+                Phase::Http(http) if http.waiting => self.conns[key].close_after_write = true,
+                Phase::Http(_) => {
+                    self.conns[key].close_after_write = true;
+                    self.queue_flush(key);
+                }
+            }
+        }
+    }
+
+    /// Moves the tick's deliveries into the connections' buffers. Runs after the commit.
+    fn release_outbox(&mut self) {
+        let mut outbox = std::mem::take(&mut self.chat.outbox);
+        for (to, frame) in outbox.drain() {
+            let Some(conn) = self.conns.get_mut(to.key) else {
+                continue;
+            };
+            if conn.serial != to.serial || conn.dead {
+                continue;
+            }
+            match frame {
+                Frame::Http(bytes) => conn.out.extend_from_slice(&bytes),
+                Frame::Event(_) if conn.close_after_write => continue,
+                Frame::Event(text) => {
+                    let (mut wire, phase) = conn.wire();
+                    let Phase::WebSocket(ws) = phase else {
+                        continue;
+                    };
+                    let kind = event_type(text.as_str());
+                    match ws.ctx.write(&mut wire, Message::Text(text)) {
+                        Err(e) if !is_would_block(&e) => {
+                            // A slow consumer: its events stay stored; a reconnect and a sync
+                            // recover them.
+                            self.chat.metrics.count_drop("slow_consumer");
+                            self.close_websocket(
+                                to.key,
+                                CloseCode::Policy,
+                                "too many events queued; reconnect and sync",
+                            );
+                            continue;
+                        }
+                        _ => *self.chat.metrics.events.entry(kind).or_default() += 1,
+                    }
+                }
+            }
+            self.queue_flush(to.key);
+        }
+        // Keep the allocation for the next tick.
+        self.chat.outbox = outbox;
+    }
+
+    fn flush(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.flush_queued = false;
+        if conn.dead {
+            return;
+        }
+        let (mut wire, phase) = conn.wire();
+        let result = match phase {
+            Phase::Http(_) => wire.write_pending().map_err(tungstenite::Error::Io),
+            Phase::WebSocket(ws) => wire
+                .write_pending()
+                .map_err(tungstenite::Error::Io)
+                .and_then(|()| ws.ctx.flush(&mut wire)),
+        };
+        match result {
+            Ok(()) if conn.close_after_write => self.kill(key),
+            Ok(()) => {
+                if let Phase::Http(http) = &conn.phase {
+                    // Requests held back while answers were queued can go on now.
+                    if !http.waiting && !http.inbuf.is_empty() {
+                        self.read_again.push(key);
+                    }
+                }
+            }
+            Err(e) if is_would_block(&e) => {}
+            Err(_) => self.kill(key),
+        }
+    }
+
+    fn queue_flush(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if !conn.flush_queued {
+                conn.flush_queued = true;
+                self.to_flush.push(key);
+            }
+        }
+    }
+
+    /// Marks a connection for closing at the end of the tick.
+    fn kill(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if !conn.dead {
+                conn.dead = true;
+                self.to_reap.push(key);
+            }
+        }
+    }
+
+    fn close(&mut self, key: usize) {
+        let id = self.conn_id(key);
+        let mut conn = self.conns.remove(key);
+        let _ = self.poll.registry().deregister(&mut conn.socket);
+        if let Some(count) = self.conns_per_ip.get_mut(&conn.ip) {
+            *count -= 1;
+            if *count == 0 {
+                self.conns_per_ip.remove(&conn.ip);
+            }
+        }
+        if let Phase::WebSocket(ws) = &conn.phase {
+            if let Some(user) = ws.user {
+                self.chat.disconnect(user, id);
+            }
+        }
+    }
+
+    fn gauges(&self) -> Gauges {
+        let websocket_connections = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.phase, Phase::WebSocket(_)))
+            .count();
+        Gauges {
+            http_connections: self.conns.len() - websocket_connections,
+            websocket_connections,
+            users_online: self.chat.users_online(),
+            groups: self.chat.group_count(),
+            hash_queue: self.hashes_in_flight,
+            store_bytes: self.chat.store().size_on_disk().unwrap_or(0),
+        }
+    }
+
+    fn conn_id(&self, key: usize) -> ConnId {
+        ConnId {
+            key,
+            serial: self.conns[key].serial,
+        }
+    }
+
+    fn is_live(&self, id: ConnId) -> bool {
+        self.conns
+            .get(id.key)
+            .is_some_and(|c| c.serial == id.serial && !c.dead)
+    }
+}
+
+fn is_would_block(err: &tungstenite::Error) -> bool {
+    matches!(err, tungstenite::Error::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// The `type` of an event we encoded: every one starts with `{"type":NN`.
+fn event_type(text: &str) -> u16 {
+    text.get(8..10).and_then(|t| t.parse().ok()).unwrap_or(0)
+}
