@@ -408,7 +408,8 @@ impl Api {
             device_id: Option<String>,
             platform: Option<String>,
             model: Option<String>,
-            build: Option<i64>,
+            // A JSON number: `102.0` is the integer 102 to JSON and to JavaScript clients.
+            build: Option<serde_json::Number>,
             name: Option<String>,
         }
         let body: Body = json_body(req)?;
@@ -420,10 +421,11 @@ impl Api {
             ));
         }
         let model = required_text(body.model, "model")?;
-        let build = match body.build {
-            Some(build) if build > 0 => build as u64,
-            _ => return Err(ApiError::bad_request("`build` must be an integer above 0")),
-        };
+        let build = body
+            .build
+            .as_ref()
+            .and_then(positive_whole_number)
+            .ok_or_else(|| ApiError::bad_request("`build` must be an integer above 0"))?;
         let name = match body.name {
             Some(name) => Some(required_text(Some(name), "name")?),
             None => None,
@@ -521,6 +523,18 @@ fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     }
     serde_json::from_slice(&req.body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// A number above 0 with no fractional part, however it is written (`3`, `3.0`, `3e0`).
+fn positive_whole_number(number: &serde_json::Number) -> Option<u64> {
+    match number.as_u64() {
+        Some(n) => Some(n),
+        None => number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 1.0 && *f <= u64::MAX as f64)
+            .map(|f| f as u64),
+    }
+    .filter(|n| *n > 0)
 }
 
 fn required_text(value: Option<String>, field: &str) -> Result<String, ApiError> {
@@ -629,6 +643,16 @@ mod tests {
         assert!(normalize_email("a@b@c").is_err());
         assert!(normalize_email("@b").is_err());
         assert!(normalize_email("a@").is_err());
+    }
+
+    #[test]
+    fn build_numbers_are_whole_and_positive() {
+        let number = |text: &str| serde_json::from_str::<serde_json::Number>(text).unwrap();
+        assert_eq!(positive_whole_number(&number("102")), Some(102));
+        assert_eq!(positive_whole_number(&number("102.0")), Some(102));
+        assert_eq!(positive_whole_number(&number("102.5")), None);
+        assert_eq!(positive_whole_number(&number("0")), None);
+        assert_eq!(positive_whole_number(&number("-3")), None);
     }
 
     #[test]
