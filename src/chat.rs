@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::protocol::{self, event, Call, Rpc, RpcError};
-use crate::store::{GroupRecord, ReceiptKind, Store, StoreResult};
+use crate::store::{Audience, GroupRecord, MessageMeta, ReceiptKind, Store, StoreResult};
 
 /// A live connection: its slab key and a serial that is never reused, so that a delivery meant
 /// for a closed connection cannot reach a new one that got the same key.
@@ -76,6 +76,10 @@ pub struct Chat {
     store: Store,
     clock: Clock,
     groups: HashMap<Uuid, GroupRecord>,
+    /// Group ids by ordinal - 1: message ids carry the ordinal, receipts find the group here.
+    group_ids: Vec<Uuid>,
+    /// Fills the random bits of message ids.
+    rng: XorShift,
     presence: Presence,
     pub outbox: Outbox,
     pub metrics: Metrics,
@@ -88,15 +92,16 @@ impl Chat {
     /// Rebuilds the in-memory indices from the store.
     pub fn open(store: Store, limits: ChatLimits) -> StoreResult<Chat> {
         let clock = Clock::new(store.clock_floor()?);
-        let groups = store
-            .all_groups()?
-            .into_iter()
-            .map(|group| (group.id, group))
-            .collect();
+        let mut records = store.all_groups()?;
+        records.sort_by_key(|group| group.ordinal);
+        let group_ids = records.iter().map(|group| group.id).collect();
+        let groups = records.into_iter().map(|group| (group.id, group)).collect();
         Ok(Chat {
             store,
             clock,
             groups,
+            group_ids,
+            rng: XorShift::seeded(),
             presence: Presence::default(),
             outbox: Outbox::default(),
             metrics: Metrics::default(),
@@ -184,11 +189,13 @@ impl Chat {
 
         let group_id = Uuid::new_v4();
         let ts = self.clock.next(wall);
+        let ordinal = self.group_ids.len() as u32 + 1;
         let group = GroupRecord {
             id: group_id,
             name: name.to_string(),
             creator,
             created_at: ts,
+            ordinal,
             members,
         };
         let created = self.encode_group(ts, &group);
@@ -197,9 +204,10 @@ impl Chat {
             self.store.open_membership(*member, group_id, ts)?;
         }
         self.store
-            .append_group_event(group_id, ts, created.as_bytes())?;
+            .append(group_id, ts, Audience::All, None, created.as_bytes());
         self.dirty = true;
         self.deliver_to_users(&group.members, None, &created);
+        self.group_ids.push(group_id);
         self.groups.insert(group_id, group);
         Ok(group_id)
     }
@@ -245,10 +253,10 @@ impl Chat {
         );
         self.store.put_group(&group)?;
         self.store
-            .append_user_event(target, welcome_ts, welcome.as_bytes())?;
+            .append(target, welcome_ts, Audience::All, None, welcome.as_bytes());
         self.store.open_membership(target, group_id, joined_ts)?;
         self.store
-            .append_group_event(group_id, joined_ts, joined.as_bytes())?;
+            .append(group_id, joined_ts, Audience::All, None, joined.as_bytes());
         self.dirty = true;
         self.deliver_to_users(&[target], None, &welcome);
         self.deliver_to_users(&group.members, None, &joined);
@@ -294,7 +302,7 @@ impl Chat {
         );
         self.store.put_group(&group)?;
         self.store
-            .append_group_event(group_id, ts, left.as_bytes())?;
+            .append(group_id, ts, Audience::All, None, left.as_bytes());
         self.store.close_membership(target, group_id, ts)?;
         self.dirty = true;
         self.deliver_to_users(&group.members, None, &left);
@@ -379,8 +387,9 @@ impl Chat {
                 return Ok(());
             }
         }
-        let message_id = Uuid::new_v4();
         let message_ts = self.clock.next(wall);
+        let ordinal = self.groups[&group_id].ordinal;
+        let message_id = message_id(message_ts, ordinal, &mut self.rng);
         let message = encode_event(
             event::MESSAGE,
             None,
@@ -399,10 +408,21 @@ impl Chat {
             ack_ts,
             &protocol::SentBody { message_id },
         );
+        let meta = MessageMeta {
+            message_id,
+            author: user,
+        };
+        self.store.append(
+            group_id,
+            message_ts,
+            Audience::All,
+            Some(meta),
+            message.as_bytes(),
+        );
+        // The ack lives in the group's stream too, visible to the sender only: one chunk write
+        // per group per tick covers both.
         self.store
-            .append_group_event(group_id, message_ts, message.as_bytes())?;
-        self.store.put_message(message_id, group_id, user)?;
-        self.store.append_user_event(user, ack_ts, ack.as_bytes())?;
+            .append(group_id, ack_ts, Audience::Only(user), None, ack.as_bytes());
         if let Some(client_id) = client_id {
             self.store.put_client_ack(user, client_id, ack.as_bytes())?;
         }
@@ -422,10 +442,16 @@ impl Chat {
         read: bool,
         wall: u64,
     ) -> Result<(), ApiError> {
-        let (group_id, author) = self
+        let unknown = || ApiError::not_found("unknown message");
+        let (ts, ordinal) = message_location(message_id);
+        let group_id = *self
+            .group_ids
+            .get((ordinal as usize).wrapping_sub(1))
+            .ok_or_else(unknown)?;
+        let author = self
             .store
-            .message(message_id)?
-            .ok_or_else(|| ApiError::not_found("unknown message"))?;
+            .message_author(group_id, ts, message_id)?
+            .ok_or_else(unknown)?;
         self.member_group(group_id, user)?;
         let kind = if read {
             ReceiptKind::Read
@@ -448,9 +474,10 @@ impl Chat {
             },
         );
         self.store
-            .append_user_event(author, ts, receipt.as_bytes())?;
+            .append(author, ts, Audience::All, None, receipt.as_bytes());
         if author != user {
-            self.store.append_user_event(user, ts, receipt.as_bytes())?;
+            self.store
+                .append(user, ts, Audience::All, None, receipt.as_bytes());
             self.deliver_to_users(&[author], None, &receipt);
         }
         self.dirty = true;
@@ -507,7 +534,8 @@ impl Chat {
                 .events_after(user, cursor, limit, self.limits.sync_max_bytes)?;
         let last = events.last().map(|(ts, _)| *ts).unwrap_or(cursor);
         for (_, bytes) in events {
-            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let text = String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
             self.outbox.push(conn, Frame::Event(text.into()));
         }
         let done = encode_event(
@@ -583,6 +611,43 @@ impl Presence {
     }
 }
 
+/// A message id: a UUID (version 8) that says where the message is stored, so receipts need no
+/// index: bytes 0..6 the message's timestamp, 9..13 its group's ordinal, the rest random.
+fn message_id(ts: u64, group_ordinal: u32, rng: &mut XorShift) -> Uuid {
+    let mut bytes = rng.next().to_le_bytes().repeat(2);
+    bytes[..6].copy_from_slice(&ts.to_be_bytes()[2..]);
+    bytes[9..13].copy_from_slice(&group_ordinal.to_be_bytes());
+    Uuid::new_v8(bytes.try_into().expect("16 bytes"))
+}
+
+/// The timestamp and group ordinal a message id carries (garbage for ids we did not make,
+/// which then match no stored message).
+fn message_location(id: Uuid) -> (u64, u32) {
+    let bytes = id.as_bytes();
+    let mut ts = [0u8; 8];
+    ts[2..].copy_from_slice(&bytes[..6]);
+    let ordinal = u32::from_be_bytes(bytes[9..13].try_into().expect("4 bytes"));
+    (u64::from_be_bytes(ts), ordinal)
+}
+
+/// A fast generator for the non-secret random bits of message ids (they only make ids from
+/// different servers unlikely to collide; uniqueness here comes from the timestamp).
+struct XorShift(u64);
+
+impl XorShift {
+    fn seeded() -> XorShift {
+        let seed = u64::from_str_radix(&crate::auth::random_hex(8), 16).unwrap_or(0x9E37_79B9);
+        XorShift(seed | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
 fn encode_event<B: Serialize>(kind: u16, id: Option<&str>, ts: u64, body: &B) -> Utf8Bytes {
     protocol::encode(kind, id, ts, body).into()
 }
@@ -604,5 +669,20 @@ fn rpc_method(call: &Call) -> i64 {
         Call::Receipt { read: true, .. } => method::READ,
         Call::Typing { start: true, .. } => method::TYPING_START,
         Call::Typing { start: false, .. } => method::TYPING_END,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_carry_their_location() {
+        let mut rng = XorShift(42);
+        let ts = 1_795_570_339_419;
+        let id = message_id(ts, 7, &mut rng);
+        assert_eq!(id.get_version_num(), 8);
+        assert_eq!(message_location(id), (ts, 7));
+        assert_ne!(id, message_id(ts, 7, &mut rng));
     }
 }

@@ -1,10 +1,13 @@
 //! Everything durable, in sled: users, sessions, groups, memberships and the event log.
 //!
-//! The event log is kept per group (messages and group events, written once whatever the group
-//! size) and per user (acks, receipts, the 70 a joiner gets). A sync merges the user's own log with
-//! the logs of the groups they belonged to, each bounded by the membership intervals, so its cost
-//! follows what it returns plus the user's groups. Writes of a tick become durable together in
+//! The event log ([`log`]) keeps one stream per group (messages, group events, and each sender's
+//! ack, visible to the sender only) and one per user (receipts, the 70 a joiner gets); a message
+//! is written once whatever the group size. A sync merges the user's stream with the streams of
+//! the groups they belonged to, each bounded by the membership intervals, so its cost follows
+//! what it returns plus the user's groups. Writes of a tick become durable together in
 //! [`Store::commit`], called once per loop tick before any ack leaves.
+
+pub mod log;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -14,7 +17,13 @@ use serde::{Deserialize, Serialize};
 use sled::{IVec, Tree};
 use uuid::Uuid;
 
+pub use log::{Audience, MessageMeta};
+use log::{EventLog, StreamReader};
+
 pub type StoreResult<T> = Result<T, sled::Error>;
+
+/// An event as stored: its timestamp and the bytes sent to clients.
+pub type StoredEvent = (u64, Vec<u8>);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UserRecord {
@@ -44,6 +53,8 @@ pub struct GroupRecord {
     pub name: String,
     pub creator: Uuid,
     pub created_at: u64,
+    /// A small number unique to the group, carried inside its message ids.
+    pub ordinal: u32,
     /// Current members in the order they joined (the creator of a new group last, as in event 70).
     pub members: Vec<Uuid>,
 }
@@ -72,15 +83,16 @@ pub struct Store {
     access_tokens: Tree,
     groups: Tree,
     memberships: Tree,
-    group_events: Tree,
-    user_events: Tree,
-    messages: Tree,
+    log: EventLog,
     receipts: Tree,
     client_ids: Tree,
     meta: Tree,
 }
 
 const CLOCK_KEY: &[u8] = b"clock";
+const FORMAT_KEY: &[u8] = b"format";
+/// Bumped whenever the layout changes in a way older data cannot be read with.
+const FORMAT: u64 = 2;
 
 impl Store {
     pub fn open(dir: &Path, cache_bytes: u64) -> StoreResult<Store> {
@@ -88,6 +100,19 @@ impl Store {
             .path(dir)
             .cache_capacity(cache_bytes)
             .open()?;
+        let meta = db.open_tree("meta")?;
+        match meta.get(FORMAT_KEY)? {
+            None if db.tree_names().len() <= 2 => {
+                meta.insert(FORMAT_KEY, &FORMAT.to_be_bytes())?;
+            }
+            Some(version) if read_u64(&version) == FORMAT => {}
+            found => {
+                let found = found.map_or(0, |v| read_u64(&v));
+                return Err(sled::Error::Unsupported(format!(
+                    "data directory has store format {found}; this parley reads format {FORMAT}"
+                )));
+            }
+        }
         Ok(Store {
             users: db.open_tree("users")?,
             usernames: db.open_tree("usernames")?,
@@ -96,19 +121,18 @@ impl Store {
             access_tokens: db.open_tree("access_tokens")?,
             groups: db.open_tree("groups")?,
             memberships: db.open_tree("memberships")?,
-            group_events: db.open_tree("group_events")?,
-            user_events: db.open_tree("user_events")?,
-            messages: db.open_tree("messages")?,
+            log: EventLog::new(db.open_tree("log")?),
             receipts: db.open_tree("receipts")?,
             client_ids: db.open_tree("client_ids")?,
-            meta: db.open_tree("meta")?,
+            meta,
             db,
         })
     }
 
     /// Makes every write since the last commit durable, recording the clock so that timestamps
     /// keep increasing across restarts.
-    pub fn commit(&self, clock_last: u64) -> StoreResult<()> {
+    pub fn commit(&mut self, clock_last: u64) -> StoreResult<()> {
+        self.log.flush_into_tree()?;
         self.meta.insert(CLOCK_KEY, &clock_last.to_be_bytes())?;
         self.db.flush()?;
         Ok(())
@@ -223,14 +247,26 @@ impl Store {
 
     // --- events ------------------------------------------------------------------------------
 
-    pub fn append_group_event(&self, group: Uuid, ts: u64, event: &[u8]) -> StoreResult<()> {
-        self.group_events.insert(log_key(group, ts), event)?;
-        Ok(())
+    /// Appends an event to a group's or a user's stream; durable at the next [`Store::commit`].
+    pub fn append(
+        &mut self,
+        stream: Uuid,
+        ts: u64,
+        audience: Audience,
+        message: Option<MessageMeta>,
+        event: &[u8],
+    ) {
+        self.log.append(stream, ts, audience, message, event);
     }
 
-    pub fn append_user_event(&self, user: Uuid, ts: u64, event: &[u8]) -> StoreResult<()> {
-        self.user_events.insert(log_key(user, ts), event)?;
-        Ok(())
+    /// The author of a message, found from where its id says it is stored.
+    pub fn message_author(
+        &self,
+        group: Uuid,
+        ts: u64,
+        message_id: Uuid,
+    ) -> StoreResult<Option<Uuid>> {
+        self.log.message_author(group, ts, message_id)
     }
 
     /// The user's events with a timestamp after `cursor`, oldest first, at most `limit` of them
@@ -241,11 +277,9 @@ impl Store {
         cursor: u64,
         limit: usize,
         max_bytes: usize,
-    ) -> StoreResult<(Vec<(u64, IVec)>, bool)> {
+    ) -> StoreResult<(Vec<StoredEvent>, bool)> {
         let first = cursor.saturating_add(1);
-        let mut sources: Vec<sled::Iter> = vec![self
-            .user_events
-            .range(log_key(user, first)..=log_key(user, u64::MAX))];
+        let mut sources = vec![self.log.reader(user, first, u64::MAX, user)?];
         for entry in self.memberships.scan_prefix(user.as_bytes()) {
             let (key, value) = entry?;
             let group = Uuid::from_slice(&key[16..32]).unwrap_or_default();
@@ -254,33 +288,14 @@ impl Store {
                 let from = interval.from.max(first);
                 let to = interval.to.unwrap_or(u64::MAX);
                 if from <= to {
-                    sources.push(
-                        self.group_events
-                            .range(log_key(group, from)..=log_key(group, to)),
-                    );
+                    sources.push(self.log.reader(group, from, to, user)?);
                 }
             }
         }
-        merge_logs(sources, limit, max_bytes)
+        merge_streams(sources, limit, max_bytes)
     }
 
     // --- messages, receipts, client ids ------------------------------------------------------
-
-    pub fn put_message(&self, message: Uuid, group: Uuid, author: Uuid) -> StoreResult<()> {
-        self.messages
-            .insert(message.as_bytes(), pair_key(group, author))?;
-        Ok(())
-    }
-
-    /// The group and the author of a message.
-    pub fn message(&self, message: Uuid) -> StoreResult<Option<(Uuid, Uuid)>> {
-        Ok(self.messages.get(message.as_bytes())?.and_then(|v| {
-            Some((
-                Uuid::from_slice(v.get(..16)?).ok()?,
-                Uuid::from_slice(v.get(16..32)?).ok()?,
-            ))
-        }))
-    }
 
     /// Records a receipt; false when this user already gave it for this message.
     pub fn record_receipt(
@@ -305,17 +320,17 @@ impl Store {
     }
 }
 
-/// Merges logs that are each sorted by timestamp into one, taking up to `limit` entries and
+/// Merges streams that are each sorted by timestamp into one, taking up to `limit` entries and
 /// about `max_bytes`, and telling whether more remain.
-fn merge_logs(
-    mut sources: Vec<sled::Iter>,
+fn merge_streams(
+    mut sources: Vec<StreamReader>,
     limit: usize,
     max_bytes: usize,
-) -> StoreResult<(Vec<(u64, IVec)>, bool)> {
-    let mut heads: Vec<Option<(u64, IVec)>> = Vec::with_capacity(sources.len());
+) -> StoreResult<(Vec<StoredEvent>, bool)> {
+    let mut heads: Vec<Option<StoredEvent>> = Vec::with_capacity(sources.len());
     let mut heap = BinaryHeap::new();
     for (index, source) in sources.iter_mut().enumerate() {
-        let head = next_entry(source)?;
+        let head = source.next_entry()?;
         if let Some((ts, _)) = &head {
             heap.push(Reverse((*ts, index)));
         }
@@ -330,31 +345,13 @@ fn merge_logs(
         let entry = heads[index].take().expect("a heap entry has a head");
         bytes += entry.1.len();
         out.push(entry);
-        let head = next_entry(&mut sources[index])?;
+        let head = sources[index].next_entry()?;
         if let Some((ts, _)) = &head {
             heap.push(Reverse((*ts, index)));
         }
         heads[index] = head;
     }
     Ok((out, false))
-}
-
-fn next_entry(source: &mut sled::Iter) -> StoreResult<Option<(u64, IVec)>> {
-    match source.next() {
-        None => Ok(None),
-        Some(entry) => {
-            let (key, value) = entry?;
-            Ok(Some((read_u64(&key[16..]), value)))
-        }
-    }
-}
-
-/// `id ++ timestamp` (big-endian), so a prefix scan walks one log in time order.
-pub fn log_key(id: Uuid, ts: u64) -> [u8; 24] {
-    let mut key = [0u8; 24];
-    key[..16].copy_from_slice(id.as_bytes());
-    key[16..].copy_from_slice(&ts.to_be_bytes());
-    key
 }
 
 fn pair_key(a: Uuid, b: Uuid) -> Vec<u8> {
@@ -396,57 +393,92 @@ mod tests {
         (dir, store)
     }
 
-    #[test]
-    fn log_keys_sort_by_id_then_time() {
-        let a = Uuid::from_u128(1);
-        assert!(log_key(a, 255) < log_key(a, 256));
-        assert!(log_key(a, u64::MAX) < log_key(Uuid::from_u128(2), 0));
+    fn timestamps(events: &[(u64, Vec<u8>)]) -> Vec<u64> {
+        events.iter().map(|(ts, _)| *ts).collect()
     }
 
     #[test]
-    fn sync_merges_own_and_group_logs_within_membership() {
-        let (_dir, store) = store();
-        let (user, group) = (Uuid::from_u128(1), Uuid::from_u128(2));
-        store.append_group_event(group, 10, b"before join").unwrap();
+    fn sync_merges_own_and_group_streams_within_membership() {
+        let (_dir, mut store) = store();
+        let (user, other, group) = (Uuid::from_u128(1), Uuid::from_u128(9), Uuid::from_u128(2));
+        store.append(group, 10, Audience::All, None, b"before join");
+        store.commit(10).unwrap();
         store.open_membership(user, group, 20).unwrap();
-        store.append_group_event(group, 20, b"joined").unwrap();
-        store.append_user_event(user, 25, b"ack").unwrap();
-        store.append_group_event(group, 30, b"message").unwrap();
-        store.close_membership(user, group, 40).unwrap();
-        store.append_group_event(group, 40, b"left").unwrap();
-        store
-            .append_group_event(group, 50, b"after leaving")
-            .unwrap();
-
-        let (events, more) = store.events_after(user, 0, 100, usize::MAX).unwrap();
-        let seen: Vec<(u64, &[u8])> = events.iter().map(|(t, v)| (*t, v.as_ref())).collect();
-        assert_eq!(
-            seen,
-            vec![
-                (20, &b"joined"[..]),
-                (25, b"ack"),
-                (30, b"message"),
-                (40, b"left")
-            ]
+        store.append(group, 20, Audience::All, None, b"joined");
+        store.append(user, 25, Audience::All, None, b"receipt");
+        store.append(group, 30, Audience::All, None, b"message");
+        store.append(
+            group,
+            31,
+            Audience::Only(other),
+            None,
+            b"someone else's ack",
         );
-        assert!(!more);
+        store.commit(31).unwrap();
+        store.append(group, 32, Audience::Only(user), None, b"my ack");
+        store.close_membership(user, group, 40).unwrap();
+        store.append(group, 40, Audience::All, None, b"left");
+        store.append(group, 50, Audience::All, None, b"after leaving");
+
+        // Read before and after the commit: the tick's own chunks are visible either way.
+        for commit in [false, true] {
+            if commit {
+                store.commit(50).unwrap();
+            }
+            let (events, more) = store.events_after(user, 0, 100, usize::MAX).unwrap();
+            let seen: Vec<(u64, &[u8])> = events.iter().map(|(t, v)| (*t, v.as_slice())).collect();
+            assert_eq!(
+                seen,
+                vec![
+                    (20, &b"joined"[..]),
+                    (25, b"receipt"),
+                    (30, b"message"),
+                    (32, b"my ack"),
+                    (40, b"left")
+                ]
+            );
+            assert!(!more);
+        }
 
         let (page, more) = store.events_after(user, 20, 2, usize::MAX).unwrap();
-        assert_eq!(
-            page.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
-            vec![25, 30]
-        );
-        assert!(more);
+        assert_eq!((timestamps(&page), more), (vec![25, 30], true));
         let (rest, more) = store.events_after(user, 30, 2, usize::MAX).unwrap();
-        assert_eq!(rest.iter().map(|(t, _)| *t).collect::<Vec<_>>(), vec![40]);
-        assert!(!more);
-
+        assert_eq!((timestamps(&rest), more), (vec![32, 40], false));
         let (by_size, more) = store.events_after(user, 0, 100, 1).unwrap();
+        assert_eq!((timestamps(&by_size), more), (vec![20], true));
+    }
+
+    #[test]
+    fn finds_a_message_author_by_where_it_is_stored() {
+        let (_dir, mut store) = store();
+        let (group, author, id) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let meta = MessageMeta {
+            message_id: id,
+            author,
+        };
+        store.append(group, 100, Audience::All, Some(meta), b"m");
+        assert_eq!(store.message_author(group, 100, id).unwrap(), Some(author));
+        store.commit(100).unwrap();
+        store.append(group, 200, Audience::All, None, b"later");
+        assert_eq!(store.message_author(group, 100, id).unwrap(), Some(author));
         assert_eq!(
-            by_size.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
-            vec![20]
+            store
+                .message_author(group, 100, Uuid::from_u128(4))
+                .unwrap(),
+            None
         );
-        assert!(more);
+        assert_eq!(store.message_author(group, 99, id).unwrap(), None);
+    }
+
+    #[test]
+    fn refuses_another_format() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), 1 << 20).unwrap();
+            store.meta.insert(FORMAT_KEY, &1u64.to_be_bytes()).unwrap();
+            store.db.flush().unwrap();
+        }
+        assert!(Store::open(dir.path(), 1 << 20).is_err());
     }
 
     #[test]

@@ -1,0 +1,315 @@
+//! The event log. Every event is appended to a stream (a group's or a user's) and stored as one
+//! sled value per stream per tick, a "chunk", so a tick costs one insert per active stream rather
+//! than one per event. The tick's chunks stay in memory until [`EventLog::flush_into`], and reads
+//! see them too, so a sync in the same tick as a send misses nothing.
+//!
+//! Chunk layout, entries back to back, integers little-endian:
+//! `ts: u64 | flags: u8 | [viewer: 16 bytes if PRIVATE] | [message id, author: 32 bytes if
+//! MESSAGE] | len: u32 | event bytes`.
+
+use std::collections::HashMap;
+
+use sled::{IVec, Tree};
+use uuid::Uuid;
+
+use super::{StoreResult, StoredEvent};
+
+/// Who of a stream's readers may see an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Everyone who reads the stream (every member, for a group).
+    All,
+    /// One user only (a sender's ack in the group's stream).
+    Only(Uuid),
+}
+
+/// Set on message entries so that a receipt can find the message's author without an index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageMeta {
+    pub message_id: Uuid,
+    pub author: Uuid,
+}
+
+const PRIVATE: u8 = 1;
+const MESSAGE: u8 = 2;
+
+/// One decoded entry, borrowing the chunk.
+struct Entry<'a> {
+    ts: u64,
+    viewer: Option<Uuid>,
+    message: Option<MessageMeta>,
+    bytes: &'a [u8],
+}
+
+/// Appends one entry to a chunk.
+fn encode_entry(
+    chunk: &mut Vec<u8>,
+    ts: u64,
+    audience: Audience,
+    message: Option<MessageMeta>,
+    event: &[u8],
+) {
+    let mut flags = 0;
+    if matches!(audience, Audience::Only(_)) {
+        flags |= PRIVATE;
+    }
+    if message.is_some() {
+        flags |= MESSAGE;
+    }
+    chunk.extend_from_slice(&ts.to_le_bytes());
+    chunk.push(flags);
+    if let Audience::Only(viewer) = audience {
+        chunk.extend_from_slice(viewer.as_bytes());
+    }
+    if let Some(meta) = message {
+        chunk.extend_from_slice(meta.message_id.as_bytes());
+        chunk.extend_from_slice(meta.author.as_bytes());
+    }
+    chunk.extend_from_slice(&(event.len() as u32).to_le_bytes());
+    chunk.extend_from_slice(event);
+}
+
+/// Decodes the entry at `*pos` and advances past it; `None` at the end or on a damaged chunk.
+fn decode_entry<'a>(chunk: &'a [u8], pos: &mut usize) -> Option<Entry<'a>> {
+    let mut take = |n: usize| -> Option<&'a [u8]> {
+        let bytes = chunk.get(*pos..*pos + n)?;
+        *pos += n;
+        Some(bytes)
+    };
+    let ts = u64::from_le_bytes(take(8)?.try_into().ok()?);
+    let flags = take(1)?[0];
+    let viewer = if flags & PRIVATE != 0 {
+        Some(Uuid::from_slice(take(16)?).ok()?)
+    } else {
+        None
+    };
+    let message = if flags & MESSAGE != 0 {
+        let message_id = Uuid::from_slice(take(16)?).ok()?;
+        let author = Uuid::from_slice(take(16)?).ok()?;
+        Some(MessageMeta { message_id, author })
+    } else {
+        None
+    };
+    let len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+    let bytes = take(len)?;
+    Some(Entry {
+        ts,
+        viewer,
+        message,
+        bytes,
+    })
+}
+
+/// `stream ++ first timestamp` (big-endian), so a range scan walks one stream in time order.
+pub fn chunk_key(stream: Uuid, ts: u64) -> [u8; 24] {
+    let mut key = [0u8; 24];
+    key[..16].copy_from_slice(stream.as_bytes());
+    key[16..].copy_from_slice(&ts.to_be_bytes());
+    key
+}
+
+struct PendingChunk {
+    first_ts: u64,
+    bytes: Vec<u8>,
+}
+
+/// The log tree plus this tick's chunks, not yet written.
+pub struct EventLog {
+    tree: Tree,
+    pending: HashMap<Uuid, PendingChunk>,
+}
+
+impl EventLog {
+    pub fn new(tree: Tree) -> EventLog {
+        EventLog {
+            tree,
+            pending: HashMap::new(),
+        }
+    }
+
+    /// Appends an event. Timestamps must increase across calls (the server clock sees to it).
+    pub fn append(
+        &mut self,
+        stream: Uuid,
+        ts: u64,
+        audience: Audience,
+        message: Option<MessageMeta>,
+        event: &[u8],
+    ) {
+        let chunk = self.pending.entry(stream).or_insert_with(|| PendingChunk {
+            first_ts: ts,
+            bytes: Vec::with_capacity(256),
+        });
+        encode_entry(&mut chunk.bytes, ts, audience, message, event);
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Writes the tick's chunks into the tree (the caller flushes).
+    pub fn flush_into_tree(&mut self) -> StoreResult<()> {
+        for (stream, chunk) in self.pending.drain() {
+            self.tree
+                .insert(chunk_key(stream, chunk.first_ts), chunk.bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Reads `stream` from `from` to `to` (inclusive) as `viewer` sees it.
+    pub fn reader(
+        &self,
+        stream: Uuid,
+        from: u64,
+        to: u64,
+        viewer: Uuid,
+    ) -> StoreResult<StreamReader> {
+        // Start at the chunk that holds `from`: the last one that begins at or before it.
+        let start = match self
+            .tree
+            .range(chunk_key(stream, 0)..=chunk_key(stream, from))
+            .next_back()
+        {
+            Some(entry) => entry?.0,
+            None => IVec::from(&chunk_key(stream, from)[..]),
+        };
+        let chunks = self
+            .tree
+            .range(start..=IVec::from(&chunk_key(stream, to)[..]));
+        let pending = self
+            .pending
+            .get(&stream)
+            .filter(|chunk| chunk.first_ts <= to)
+            .map(|chunk| IVec::from(chunk.bytes.as_slice()));
+        Ok(StreamReader {
+            chunks,
+            pending,
+            current: None,
+            pos: 0,
+            done: false,
+            from,
+            to,
+            viewer,
+        })
+    }
+
+    /// The author of the message `message_id` stored in `group` at `ts`, if it is there.
+    pub fn message_author(
+        &self,
+        group: Uuid,
+        ts: u64,
+        message_id: Uuid,
+    ) -> StoreResult<Option<Uuid>> {
+        let chunk: Option<IVec> = match self.pending.get(&group) {
+            Some(pending) if pending.first_ts <= ts => Some(IVec::from(pending.bytes.as_slice())),
+            _ => self
+                .tree
+                .range(chunk_key(group, 0)..=chunk_key(group, ts))
+                .next_back()
+                .transpose()?
+                .map(|(_, value)| value),
+        };
+        let Some(chunk) = chunk else { return Ok(None) };
+        let mut pos = 0;
+        while let Some(entry) = decode_entry(&chunk, &mut pos) {
+            if entry.ts == ts {
+                return Ok(entry
+                    .message
+                    .filter(|meta| meta.message_id == message_id)
+                    .map(|meta| meta.author));
+            }
+            if entry.ts > ts {
+                break;
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Entries of one stream within a time range, as one viewer sees them, oldest first.
+pub struct StreamReader {
+    chunks: sled::Iter,
+    /// This tick's chunk, read after the stored ones.
+    pending: Option<IVec>,
+    current: Option<IVec>,
+    pos: usize,
+    /// An entry past `to` was seen: nothing later can be in range.
+    done: bool,
+    from: u64,
+    to: u64,
+    viewer: Uuid,
+}
+
+impl StreamReader {
+    /// The next visible entry: its timestamp and bytes.
+    pub fn next_entry(&mut self) -> StoreResult<Option<StoredEvent>> {
+        while !self.done {
+            if let Some(chunk) = &self.current {
+                match decode_entry(chunk, &mut self.pos) {
+                    Some(entry) if entry.ts > self.to => {
+                        self.done = true;
+                        break;
+                    }
+                    Some(entry) => {
+                        let visible = entry.ts >= self.from
+                            && entry.viewer.is_none_or(|viewer| viewer == self.viewer);
+                        if visible {
+                            return Ok(Some((entry.ts, entry.bytes.to_vec())));
+                        }
+                        continue;
+                    }
+                    None => self.current = None,
+                }
+            }
+            self.pos = 0;
+            self.current = match self.chunks.next() {
+                Some(entry) => Some(entry?.1),
+                None => match self.pending.take() {
+                    Some(pending) => Some(pending),
+                    None => {
+                        self.done = true;
+                        None
+                    }
+                },
+            };
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip() {
+        let (viewer, id, author) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let meta = MessageMeta {
+            message_id: id,
+            author,
+        };
+        let mut chunk = Vec::new();
+        encode_entry(&mut chunk, 7, Audience::All, Some(meta), b"hello");
+        encode_entry(&mut chunk, 8, Audience::Only(viewer), None, b"ack");
+        let mut pos = 0;
+        let first = decode_entry(&chunk, &mut pos).unwrap();
+        assert_eq!(
+            (first.ts, first.viewer, first.message, first.bytes),
+            (7, None, Some(meta), &b"hello"[..])
+        );
+        let second = decode_entry(&chunk, &mut pos).unwrap();
+        assert_eq!(
+            (second.ts, second.viewer, second.message, second.bytes),
+            (8, Some(viewer), None, &b"ack"[..])
+        );
+        assert!(decode_entry(&chunk, &mut pos).is_none());
+        assert!(decode_entry(&chunk[..chunk.len() - 1], &mut 0).is_some());
+    }
+
+    #[test]
+    fn chunk_keys_sort_by_stream_then_time() {
+        let a = Uuid::from_u128(1);
+        assert!(chunk_key(a, 255) < chunk_key(a, 256));
+        assert!(chunk_key(a, u64::MAX) < chunk_key(Uuid::from_u128(2), 0));
+    }
+}
