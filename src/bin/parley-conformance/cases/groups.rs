@@ -1,0 +1,276 @@
+//! Membership and its authorization rules: who may join whom and remove whom, the 200 answer, the
+//! events each side gets, and the 403/404/409/400 answers.
+
+use serde_json::json;
+
+use super::{expect_error, expect_event, expect_status, Ctx};
+use crate::registry::{ensure_eq, Case, Needs, Outcome};
+
+pub const CASES: &[Case] = &[
+    case(
+        "authz.join.self",
+        "anyone may join a group by its id; the joiner gets 70 and 72, members get 72",
+        join_self,
+    ),
+    case(
+        "authz.join.by_member",
+        "a member may add another user",
+        join_by_member,
+    ),
+    case(
+        "authz.join.forbidden",
+        "a non-member adding someone else answers 403 forbidden and changes nothing",
+        join_forbidden,
+    ),
+    case(
+        "authz.join.conflict",
+        "joining (or adding) a member answers 409 conflict",
+        join_conflict,
+    ),
+    case(
+        "authz.left.self",
+        "a member may leave; 73 goes to the remaining members and to the one who left",
+        left_self,
+    ),
+    case(
+        "authz.left.creator_removes",
+        "the creator may remove a member",
+        left_creator_removes,
+    ),
+    case(
+        "authz.left.forbidden",
+        "anyone but the creator removing someone else answers 403 forbidden",
+        left_forbidden,
+    ),
+    case(
+        "authz.left.conflict",
+        "leaving (or removing) a non-member answers 409 conflict",
+        left_conflict,
+    ),
+    case(
+        "authz.group.not_found",
+        "join or leave of an unknown group answers 404 not_found",
+        group_not_found,
+    ),
+    case(
+        "authz.group.unknown_user",
+        "join or leave naming an unknown user answers 400 bad_request",
+        unknown_user,
+    ),
+];
+
+const fn case(id: &'static str, summary: &'static str, run: fn(&mut Ctx) -> Outcome) -> Case {
+    Case {
+        id,
+        summary,
+        needs: Needs::Nothing,
+        run,
+    }
+}
+
+fn join_self(ctx: &mut Ctx) -> Outcome {
+    let owner = ctx.user()?;
+    let joiner = ctx.user()?;
+    let group = ctx.group(&owner, &[])?;
+    let mut owner_ws = ctx.device(&owner, "owner")?;
+    let mut joiner_ws = ctx.device(&joiner, "joiner")?;
+    // An empty body means the caller.
+    let response = ctx.http.send(
+        "PUT",
+        &format!("/groups/{group}/join"),
+        &[("authorization", format!("Bearer {}", joiner.token))],
+        b"",
+    )?;
+    expect_status(&response, 200, "join by group id")?;
+    let view = response.json();
+    ensure_eq(
+        "join answer `group_id`",
+        view["group_id"].as_str(),
+        Some(group.as_str()),
+    )?;
+    ensure_eq(
+        "join answer `user_ids`",
+        view["user_ids"].clone(),
+        json!([owner.id, joiner.id]),
+    )?;
+    let joined = json!({"group_id": group, "user_id": joiner.id});
+    let mut got = [joiner_ws.next_event()?, joiner_ws.next_event()?];
+    got.sort_by_key(|e| e["type"].as_u64());
+    expect_event(
+        &got[0],
+        70,
+        &json!({"group_id": group, "name": view["name"], "user_ids": [owner.id, joiner.id]}),
+    )?;
+    expect_event(&got[1], 72, &joined)?;
+    expect_event(&owner_ws.expect(72)?, 72, &joined)?;
+    owner_ws.expect_quiet("existing members get only 72 on a join")?;
+    Ok(joiner_ws.expect_quiet("the joiner gets 70 and 72 once each")?)
+}
+
+fn join_by_member(ctx: &mut Ctx) -> Outcome {
+    let owner = ctx.user()?;
+    let member = ctx.user()?;
+    let added = ctx.user()?;
+    let group = ctx.group(&owner, &[&member])?;
+    let mut added_ws = ctx.device(&added, "added")?;
+    let response = ctx.membership("join", &member, &group, Some(&added))?;
+    expect_status(&response, 200, "a member adds another user")?;
+    ensure_eq(
+        "join answer `user_ids`",
+        response.json()["user_ids"].clone(),
+        json!([member.id, owner.id, added.id]),
+    )?;
+    let got = [added_ws.next_event()?, added_ws.next_event()?];
+    let mut kinds: Vec<u64> = got.iter().filter_map(|e| e["type"].as_u64()).collect();
+    kinds.sort_unstable();
+    ensure_eq("events of the added user", kinds, vec![70, 72])
+}
+
+fn join_forbidden(ctx: &mut Ctx) -> Outcome {
+    let owner = ctx.user()?;
+    let outsider = ctx.user()?;
+    let target = ctx.user()?;
+    let group = ctx.group(&owner, &[])?;
+    let mut owner_ws = ctx.device(&owner, "owner")?;
+    let mut target_ws = ctx.device(&target, "target")?;
+    let response = ctx.membership("join", &outsider, &group, Some(&target))?;
+    expect_error(
+        &response,
+        403,
+        "forbidden",
+        "a non-member adds someone else",
+    )?;
+    owner_ws.expect_quiet("a refused join changes nothing")?;
+    target_ws.expect_quiet("a refused join changes nothing")?;
+    // The target was not added: joining by themselves still works.
+    let response = ctx.membership("join", &target, &group, None)?;
+    expect_status(&response, 200, "the target joins by themselves afterwards")
+}
+
+fn join_conflict(ctx: &mut Ctx) -> Outcome {
+    let owner = ctx.user()?;
+    let member = ctx.user()?;
+    let group = ctx.group(&owner, &[&member])?;
+    let response = ctx.membership("join", &member, &group, None)?;
+    expect_error(&response, 409, "conflict", "a member joins again")?;
+    let response = ctx.membership("join", &owner, &group, Some(&member))?;
+    expect_error(&response, 409, "conflict", "a member adds a member")
+}
+
+fn left_self(ctx: &mut Ctx) -> Outcome {
+    let owner = ctx.user()?;
+    let member = ctx.user()?;
+    let group = ctx.group(&owner, &[&member])?;
+    let mut owner_ws = ctx.device(&owner, "owner")?;
+    let mut member_ws = ctx.device(&member, "member")?;
+    let response = ctx.membership("left", &member, &group, None)?;
+    expect_status(&response, 200, "a member leaves")?;
+    ensure_eq(
+        "left answer `user_ids`",
+        response.json()["user_ids"].clone(),
+        json!([owner.id]),
+    )?;
+    let left = json!({"group_id": group, "user_id": member.id});
+    expect_event(&owner_ws.expect(73)?, 73, &left)?;
+    expect_event(&member_ws.expect(73)?, 73, &left)?;
+    // Gone means gone: the owner's next message does not reach them.
+    owner_ws.send_json(&json!({"method": 40, "body": {"group_id": group, "data": "after"}}))?;
+    owner_ws.expect(21)?;
+    Ok(member_ws.expect_quiet("a user who left gets no more group messages")?)
+}
+
+fn left_creator_removes(ctx: &mut Ctx) -> Outcome {
+    let owner = ctx.user()?;
+    let member = ctx.user()?;
+    let group = ctx.group(&owner, &[&member])?;
+    let mut member_ws = ctx.device(&member, "member")?;
+    let response = ctx.membership("left", &owner, &group, Some(&member))?;
+    expect_status(&response, 200, "the creator removes a member")?;
+    ensure_eq(
+        "left answer `user_ids`",
+        response.json()["user_ids"].clone(),
+        json!([owner.id]),
+    )?;
+    expect_event(
+        &member_ws.expect(73)?,
+        73,
+        &json!({"group_id": group, "user_id": member.id}),
+    )?;
+    Ok(())
+}
+
+fn left_forbidden(ctx: &mut Ctx) -> Outcome {
+    let owner = ctx.user()?;
+    let member = ctx.user()?;
+    let other = ctx.user()?;
+    let outsider = ctx.user()?;
+    let group = ctx.group(&owner, &[&member, &other])?;
+    let response = ctx.membership("left", &member, &group, Some(&other))?;
+    expect_error(
+        &response,
+        403,
+        "forbidden",
+        "a member (not the creator) removes another",
+    )?;
+    let response = ctx.membership("left", &member, &group, Some(&owner))?;
+    expect_error(&response, 403, "forbidden", "a member removes the creator")?;
+    let response = ctx.membership("left", &outsider, &group, Some(&member))?;
+    expect_error(&response, 403, "forbidden", "a non-member removes a member")?;
+    // Nobody was removed: each of them can still leave by themselves.
+    for user in [&other, &member] {
+        let response = ctx.membership("left", user, &group, None)?;
+        expect_status(&response, 200, "leaving after a refused removal")?;
+    }
+    Ok(())
+}
+
+fn left_conflict(ctx: &mut Ctx) -> Outcome {
+    let owner = ctx.user()?;
+    let outsider = ctx.user()?;
+    let group = ctx.group(&owner, &[])?;
+    let response = ctx.membership("left", &outsider, &group, None)?;
+    expect_error(&response, 409, "conflict", "a non-member leaves")?;
+    let response = ctx.membership("left", &owner, &group, Some(&outsider))?;
+    expect_error(
+        &response,
+        409,
+        "conflict",
+        "the creator removes a non-member",
+    )
+}
+
+fn group_not_found(ctx: &mut Ctx) -> Outcome {
+    let user = ctx.user()?;
+    let nowhere = uuid::Uuid::new_v4().to_string();
+    for action in ["join", "left"] {
+        let response = ctx.membership(action, &user, &nowhere, None)?;
+        expect_error(
+            &response,
+            404,
+            "not_found",
+            &format!("{action} of an unknown group"),
+        )?;
+    }
+    Ok(())
+}
+
+fn unknown_user(ctx: &mut Ctx) -> Outcome {
+    let owner = ctx.user()?;
+    let group = ctx.group(&owner, &[])?;
+    let nobody = uuid::Uuid::new_v4().to_string();
+    for action in ["join", "left"] {
+        let response = ctx.call(
+            "PUT",
+            &format!("/groups/{group}/{action}"),
+            Some(&owner.token),
+            Some(&json!({"user_id": nobody})),
+        )?;
+        expect_error(
+            &response,
+            400,
+            "bad_request",
+            &format!("{action} naming an unknown user"),
+        )?;
+    }
+    Ok(())
+}

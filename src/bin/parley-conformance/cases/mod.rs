@@ -1,0 +1,339 @@
+//! The cases, one module per part of the protocol, and what they share: the context that reaches
+//! the server, fixtures that make fresh users, sessions and groups, and JSON shape checks.
+//!
+//! Every fixture name carries this run's random tag and a counter, so cases never collide with
+//! each other, with earlier runs, or with data the server already holds.
+
+pub mod delivery;
+pub mod durability;
+pub mod groups;
+pub mod messaging;
+pub mod rest;
+pub mod sync;
+pub mod walkthrough;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::http::{Http, Response};
+use crate::registry::{ensure, ensure_eq, fail, Stop};
+use crate::transcript::Transcript;
+use crate::ws::Ws;
+
+/// How to kill and restart the server, for the durability cases.
+#[derive(Debug, Clone)]
+pub struct Restarts {
+    pub kill_cmd: String,
+    pub restart_cmd: String,
+}
+
+pub struct Ctx {
+    pub http: Http,
+    pub transcript: Transcript,
+    /// How long any one answer or event may take.
+    pub timeout: Duration,
+    pub restarts: Option<Restarts>,
+    /// Random per run; part of every name the kit creates.
+    run_tag: String,
+    counter: u64,
+}
+
+/// A registered, logged-in user.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub password: String,
+    pub token: String,
+}
+
+impl Ctx {
+    pub fn new(
+        http: Http,
+        transcript: Transcript,
+        timeout: Duration,
+        restarts: Option<Restarts>,
+    ) -> Ctx {
+        Ctx {
+            http,
+            transcript,
+            timeout,
+            restarts,
+            run_tag: Uuid::new_v4().simple().to_string()[..10].to_string(),
+            counter: 0,
+        }
+    }
+
+    /// A name no other case, run or existing record uses.
+    pub fn unique(&mut self, what: &str) -> String {
+        self.counter += 1;
+        format!("{what}{}x{}", self.run_tag, self.counter)
+    }
+
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<Response, Stop> {
+        with_backoff(|| self.http.call(method, path, token, body))
+    }
+
+    /// A JSON request with this exact `Authorization` header value.
+    pub fn call_authorized(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: &str,
+        body: &Value,
+    ) -> Result<Response, Stop> {
+        let headers = [
+            ("authorization", authorization.to_string()),
+            ("content-type", "application/json".to_string()),
+        ];
+        with_backoff(|| {
+            self.http
+                .send(method, path, &headers, body.to_string().as_bytes())
+        })
+    }
+
+    /// Registers a user with fresh credentials (201 expected), without logging in.
+    pub fn register_only(&mut self) -> Result<(String, String, String, String), Stop> {
+        let username = self.unique("cu");
+        let email = format!("{username}@example.com");
+        let password = format!("pw-{}", self.unique("p"));
+        let response = self.call(
+            "POST",
+            "/users",
+            None,
+            Some(&json!({"username": username, "email": email, "password": password})),
+        )?;
+        expect_status(&response, 201, "register")?;
+        let id = uuid_field(&response.json(), "id", "register answer")?;
+        Ok((id, username, email, password))
+    }
+
+    /// A fresh user, registered and logged in.
+    pub fn user(&mut self) -> Result<User, Stop> {
+        let (id, username, _, password) = self.register_only()?;
+        let token = self.login(&json!({"username": username, "password": password}))?;
+        Ok(User {
+            id,
+            username,
+            password,
+            token,
+        })
+    }
+
+    /// Logs in with `body`; the token (200 expected).
+    pub fn login(&self, body: &Value) -> Result<String, Stop> {
+        let response = self.call("POST", "/login", None, Some(body))?;
+        expect_status(&response, 200, "login")?;
+        match response.json()["token"].as_str() {
+            Some(token) if !token.is_empty() => Ok(token.to_string()),
+            _ => fail(format!(
+                "login answer has no string `token`: {}",
+                response.body_text()
+            )),
+        }
+    }
+
+    /// Opens a device session for `user`; its messaging token (the last segment of
+    /// `messaging_url`; the kit dials it on the base URL it was given).
+    pub fn session(&mut self, user: &User) -> Result<String, Stop> {
+        let device = self.unique("dev");
+        let response = self.call(
+            "POST",
+            "/sessions",
+            Some(&user.token),
+            Some(&json!({"device_id": device, "platform": "web", "model": "conformance", "build": 1})),
+        )?;
+        expect_status(&response, 201, "open a session")?;
+        messaging_token(&response.json())
+    }
+
+    /// A new session of `user`, connected.
+    pub fn device(&mut self, user: &User, label: &str) -> Result<Ws, Stop> {
+        let token = self.session(user)?;
+        self.connect(&token, label)
+    }
+
+    /// Another connection on an existing messaging token.
+    pub fn connect(&self, token: &str, label: &str) -> Result<Ws, Stop> {
+        Ok(Ws::connect(
+            &self.http.base,
+            token,
+            label,
+            &self.transcript,
+            self.timeout,
+        )?)
+    }
+
+    /// A group created by `owner` with `members`; its id.
+    pub fn group(&mut self, owner: &User, members: &[&User]) -> Result<String, Stop> {
+        let name = self.unique("group");
+        let ids: Vec<&str> = members.iter().map(|u| u.id.as_str()).collect();
+        let response = self.call(
+            "POST",
+            "/groups",
+            Some(&owner.token),
+            Some(&json!({"name": name, "user_ids": ids})),
+        )?;
+        expect_status(&response, 201, "create a group")?;
+        uuid_field(&response.json(), "id", "create-group answer")
+    }
+
+    /// `PUT /groups/{group}/{action}` by `caller` on `target` (the caller when `None`).
+    pub fn membership(
+        &self,
+        action: &str,
+        caller: &User,
+        group: &str,
+        target: Option<&User>,
+    ) -> Result<Response, Stop> {
+        let body = match target {
+            Some(user) => json!({"user_id": user.id}),
+            None => json!({}),
+        };
+        self.call(
+            "PUT",
+            &format!("/groups/{group}/{action}"),
+            Some(&caller.token),
+            Some(&body),
+        )
+    }
+}
+
+/// Longest the kit waits, per request, on a server that asks it to come back later.
+const MAX_BACKOFF: Duration = Duration::from_secs(120);
+
+/// Repeats a request answered 429 or 503 with `Retry-After` (a rate limit, a full hashing
+/// queue) after the time the server asks for, so that a kit run against a server with its limits
+/// on is slow rather than failing.
+fn with_backoff(request: impl Fn() -> Result<Response, String>) -> Result<Response, Stop> {
+    let mut waited = Duration::ZERO;
+    loop {
+        let response = request()?;
+        let retry_after = response
+            .header("retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|secs| Duration::from_secs(secs.max(1)));
+        match retry_after {
+            Some(pause)
+                if matches!(response.status, 429 | 503) && waited + pause <= MAX_BACKOFF =>
+            {
+                std::thread::sleep(pause);
+                waited += pause;
+            }
+            _ => return Ok(response),
+        }
+    }
+}
+
+/// Sends a message on `ws` and returns its ack (event 21).
+pub fn send_message(ws: &mut Ws, group: &str, data: &str) -> Result<Value, Stop> {
+    ws.send_json(&json!({"method": 40, "body": {"group_id": group, "data": data}}))?;
+    let ack = ws.expect(21)?;
+    uuid_field(&ack["body"], "message_id", "event 21 body")?;
+    Ok(ack)
+}
+
+/// The status, and for an error the documented body `{"error": text, "code": code}`.
+pub fn expect_error(response: &Response, status: u16, code: &str, what: &str) -> Result<(), Stop> {
+    expect_status(response, status, what)?;
+    let body = response.json();
+    ensure(body["error"].is_string(), || {
+        format!(
+            "{what}: error body must carry a string `error`: {}",
+            response.body_text()
+        )
+    })?;
+    ensure_eq(
+        &format!("{what}: error `code`"),
+        body["code"].as_str(),
+        Some(code),
+    )
+}
+
+pub fn expect_status(response: &Response, status: u16, what: &str) -> Result<(), Stop> {
+    ensure(response.status == status, || {
+        format!(
+            "{what}: expected status {status}, got {} {}",
+            response.status,
+            response.body_text()
+        )
+    })
+}
+
+/// A hyphenated lower-case UUID at `value[key]`.
+pub fn uuid_field(value: &Value, key: &str, what: &str) -> Result<String, Stop> {
+    match value[key].as_str() {
+        Some(text) if is_uuid(text) => Ok(text.to_string()),
+        _ => fail(format!(
+            "{what}: `{key}` must be a hyphenated lower-case UUID, got {}",
+            value[key]
+        )),
+    }
+}
+
+pub fn is_uuid(text: &str) -> bool {
+    text.len() == 36
+        && Uuid::parse_str(text).is_ok()
+        && !text.chars().any(|c| c.is_ascii_uppercase())
+}
+
+/// Checks an event's envelope and that its body holds `fields` (more fields are allowed: the
+/// protocol grows by additions).
+pub fn expect_event(event: &Value, kind: u64, fields: &Value) -> Result<u64, Stop> {
+    ensure_eq("event `type`", event["type"].as_u64(), Some(kind))?;
+    let Some(timestamp) = event["timestamp"].as_u64() else {
+        return fail(format!(
+            "event {kind}: `timestamp` must be an integer (ms), got {event}"
+        ));
+    };
+    let Some(body) = event["body"].as_object() else {
+        return fail(format!("event {kind}: `body` must be an object: {event}"));
+    };
+    for (key, want) in fields.as_object().expect("fields are an object") {
+        ensure(body.get(key) == Some(want), || {
+            format!("event {kind}: body `{key}` should be {want}, got {event}")
+        })?;
+    }
+    Ok(timestamp)
+}
+
+/// The messaging token at the end of a `messaging_url`: 64 hex characters.
+pub fn messaging_token(session: &Value) -> Result<String, Stop> {
+    let url = session["messaging_url"].as_str().unwrap_or("");
+    let Some((_, token)) = url.rsplit_once('/') else {
+        return fail(format!("`messaging_url` is not a URL: {session}"));
+    };
+    ensure(
+        url.starts_with("ws://") || url.starts_with("wss://"),
+        || format!("`messaging_url` must be ws:// or wss://, got `{url}`"),
+    )?;
+    ensure(
+        token.len() == 64 && token.chars().all(|c| c.is_ascii_hexdigit()),
+        || format!("the messaging token must be 64 hex characters, got `{token}`"),
+    )?;
+    Ok(token.to_string())
+}
+
+/// The wall clock in ms, for cursors "from now".
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The types of a list of events, for readable comparisons.
+pub fn types(events: &[Value]) -> Vec<u64> {
+    events
+        .iter()
+        .map(|e| e["type"].as_u64().unwrap_or(0))
+        .collect()
+}

@@ -1,0 +1,312 @@
+//! Runs the conformance kit (`parley-conformance`) against the `parley` binary of this build:
+//! every case, the slow ones and the durability mode included, then once more against the same
+//! server (which now holds data), and checks the kit's own failure reporting and exit statuses.
+//!
+//! The server is started and killed by a small shell script, the same one `docs/CONFORMANCE.md`
+//! shows, because the kit drives kills and restarts through commands:
+//! `sh control.sh start DIR BIN` starts `parley --listen 127.0.0.1:0 --data-dir DIR/data`, records
+//! its pid in `DIR/pid`, waits for its `listening on` line and prints `http://ADDR` (a restart
+//! gets a new port; the kit follows the printed URL). `sh control.sh kill DIR` sends SIGKILL and
+//! returns once the process is gone, so the restart finds the store unlocked.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::thread;
+
+use serde_json::Value;
+
+const KIT: &str = env!("CARGO_BIN_EXE_parley-conformance");
+const SERVER: &str = env!("CARGO_BIN_EXE_parley");
+
+const CONTROL_SCRIPT: &str = r#"#!/bin/sh
+# start DIR BIN: start parley on DIR/data, print its base URL once it listens.
+# kill DIR: SIGKILL the server started last and wait until it is gone.
+set -u
+action="$1"; dir="$2"
+case "$action" in
+start)
+    log="$dir/server.log.$(date +%s%N)"
+    "$3" --listen 127.0.0.1:0 --data-dir "$dir/data" --auth-rate 0 >/dev/null 2>"$log" &
+    echo $! > "$dir/pid"
+    tries=0
+    until grep -q '^parley: listening on ' "$log"; do
+        tries=$((tries + 1))
+        if [ "$tries" -gt 600 ] || ! kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
+            cat "$log" >&2; exit 1
+        fi
+        sleep 0.05
+    done
+    echo "http://$(sed -n 's/^parley: listening on //p' "$log" | head -n 1)" | tee "$dir/url"
+    ;;
+kill)
+    pid=$(cat "$dir/pid")
+    kill -9 "$pid" 2>/dev/null
+    # Until no thread of it holds a file (the store's lock among them): gone, or a zombie whose
+    # threads have all exited.
+    while [ -n "$(ls "/proc/$pid/fd" 2>/dev/null)" ]; do
+        sleep 0.02
+    done
+    ;;
+esac
+"#;
+
+/// A server started through the control script; killed when dropped.
+struct Target {
+    dir: tempfile::TempDir,
+}
+
+impl Target {
+    fn start() -> Target {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("control.sh"), CONTROL_SCRIPT).expect("write script");
+        let target = Target { dir };
+        let output = Command::new("sh")
+            .args(target.control_args("start"))
+            .output()
+            .expect("run the control script");
+        assert!(
+            output.status.success(),
+            "the server did not start: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        target
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn control_args(&self, action: &str) -> Vec<String> {
+        let script = self.path().join("control.sh");
+        let mut args = vec![
+            script.display().to_string(),
+            action.to_string(),
+            self.path().display().to_string(),
+        ];
+        if action == "start" {
+            args.push(SERVER.to_string());
+        }
+        args
+    }
+
+    /// The same invocation as one shell command line, for the kit's `--kill-cmd`/`--restart-cmd`.
+    fn control_command(&self, action: &str) -> String {
+        let quoted: Vec<String> = self
+            .control_args(action)
+            .iter()
+            .map(|a| format!("'{a}'"))
+            .collect();
+        format!("sh {}", quoted.join(" "))
+    }
+
+    /// The URL of the server running now (a restart moves it to a new port).
+    fn url(&self) -> String {
+        std::fs::read_to_string(self.path().join("url"))
+            .expect("the control script wrote the URL")
+            .trim()
+            .to_string()
+    }
+
+    fn server_logs(&self) -> String {
+        let mut logs: Vec<PathBuf> = std::fs::read_dir(self.path())
+            .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        logs.retain(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("server.log"))
+        });
+        logs.sort();
+        logs.iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("---- restart ----\n")
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = Command::new("sh").args(self.control_args("kill")).status();
+    }
+}
+
+fn kit(args: &[&str]) -> Output {
+    Command::new(KIT)
+        .args(args)
+        .output()
+        .expect("run parley-conformance")
+}
+
+/// The JSON report on stdout; on a failed expectation the whole report is shown.
+fn report(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "the kit's stdout is not a JSON report ({e}):\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn case_ids(report: &Value, status: &str) -> Vec<String> {
+    report["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .filter(|c| c["status"] == status)
+        .map(|c| c["id"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn the_whole_kit_passes_against_this_build() {
+    let target = Target::start();
+    let kill = target.control_command("kill");
+    let restart = target.control_command("start");
+    let url = target.url();
+    let output = kit(&[
+        "--url",
+        &url,
+        "--json",
+        "--slow",
+        "--kill-cmd",
+        &kill,
+        "--restart-cmd",
+        &restart,
+    ]);
+    let full = report(&output);
+    let failed = case_ids(&full, "fail");
+    assert!(
+        output.status.success() && failed.is_empty(),
+        "conformance failures {failed:?}:\n{:#}\nserver logs:\n{}",
+        full,
+        target.server_logs()
+    );
+    let listed = String::from_utf8_lossy(&kit(&["--list"]).stdout)
+        .lines()
+        .count();
+    assert_eq!(
+        full["cases"].as_array().unwrap().len(),
+        listed,
+        "every case ran"
+    );
+    assert_eq!(
+        case_ids(&full, "skip"),
+        Vec::<String>::new(),
+        "nothing skipped"
+    );
+    assert_eq!(full["failed"], 0);
+    assert_eq!(full["passed"].as_u64(), Some(listed as u64));
+    for must_run in [
+        "walkthrough",
+        "keepalive.ping",
+        "durability.acked_messages",
+        "sync.paging",
+    ] {
+        assert!(
+            case_ids(&full, "pass").iter().any(|id| id == must_run),
+            "{must_run} passed"
+        );
+    }
+
+    // Again, against a server that now holds all of that data (and has restarted three times).
+    let again = kit(&[
+        "--url",
+        &target.url(),
+        "--json",
+        "--filter",
+        "walkthrough",
+        "--filter",
+        "sync.",
+        "--filter",
+        "authz.",
+    ]);
+    let second = report(&again);
+    assert!(
+        again.status.success(),
+        "second run on existing data:\n{second:#}"
+    );
+    assert_eq!(second["failed"], 0);
+    assert!(second["passed"].as_u64().unwrap() >= 10, "{second:#}");
+}
+
+/// A server that answers every request `200 {}`: the kit must fail, say why, and exit 1.
+#[test]
+fn failures_are_reported_with_the_exchange_and_exit_1() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+            );
+        }
+    });
+    let output = kit(&[
+        "--url",
+        &url,
+        "--json",
+        "--timeout-secs",
+        "2",
+        "--filter",
+        "rest.register.created",
+        "--filter",
+        "rest.healthz",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let report = report(&output);
+    assert_eq!(report["failed"], 2, "{report:#}");
+    let case = &report["cases"][0];
+    assert_eq!(case["id"], "rest.healthz");
+    assert!(
+        case["message"].as_str().unwrap().contains("healthz body"),
+        "{case:#}"
+    );
+    let transcript = case["transcript"]
+        .as_array()
+        .expect("a failure carries its exchanges");
+    assert!(
+        transcript
+            .iter()
+            .any(|l| l.as_str().unwrap().starts_with("-> GET /healthz")),
+        "{case:#}"
+    );
+    assert!(
+        transcript
+            .iter()
+            .any(|l| l.as_str().unwrap().starts_with("<- 200 {}")),
+        "{case:#}"
+    );
+}
+
+#[test]
+fn usage_errors_and_unreachable_servers_exit_2() {
+    assert_eq!(kit(&["--bogus"]).status.code(), Some(2));
+    assert_eq!(kit(&["--kill-cmd", "true"]).status.code(), Some(2));
+    let free = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    assert_eq!(
+        kit(&["--url", &format!("http://{free}")]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn list_and_filter() {
+    let all = String::from_utf8(kit(&["--list"]).stdout).unwrap();
+    assert!(all.lines().next().unwrap().starts_with("walkthrough "));
+    assert!(all.contains("keepalive.ping") && all.contains("[slow]"));
+    let sync = String::from_utf8(kit(&["--list", "--filter", "sync."]).stdout).unwrap();
+    assert!(
+        !sync.is_empty() && sync.lines().all(|l| l.contains("sync.")),
+        "{sync}"
+    );
+    let listed: Value = serde_json::from_slice(&kit(&["--list", "--json"]).stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), all.lines().count());
+}
