@@ -27,7 +27,7 @@ pub const CASES: &[Case] = &[
     case("ws.error.not_json", "a text message that is not JSON gets event 90 bad_request; the connection stays open", error_not_json),
     case("ws.error.binary", "a binary message gets event 90 bad_request; the connection stays open", error_binary),
     case("ws.error.unknown_method", "an unknown method gets event 90 unknown_method naming the method and echoing the id", error_unknown_method),
-    case("ws.error.bad_body", "a missing or malformed body gets event 90 bad_request with the method and id", error_bad_body),
+    case("ws.error.bad_body", "a missing or malformed body, or a client id over 128 characters, gets event 90 bad_request", error_bad_body),
     case("ws.close.too_large", "a frame over 64 KiB closes the connection with 1009", close_too_large),
     case("ws.close.invalid_utf8", "a text frame with invalid UTF-8 closes the connection with 1007", close_invalid_utf8),
     case("ws.close.protocol_error", "an unmasked client frame closes the connection with 1002", close_protocol_error),
@@ -334,6 +334,9 @@ fn error_bad_body(ctx: &mut Ctx) -> Outcome {
         ws.send_json(&rpc)?;
         expect_error_event(&ws.next_event()?, "bad_request", Some(method), Some(id))?;
     }
+    // A client id over 128 characters is itself the error (so it is not echoed).
+    ws.send_json(&json!({"method": 20, "id": "i".repeat(129)}))?;
+    expect_error_event(&ws.next_event()?, "bad_request", None, None)?;
     still_open(&mut ws)
 }
 
