@@ -1,0 +1,202 @@
+// Two people chat through the parley browser client (web/index.html) in headless Chromium.
+//
+// Usage: node chat.test.mjs http://127.0.0.1:PORT [screenshot.png]
+// (scripts/browser-test.sh starts the server and runs this.)
+//
+// Every wait is a locator wait with a deadline, never a fixed sleep: the test moves on as soon
+// as the page shows what it expects, and fails with a message saying what never appeared.
+
+import { chromium } from 'playwright-core';
+
+const baseUrl = process.argv[2];
+const screenshotPath = process.argv[3];
+if (!baseUrl) {
+  console.error('usage: node chat.test.mjs BASE_URL [SCREENSHOT_PATH]');
+  process.exit(2);
+}
+
+// Generous: CI machines are small and shared; a pass takes well under a second per step.
+const WAIT_MS = 15000;
+
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+async function see(locator, what) {
+  try {
+    await locator.first().waitFor({ state: 'visible', timeout: WAIT_MS });
+  } catch (err) {
+    throw new Error(`never saw ${what} (${err.message.split('\n')[0]})`);
+  }
+}
+
+async function notSee(locator, what) {
+  try {
+    await locator.first().waitFor({ state: 'hidden', timeout: WAIT_MS });
+  } catch (err) {
+    throw new Error(`${what} never went away (${err.message.split('\n')[0]})`);
+  }
+}
+
+function step(text) {
+  console.log(`- ${text}`);
+}
+
+// A page that fails loudly: script errors and console errors end the test. Failed HTTP
+// requests are the exception: showing them is the page's job, and the test checks it does.
+async function openPage(browser, who) {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 760 } });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (err) => problems.push(`${who}: page error: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) problems.push(`${who}: console error: ${msg.text()}`);
+  });
+  await page.goto(baseUrl);
+  return { page, problems };
+}
+
+// Register, log in, open a session, wait for the first sync to finish; returns the user id.
+async function signUp(page, username) {
+  await page.fill('#register-username', username);
+  await page.fill('#register-email', `${username}@example.com`);
+  await page.fill('#register-password', 'correct horse');
+  await page.click('#register-form button[type=submit]');
+  await see(page.locator('#notice', { hasText: `Registered ${username}` }), `${username} registered`);
+  // Registering fills in the login form.
+  await page.click('#login-form button[type=submit]');
+  await see(page.locator('#session-form'), `${username}'s session form`);
+  await page.fill('#session-name', `${username}-laptop`);
+  await page.click('#session-form button[type=submit]');
+  await see(page.locator('#conn-status[data-state="online"]'), `${username} online`);
+  return (await page.textContent('#my-id')).trim();
+}
+
+function ownMessage(page, text) {
+  return page.locator('#timeline .msg.own', { hasText: text });
+}
+
+function theirMessage(page, text) {
+  return page.locator('#timeline .msg.theirs', { hasText: text });
+}
+
+function receipt(page, text, kind) {
+  return ownMessage(page, text).locator(`.receipt[data-receipt="${kind}"]`);
+}
+
+function groupItem(page, name) {
+  return page.locator('#group-list li', { hasText: name });
+}
+
+async function run(browser) {
+  const alice = await openPage(browser, 'alice');
+  const bob = await openPage(browser, 'bob');
+  const a = alice.page;
+  const b = bob.page;
+
+  step('alice and bob register, log in and open sessions');
+  const aliceId = await signUp(a, 'alice');
+  const bobId = await signUp(b, 'bob');
+  const aliceShort = aliceId.slice(0, 8);
+  const bobShort = bobId.slice(0, 8);
+
+  step("alice creates a group with bob's id; both see it");
+  await a.fill('#group-name', 'lunch');
+  await a.fill('#group-members', bobId);
+  await a.click('#create-group-form button[type=submit]');
+  await see(groupItem(a, 'lunch'), 'the group in alice\'s list');
+  await see(a.locator('#group-title', { hasText: 'lunch' }), 'the group open on alice\'s page');
+  await see(groupItem(b, 'lunch'), 'the group in bob\'s list');
+  await see(b.locator('#members', { hasText: aliceShort }), 'alice among the members on bob\'s page');
+  const lunchId = (await a.textContent('#group-id')).trim();
+
+  step('bob opens a group of his own, so that lunch is not on screen for him');
+  await b.fill('#group-name', 'notes');
+  await b.click('#create-group-form button[type=submit]');
+  await see(b.locator('#group-title', { hasText: 'notes' }), 'notes open on bob\'s page');
+  const notesId = (await b.textContent('#group-id')).trim();
+
+  step('alice sends a message; bob receives it (delivered) but has not shown it (not read)');
+  const hello = 'Hi Bob! Lunch at noon?';
+  await a.fill('#message-input', hello);
+  await a.press('#message-input', 'Enter');
+  await see(receipt(a, hello, 'delivered'), '✓ delivered on alice\'s message');
+  await see(groupItem(b, 'lunch').locator('.badge', { hasText: '1' }), 'an unread badge on bob\'s lunch');
+  if ((await receipt(a, hello, 'delivered').textContent()).trim() !== '✓ delivered') {
+    throw new Error('the delivered mark does not read "✓ delivered"');
+  }
+
+  step('bob opens lunch: he sees the message, alice sees it read');
+  await groupItem(b, 'lunch').click();
+  await see(theirMessage(b, hello).locator('.sender', { hasText: aliceShort }), 'alice\'s message on bob\'s page');
+  await see(receipt(a, hello, 'read'), '✓✓ read on alice\'s message');
+  await notSee(groupItem(b, 'lunch').locator('.badge'), 'bob\'s unread badge');
+
+  step('bob types; alice sees the typing indicator');
+  const reply = 'Sure, see you there.';
+  await b.fill('#message-input', reply);
+  await see(a.locator('#typing', { hasText: `${bobShort} is typing` }), 'bob typing on alice\'s page');
+
+  step('bob replies; alice sees the reply and the indicator goes');
+  await b.press('#message-input', 'Enter');
+  await see(theirMessage(a, reply).locator('.sender', { hasText: bobShort }), 'bob\'s reply on alice\'s page');
+  await notSee(a.locator('#typing', { hasText: 'is typing' }), 'the typing indicator');
+  await see(receipt(b, reply, 'read'), '✓✓ read on bob\'s reply (alice has lunch open)');
+
+  step('bob goes back to notes; alice\'s next message is delivered only');
+  await groupItem(b, 'notes').click();
+  await see(b.locator('#group-title', { hasText: 'notes' }), 'notes open on bob\'s page');
+  const later = 'Great, I will book a table.';
+  await a.fill('#message-input', later);
+  await a.press('#message-input', 'Enter');
+  await see(receipt(a, later, 'delivered'), '✓ delivered on alice\'s second message');
+  await see(receipt(a, hello, 'read'), 'the first message still read');
+
+  if (screenshotPath) {
+    await a.screenshot({ path: screenshotPath });
+    step(`saved alice's page to ${screenshotPath}`);
+  }
+
+  step('alice joins bob\'s notes by its id, then leaves; bob sees both');
+  await a.fill('#join-group-id', notesId);
+  await a.click('#join-group-form button[type=submit]');
+  await see(a.locator('#group-title', { hasText: 'notes' }), 'notes open on alice\'s page');
+  await see(b.locator('#timeline .notice', { hasText: `${aliceShort} joined` }), 'alice joined, on bob\'s page');
+  await see(b.locator('#members', { hasText: aliceShort }), 'alice in notes\' members on bob\'s page');
+  await a.click('#leave-group');
+  await see(b.locator('#timeline .notice', { hasText: `${aliceShort} left` }), 'alice left, on bob\'s page');
+  await see(a.locator('#message-input:disabled'), 'alice\'s composer disabled after leaving');
+  await see(a.locator('#rejoin-group'), 'a join-again button on alice\'s page');
+
+  step('errors are shown: an HTTP error and a WebSocket error event');
+  await a.fill('#join-group-id', '00000000-0000-4000-8000-000000000000');
+  await a.click('#join-group-form button[type=submit]');
+  await see(a.locator('#errors li', { hasText: 'HTTP 404 not_found' }), 'the 404 on alice\'s page');
+  await a.evaluate(() => send({ method: 99 }));
+  await see(a.locator('#errors li', { hasText: 'unknown_method' }), 'the type-90 event on alice\'s page');
+
+  step('a reload syncs everything back');
+  await b.reload();
+  await see(b.locator('#conn-status[data-state="online"]'), 'bob online again');
+  await groupItem(b, 'lunch').click();
+  await see(theirMessage(b, later), 'alice\'s second message after bob\'s reload');
+  await see(ownMessage(b, reply), 'bob\'s reply after his reload');
+  await groupItem(a, 'lunch').click();
+  await see(receipt(a, later, 'read'), '✓✓ read on alice\'s second message');
+
+  const problems = [...alice.problems, ...bob.problems];
+  if (problems.length) throw new Error(problems.join('\n'));
+  if (lunchId === notesId) throw new Error('two groups with the same id');
+}
+
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+try {
+  await run(browser);
+  console.log('browser test passed');
+} catch (err) {
+  console.error(`browser test FAILED: ${err.message}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
