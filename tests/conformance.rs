@@ -2,12 +2,13 @@
 //! every case, the slow ones and the durability mode included, then once more against the same
 //! server (which now holds data), and checks the kit's own failure reporting and exit statuses.
 //!
-//! The server is started and killed by a small shell script, the same one `docs/CONFORMANCE.md`
-//! shows, because the kit drives kills and restarts through commands:
-//! `sh control.sh start DIR BIN` starts `parley --listen 127.0.0.1:0 --data-dir DIR/data`, records
-//! its pid in `DIR/pid`, waits for its `listening on` line and prints `http://ADDR` (a restart
-//! gets a new port; the kit follows the printed URL). `sh control.sh kill DIR` sends SIGKILL and
-//! returns once the process is gone, so the restart finds the store unlocked.
+//! The kit drives kills and restarts through shell commands, so the server is started and killed
+//! by the small script that `docs/CONFORMANCE.md` shows (read from there, so the documented script
+//! is the tested one). `sh control.sh start DIR BIN` starts
+//! `parley --listen 127.0.0.1:0 --data-dir DIR/data`, records its pid in `DIR/pid`, waits for its
+//! `listening on` line and prints `http://ADDR` (a restart gets a new port; the kit follows the
+//! printed URL). `sh control.sh kill DIR` sends SIGKILL and returns once the process is gone, so
+//! the restart finds the store unlocked.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -20,37 +21,17 @@ use serde_json::Value;
 const KIT: &str = env!("CARGO_BIN_EXE_parley-conformance");
 const SERVER: &str = env!("CARGO_BIN_EXE_parley");
 
-const CONTROL_SCRIPT: &str = r#"#!/bin/sh
-# start DIR BIN: start parley on DIR/data, print its base URL once it listens.
-# kill DIR: SIGKILL the server started last and wait until it is gone.
-set -u
-action="$1"; dir="$2"
-case "$action" in
-start)
-    log="$dir/server.log.$(date +%s%N)"
-    "$3" --listen 127.0.0.1:0 --data-dir "$dir/data" --auth-rate 0 >/dev/null 2>"$log" &
-    echo $! > "$dir/pid"
-    tries=0
-    until grep -q '^parley: listening on ' "$log"; do
-        tries=$((tries + 1))
-        if [ "$tries" -gt 600 ] || ! kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
-            cat "$log" >&2; exit 1
-        fi
-        sleep 0.05
-    done
-    echo "http://$(sed -n 's/^parley: listening on //p' "$log" | head -n 1)" | tee "$dir/url"
-    ;;
-kill)
-    pid=$(cat "$dir/pid")
-    kill -9 "$pid" 2>/dev/null
-    # Until no thread of it holds a file (the store's lock among them): gone, or a zombie whose
-    # threads have all exited.
-    while [ -n "$(ls "/proc/$pid/fd" 2>/dev/null)" ]; do
-        sleep 0.02
-    done
-    ;;
-esac
-"#;
+/// The control script, taken from `docs/CONFORMANCE.md` so that the documented one is the one
+/// that is tested: the `sh` block that starts with `#!/bin/sh`.
+fn control_script() -> String {
+    let doc = include_str!("../docs/CONFORMANCE.md");
+    let start = doc
+        .find("```sh\n#!/bin/sh\n")
+        .expect("docs/CONFORMANCE.md shows the control script")
+        + "```sh\n".len();
+    let end = start + doc[start..].find("```").expect("the script block ends");
+    doc[start..end].to_string()
+}
 
 /// A server started through the control script; killed when dropped.
 struct Target {
@@ -60,7 +41,7 @@ struct Target {
 impl Target {
     fn start() -> Target {
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("control.sh"), CONTROL_SCRIPT).expect("write script");
+        std::fs::write(dir.path().join("control.sh"), control_script()).expect("write script");
         let target = Target { dir };
         let output = Command::new("sh")
             .args(target.control_args("start"))
