@@ -31,6 +31,10 @@ OPTIONS (each also read from the environment variable in brackets):
     --allowed-origins LIST        comma-separated Origins allowed to open a WebSocket; requests
                                   without Origin (non-browser clients) are always allowed
                                   [PARLEY_ALLOWED_ORIGINS, default: any]
+    --request-timeout-secs N      a request must arrive whole within N s of its first byte
+                                  (408 beyond) [PARLEY_REQUEST_TIMEOUT_SECS, default 10]
+    --idle-timeout-secs N         close keep-alive connections idle this long
+                                  [PARLEY_IDLE_TIMEOUT_SECS, default 60]
     --echo-endpoint               serve a WebSocket echo at /_echo (for the Autobahn conformance
                                   cases; off in production) [PARLEY_ECHO_ENDPOINT=1]
     -h, --help                    print this help
@@ -156,7 +160,7 @@ pub fn parse(
     args: impl IntoIterator<Item = String>,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Command, String> {
-    const OPTIONS: [(&str, &str); 10] = [
+    const OPTIONS: [(&str, &str); 12] = [
         ("--listen", "PARLEY_LISTEN"),
         ("--data-dir", "PARLEY_DATA_DIR"),
         ("--public-url", "PARLEY_PUBLIC_URL"),
@@ -167,6 +171,8 @@ pub fn parse(
         ("--auth-rate", "PARLEY_AUTH_RATE"),
         ("--allowed-origins", "PARLEY_ALLOWED_ORIGINS"),
         ("--echo-endpoint", "PARLEY_ECHO_ENDPOINT"),
+        ("--request-timeout-secs", "PARLEY_REQUEST_TIMEOUT_SECS"),
+        ("--idle-timeout-secs", "PARLEY_IDLE_TIMEOUT_SECS"),
     ];
     let mut values: Vec<Option<String>> = OPTIONS.iter().map(|(_, var)| env(var)).collect();
     let mut args = args.into_iter();
@@ -198,7 +204,7 @@ pub fn parse(
         };
         values[index] = Some(value);
     }
-    let [listen, data_dir, public_url, hash_workers, cache_mb, max_connections, per_ip, auth_rate, origins, echo] =
+    let [listen, data_dir, public_url, hash_workers, cache_mb, max_connections, per_ip, auth_rate, origins, echo, request_timeout, idle_timeout] =
         values.try_into().expect("one value per option");
 
     let listen_text = listen.unwrap_or_else(|| "127.0.0.1:3000".to_string());
@@ -235,6 +241,10 @@ pub fn parse(
             .map_or(defaults.max_connections_per_ip, |n| n as usize),
         auth_rate_per_minute: number("--auth-rate", auth_rate, 0, 1 << 20)?
             .map_or(defaults.auth_rate_per_minute, |n| n as u32),
+        request_timeout: number("--request-timeout-secs", request_timeout, 1, 3600)?
+            .map_or(defaults.request_timeout, Duration::from_secs),
+        http_idle_timeout: number("--idle-timeout-secs", idle_timeout, 1, 86400)?
+            .map_or(defaults.http_idle_timeout, Duration::from_secs),
         ..defaults
     };
     let allowed_origins = origins

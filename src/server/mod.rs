@@ -350,10 +350,13 @@ impl Server {
             http.request_started = Some(now);
         }
         self.serve_http(key, wall, now);
+        let answers_backed_up = self.conns[key].out.len() >= self.limits.max_outbox_bytes;
         if eof {
             self.conns[key].close_after_write = true;
             self.queue_flush(key);
-        } else if !budget_left {
+        } else if !budget_left && !answers_backed_up {
+            // When the answers are backed up, `flush` resumes reading once they drain; asking
+            // for another read now would spin the loop on a client that does not read.
             self.read_again.push(key);
         }
     }
@@ -574,6 +577,8 @@ impl Server {
             if !self.is_live(id) {
                 continue;
             }
+            // Shutting down: this answer is the connection's last, and says so.
+            let keep_alive = keep_alive && self.shutdown_deadline.is_none();
             let response = self.api.finish(&mut self.chat, pending, outcome, wall);
             self.chat.respond(id, response.encode(keep_alive));
             let conn = &mut self.conns[id.key];
@@ -581,7 +586,7 @@ impl Server {
             if let Phase::Http(http) = &mut conn.phase {
                 http.waiting = false;
             }
-            if keep_alive && self.shutdown_deadline.is_none() {
+            if keep_alive {
                 self.read_again.push(id.key);
             } else {
                 conn.close_after_write = true;
