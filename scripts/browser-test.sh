@@ -29,9 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-target_dir=$(cargo metadata --format-version 1 --no-deps | node -e \
-    'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
-"$target_dir/debug/parley" --listen 127.0.0.1:0 --data-dir "$workdir/data" 2>"$workdir/stderr" &
+"${CARGO_TARGET_DIR:-target}/debug/parley" --listen 127.0.0.1:0 --data-dir "$workdir/data" 2>"$workdir/stderr" &
 server_pid=$!
 
 # The server says where it listens on stderr; wait for that line (or for the server to die).

@@ -89,9 +89,14 @@ function groupItem(page, name) {
   return page.locator('#group-list li', { hasText: name });
 }
 
+// The pages, so that a failure can print their protocol logs.
+const pages = {};
+
 async function run(browser) {
   const alice = await openPage(browser, 'alice');
   const bob = await openPage(browser, 'bob');
+  pages.alice = alice.page;
+  pages.bob = bob.page;
   const a = alice.page;
   const b = bob.page;
 
@@ -185,6 +190,29 @@ async function run(browser) {
   await groupItem(a, 'lunch').click();
   await see(receipt(a, later, 'read'), '✓✓ read on alice\'s second message');
 
+  step('alice loses her connection: what she sends waits, what she missed comes by sync');
+  // The page's own reconnect timer would race the steps below: hold it off, reconnect by hand.
+  await a.evaluate(() => {
+    state.reconnectDelay = 3600 * 1000;
+    state.socket.close();
+  });
+  await see(a.locator('#conn-status[data-state="offline"]'), 'alice offline');
+  const missed = 'Are you still there?';
+  await b.fill('#message-input', missed);
+  await b.press('#message-input', 'Enter');
+  await see(receipt(b, missed, 'sent'), 'bob\'s message acknowledged while alice is away');
+  const queued = 'Back now.';
+  await a.fill('#message-input', queued);
+  await a.press('#message-input', 'Enter');
+  await see(receipt(a, queued, 'sending'), 'alice\'s message waiting while offline');
+  // Reconnecting syncs from the page's cursor, then sends what waited.
+  await a.evaluate(() => connect());
+  await see(a.locator('#conn-status[data-state="online"]'), 'alice online again');
+  await see(theirMessage(a, missed), 'the message alice missed');
+  await see(receipt(b, missed, 'read'), '✓✓ read on bob\'s message after alice is back');
+  await see(receipt(a, queued, 'read'), '✓✓ read on the message alice sent while offline');
+  if (await ownMessage(a, queued).count() !== 1) throw new Error('the retried message shows twice');
+
   const problems = [...alice.problems, ...bob.problems];
   if (problems.length) throw new Error(problems.join('\n'));
   if (lunchId === notesId) throw new Error('two groups with the same id');
@@ -196,6 +224,11 @@ try {
   console.log('browser test passed');
 } catch (err) {
   console.error(`browser test FAILED: ${err.message}`);
+  for (const [who, page] of Object.entries(pages)) {
+    const log = await page.evaluate(() => [...document.querySelectorAll('#wire-log li')]
+      .slice(-60).map((line) => line.textContent).join('\n')).catch((e) => `(no log: ${e.message})`);
+    console.error(`--- ${who}'s protocol log (last 60 lines):\n${log}`);
+  }
   process.exitCode = 1;
 } finally {
   await browser.close();
