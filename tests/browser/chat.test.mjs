@@ -213,6 +213,29 @@ async function run(browser) {
   await see(receipt(a, queued, 'read'), '✓✓ read on the message alice sent while offline');
   if (await ownMessage(a, queued).count() !== 1) throw new Error('the retried message shows twice');
 
+  step('a long history: alice sends 600 messages, bob reloads and syncs them in pages');
+  const before = await ownMessage(a, '').count();
+  await a.evaluate((count) => {
+    for (let i = 1; i <= count; i += 1) {
+      $('message-input').value = `bulk ${i} of ${count}`;
+      $('composer').requestSubmit();
+    }
+  }, 600);
+  await see(receipt(a, 'bulk 600 of 600', 'read'), 'the last bulk message read by bob');
+  // Count the sync requests on the wire itself, as the browser sends them.
+  let syncRequests = 0;
+  b.on('websocket', (socket) => socket.on('framesent', (frame) => {
+    if (JSON.parse(frame.payload).method === 20) syncRequests += 1;
+  }));
+  await b.reload();
+  await see(b.locator('#conn-status[data-state="online"]'), 'bob online after the second reload');
+  await groupItem(b, 'lunch').click();
+  await see(theirMessage(b, 'bulk 600 of 600'), 'the last bulk message after bob\'s reload');
+  const synced = await theirMessage(b, '').count();
+  if (synced !== before + 600) throw new Error(`bob has ${synced} of alice's messages, not ${before + 600}`);
+  if (syncRequests < 2) throw new Error(`bob's sync asked for ${syncRequests} page(s); expected several`);
+  step(`bob synced ${synced} messages from alice in ${syncRequests} sync requests`);
+
   const problems = [...alice.problems, ...bob.problems];
   if (problems.length) throw new Error(problems.join('\n'));
   if (lunchId === notesId) throw new Error('two groups with the same id');
