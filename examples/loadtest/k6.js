@@ -83,6 +83,10 @@ function signUp(name) {
     201,
     'session',
   );
+  // Behind a TLS proxy (BASE_URL https://, parley run with PARLEY_PUBLIC_URL=https://...) the
+  // socket must be wss:// too.
+  const scheme = BASE_URL.startsWith('https://') ? 'wss://' : 'ws://';
+  check(session, { 'session: messaging_url on the same scheme': (s) => s.messaging_url.startsWith(scheme) });
   return { id: user.id, token: login.token, url: session.messaging_url };
 }
 
