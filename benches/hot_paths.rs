@@ -1,0 +1,303 @@
+//! Criterion benches of parley's hot paths on in-memory mocks, through the library's public API:
+//! HTTP request parse and route, RPC decode, event encode, fan-out of one event to N WebSocket
+//! connections (tungstenite server contexts over a mock socket), store append and flush, and the
+//! sync scan. Run with `cargo bench --bench hot_paths`; docs/BENCHMARKS.md has a run's figures.
+
+use std::hint::black_box;
+use std::io::{self, Read, Write};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use parley::api;
+use parley::chat::{Chat, ChatLimits, ConnId, Frame};
+use parley::config::Limits;
+use parley::http::{self, Parsed};
+use parley::protocol::{self, MessageBody};
+use parley::store::{Store, UserRecord};
+use tempfile::TempDir;
+use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
+use tungstenite::{Message, Utf8Bytes};
+use uuid::Uuid;
+
+const WALL: u64 = 1_700_000_000_000;
+
+fn parse_and_route(c: &mut Criterion) {
+    let limits = Limits::default();
+    let upgrade = format!(
+        "GET /{} HTTP/1.1\r\nHost: 127.0.0.1:3000\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        "ab".repeat(32)
+    );
+    let body = r#"{"name":"group_1","user_ids":["6a468c77-2b3c-4d5e-8f90-123456789abc"]}"#;
+    let create_group = format!(
+        "POST /groups HTTP/1.1\r\nHost: 127.0.0.1:3000\r\nAuthorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut group = c.benchmark_group("http");
+    for (name, request) in [("upgrade", &upgrade), ("create_group", &create_group)] {
+        group.bench_function(BenchmarkId::new("parse_and_route", name), |b| {
+            b.iter(
+                || match http::parse(black_box(request.as_bytes()), &limits) {
+                    Ok(Parsed::Complete(request, _)) => {
+                        black_box(api::route(&request.method, &request.path).is_ok())
+                    }
+                    _ => panic!("a complete request"),
+                },
+            )
+        });
+    }
+    group.finish();
+}
+
+fn decode_and_encode(c: &mut Criterion) {
+    let send = r#"{"method":40,"id":"c-17","body":{"group_id":"95ba5e74-1f2e-4c3d-8b9a-0123456789ab","data":"Hello, how are you? 0123456789"}}"#;
+    let sync = r#"{"method":20,"timestamp":1700000000000,"limit":500}"#;
+    let mut group = c.benchmark_group("protocol");
+    group.bench_function("decode/send", |b| {
+        b.iter(|| protocol::decode(black_box(send)).expect("valid"))
+    });
+    group.bench_function("decode/sync", |b| {
+        b.iter(|| protocol::decode(black_box(sync)).expect("valid"))
+    });
+    let body = MessageBody {
+        message_id: Uuid::new_v4(),
+        data: "Hello, how are you? 0123456789",
+        group_id: Uuid::new_v4(),
+        user_id: Uuid::new_v4(),
+    };
+    group.bench_function("encode/message", |b| {
+        b.iter(|| protocol::encode(20, None, black_box(WALL), &body))
+    });
+    group.finish();
+}
+
+/// A socket whose peer drains `budget` bytes per tick: writes beyond it, and every read, would
+/// block, as on a non-blocking socket.
+struct MockSocket {
+    budget: usize,
+    left: usize,
+}
+
+impl Read for MockSocket {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+}
+
+impl Write for MockSocket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = buf.len().min(self.left);
+        self.left -= n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One event encoded once and written to N server-side WebSocket contexts, each flushed once:
+/// what the loop does with a tick's outbox.
+fn fanout(c: &mut Criterion) {
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(64 * 1024)
+        .max_write_buffer_size(1 << 20);
+    let event: Utf8Bytes = protocol::encode(
+        20,
+        None,
+        WALL,
+        &MessageBody {
+            message_id: Uuid::new_v4(),
+            data: "Hello, how are you? 0123456789",
+            group_id: Uuid::new_v4(),
+            user_id: Uuid::new_v4(),
+        },
+    )
+    .into();
+    let mut group = c.benchmark_group("fanout");
+    for n in [10usize, 100, 1000] {
+        let mut conns: Vec<(WebSocketContext, MockSocket)> = (0..n)
+            .map(|_| {
+                let socket = MockSocket {
+                    budget: 64 * 1024,
+                    left: 64 * 1024,
+                };
+                (WebSocketContext::new(Role::Server, Some(config)), socket)
+            })
+            .collect();
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::new("one_event_to_n", n), |b| {
+            b.iter(|| {
+                for (ctx, socket) in conns.iter_mut() {
+                    socket.left = socket.budget;
+                    match ctx.write(socket, Message::Text(event.clone())) {
+                        Ok(()) => {}
+                        Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                        }
+                        Err(e) => panic!("write: {e}"),
+                    }
+                }
+                for (ctx, socket) in conns.iter_mut() {
+                    match ctx.flush(socket) {
+                        Ok(()) => {}
+                        Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                        }
+                        Err(e) => panic!("flush: {e}"),
+                    }
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+/// A chat core on a real store in a temporary directory, with one group of `members` users, each
+/// connected once (connection key = member index).
+struct Fixture {
+    _dir: TempDir,
+    chat: Chat,
+    users: Vec<Uuid>,
+    group: Uuid,
+}
+
+impl Fixture {
+    fn new(members: usize) -> Fixture {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+        let store = Store::open(&dir.path().join("db"), 64 << 20).expect("store");
+        let users: Vec<Uuid> = (0..members).map(|_| Uuid::new_v4()).collect();
+        for (i, id) in users.iter().enumerate() {
+            store
+                .insert_user(&UserRecord {
+                    id: *id,
+                    username: format!("bench{i}"),
+                    email: format!("bench{i}@bench.test"),
+                    password_hash: String::new(),
+                    created_at: WALL,
+                })
+                .expect("user");
+        }
+        let limits = Limits::default();
+        let mut chat = Chat::open(
+            store,
+            ChatLimits {
+                max_data_bytes: limits.max_data_bytes,
+                sync_default_limit: limits.sync_default_limit,
+                sync_max_limit: limits.sync_max_limit,
+                sync_max_bytes: limits.max_outbox_bytes / 2,
+            },
+        )
+        .expect("chat");
+        let others: Vec<String> = users[1..].iter().map(Uuid::to_string).collect();
+        let group = chat
+            .create_group(users[0], "bench", &others, WALL)
+            .expect("group");
+        chat.commit().expect("commit");
+        for (key, user) in users.iter().enumerate() {
+            chat.connect(
+                *user,
+                ConnId {
+                    key,
+                    serial: key as u64,
+                },
+            );
+        }
+        chat.outbox.drain().for_each(drop);
+        Fixture {
+            _dir: dir,
+            chat,
+            users,
+            group,
+        }
+    }
+
+    fn conn(&self, index: usize) -> ConnId {
+        ConnId {
+            key: index,
+            serial: index as u64,
+        }
+    }
+
+    fn send_text(&self) -> String {
+        format!(
+            r#"{{"method":40,"body":{{"group_id":"{}","data":"Hello, how are you? 0123456789"}}}}"#,
+            self.group
+        )
+    }
+}
+
+/// A send (RPC 40) in a group of 10 through the chat core: decode, store append, ack and nine
+/// deliveries into the outbox, then the tick's flush, alone or shared by 100 sends.
+fn store_append_and_flush(c: &mut Criterion) {
+    let mut fixture = Fixture::new(10);
+    let text = fixture.send_text();
+    let (sender, conn) = (fixture.users[0], fixture.conn(0));
+    let mut group = c.benchmark_group("store");
+    group.sample_size(20);
+    for per_flush in [1u64, 100] {
+        group.throughput(Throughput::Elements(per_flush));
+        group.bench_function(BenchmarkId::new("sends_then_flush", per_flush), |b| {
+            b.iter(|| {
+                for _ in 0..per_flush {
+                    fixture.chat.handle_text(conn, sender, &text, WALL);
+                }
+                fixture.chat.commit().expect("commit");
+                let delivered = fixture.chat.outbox.drain().count();
+                assert_eq!(
+                    delivered as u64,
+                    per_flush * 10,
+                    "an ack and nine events a send"
+                );
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Sync of a page of 1000 events for a user who missed 5000 (RPC 20 from the beginning).
+fn sync_scan(c: &mut Criterion) {
+    let mut fixture = Fixture::new(2);
+    let text = fixture.send_text();
+    let (writer, writer_conn) = (fixture.users[1], fixture.conn(1));
+    fixture.chat.disconnect(fixture.users[0], fixture.conn(0));
+    for _ in 0..50 {
+        for _ in 0..100 {
+            fixture.chat.handle_text(writer_conn, writer, &text, WALL);
+        }
+        fixture.chat.commit().expect("commit");
+        fixture.chat.outbox.drain().for_each(drop);
+    }
+    let (reader, reader_conn) = (fixture.users[0], fixture.conn(0));
+    let request = r#"{"method":20,"timestamp":0,"limit":1000}"#;
+    let mut group = c.benchmark_group("sync");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(1000));
+    group.bench_function("page_of_1000", |b| {
+        b.iter(|| {
+            fixture
+                .chat
+                .handle_text(reader_conn, reader, black_box(request), WALL);
+            let events = fixture
+                .chat
+                .outbox
+                .drain()
+                .filter(|(_, frame)| matches!(frame, Frame::Event(_)))
+                .count();
+            assert_eq!(events, 1001, "a page of 1000 and the sync-complete event");
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    parse_and_route,
+    decode_and_encode,
+    fanout,
+    store_append_and_flush,
+    sync_scan
+);
+criterion_main!(benches);
