@@ -29,7 +29,12 @@ use crate::support::Http;
 /// The value of one sample line of `GET /metrics` (`name{labels}` exactly as rendered), or 0 when
 /// the server has not rendered it yet (a counter that never moved).
 pub fn metric(addr: SocketAddr, sample: &str) -> u64 {
-    let answer = Http::connect(addr).get("/metrics");
+    metric_on(&mut Http::connect(addr), sample)
+}
+
+/// Like `metric`, on an open connection (when a new one could be refused by a cap).
+pub fn metric_on(http: &mut Http, sample: &str) -> u64 {
+    let answer = http.get("/metrics");
     assert_eq!(answer.status, 200, "GET /metrics");
     let text = String::from_utf8(answer.body).expect("metrics are UTF-8");
     text.lines()

@@ -14,10 +14,15 @@ use super::metric;
 use super::process::{Launch, Process};
 use crate::support::*;
 
-/// The server's request deadline (`Limits::request_timeout`).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The request deadline these tests give the server (`--request-timeout-secs`; 10 s by default),
+/// short so that the tests are.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+const REQUEST_TIMEOUT_FLAG: [&str; 2] = ["--request-timeout-secs", "2"];
+/// How often a slow client sends its next byte or header: several times within the deadline,
+/// so the deadline is for the whole request, not for a silence.
+const DRIP: Duration = Duration::from_millis(300);
 
-/// Sends `first`, then one `drip` every second until the server answers; returns everything
+/// Sends `first`, then one `drip` every `DRIP` until the server answers; returns everything
 /// the server sent until it closed, and when its first byte came.
 fn trickle(addr: SocketAddr, first: &[u8], drip: &[u8], within: Duration) -> (Vec<u8>, Duration) {
     let start = Instant::now();
@@ -32,9 +37,7 @@ fn trickle(addr: SocketAddr, first: &[u8], drip: &[u8], within: Duration) -> (Ve
             !left.is_zero(),
             "no answer to a trickled request within {within:?}"
         );
-        stream
-            .set_read_timeout(Some(left.min(Duration::from_secs(1))))
-            .unwrap();
+        stream.set_read_timeout(Some(left.min(DRIP))).unwrap();
         match stream.read(&mut buf) {
             Ok(0) => return (got, answered_after.expect("closed without an answer")),
             Ok(n) => {
@@ -66,12 +69,12 @@ fn assert_408(raw: &[u8], what: &str) {
     );
 }
 
-/// Twenty slowloris connections and five slow bodies, each dripping a byte or a header every
-/// second: each gets 408 and is closed about 10 s after its first byte (never sooner), while
-/// a normal client is served and a WebSocket member chats throughout.
+/// Twenty slowloris connections and five slow bodies, each dripping a header or a byte every
+/// `DRIP`: each gets 408 and is closed once the request deadline has passed since its first byte
+/// (never sooner), while a normal client is served and a WebSocket member chats throughout.
 #[test]
 fn slowloris_and_slow_bodies_get_408_while_others_are_served() {
-    let server = Server::start();
+    let server = Server::start_with_args(&REQUEST_TIMEOUT_FLAG);
     let alice = server.user("alice");
     let group = server.create_group(&alice, "busy", &[]);
     let mut ws = server.connect(&alice);
@@ -87,7 +90,7 @@ fn slowloris_and_slow_bodies_get_408_while_others_are_served() {
                         addr,
                         first.as_bytes(),
                         b"X-More: yes\r\n",
-                        Duration::from_secs(25),
+                        Duration::from_secs(15),
                     ),
                 )
             }));
@@ -95,7 +98,7 @@ fn slowloris_and_slow_bodies_get_408_while_others_are_served() {
         for i in 0..5 {
             slow.push(s.spawn(move || {
                 let first = b"POST /login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{";
-                (format!("slow body {i}"), trickle(addr, first, b" ", Duration::from_secs(25)))
+                (format!("slow body {i}"), trickle(addr, first, b" ", Duration::from_secs(15)))
             }));
         }
         let mut served = 0;
@@ -108,6 +111,7 @@ fn slowloris_and_slow_bodies_get_408_while_others_are_served() {
             let ack = ws.send_and_ack(&group, &text);
             assert_ack(&ack, None);
             served += 1;
+            thread::sleep(Duration::from_millis(50)); // pacing the probes, not synchronising
         }
         assert!(served > 0);
         for handle in slow {
@@ -125,7 +129,11 @@ fn slowloris_and_slow_bodies_get_408_while_others_are_served() {
 #[test]
 fn a_client_that_never_reads_its_answers_is_bounded_and_dropped() {
     let dir = tempfile::tempdir().unwrap();
-    let (process, addr) = Process::start(dir.path(), &Launch::default());
+    let launch = Launch {
+        args: &REQUEST_TIMEOUT_FLAG,
+        ..Launch::default()
+    };
+    let (process, addr) = Process::start(dir.path(), &launch);
     let mut hog = TcpStream::connect(addr).unwrap();
     // 4 MB of pipelined requests (60 MB of answers): written until the server and the kernel
     // stop taking more, which is the point.
@@ -175,7 +183,7 @@ fn a_client_that_never_reads_its_answers_is_bounded_and_dropped() {
     assert!(rss_kb() < 200 * 1024, "server RSS {} KiB", rss_kb());
     // Still not reading, the hog is dropped: a 408 is queued after its request deadline, and
     // the connection is closed when that cannot be written either.
-    let deadline = Instant::now() + REQUEST_TIMEOUT + Duration::from_secs(15);
+    let deadline = Instant::now() + REQUEST_TIMEOUT + Duration::from_secs(10);
     while metric(addr, "parley_connections_dropped_total{reason=\"timeout\"}") == 0 {
         assert!(Instant::now() < deadline, "the hog was never dropped");
         thread::sleep(Duration::from_millis(100)); // polling a counter under a deadline
@@ -272,4 +280,65 @@ fn a_slow_consumer_is_closed_with_1008_and_recovers_everything_by_sync() {
     }
     a.assert_quiet();
     c.assert_quiet();
+}
+
+/// Keep-alive connections with no request in progress are closed after the idle timeout (never
+/// sooner), counted from their last request; one that keeps asking stays open.
+#[test]
+fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
+    let idle_timeout = Duration::from_secs(2);
+    let server = Server::start_with_args(&["--idle-timeout-secs", "2"]);
+    let start = Instant::now();
+    let mut silent = TcpStream::connect(server.addr).unwrap();
+    let mut served_once = TcpStream::connect(server.addr).unwrap();
+    served_once
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut busy = Http::connect(server.addr);
+    // `busy` asks every 500 ms until the idle ones are closed, and a while after.
+    let mut closed = [None, None];
+    while closed.iter().any(Option::is_none) || start.elapsed() < idle_timeout * 2 {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "idle connections still open: {closed:?}"
+        );
+        assert_eq!(
+            busy.get("/healthz").status,
+            200,
+            "a busy connection stays open"
+        );
+        for (conn, when) in [&mut silent, &mut served_once]
+            .into_iter()
+            .zip(closed.iter_mut())
+        {
+            if when.is_none() && closed_within(conn, Duration::from_millis(250)) {
+                *when = Some(start.elapsed());
+            }
+        }
+    }
+    for when in closed.into_iter().flatten() {
+        assert!(when >= idle_timeout, "closed after only {when:?}");
+    }
+}
+
+/// Whether the server closes `stream` within `within`; whatever it sends meanwhile is skipped.
+fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return false
+            }
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return true,
+            Err(e) => panic!("reading an idle connection: {e}"),
+        }
+    }
 }
