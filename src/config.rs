@@ -89,7 +89,8 @@ impl Default for Limits {
             max_headers: 64,
             max_body_bytes: 64 * 1024,
             max_ws_message_bytes: 64 * 1024,
-            ws_read_buffer_bytes: 4 * 1024,
+            // Chat messages are small; a longer one grows the buffer as it arrives.
+            ws_read_buffer_bytes: 2 * 1024,
             max_outbox_bytes: 1024 * 1024,
             max_data_bytes: 16 * 1024,
             sync_default_limit: 500,

@@ -752,11 +752,16 @@ impl Server {
         match result {
             Ok(()) if conn.close_after_write => self.kill(key),
             Ok(()) => {
-                if let Phase::Http(http) = &conn.phase {
+                // An idle connection should cost as little as possible: give the written
+                // buffer back (a WebSocket never uses it again after the 101).
+                conn.out = Vec::new();
+                match &mut conn.phase {
                     // Requests held back while answers were queued can go on now.
-                    if !http.waiting && !http.inbuf.is_empty() {
-                        self.read_again.push(key);
+                    Phase::Http(http) if !http.waiting && !http.inbuf.is_empty() => {
+                        self.read_again.push(key)
                     }
+                    Phase::Http(http) if http.inbuf.is_empty() => http.inbuf = Vec::new(),
+                    _ => {}
                 }
             }
             Err(e) if is_would_block(&e) => {}
