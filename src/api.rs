@@ -99,6 +99,14 @@ pub fn route(method: &str, path: &str) -> Result<Route, NoRoute> {
     }
 }
 
+/// The body of a registration and of a login (which needs `username` or `email`).
+#[derive(Deserialize)]
+struct Credentials {
+    username: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+}
+
 /// A password-hashing job's context, handed back with its outcome.
 #[derive(Debug)]
 pub enum Pending {
@@ -286,13 +294,7 @@ impl Api {
 
     /// Validates a registration and asks for the password hash; [`Api::finish`] stores the user.
     fn register(&self, chat: &Chat, req: &Request) -> Result<Outcome, ApiError> {
-        #[derive(Deserialize)]
-        struct Body {
-            username: Option<String>,
-            email: Option<String>,
-            password: Option<String>,
-        }
-        let body: Body = json_body(req)?;
+        let body: Credentials = json_body(req)?;
         let username = body
             .username
             .ok_or_else(|| ApiError::bad_request("missing `username`"))?;
@@ -317,13 +319,7 @@ impl Api {
     }
 
     fn login(&self, chat: &Chat, req: &Request) -> Result<Outcome, ApiError> {
-        #[derive(Deserialize)]
-        struct Body {
-            username: Option<String>,
-            email: Option<String>,
-            password: Option<String>,
-        }
-        let body: Body = json_body(req)?;
+        let body: Credentials = json_body(req)?;
         let password = body
             .password
             .ok_or_else(|| ApiError::bad_request("missing `password`"))?;

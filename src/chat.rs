@@ -221,16 +221,11 @@ impl Chat {
         wall: u64,
     ) -> Result<GroupView, ApiError> {
         let group = self.group(group_id)?;
-        let target = target.unwrap_or(caller);
-        if target != caller {
-            if !self.store.user_exists(target)? {
-                return Err(ApiError::bad_request(format!("unknown user id: {target}")));
-            }
-            if !group.members.contains(&caller) {
-                return Err(ApiError::forbidden(
-                    "only a member may add someone else to a group",
-                ));
-            }
+        let target = self.target_user(caller, target)?;
+        if target != caller && !group.members.contains(&caller) {
+            return Err(ApiError::forbidden(
+                "only a member may add someone else to a group",
+            ));
         }
         if group.members.contains(&target) {
             return Err(ApiError::conflict("already a member of this group"));
@@ -272,16 +267,11 @@ impl Chat {
         wall: u64,
     ) -> Result<GroupView, ApiError> {
         let group = self.group(group_id)?;
-        let target = target.unwrap_or(caller);
-        if target != caller {
-            if !self.store.user_exists(target)? {
-                return Err(ApiError::bad_request(format!("unknown user id: {target}")));
-            }
-            if group.creator != caller {
-                return Err(ApiError::forbidden(
-                    "only the group's creator may remove someone else",
-                ));
-            }
+        let target = self.target_user(caller, target)?;
+        if target != caller && group.creator != caller {
+            return Err(ApiError::forbidden(
+                "only the group's creator may remove someone else",
+            ));
         }
         if !group.members.contains(&target) {
             return Err(ApiError::conflict("not a member of this group"));
@@ -552,6 +542,16 @@ impl Chat {
     }
 
     // --- helpers -----------------------------------------------------------------------------
+
+    /// Who a join or leave is about: `target`, or the caller when absent; it must exist.
+    fn target_user(&self, caller: Uuid, target: Option<Uuid>) -> Result<Uuid, ApiError> {
+        match target {
+            Some(target) if target != caller && !self.store.user_exists(target)? => {
+                Err(ApiError::bad_request(format!("unknown user id: {target}")))
+            }
+            target => Ok(target.unwrap_or(caller)),
+        }
+    }
 
     fn group(&self, group_id: Uuid) -> Result<&GroupRecord, ApiError> {
         self.groups
