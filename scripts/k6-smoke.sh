@@ -30,7 +30,7 @@ bin=${PARLEY_BIN:-target/debug/parley}
 work=$(mktemp -d)
 server_pid=
 cleanup() {
-    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; { wait "$server_pid"; } 2>/dev/null || true; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
