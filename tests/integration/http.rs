@@ -1,0 +1,324 @@
+//! HTTP/1.1 as parley speaks it: routing statuses, content types, size limits, framing,
+//! keep-alive and pipelining. Raw bytes where framing matters.
+
+use crate::support::*;
+
+fn register_body(name: &str) -> String {
+    json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}).to_string()
+}
+
+#[test]
+fn healthz_answers_ok() {
+    let server = Server::start();
+    let answer = server.get("/healthz");
+    assert_eq!(answer.expect(200), json!({"status": "ok"}));
+    let ct = answer.header("content-type").expect("content-type on a JSON answer");
+    assert!(ct.starts_with("application/json"), "content-type {ct}");
+}
+
+#[test]
+fn unknown_path_is_404() {
+    let server = Server::start();
+    server.get("/no/such/path").expect_error(404, "not_found");
+    server.post("/no/such/path", None, &json!({})).expect_error(404, "not_found");
+    server.post("/users/extra", None, &json!({})).expect_error(404, "not_found");
+}
+
+#[test]
+fn wrong_method_is_405_with_allow() {
+    let server = Server::start();
+    let cases: &[(&str, &str, &str)] = &[
+        ("GET", "/users", "POST"),
+        ("PUT", "/login", "POST"),
+        ("GET", "/groups", "POST"),
+        ("DELETE", "/sessions", "POST"),
+        ("POST", "/groups/00000000-0000-4000-8000-000000000000/join", "PUT"),
+        ("GET", "/groups/00000000-0000-4000-8000-000000000000/left", "PUT"),
+    ];
+    for (method, path, allowed) in cases {
+        let answer = server.http().request(method, path, &[], None);
+        answer.expect_error(405, "method_not_allowed");
+        let allow = answer.header("allow").unwrap_or_else(|| panic!("{method} {path}: 405 without Allow"));
+        let methods: Vec<&str> = allow.split(',').map(|m| m.trim()).collect();
+        assert!(methods.contains(allowed), "{method} {path}: Allow {allow:?} lacks {allowed}");
+        assert!(!methods.contains(method), "{method} {path}: Allow {allow:?} lists the refused method");
+    }
+}
+
+#[test]
+fn text_plain_body_is_415() {
+    let server = Server::start();
+    let name = unique("plain");
+    let answer = server.http().request(
+        "POST",
+        "/users",
+        &[("Content-Type", "text/plain")],
+        Some(register_body(&name).as_bytes()),
+    );
+    answer.expect_error(415, "unsupported_media_type");
+    // Nothing was created: the same registration as JSON succeeds.
+    server.register(&name);
+}
+
+#[test]
+fn json_content_type_with_charset_is_accepted() {
+    let server = Server::start();
+    let name = unique("charset");
+    let answer = server.http().request(
+        "POST",
+        "/users",
+        &[("Content-Type", "application/json; charset=utf-8")],
+        Some(register_body(&name).as_bytes()),
+    );
+    assert_keys(&answer.expect(201), &["id"]);
+}
+
+#[test]
+fn malformed_json_is_400() {
+    let server = Server::start();
+    for body in [&b"{\"username\":"[..], b"not json", b"", b"[1,2,3]", b"{\"username\": \"a\"} trailing", &[0xff, 0xfe, b'{', b'}']] {
+        let answer = server.http().request("POST", "/users", &[("Content-Type", "application/json")], Some(body));
+        answer.expect_error(400, "bad_request");
+    }
+}
+
+/// A JSON registration body padded with spaces to exactly `len` bytes.
+fn padded_register_body(name: &str, len: usize) -> Vec<u8> {
+    let mut body = register_body(name).into_bytes();
+    assert!(body.len() <= len);
+    body.resize(len, b' ');
+    body
+}
+
+#[test]
+fn body_over_64k_is_413() {
+    let server = Server::start();
+    let name = unique("big");
+    let body = padded_register_body(&name, 64 * 1024 + 1);
+    let mut http = server.http();
+    let head = format!(
+        "POST /users HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        server.addr,
+        body.len()
+    );
+    http.send_raw(head.as_bytes());
+    // The server may answer as soon as it has seen the head, and may close without reading the
+    // body: send it, but do not insist.
+    http.send_raw_lossy(&body);
+    http.read_response().expect_error(413, "too_large");
+    // Nothing was created.
+    server.register(&name);
+}
+
+#[test]
+fn body_of_exactly_64k_is_accepted() {
+    let server = Server::start();
+    let name = unique("edge");
+    let body = padded_register_body(&name, 64 * 1024);
+    let answer = server.http().request("POST", "/users", &[("Content-Type", "application/json")], Some(&body));
+    assert_keys(&answer.expect(201), &["id"]);
+}
+
+#[test]
+fn head_over_8k_is_431() {
+    let server = Server::start();
+    let pad = "a".repeat(9000);
+    let answer = server.http().request("GET", "/healthz", &[("X-Pad", pad.as_str())], None);
+    answer.expect_error(431, "too_large");
+}
+
+#[test]
+fn more_than_64_headers_is_431() {
+    let server = Server::start();
+    let names: Vec<String> = (0..70).map(|i| format!("X-Header-{i}")).collect();
+    let headers: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    let answer = server.http().request("GET", "/healthz", &headers, None);
+    answer.expect_error(431, "too_large");
+}
+
+#[test]
+fn head_just_under_the_limits_is_accepted() {
+    let server = Server::start();
+    let pad = "a".repeat(7000);
+    let names: Vec<String> = (0..40).map(|i| format!("X-Header-{i}")).collect();
+    let mut headers: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    headers.push(("X-Pad", pad.as_str()));
+    let answer = server.http().request("GET", "/healthz", &headers, None);
+    assert_eq!(answer.expect(200), json!({"status": "ok"}));
+}
+
+#[test]
+fn chunked_body_is_411() {
+    let server = Server::start();
+    let name = unique("chunked");
+    let body = register_body(&name);
+    let raw = format!(
+        "POST /users HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{}\r\n0\r\n\r\n",
+        server.addr,
+        body.len(),
+        body
+    );
+    let mut http = server.http();
+    http.send_raw(raw.as_bytes());
+    http.read_response().expect_error(411, "bad_request");
+}
+
+#[test]
+fn keep_alive_serves_several_requests_on_one_connection() {
+    let server = Server::start();
+    let name = unique("keepalive");
+    let mut http = server.http();
+    let id = http.json("POST", "/users", None, &serde_json::from_str(&register_body(&name)).unwrap()).expect(201);
+    let token = http.json("POST", "/login", None, &json!({"username": name, "password": PASSWORD})).expect(200);
+    assert_eq!(jwt::claims(token["token"].as_str().unwrap())["user_id"], id["id"]);
+    assert_eq!(http.get("/healthz").expect(200), json!({"status": "ok"}));
+    // An error answer does not end the connection either.
+    http.get("/no/such/path").expect_error(404, "not_found");
+    assert_eq!(http.get("/healthz").expect(200), json!({"status": "ok"}));
+    assert!(http.leftover().is_empty(), "bytes after the last answer: {:?}", http.leftover());
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let server = Server::start();
+    let name = unique("pipe");
+    let mut http = server.http();
+    let json_ct = [("Content-Type", "application/json")];
+    let body = register_body(&name);
+    // Three requests in one write: register, the same again (409), health.
+    let mut bytes = http.build("POST", "/users", &json_ct, Some(body.as_bytes()));
+    bytes.extend(http.build("POST", "/users", &json_ct, Some(body.as_bytes())));
+    bytes.extend(http.build("GET", "/healthz", &[], None));
+    http.send_raw(&bytes);
+    assert_keys(&http.read_response().expect(201), &["id"]);
+    http.read_response().expect_error(409, "conflict");
+    assert_eq!(http.read_response().expect(200), json!({"status": "ok"}));
+    assert!(http.leftover().is_empty(), "bytes after the last answer: {:?}", http.leftover());
+}
+
+#[test]
+fn request_written_byte_by_byte_is_understood() {
+    let server = Server::start();
+    let name = unique("bytes");
+    let mut http = server.http();
+    let body = register_body(&name);
+    let bytes = http.build("POST", "/users", &[("Content-Type", "application/json")], Some(body.as_bytes()));
+    for b in &bytes {
+        http.send_raw(std::slice::from_ref(b));
+    }
+    assert_keys(&http.read_response().expect(201), &["id"]);
+}
+
+#[test]
+fn connection_close_is_honoured() {
+    let server = Server::start();
+    let mut http = server.http();
+    let answer = http.request("GET", "/healthz", &[("Connection", "close")], None);
+    assert_eq!(answer.expect(200), json!({"status": "ok"}));
+    assert!(http.closed_by_peer(), "the server keeps the connection open after Connection: close");
+}
+
+#[test]
+fn garbage_request_line_is_400() {
+    let server = Server::start();
+    let mut http = server.http();
+    http.send_raw(b"THIS IS NOT HTTP\r\n\r\n");
+    let answer = http.read_response();
+    assert_eq!(answer.status, 400, "body: {}", String::from_utf8_lossy(&answer.body));
+}
+
+#[test]
+fn bad_content_length_is_400() {
+    let server = Server::start();
+    let body = register_body(&unique("cl"));
+    for cl in ["abc", "-1", "12, 13", "1e3"] {
+        let mut http = server.http();
+        let raw = format!(
+            "POST /users HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {cl}\r\n\r\n{body}",
+            server.addr
+        );
+        http.send_raw(raw.as_bytes());
+        let answer = http.read_response();
+        assert_eq!(answer.status, 400, "Content-Length {cl:?}: {}", String::from_utf8_lossy(&answer.body));
+    }
+    // Two different Content-Length headers (a smuggling vector).
+    let mut http = server.http();
+    let raw = format!(
+        "POST /users HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nContent-Length: 2\r\n\r\n{body}",
+        server.addr,
+        body.len()
+    );
+    http.send_raw(raw.as_bytes());
+    let answer = http.read_response();
+    assert_eq!(answer.status, 400, "conflicting Content-Length: {}", String::from_utf8_lossy(&answer.body));
+}
+
+/// Connections that stop half-way through a request do not hold up anyone else.
+#[test]
+fn a_stalled_client_does_not_block_others() {
+    let server = Server::start();
+    let mut stalled_body = server.http();
+    stalled_body.send_raw(
+        format!("POST /users HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"user", server.addr)
+            .as_bytes(),
+    );
+    let mut stalled_head = server.http();
+    stalled_head.send_raw(b"GET /heal");
+
+    assert_eq!(server.get("/healthz").expect(200), json!({"status": "ok"}));
+    let user = server.user("unblocked");
+    let mut ws = server.connect(&user);
+    ws.assert_quiet();
+
+    // The stalled head, completed, is answered.
+    stalled_head.send_raw(format!("thz HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr).as_bytes());
+    assert_eq!(stalled_head.read_response().expect(200), json!({"status": "ok"}));
+}
+
+#[test]
+fn plain_get_or_bad_upgrade_of_a_messaging_token_is_refused() {
+    let server = Server::start();
+    let user = server.user("plain");
+    let url = server.messaging_url(&user.token);
+    server.get(&format!("/{}", url_token(&url))).expect_error(404, "not_found");
+    // An upgrade without a key, or of another version: 400.
+    let token = url_token(&url);
+    let upgrade = |extra: &[(&str, &str)]| {
+        let mut headers = vec![("Upgrade", "websocket"), ("Connection", "Upgrade")];
+        headers.extend_from_slice(extra);
+        server.http().request("GET", &format!("/{token}"), &headers, None)
+    };
+    let answer = upgrade(&[("Sec-WebSocket-Version", "13")]);
+    assert_eq!(answer.status, 400, "upgrade without Sec-WebSocket-Key");
+    let answer = upgrade(&[("Sec-WebSocket-Version", "8"), ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")]);
+    assert_eq!(answer.status, 400, "upgrade of version 8");
+    // The token still works for a real upgrade.
+    Ws::connect(&url, "plain").assert_quiet();
+}
+
+/// Password hashing does not run on the event loop: while a pile of logins is being hashed, a
+/// health check is answered before the last of them.
+#[test]
+fn hashing_does_not_block_other_requests() {
+    use std::time::Instant;
+    let server = Server::start();
+    let name = unique("hasher");
+    server.register(&name);
+    let body = json!({"username": name, "password": PASSWORD}).to_string();
+    let mut logins: Vec<Http> = (0..12).map(|_| server.http()).collect();
+    for http in logins.iter_mut() {
+        let bytes = http.build("POST", "/login", &[("Content-Type", "application/json")], Some(body.as_bytes()));
+        http.send_raw(&bytes);
+    }
+    let start = Instant::now();
+    assert_eq!(server.get("/healthz").expect(200), json!({"status": "ok"}));
+    let health = start.elapsed();
+    for http in logins.iter_mut() {
+        http.read_response().expect(200);
+    }
+    let all_logins = start.elapsed();
+    assert!(
+        health * 2 < all_logins,
+        "health answered after {health:?}, the 12 logins after {all_logins:?}: hashing blocks the loop?"
+    );
+}

@@ -1,0 +1,31 @@
+//! Black-box integration tests for parley.
+//!
+//! Every test starts its own `parley` process on `127.0.0.1:0` with a fresh data directory
+//! (see `support::Server`) and talks to it only through its public protocol: HTTP/1.1 over a
+//! hand-written client and WebSocket through tungstenite. Nothing here sleeps a fixed time to
+//! synchronise: a test waits for an expected event with a deadline, and proves that an event did
+//! *not* arrive with a round-trip that must come after it (`Ws::barrier`).
+//!
+//! Modules, in the order of the user's walkthrough:
+//! - `walkthrough`: the seed walkthrough end to end, and its history replayed through sync.
+//! - `http`: HTTP framing, statuses, keep-alive, pipelining, limits.
+//! - `accounts`: register, login, tokens, sessions.
+//! - `groups`: group creation and the join/leave rules.
+//! - `messaging`: sends, client ids, idempotency, receipts, typing, WebSocket errors.
+//! - `devices`: several sessions (and connections) of one user.
+//! - `sync`: method 20, cursors, paging, and who may see what.
+//! - `durability`: restarts and `kill -9`.
+//! - `lifecycle`: pings, dropping silent connections, SIGTERM.
+
+mod support;
+
+mod accounts;
+mod devices;
+mod durability;
+mod groups;
+mod http;
+mod lifecycle;
+mod messaging;
+mod sync;
+mod walkthrough;
+mod hardening;

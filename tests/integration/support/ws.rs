@@ -1,0 +1,488 @@
+//! A WebSocket client for tests, over a std `TcpStream` with tungstenite.
+//!
+//! Reads use a read timeout on the socket and loop until a deadline, so a test never hangs and
+//! never sleeps. Every received event is logged for failure messages.
+//!
+//! Proving that something did *not* arrive: `barrier()` sends a sync (method 20) from a cursor far
+//! in the future. Its answer is an empty sync followed by event 29, which the server queues after
+//! everything it queued earlier on this connection; so whatever arrives before that 29 is all that
+//! was pending, with no fixed sleep.
+
+use std::io::ErrorKind;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tungstenite::handshake::HandshakeError;
+use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tungstenite::protocol::frame::Frame;
+use tungstenite::{Message, WebSocket};
+
+use super::check::{assert_keys, assert_keys_within, assert_ms, ty};
+use super::DEADLINE;
+
+/// 2100-01-01 in ms: a sync cursor after every real event.
+const FAR_FUTURE: u64 = 4_102_444_800_000;
+
+pub struct Ws {
+    ws: WebSocket<TcpStream>,
+    /// Label used in failure messages.
+    pub name: String,
+    /// Every event received, in order.
+    pub log: Vec<Value>,
+    barriers: u64,
+}
+
+/// Why a connection was refused.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// The server answered the upgrade with this HTTP status.
+    Status(u16),
+    Other(String),
+}
+
+impl Ws {
+    /// Connects to a `ws://host:port/path` URL; panics unless the upgrade succeeds.
+    #[track_caller]
+    pub fn connect(url: &str, name: &str) -> Ws {
+        Self::try_connect(url, name).unwrap_or_else(|e| panic!("{name}: WebSocket connect to {url}: {e:?}"))
+    }
+
+    pub fn try_connect(url: &str, name: &str) -> Result<Ws, ConnectError> {
+        Self::try_connect_with(url, name, &[])
+    }
+
+    /// Like `try_connect`, with extra headers on the upgrade request (e.g. `Origin`).
+    pub fn try_connect_with(url: &str, name: &str, headers: &[(&str, &str)]) -> Result<Ws, ConnectError> {
+        use tungstenite::client::IntoClientRequest;
+        let mut request = url
+            .into_client_request()
+            .map_err(|e| ConnectError::Other(format!("bad URL {url}: {e}")))?;
+        for (k, v) in headers {
+            let name = tungstenite::http::HeaderName::from_bytes(k.as_bytes()).expect("header name");
+            let value = tungstenite::http::HeaderValue::from_str(v).expect("header value");
+            request.headers_mut().insert(name, value);
+        }
+        let rest = url
+            .strip_prefix("ws://")
+            .ok_or_else(|| ConnectError::Other(format!("not a ws:// URL: {url}")))?;
+        let authority = rest.split('/').next().unwrap();
+        let stream = TcpStream::connect(authority).map_err(|e| ConnectError::Other(format!("connect: {e}")))?;
+        stream.set_nodelay(true).unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        stream.set_write_timeout(Some(DEADLINE)).unwrap();
+        match tungstenite::client::client(request, stream) {
+            Ok((ws, response)) => {
+                assert_eq!(response.status().as_u16(), 101);
+                Ok(Ws { ws, name: name.to_string(), log: Vec::new(), barriers: 0 })
+            }
+            Err(HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+                Err(ConnectError::Status(resp.status().as_u16()))
+            }
+            Err(HandshakeError::Failure(e)) => Err(ConnectError::Other(format!("handshake: {e}"))),
+            Err(HandshakeError::Interrupted(_)) => {
+                Err(ConnectError::Other("handshake timed out".to_string()))
+            }
+        }
+    }
+
+    // ---- sending ----
+
+    pub fn send_json(&mut self, v: &Value) {
+        self.send_text(&v.to_string());
+    }
+
+    pub fn send_text(&mut self, s: &str) {
+        let name = &self.name;
+        self.ws.send(Message::text(s)).unwrap_or_else(|e| panic!("{name}: send: {e}"));
+    }
+
+    /// Sends a text message, ignoring failure (the server may close while it is being written).
+    pub fn send_text_lossy(&mut self, s: &str) {
+        let _ = self.ws.send(Message::text(s));
+    }
+
+    pub fn send_binary(&mut self, b: &[u8]) {
+        let name = &self.name;
+        self.ws.send(Message::binary(b.to_vec())).unwrap_or_else(|e| panic!("{name}: send: {e}"));
+    }
+
+    /// Sends one raw data frame (text opcode when `text`, else continuation/binary as given):
+    /// for fragmentation and invalid-UTF-8 tests.
+    pub fn send_frame(&mut self, payload: &[u8], opcode: Data, is_final: bool) {
+        let name = &self.name;
+        let frame = Frame::message(payload.to_vec(), OpCode::Data(opcode), is_final);
+        self.ws.send(Message::Frame(frame)).unwrap_or_else(|e| panic!("{name}: send frame: {e}"));
+    }
+
+    /// Queues a text message without flushing (for bursts); `flush()` sends them.
+    pub fn queue_json(&mut self, v: &Value) {
+        let name = &self.name;
+        self.ws.write(Message::text(v.to_string())).unwrap_or_else(|e| panic!("{name}: write: {e}"));
+    }
+
+    pub fn flush(&mut self) {
+        let name = &self.name;
+        self.ws.flush().unwrap_or_else(|e| panic!("{name}: flush: {e}"));
+    }
+
+    /// RPC 40: send `data` to `group`.
+    pub fn send_message(&mut self, group: &str, data: &str) {
+        self.send_json(&json!({"method": 40, "body": {"group_id": group, "data": data}}));
+    }
+
+    /// RPC 40 with a client id.
+    pub fn send_message_id(&mut self, group: &str, data: &str, id: &str) {
+        self.send_json(&json!({"method": 40, "id": id, "body": {"group_id": group, "data": data}}));
+    }
+
+    /// RPC 40, then the 21 ack that must be the next event; returns the ack.
+    #[track_caller]
+    pub fn send_and_ack(&mut self, group: &str, data: &str) -> Value {
+        self.send_message(group, data);
+        let ack = self.expect(21);
+        assert_ack(&ack, None);
+        ack
+    }
+
+    pub fn delivered(&mut self, message_id: &str) {
+        self.send_json(&json!({"method": 41, "body": {"message_id": message_id}}));
+    }
+
+    pub fn read(&mut self, message_id: &str) {
+        self.send_json(&json!({"method": 42, "body": {"message_id": message_id}}));
+    }
+
+    pub fn typing_start(&mut self, group: &str) {
+        self.send_json(&json!({"method": 60, "body": {"group_id": group}}));
+    }
+
+    pub fn typing_end(&mut self, group: &str) {
+        self.send_json(&json!({"method": 61, "body": {"group_id": group}}));
+    }
+
+    // ---- receiving ----
+
+    /// The next event, or `None` when nothing arrives before `deadline`.
+    /// Panics if the server closes the connection or sends something that is not a JSON text.
+    pub fn next_event_before(&mut self, deadline: Instant) -> Option<Value> {
+        match self.next_message_before(deadline) {
+            None => None,
+            Some(Message::Text(t)) => {
+                let v: Value = serde_json::from_str(t.as_str())
+                    .unwrap_or_else(|e| panic!("{}: event is not JSON ({e}): {t}", self.name));
+                self.log.push(v.clone());
+                Some(v)
+            }
+            Some(Message::Close(frame)) => panic!(
+                "{}: server closed the connection ({frame:?}); events so far:\n{}",
+                self.name,
+                super::show(&self.log)
+            ),
+            Some(other) => panic!("{}: unexpected message {other:?}", self.name),
+        }
+    }
+
+    /// The next data or close message; pings and pongs are skipped (tungstenite answers pings).
+    fn next_message_before(&mut self, deadline: Instant) -> Option<Message> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.ws.get_mut().set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+            match self.ws.read() {
+                Ok(Message::Ping(_)) | Ok(Message::Pong(_)) | Ok(Message::Frame(_)) => continue,
+                Ok(m) => return Some(m),
+                Err(tungstenite::Error::Io(e))
+                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) =>
+                {
+                    continue
+                }
+                Err(e) => panic!(
+                    "{}: WebSocket read failed: {e}; events so far:\n{}",
+                    self.name,
+                    super::show(&self.log)
+                ),
+            }
+        }
+    }
+
+    /// The next event, waiting at most `DEADLINE`.
+    #[track_caller]
+    pub fn recv_event(&mut self) -> Value {
+        let deadline = Instant::now() + DEADLINE;
+        match self.next_event_before(deadline) {
+            Some(v) => v,
+            None => panic!(
+                "{}: no event within {DEADLINE:?}; events so far:\n{}",
+                self.name,
+                super::show(&self.log)
+            ),
+        }
+    }
+
+    /// The next event, which must be of type `t`, with the envelope `{type, timestamp, body}`
+    /// (plus `id` when the RPC carried one). Returns the whole event.
+    #[track_caller]
+    pub fn expect(&mut self, t: u64) -> Value {
+        let ev = self.recv_event();
+        assert_eq!(ty(&ev), t, "{}: expected event {t}, got {ev}", self.name);
+        assert_keys_within(&ev, &["type", "timestamp", "body"], &["id"]);
+        assert_ms(&ev["timestamp"]);
+        assert!(ev["body"].is_object(), "{}: body is not an object: {ev}", self.name);
+        ev
+    }
+
+    /// Like `expect`, returning only the body.
+    #[track_caller]
+    pub fn expect_body(&mut self, t: u64) -> Value {
+        self.expect(t)["body"].clone()
+    }
+
+    /// The next event must be a 90 error with `code`, body `{code, error, method, id?}`: `method`
+    /// is the RPC's (None: null, the RPC was unreadable); the client `id` is echoed at the top
+    /// level (and, if at all, in the body) exactly when given. Returns the event.
+    #[track_caller]
+    pub fn expect_error(&mut self, code: &str, method: Option<u64>, id: Option<&str>) -> Value {
+        let ev = self.recv_event();
+        assert_eq!(ty(&ev), 90, "{}: expected error event 90, got {ev}", self.name);
+        assert_keys_within(&ev, &["type", "body"], &["timestamp", "id"]);
+        let body = &ev["body"];
+        assert_keys_within(body, &["code", "error", "method"], &["id"]);
+        assert_eq!(body["code"], code, "{}: error code in {ev}", self.name);
+        let text = body["error"].as_str().unwrap_or_else(|| panic!("error text not a string: {ev}"));
+        assert!(!text.is_empty(), "empty error text: {ev}");
+        match method {
+            Some(m) => assert_eq!(body["method"], m, "{}: method in {ev}", self.name),
+            None => assert!(body["method"].is_null(), "{}: method is null when unreadable: {ev}", self.name),
+        }
+        match id {
+            Some(id) => {
+                assert_eq!(ev["id"], id, "{}: the client id is echoed at the top level: {ev}", self.name);
+                if !body["id"].is_null() {
+                    assert_eq!(body["id"], id, "{}: id in the error body: {ev}", self.name);
+                }
+            }
+            None => {
+                assert!(ev["id"].is_null(), "{}: no client id was sent, none echoed: {ev}", self.name);
+                assert!(body["id"].is_null(), "{}: no client id was sent, none echoed: {ev}", self.name);
+            }
+        }
+        ev
+    }
+
+    /// Sends a sync RPC (method 20) as given and collects what it streams, up to and including
+    /// event 29. Returns the events before the 29, and the 29's body.
+    #[track_caller]
+    pub fn sync_raw(&mut self, rpc: Value) -> (Vec<Value>, Value) {
+        self.send_json(&rpc);
+        let mut events = Vec::new();
+        loop {
+            let ev = self.recv_event();
+            if ty(&ev) == 29 {
+                let body = ev["body"].clone();
+                assert_keys(&body, &["timestamp", "more"]);
+                assert!(body["timestamp"].is_u64(), "29 timestamp: {ev}");
+                assert!(body["more"].is_boolean(), "29 more: {ev}");
+                return (events, body);
+            }
+            events.push(ev);
+        }
+    }
+
+    /// One sync page from `cursor` (top-level form); `None` = from the beginning.
+    #[track_caller]
+    pub fn sync_page(&mut self, cursor: Option<u64>, limit: Option<u64>) -> (Vec<Value>, Value) {
+        let mut rpc = json!({"method": 20});
+        if let Some(c) = cursor {
+            rpc["timestamp"] = json!(c);
+        }
+        if let Some(l) = limit {
+            rpc["limit"] = json!(l);
+        }
+        self.sync_raw(rpc)
+    }
+
+    /// Every stored event after `cursor`, following `more` page by page.
+    #[track_caller]
+    pub fn sync_all(&mut self, cursor: Option<u64>) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut cursor = cursor;
+        for _ in 0..1000 {
+            let (events, done) = self.sync_page(cursor, None);
+            all.extend(events);
+            cursor = Some(done["timestamp"].as_u64().unwrap());
+            if done["more"] == false {
+                return all;
+            }
+        }
+        panic!("{}: sync never ended", self.name);
+    }
+
+    /// Everything that arrives before a sync round-trip completes (see the module doc).
+    #[track_caller]
+    pub fn barrier(&mut self) -> Vec<Value> {
+        self.barriers += 1;
+        let cursor = FAR_FUTURE + self.barriers;
+        self.send_json(&json!({"method": 20, "timestamp": cursor}));
+        let mut before = Vec::new();
+        loop {
+            let ev = self.recv_event();
+            if ty(&ev) == 29 && ev["body"]["timestamp"] == cursor {
+                assert_eq!(ev["body"]["more"], false, "{}: barrier sync: {ev}", self.name);
+                return before;
+            }
+            before.push(ev);
+        }
+    }
+
+    /// Nothing is pending on this connection: a barrier round-trip sees no event before it.
+    #[track_caller]
+    pub fn assert_quiet(&mut self) {
+        let pending = self.barrier();
+        assert!(
+            pending.is_empty(),
+            "{}: expected no further events, got:\n{}",
+            self.name,
+            super::show(&pending)
+        );
+    }
+
+    /// Sends a ping with `payload` and waits for the matching pong (events meanwhile are logged).
+    #[track_caller]
+    pub fn ping_pong(&mut self, payload: &[u8]) {
+        let name = self.name.clone();
+        self.ws.send(Message::Ping(payload.to_vec().into())).unwrap_or_else(|e| panic!("{name}: ping: {e}"));
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "{name}: no pong within {DEADLINE:?}");
+            self.ws.get_mut().set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+            match self.ws.read() {
+                Ok(Message::Pong(p)) => {
+                    assert_eq!(&p[..], payload, "{name}: the pong echoes the ping's payload");
+                    return;
+                }
+                Ok(Message::Text(t)) => {
+                    if let Ok(v) = serde_json::from_str(t.as_str()) {
+                        self.log.push(v);
+                    }
+                }
+                Ok(Message::Close(f)) => panic!("{name}: closed while waiting for a pong: {f:?}"),
+                Ok(_) => continue,
+                Err(tungstenite::Error::Io(e))
+                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) =>
+                {
+                    continue
+                }
+                Err(e) => panic!("{name}: while waiting for a pong: {e}"),
+            }
+        }
+    }
+
+    /// Starts the closing handshake with `code` and returns the code of the server's close frame
+    /// (None when it closed the TCP connection without one).
+    #[track_caller]
+    pub fn close_with(&mut self, code: CloseCode) -> Option<CloseCode> {
+        let frame = tungstenite::protocol::CloseFrame { code, reason: "bye".into() };
+        let name = self.name.clone();
+        self.ws.close(Some(frame)).unwrap_or_else(|e| panic!("{name}: close: {e}"));
+        self.expect_close()
+    }
+
+    /// Waits (at most `within`) for a ping from the server; events that arrive meanwhile are
+    /// logged. Returns whether a ping came.
+    pub fn wait_for_ping(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            self.ws.get_mut().set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+            match self.ws.read() {
+                Ok(Message::Ping(_)) => return true,
+                Ok(Message::Text(t)) => {
+                    if let Ok(v) = serde_json::from_str(t.as_str()) {
+                        self.log.push(v);
+                    }
+                }
+                Ok(Message::Close(f)) => panic!("{}: closed while waiting for a ping: {f:?}", self.name),
+                Ok(_) => continue,
+                Err(tungstenite::Error::Io(e))
+                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) =>
+                {
+                    continue
+                }
+                Err(e) => panic!("{}: while waiting for a ping: {e}", self.name),
+            }
+        }
+    }
+
+    /// Plays dead: reads raw bytes from the socket underneath (so pings are never answered) until
+    /// the server closes the TCP connection or `within` passes. Returns how long the server took.
+    pub fn play_dead_until_dropped(&mut self, within: Duration) -> Option<Duration> {
+        use std::io::Read;
+        let start = Instant::now();
+        let deadline = start + within;
+        let stream = self.ws.get_mut();
+        let mut buf = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            stream.set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+            match stream.read(&mut buf) {
+                Ok(0) => return Some(start.elapsed()),
+                Ok(_) => continue, // pings, and finally perhaps a close frame
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => continue,
+                Err(_) => return Some(start.elapsed()),
+            }
+        }
+    }
+
+    /// Waits for the server to close the connection; returns the close code (None if it closed
+    /// without a close frame). Data messages before the close are collected into the log.
+    #[track_caller]
+    pub fn expect_close(&mut self) -> Option<CloseCode> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "{}: the server did not close within {DEADLINE:?}", self.name);
+            self.ws.get_mut().set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+            match self.ws.read() {
+                Ok(Message::Close(frame)) => return frame.map(|f| f.code),
+                Ok(Message::Text(t)) => {
+                    if let Ok(v) = serde_json::from_str(t.as_str()) {
+                        self.log.push(v);
+                    }
+                }
+                Ok(_) => continue,
+                Err(tungstenite::Error::Io(e))
+                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) =>
+                {
+                    continue
+                }
+                Err(tungstenite::Error::ConnectionClosed)
+                | Err(tungstenite::Error::AlreadyClosed)
+                | Err(tungstenite::Error::Protocol(_))
+                | Err(tungstenite::Error::Io(_)) => return None,
+                Err(e) => panic!("{}: while waiting for close: {e}", self.name),
+            }
+        }
+    }
+}
+
+/// A 21 ack: body exactly `{message_id}`, top-level `id` equal to the client id when there was one.
+#[track_caller]
+pub fn assert_ack(ack: &Value, id: Option<&str>) -> String {
+    assert_eq!(ty(ack), 21, "expected a 21 ack: {ack}");
+    assert_keys(&ack["body"], &["message_id"]);
+    match id {
+        Some(id) => assert_eq!(ack["id"], id, "the client id is echoed on the ack: {ack}"),
+        None => assert!(ack["id"].is_null(), "no client id was sent, none echoed: {ack}"),
+    }
+    super::assert_uuid(&ack["body"]["message_id"])
+}

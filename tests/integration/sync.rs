@@ -1,0 +1,378 @@
+//! Sync (RPC 20): cursor forms, paging, catch-up after a disconnect, "what sync returns is what
+//! the user's connections received live", and who may see a group's events.
+
+use crate::support::*;
+
+/// alice sends `n` messages to a group with bob; returns (group, bob, alice's acks).
+fn history(server: &Server, n: usize) -> (String, User, Vec<Value>) {
+    let alice = server.user("alice");
+    let bob = server.user("bob");
+    let mut a = server.connect(&alice);
+    let group = server.create_group(&alice, "history", &[&bob]);
+    a.expect(70);
+    let acks = (0..n).map(|i| a.send_and_ack(&group, &format!("m{i}"))).collect();
+    (group, bob, acks)
+}
+
+#[test]
+fn sync_cursor_forms() {
+    let server = Server::start();
+    let (_group, bob, _acks) = history(&server, 5);
+    let mut b = server.connect(&bob);
+
+    let (all, done) = b.sync_raw(json!({"method": 20}));
+    assert_eq!(types(&all), vec![70, 20, 20, 20, 20, 20], "from the beginning:\n{}", show(&all));
+    assert_strictly_increasing(&all);
+    let data: Vec<&str> = all[1..].iter().map(|e| e["body"]["data"].as_str().unwrap()).collect();
+    assert_eq!(data, ["m0", "m1", "m2", "m3", "m4"]);
+    let last = ts(&all[5]);
+    assert_eq!(done, json!({"timestamp": last, "more": false}));
+    let after = |i: usize| all[i + 1..].iter().map(ident).collect::<Vec<_>>();
+
+    // Each form of the cursor.
+    let cases = [
+        ("body {}", json!({"method": 20, "body": {}}), after_all(&all)),
+        ("top-level 0", json!({"method": 20, "timestamp": 0}), after_all(&all)),
+        ("body 0", json!({"method": 20, "body": {"timestamp": 0}}), after_all(&all)),
+        ("top-level after 70", json!({"method": 20, "timestamp": ts(&all[0])}), after(0)),
+        ("body after m1", json!({"method": 20, "body": {"timestamp": ts(&all[2])}}), after(2)),
+        ("top-level just before m3", json!({"method": 20, "timestamp": ts(&all[4]) - 1}), after(3)),
+        ("at the last", json!({"method": 20, "timestamp": last}), vec![]),
+    ];
+    for (what, rpc, want) in cases {
+        let (events, done) = b.sync_raw(rpc.clone());
+        let got: Vec<_> = events.iter().map(ident).collect();
+        assert_eq!(got, want, "{what}: {rpc}");
+        let cursor = match events.last() {
+            Some(e) => ts(e),
+            None => rpc["timestamp"].as_u64().or(rpc["body"]["timestamp"].as_u64()).unwrap(),
+        };
+        assert_eq!(done, json!({"timestamp": cursor, "more": false}), "{what}: 29");
+    }
+    // The RPC's client id comes back on the 29.
+    b.send_json(&json!({"method": 20, "id": "sync-1", "timestamp": ts(&all[4])}));
+    assert_eq!(ident(&b.expect(20)), ident(&all[5]));
+    let done = b.expect(29);
+    assert_eq!(done["id"], "sync-1", "the client id on the 29: {done}");
+    assert_eq!(done["body"], json!({"timestamp": last, "more": false}));
+    // A cursor in the future: nothing, and the cursor comes back.
+    let future = now_ms() + 3_600_000;
+    let (events, done) = b.sync_raw(json!({"method": 20, "timestamp": future}));
+    assert!(events.is_empty());
+    assert_eq!(done, json!({"timestamp": future, "more": false}));
+    b.assert_quiet();
+}
+
+fn after_all(all: &[Value]) -> Vec<(u64, u64, Value)> {
+    all.iter().map(ident).collect()
+}
+
+#[test]
+fn sync_pages_stitch_into_the_full_history() {
+    let server = Server::start();
+    let (_group, bob, _acks) = history(&server, 23);
+    let mut b = server.connect(&bob);
+    let (full, done) = b.sync_raw(json!({"method": 20}));
+    assert_eq!(full.len(), 24, "70 and 23 messages:\n{}", show(&full));
+    assert_eq!(done["more"], false);
+    let full_ids: Vec<_> = full.iter().map(ident).collect();
+
+    // (limit, where the limit goes, expected page sizes)
+    let plans: [(u64, bool, &[usize]); 5] = [
+        (5, false, &[5, 5, 5, 5, 4]),
+        (7, true, &[7, 7, 7, 3]),
+        (8, false, &[8, 8, 8]),
+        (24, true, &[24]),
+        (1, false, &[1; 24]),
+    ];
+    for (limit, in_body, sizes) in plans {
+        let mut stitched = Vec::new();
+        let mut cursor: Option<u64> = None;
+        let mut got_sizes = Vec::new();
+        loop {
+            let mut rpc = json!({"method": 20});
+            if in_body {
+                rpc["body"] = json!({"limit": limit});
+                if let Some(c) = cursor {
+                    rpc["body"]["timestamp"] = json!(c);
+                }
+            } else {
+                rpc["limit"] = json!(limit);
+                if let Some(c) = cursor {
+                    rpc["timestamp"] = json!(c);
+                }
+            }
+            let (page, done) = b.sync_raw(rpc);
+            assert!(page.len() as u64 <= limit, "limit {limit}: page of {}", page.len());
+            got_sizes.push(page.len());
+            let next = page.last().map(ts).or(cursor).unwrap_or(0);
+            assert_eq!(done["timestamp"], next, "limit {limit}: 29 carries the last timestamp sent");
+            stitched.extend(page);
+            let more = done["more"].as_bool().unwrap();
+            assert_eq!(more, stitched.len() < full.len(), "limit {limit}: more is true exactly when events remain");
+            if !more {
+                break;
+            }
+            assert!(got_sizes.len() <= 30, "limit {limit}: too many pages");
+            cursor = Some(next);
+        }
+        let stitched_ids: Vec<_> = stitched.iter().map(ident).collect();
+        assert_eq!(stitched_ids, full_ids, "limit {limit}: pages stitch into the full history, no gap, no repeat");
+        assert_eq!(got_sizes, sizes, "limit {limit}: page sizes");
+    }
+}
+
+/// A client that remembers the last timestamp it saw catches up exactly by syncing from it.
+#[test]
+fn reconnect_and_catch_up_from_the_last_seen_timestamp() {
+    let server = Server::start();
+    let alice = server.user("alice");
+    let bob = server.user("bob");
+    let bob_url = server.messaging_url(&bob.token);
+    let mut a = server.connect(&alice);
+    let mut b = Ws::connect(&bob_url, "bob");
+    let group = server.create_group(&alice, "catch-up", &[&bob]);
+    a.expect(70);
+    b.expect(70);
+    a.send_and_ack(&group, "before");
+    let last_seen = ts(&b.expect(20));
+    drop(b);
+
+    let missed: Vec<Value> = (0..3).map(|i| a.send_and_ack(&group, &format!("missed {i}"))).collect();
+    let mut b = Ws::connect(&bob_url, "bob again");
+    let (events, done) = b.sync_page(Some(last_seen), None);
+    let data: Vec<&str> = events.iter().map(|e| e["body"]["data"].as_str().unwrap_or("?")).collect();
+    assert_eq!(types(&events), vec![20, 20, 20], "exactly the missed messages:\n{}", show(&events));
+    assert_eq!(data, ["missed 0", "missed 1", "missed 2"]);
+    for (ev, ack) in events.iter().zip(&missed) {
+        assert_eq!(ev["body"]["message_id"], ack["body"]["message_id"]);
+    }
+    assert_eq!(done, json!({"timestamp": ts(&events[2]), "more": false}));
+    b.assert_quiet();
+}
+
+/// What sync returns is exactly what the user's connections received live since the cursor,
+/// typing aside: here alice's listening device sees everything but the acks of her other device,
+/// and sync gives those too.
+#[test]
+fn sync_returns_what_the_user_received_live() {
+    let server = Server::start();
+    let alice = server.user("alice");
+    let bob = server.user("bob");
+    let carol = server.user("carol");
+    let mut listener = Ws::connect(&server.messaging_url(&alice.token), "alice listener");
+    let mut actor = Ws::connect(&server.messaging_url(&alice.token), "alice actor");
+    let mut b = server.connect(&bob);
+    let mut c = server.connect(&carol);
+    let start = {
+        let (_, done) = listener.sync_raw(json!({"method": 20}));
+        done["timestamp"].as_u64().unwrap()
+    };
+    listener.log.clear();
+    actor.log.clear();
+
+    // bob creates a group with alice; both talk; alice acknowledges; carol joins and leaves;
+    // alice types; alice makes a second group with carol; a group without alice stays invisible.
+    let g1 = server.create_group(&bob, "g1", &[&alice]);
+    actor.expect(70);
+    b.expect(70);
+    let m1 = assert_ack(&b.send_and_ack(&g1, "from bob"), None);
+    actor.expect(20);
+    actor.delivered(&m1);
+    b.expect(22);
+    actor.read(&m1);
+    b.expect(23);
+    actor.send_message_id(&g1, "from alice", "a-1");
+    actor.expect(21);
+    let m2 = b.expect(20)["body"]["message_id"].as_str().unwrap().to_string();
+    b.read(&m2);
+    actor.expect(23);
+    server.join(&bob, &g1, Some(&carol)).expect(200);
+    c.expect(70);
+    c.expect(72);
+    actor.expect(72);
+    b.expect(72);
+    actor.typing_start(&g1);
+    b.expect(40);
+    c.expect(40);
+    server.leave(&carol, &g1, None).expect(200);
+    actor.expect(73);
+    b.expect(73);
+    c.expect(73);
+    let g2 = server.create_group(&alice, "g2", &[&carol]);
+    actor.expect(70);
+    actor.send_and_ack(&g2, "to carol");
+    let hidden = server.create_group(&bob, "without alice", &[&carol]);
+    b.expect(70);
+    b.send_and_ack(&hidden, "alice must not see this");
+
+    actor.assert_quiet();
+    let live = listener.barrier();
+    let mut expected: Vec<_> = live.iter().filter(|e| ![40, 41].contains(&ty(e))).map(ident).collect();
+    assert!(!live.iter().any(|e| ty(e) == 21), "the listener gets no acks:\n{}", show(&live));
+    expected.extend(actor.log.iter().filter(|e| ty(e) == 21).map(ident));
+    expected.sort_by_key(|e| e.1);
+    assert_eq!(expected.len(), 12, "events alice should have:\n{}", show(&live));
+
+    let mut fresh = server.connect(&alice);
+    let synced = fresh.sync_all(Some(start));
+    let got: Vec<_> = synced.iter().map(ident).collect();
+    assert_eq!(got, expected, "sync = live (+ the other device's acks), typing aside;\nsynced:\n{}", show(&synced));
+    let _ = g2;
+}
+
+/// A user who was never in a group gets none of its events; one who left gets them up to and
+/// including their own 73, none while away, and again from their 70/72 on re-joining.
+#[test]
+fn sync_shows_a_group_only_while_a_member() {
+    let server = Server::start();
+    let alice = server.user("alice");
+    let bob = server.user("bob");
+    let eve = server.user("eve");
+    let mut a = server.connect(&alice);
+    let group = server.create_group(&alice, "members only", &[&bob]);
+    a.expect(70);
+    a.send_and_ack(&group, "m1 (bob is a member)");
+    a.send_and_ack(&group, "m2 (bob is a member)");
+    server.leave(&bob, &group, None).expect(200);
+    a.expect(73);
+    a.send_and_ack(&group, "m3 (bob has left)");
+    a.send_and_ack(&group, "m4 (bob has left)");
+    server.join(&bob, &group, None).expect(200);
+    a.expect(72);
+    a.send_and_ack(&group, "m5 (bob is back)");
+    // eve has a group of her own, to show sync is not merely empty for her.
+    let evegroup = server.create_group(&eve, "eve's", &[]);
+
+    let mut e = server.connect(&eve);
+    // A user with nothing at all: the cursor 0 comes back.
+    let nobody = server.user("nobody");
+    let (events, done) = server.connect(&nobody).sync_page(None, None);
+    assert!(events.is_empty());
+    assert_eq!(done, json!({"timestamp": 0, "more": false}), "an empty sync from the beginning");
+    let eve_history = e.sync_all(None);
+    assert_eq!(types(&eve_history), vec![70], "eve sees only her own group:\n{}", show(&eve_history));
+    assert_eq!(eve_history[0]["body"]["group_id"], evegroup.as_str());
+
+    let mut b = server.connect(&bob);
+    let bob_history = b.sync_all(None);
+    let summary: Vec<String> = bob_history
+        .iter()
+        .map(|e| match ty(e) {
+            20 => e["body"]["data"].as_str().unwrap().split(' ').next().unwrap().to_string(),
+            t => t.to_string(),
+        })
+        .collect();
+    assert_eq!(summary, ["70", "m1", "m2", "73", "70", "72", "m5"], "bob's history:\n{}", show(&bob_history));
+    assert_eq!(bob_history[3]["body"], json!({"group_id": group, "user_id": bob.id}));
+    assert_strictly_increasing(&bob_history);
+    // Live, too: while away bob got nothing (he had no connection open then, so check a fresh
+    // leave now).
+    server.leave(&bob, &group, None).expect(200);
+    b.expect(73);
+    a.expect(73);
+    a.send_and_ack(&group, "m6 (bob has left again)");
+    b.assert_quiet();
+}
+
+/// Without a limit a page holds 500 events; a limit above 1000 gives 1000.
+#[test]
+fn sync_default_page_is_500_and_pages_are_at_most_1000() {
+    let server = Server::start();
+    let alice = server.user("alice");
+    let mut a = server.connect(&alice);
+    let group = server.create_group(&alice, "long", &[]);
+    a.expect(70);
+    const N: usize = 1100;
+    for i in 0..N {
+        a.queue_json(&json!({"method": 40, "body": {"group_id": group, "data": format!("m{i}")}}));
+    }
+    a.flush();
+    for _ in 0..N {
+        a.expect(21);
+    }
+    // alice has 70 + N messages + N acks.
+    let total = 1 + 2 * N;
+    let mut fresh = server.connect(&alice);
+    let (page, done) = fresh.sync_page(None, None);
+    assert_eq!(page.len(), 500, "default page size");
+    assert_eq!(done, json!({"timestamp": ts(&page[499]), "more": true}));
+    let (page, done) = fresh.sync_page(None, Some(5000));
+    assert_eq!(page.len(), 1000, "a page holds at most 1000");
+    assert_eq!(done["more"], true);
+    let (page, _) = fresh.sync_raw(json!({"method": 20, "body": {"limit": 1000}}));
+    assert_eq!(page.len(), 1000);
+    let all = fresh.sync_all(None);
+    assert_eq!(all.len(), total);
+    assert_strictly_increasing(&all);
+}
+
+#[test]
+fn bad_sync_requests_get_error_events() {
+    let server = Server::start();
+    let alice = server.user("alice");
+    let mut a = server.connect(&alice);
+    for (i, rpc) in [
+        json!({"method": 20, "timestamp": "yesterday"}),
+        json!({"method": 20, "timestamp": -5}),
+        json!({"method": 20, "body": {"timestamp": 1.5}}),
+        json!({"method": 20, "limit": -1}),
+        json!({"method": 20, "limit": "10"}),
+        json!({"method": 20, "body": "everything"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("s-{i}");
+        let mut rpc = rpc;
+        rpc["id"] = json!(id);
+        a.send_json(&rpc);
+        a.expect_error("bad_request", Some(20), Some(&id));
+    }
+    a.assert_quiet();
+}
+
+/// Big events (16 KiB messages): however the server sizes its pages, following `more` returns
+/// every event once, in order, and a connection is never dropped for syncing.
+#[test]
+fn sync_of_large_events_returns_everything() {
+    let server = Server::start();
+    let alice = server.user("alice");
+    let bob = server.user("bob");
+    let mut a = server.connect(&alice);
+    let group = server.create_group(&alice, "big", &[&bob]);
+    a.expect(70);
+    const N: usize = 120;
+    let big = "y".repeat(16 * 1024);
+    for i in 0..N {
+        a.queue_json(&json!({"method": 40, "id": format!("big-{i}"), "body": {"group_id": group, "data": format!("{i:04}{}", &big[4..])}}));
+        if i % 10 == 9 {
+            a.flush();
+            for j in i - 9..=i {
+                assert_ack(&a.expect(21), Some(&format!("big-{j}")));
+            }
+        }
+    }
+    let mut b = server.connect(&bob);
+    let mut all = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let (page, done) = b.sync_page(cursor, None);
+        pages += 1;
+        assert!(!page.is_empty() || done["more"] == false, "an empty page with more = true");
+        all.extend(page);
+        cursor = Some(done["timestamp"].as_u64().unwrap());
+        if done["more"] == false {
+            break;
+        }
+        assert!(pages <= N + 1, "too many pages");
+    }
+    assert_eq!(all.len(), N + 1, "70 and {N} messages");
+    assert_strictly_increasing(&all);
+    for (i, ev) in all[1..].iter().enumerate() {
+        assert_eq!(&ev["body"]["data"].as_str().unwrap()[..4], format!("{i:04}"));
+        assert_eq!(ev["body"]["data"].as_str().unwrap().len(), 16 * 1024);
+    }
+    b.assert_quiet();
+}
