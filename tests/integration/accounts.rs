@@ -18,7 +18,9 @@ fn register_rejects_taken_username_case_insensitively() {
     server
         .register_response(&name.to_uppercase(), &other_email, PASSWORD)
         .expect_error(409, "conflict");
-    server.register_response(&name, &other_email, PASSWORD).expect_error(409, "conflict");
+    server
+        .register_response(&name, &other_email, PASSWORD)
+        .expect_error(409, "conflict");
 }
 
 #[test]
@@ -38,13 +40,28 @@ fn register_rejects_taken_email_case_insensitively() {
 #[test]
 fn register_rejects_invalid_emails() {
     let server = Server::start();
-    for email in ["", "   ", "plainaddress", "@example.com", "user@", "a@b@example.com", "user@exa mple.com"] {
+    for email in [
+        "",
+        "   ",
+        "plainaddress",
+        "@example.com",
+        "user@",
+        "a@b@example.com",
+        "user@exa mple.com",
+    ] {
         let answer = server.register_response(&unique("bad_email"), email, PASSWORD);
-        assert_eq!(answer.status, 400, "email {email:?}: {}", String::from_utf8_lossy(&answer.body));
+        assert_eq!(
+            answer.status,
+            400,
+            "email {email:?}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
         answer.expect_error(400, "bad_request");
     }
     let long = format!("{}@example.com", "a".repeat(250));
-    server.register_response(&unique("long_email"), &long, PASSWORD).expect_error(400, "bad_request");
+    server
+        .register_response(&unique("long_email"), &long, PASSWORD)
+        .expect_error(400, "bad_request");
 }
 
 /// The walkthrough's literal email (a copy artifact) is not an address.
@@ -60,7 +77,14 @@ fn register_with_walkthrough_literal_email_is_400() {
 fn register_trims_and_lowercases_email() {
     let server = Server::start();
     let name = unique("trim");
-    let id = server.register_response(&name, &format!("  {}@Example.COM ", name.to_uppercase()), PASSWORD).expect(201)["id"].clone();
+    let id = server
+        .register_response(
+            &name,
+            &format!("  {}@Example.COM ", name.to_uppercase()),
+            PASSWORD,
+        )
+        .expect(201)["id"]
+        .clone();
     let token = server
         .login_response(&json!({"email": format!("{name}@example.com"), "password": PASSWORD}))
         .expect(200);
@@ -72,21 +96,39 @@ fn register_validates_username_and_password() {
     let server = Server::start();
     let email = || format!("{}@example.com", unique("e"));
     let long_name = format!("n{}", uuid::Uuid::new_v4().simple()).repeat(2) + "x"; // 67 chars
-    for name in ["", "has space", "has@at", "tab\tname", "new\nline", long_name.as_str()] {
+    for name in [
+        "",
+        "has space",
+        "has@at",
+        "tab\tname",
+        "new\nline",
+        long_name.as_str(),
+    ] {
         let answer = server.register_response(name, &email(), PASSWORD);
-        assert_eq!(answer.status, 400, "username {name:?}: {}", String::from_utf8_lossy(&answer.body));
+        assert_eq!(
+            answer.status,
+            400,
+            "username {name:?}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
         answer.expect_error(400, "bad_request");
     }
     // 64 characters is fine.
     let name64: String = format!("u{}", uuid::Uuid::new_v4().simple()).repeat(2)[..64].to_string();
-    server.register_response(&name64, &email(), PASSWORD).expect(201);
+    server
+        .register_response(&name64, &email(), PASSWORD)
+        .expect(201);
 
     // Password: 1 to 1024 bytes.
-    server.register_response(&unique("pw0"), &email(), "").expect_error(400, "bad_request");
+    server
+        .register_response(&unique("pw0"), &email(), "")
+        .expect_error(400, "bad_request");
     server
         .register_response(&unique("pw1025"), &email(), &"p".repeat(1025))
         .expect_error(400, "bad_request");
-    server.register_response(&unique("pw1024"), &email(), &"p".repeat(1024)).expect(201);
+    server
+        .register_response(&unique("pw1024"), &email(), &"p".repeat(1024))
+        .expect(201);
 }
 
 #[test]
@@ -102,7 +144,9 @@ fn register_requires_every_field_with_its_type() {
         json!({"username": n, "email": e, "password": 1234}),
         json!({}),
     ] {
-        server.post("/users", None, &body).expect_error(400, "bad_request");
+        server
+            .post("/users", None, &body)
+            .expect_error(400, "bad_request");
     }
     // None of these created the user.
     server.register_response(&n, &e, PASSWORD).expect(201);
@@ -119,9 +163,14 @@ fn login_token_is_a_jwt_for_the_user_valid_14_days() {
     assert_eq!(jwt::header(&token)["alg"], "HS256");
     let claims = jwt::claims(&token);
     assert_eq!(claims["user_id"], id.as_str());
-    let exp = claims["exp"].as_u64().unwrap_or_else(|| panic!("exp is an integer (seconds): {claims}"));
+    let exp = claims["exp"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("exp is an integer (seconds): {claims}"));
     let expected = now_ms() / 1000 + 14 * 24 * 3600;
-    assert!(exp.abs_diff(expected) < 600, "exp {exp} is not 14 days from now ({expected})");
+    assert!(
+        exp.abs_diff(expected) < 600,
+        "exp {exp} is not 14 days from now ({expected})"
+    );
 }
 
 #[test]
@@ -137,7 +186,11 @@ fn login_by_email_and_username_is_case_insensitive() {
     ] {
         let answer = server.login_response(&body).expect(200);
         assert_keys(&answer, &["token"]);
-        assert_eq!(jwt::claims(answer["token"].as_str().unwrap())["user_id"], id.as_str(), "login {body}");
+        assert_eq!(
+            jwt::claims(answer["token"].as_str().unwrap())["user_id"],
+            id.as_str(),
+            "login {body}"
+        );
     }
 }
 
@@ -148,13 +201,18 @@ fn login_with_username_and_email_uses_the_username() {
     let a = unique("a");
     let a_id = server.register(&a);
     let b = unique("b");
-    server.register_response(&b, &format!("{b}@example.com"), "b-password").expect(201);
+    server
+        .register_response(&b, &format!("{b}@example.com"), "b-password")
+        .expect(201);
     let b_email = format!("{b}@example.com");
 
     let answer = server
         .login_response(&json!({"username": a, "email": b_email, "password": PASSWORD}))
         .expect(200);
-    assert_eq!(jwt::claims(answer["token"].as_str().unwrap())["user_id"], a_id.as_str());
+    assert_eq!(
+        jwt::claims(answer["token"].as_str().unwrap())["user_id"],
+        a_id.as_str()
+    );
 
     server
         .login_response(&json!({"username": a, "email": b_email, "password": "b-password"}))
@@ -167,12 +225,24 @@ fn login_failures_are_identical_401s() {
     let name = unique("known");
     server.register(&name);
     let wrong_password = server.login_response(&json!({"username": name, "password": "wrong"}));
-    let unknown_user = server.login_response(&json!({"username": unique("nobody"), "password": PASSWORD}));
-    let unknown_email = server.login_response(&json!({"email": format!("{}@example.com", unique("nobody")), "password": PASSWORD}));
-    let wrong_password_by_email = server.login_response(&json!({"email": format!("{name}@example.com"), "password": "wrong"}));
-    for answer in [&wrong_password, &unknown_user, &unknown_email, &wrong_password_by_email] {
+    let unknown_user =
+        server.login_response(&json!({"username": unique("nobody"), "password": PASSWORD}));
+    let unknown_email = server.login_response(
+        &json!({"email": format!("{}@example.com", unique("nobody")), "password": PASSWORD}),
+    );
+    let wrong_password_by_email = server
+        .login_response(&json!({"email": format!("{name}@example.com"), "password": "wrong"}));
+    for answer in [
+        &wrong_password,
+        &unknown_user,
+        &unknown_email,
+        &wrong_password_by_email,
+    ] {
         answer.expect_error(401, "unauthorized");
-        assert_eq!(answer.body, wrong_password.body, "every login failure answers the same body");
+        assert_eq!(
+            answer.body, wrong_password.body,
+            "every login failure answers the same body"
+        );
     }
 }
 
@@ -188,7 +258,12 @@ fn missing_or_bad_token_is_401() {
         if let Some(a) = auth {
             headers.push(("Authorization", a));
         }
-        server.http().request("POST", "/sessions", &headers, Some(body.to_string().as_bytes()))
+        server.http().request(
+            "POST",
+            "/sessions",
+            &headers,
+            Some(body.to_string().as_bytes()),
+        )
     };
 
     let mut tampered = user.token.clone();
@@ -208,25 +283,54 @@ fn missing_or_bad_token_is_401() {
         ("scheme only", Some("Bearer".into())),
         ("garbage", Some("Bearer garbage".into())),
         ("three garbage parts", Some("Bearer a.b.c".into())),
-        ("walkthrough token (expired, other key)", Some(format!("Bearer {WALKTHROUGH_JWT}"))),
-        ("expired-looking, this user", Some(format!("Bearer {expired}"))),
+        (
+            "walkthrough token (expired, other key)",
+            Some(format!("Bearer {WALKTHROUGH_JWT}")),
+        ),
+        (
+            "expired-looking, this user",
+            Some(format!("Bearer {expired}")),
+        ),
         ("tampered signature", Some(format!("Bearer {tampered}"))),
         ("alg none", Some(format!("Bearer {unsigned}"))),
         ("Basic scheme", Some(format!("Basic {}", user.token))),
         ("token without scheme", Some(user.token.clone())),
-        ("messaging token as bearer", Some(format!("Bearer {}", url_token(&server.messaging_url(&user.token))))),
+        (
+            "messaging token as bearer",
+            Some(format!(
+                "Bearer {}",
+                url_token(&server.messaging_url(&user.token))
+            )),
+        ),
     ];
     for (what, auth) in &cases {
         let answer = post(auth.as_deref());
-        assert_eq!(answer.status, 401, "{what}: {}", String::from_utf8_lossy(&answer.body));
+        assert_eq!(
+            answer.status,
+            401,
+            "{what}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
         answer.expect_error(401, "unauthorized");
     }
     // Same on the other authenticated endpoints.
-    server.post("/groups", None, &json!({"name": "g"})).expect_error(401, "unauthorized");
-    server.post("/groups", Some("garbage"), &json!({"name": "g"})).expect_error(401, "unauthorized");
+    server
+        .post("/groups", None, &json!({"name": "g"}))
+        .expect_error(401, "unauthorized");
+    server
+        .post("/groups", Some("garbage"), &json!({"name": "g"}))
+        .expect_error(401, "unauthorized");
     let group = random_uuid();
-    server.put(&format!("/groups/{group}/join"), Some(WALKTHROUGH_JWT), &json!({})).expect_error(401, "unauthorized");
-    server.put(&format!("/groups/{group}/left"), None, &json!({})).expect_error(401, "unauthorized");
+    server
+        .put(
+            &format!("/groups/{group}/join"),
+            Some(WALKTHROUGH_JWT),
+            &json!({}),
+        )
+        .expect_error(401, "unauthorized");
+    server
+        .put(&format!("/groups/{group}/left"), None, &json!({}))
+        .expect_error(401, "unauthorized");
 }
 
 #[test]
@@ -238,7 +342,10 @@ fn bearer_scheme_is_case_insensitive() {
         let answer = server.http().request(
             "POST",
             "/sessions",
-            &[("Content-Type", "application/json"), ("Authorization", auth.as_str())],
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", auth.as_str()),
+            ],
             Some(session_body().to_string().as_bytes()),
         );
         assert_keys(&answer.expect(201), &["created_at", "id", "messaging_url"]);
@@ -273,7 +380,10 @@ fn session_body_is_validated() {
         ("build fraction", with("build", json!(1.5))),
         ("device_id missing", without("device_id")),
         ("device_id empty", with("device_id", json!(""))),
-        ("device_id too long", with("device_id", json!("d".repeat(257)))),
+        (
+            "device_id too long",
+            with("device_id", json!("d".repeat(257))),
+        ),
         ("platform missing", without("platform")),
         ("model missing", without("model")),
         ("model too long", with("model", json!("m".repeat(257)))),
@@ -282,7 +392,12 @@ fn session_body_is_validated() {
     ];
     for (what, body) in bad {
         let answer = server.session_response(&user.token, &body);
-        assert_eq!(answer.status, 400, "{what}: {}", String::from_utf8_lossy(&answer.body));
+        assert_eq!(
+            answer.status,
+            400,
+            "{what}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
         answer.expect_error(400, "bad_request");
     }
     let good = vec![
@@ -295,7 +410,12 @@ fn session_body_is_validated() {
     ];
     for (what, body) in good {
         let answer = server.session_response(&user.token, &body);
-        assert_eq!(answer.status, 201, "{what}: {}", String::from_utf8_lossy(&answer.body));
+        assert_eq!(
+            answer.status,
+            201,
+            "{what}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
     }
 }
 
@@ -320,7 +440,11 @@ fn messaging_url_is_built_from_the_host_header() {
     let answer = server.http().request(
         "POST",
         "/sessions",
-        &[("Host", "chat.local:8080"), ("Content-Type", "application/json"), ("Authorization", auth.as_str())],
+        &[
+            ("Host", "chat.local:8080"),
+            ("Content-Type", "application/json"),
+            ("Authorization", auth.as_str()),
+        ],
         Some(session_body().to_string().as_bytes()),
     );
     let body = answer.expect(201);
@@ -366,24 +490,71 @@ fn tokens_are_hs256_under_the_configured_secret_and_expire() {
     const SECRET: &str = "integration-test-secret-0123456789abcdef";
     let server = Server::start_with(&[], &[("PARLEY_JWT_SECRET", SECRET)]);
     let user = server.user("signed");
-    assert!(jwt::verify_hs256(&user.token, SECRET.as_bytes()), "the login token is HS256 under PARLEY_JWT_SECRET");
+    assert!(
+        jwt::verify_hs256(&user.token, SECRET.as_bytes()),
+        "the login token is HS256 under PARLEY_JWT_SECRET"
+    );
 
     let now = now_ms() / 1000;
-    let good = jwt::sign_hs256(&json!({"user_id": user.id, "exp": now + 3600}), SECRET.as_bytes());
+    let good = jwt::sign_hs256(
+        &json!({"user_id": user.id, "exp": now + 3600}),
+        SECRET.as_bytes(),
+    );
     server.session_response(&good, &session_body()).expect(201);
 
     let refused = [
-        ("expired an hour ago", jwt::sign_hs256(&json!({"user_id": user.id, "exp": now - 3600}), SECRET.as_bytes())),
-        ("without exp", jwt::sign_hs256(&json!({"user_id": user.id}), SECRET.as_bytes())),
-        ("exp as a string", jwt::sign_hs256(&json!({"user_id": user.id, "exp": (now + 3600).to_string()}), SECRET.as_bytes())),
-        ("unknown user", jwt::sign_hs256(&json!({"user_id": random_uuid(), "exp": now + 3600}), SECRET.as_bytes())),
-        ("user_id not a UUID", jwt::sign_hs256(&json!({"user_id": user.name, "exp": now + 3600}), SECRET.as_bytes())),
-        ("without user_id", jwt::sign_hs256(&json!({"exp": now + 3600}), SECRET.as_bytes())),
-        ("another key", jwt::sign_hs256(&json!({"user_id": user.id, "exp": now + 3600}), b"another-secret-another-secret-0000")),
+        (
+            "expired an hour ago",
+            jwt::sign_hs256(
+                &json!({"user_id": user.id, "exp": now - 3600}),
+                SECRET.as_bytes(),
+            ),
+        ),
+        (
+            "without exp",
+            jwt::sign_hs256(&json!({"user_id": user.id}), SECRET.as_bytes()),
+        ),
+        (
+            "exp as a string",
+            jwt::sign_hs256(
+                &json!({"user_id": user.id, "exp": (now + 3600).to_string()}),
+                SECRET.as_bytes(),
+            ),
+        ),
+        (
+            "unknown user",
+            jwt::sign_hs256(
+                &json!({"user_id": random_uuid(), "exp": now + 3600}),
+                SECRET.as_bytes(),
+            ),
+        ),
+        (
+            "user_id not a UUID",
+            jwt::sign_hs256(
+                &json!({"user_id": user.name, "exp": now + 3600}),
+                SECRET.as_bytes(),
+            ),
+        ),
+        (
+            "without user_id",
+            jwt::sign_hs256(&json!({"exp": now + 3600}), SECRET.as_bytes()),
+        ),
+        (
+            "another key",
+            jwt::sign_hs256(
+                &json!({"user_id": user.id, "exp": now + 3600}),
+                b"another-secret-another-secret-0000",
+            ),
+        ),
     ];
     for (what, token) in &refused {
         let answer = server.session_response(token, &session_body());
-        assert_eq!(answer.status, 401, "{what}: {}", String::from_utf8_lossy(&answer.body));
+        assert_eq!(
+            answer.status,
+            401,
+            "{what}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
         answer.expect_error(401, "unauthorized");
     }
 }
@@ -391,13 +562,19 @@ fn tokens_are_hs256_under_the_configured_secret_and_expire() {
 #[test]
 fn public_url_variants() {
     for (public, prefix) in [
-        ("http://chat.example.com:8080", "ws://chat.example.com:8080/"),
+        (
+            "http://chat.example.com:8080",
+            "ws://chat.example.com:8080/",
+        ),
         ("wss://chat.example.com", "wss://chat.example.com/"),
         ("https://chat.example.com/", "wss://chat.example.com/"),
     ] {
         let server = Server::start_with_args(&["--public-url", public]);
         let user = server.user("public");
-        let url = server.open_session(&user.token)["messaging_url"].as_str().unwrap().to_string();
+        let url = server.open_session(&user.token)["messaging_url"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let token = url_token(&url);
         assert_eq!(url, format!("{prefix}{token}"), "--public-url {public}");
         assert_eq!(token.len(), 64);
@@ -417,7 +594,8 @@ fn login_for_an_unknown_user_takes_about_as_long_as_a_wrong_password() {
     let time = |body: &Value| {
         let mut http = server.http();
         let start = Instant::now();
-        http.json("POST", "/login", None, body).expect_error(401, "unauthorized");
+        http.json("POST", "/login", None, body)
+            .expect_error(401, "unauthorized");
         start.elapsed()
     };
     let wrong = json!({"username": name, "password": "wrong"});
@@ -427,7 +605,10 @@ fn login_for_an_unknown_user_takes_about_as_long_as_a_wrong_password() {
         wrong_password = wrong_password.min(time(&wrong));
         unknown_user = unknown_user.min(time(&unknown));
     }
-    assert!(wrong_password > Duration::from_millis(2), "a password check takes a hash: {wrong_password:?}");
+    assert!(
+        wrong_password > Duration::from_millis(2),
+        "a password check takes a hash: {wrong_password:?}"
+    );
     assert!(
         unknown_user * 10 >= wrong_password,
         "unknown user {unknown_user:?} vs wrong password {wrong_password:?}: no dummy hash?"
@@ -447,13 +628,32 @@ fn auth_requests_are_rate_limited_per_address() {
     server.login(&name, PASSWORD); // 3
     server.register(&unique("limited")); // 4
     for (what, answer) in [
-        ("register", server.register_response(&unique("limited"), &format!("{}@example.com", unique("l")), PASSWORD)),
-        ("login", server.login_response(&json!({"username": name, "password": PASSWORD}))),
+        (
+            "register",
+            server.register_response(
+                &unique("limited"),
+                &format!("{}@example.com", unique("l")),
+                PASSWORD,
+            ),
+        ),
+        (
+            "login",
+            server.login_response(&json!({"username": name, "password": PASSWORD})),
+        ),
     ] {
-        assert_eq!(answer.status, 429, "{what} over the rate: {}", String::from_utf8_lossy(&answer.body));
+        assert_eq!(
+            answer.status,
+            429,
+            "{what} over the rate: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
         answer.expect_error(429, "rate_limited");
-        let retry = answer.header("retry-after").unwrap_or_else(|| panic!("{what}: 429 without Retry-After"));
-        let secs: u64 = retry.parse().unwrap_or_else(|_| panic!("Retry-After {retry:?} is not seconds"));
+        let retry = answer
+            .header("retry-after")
+            .unwrap_or_else(|| panic!("{what}: 429 without Retry-After"));
+        let secs: u64 = retry
+            .parse()
+            .unwrap_or_else(|_| panic!("Retry-After {retry:?} is not seconds"));
         assert!((1..=60).contains(&secs), "Retry-After {secs}");
     }
     // Authenticated requests and health checks are not limited.
@@ -476,7 +676,10 @@ fn auth_rate_limit_can_be_switched_off() {
 /// `Origin` are always allowed.
 #[test]
 fn websocket_origin_is_checked_when_configured() {
-    let server = Server::start_with_args(&["--allowed-origins", "https://app.example.com,https://admin.example.com"]);
+    let server = Server::start_with_args(&[
+        "--allowed-origins",
+        "https://app.example.com,https://admin.example.com",
+    ]);
     let user = server.user("origin");
     let url = server.messaging_url(&user.token);
     match Ws::try_connect_with(&url, "evil", &[("Origin", "https://evil.example.com")]) {

@@ -29,7 +29,11 @@ fn every_device_gets_messages_and_the_sending_device_gets_only_its_ack() {
     // alice on device 1 -> ack on device 1 only; device 2 and bob get the message.
     let from_a1 = assert_ack(&a1.send_and_ack(&group, "from my laptop"), None);
     let expected = json!({"message_id": from_a1, "data": "from my laptop", "group_id": group, "user_id": alice.id});
-    assert_eq!(a2.expect(20)["body"], expected, "the other device learns what alice sent");
+    assert_eq!(
+        a2.expect(20)["body"],
+        expected,
+        "the other device learns what alice sent"
+    );
     assert_eq!(b.expect(20)["body"], expected);
     a1.assert_quiet();
 
@@ -37,14 +41,25 @@ fn every_device_gets_messages_and_the_sending_device_gets_only_its_ack() {
     a2.delivered(&from_bob);
     let receipt = json!({"message_id": from_bob, "group_id": group, "user_id": alice.id});
     assert_eq!(b.expect(22)["body"], receipt);
-    assert_eq!(a1.expect(22)["body"], receipt, "alice's other device learns it was delivered");
+    assert_eq!(
+        a1.expect(22)["body"],
+        receipt,
+        "alice's other device learns it was delivered"
+    );
     a2.read(&from_bob);
     assert_eq!(b.expect(23)["body"], receipt);
-    assert_eq!(a1.expect(23)["body"], receipt, "alice's other device learns it was read");
+    assert_eq!(
+        a1.expect(23)["body"],
+        receipt,
+        "alice's other device learns it was read"
+    );
 
     // Typing by device 1 goes to bob only (not to alice's own devices).
     a1.typing_start(&group);
-    assert_eq!(b.expect(40)["body"], json!({"group_id": group, "user_id": alice.id}));
+    assert_eq!(
+        b.expect(40)["body"],
+        json!({"group_id": group, "user_id": alice.id})
+    );
 
     for ws in [&mut a1, &mut a2, &mut b] {
         ws.assert_quiet();
@@ -64,12 +79,22 @@ fn group_events_reach_every_device() {
     }
     server.leave(&bob, &group, None).expect(200);
     for ws in [&mut b1, &mut b2] {
-        assert_eq!(ws.expect(73)["body"], json!({"group_id": group, "user_id": bob.id}), "{}", ws.name);
+        assert_eq!(
+            ws.expect(73)["body"],
+            json!({"group_id": group, "user_id": bob.id}),
+            "{}",
+            ws.name
+        );
     }
     server.join(&bob, &group, None).expect(200);
     for ws in [&mut b1, &mut b2] {
         ws.expect(70);
-        assert_eq!(ws.expect(72)["body"], json!({"group_id": group, "user_id": bob.id}), "{}", ws.name);
+        assert_eq!(
+            ws.expect(72)["body"],
+            json!({"group_id": group, "user_id": bob.id}),
+            "{}",
+            ws.name
+        );
         ws.assert_quiet();
     }
 }

@@ -27,7 +27,12 @@ fn restart_keeps_accounts_sessions_groups_and_history() {
     a.expect(20);
     let alice_before = server.connect(&alice).sync_all(None);
     let bob_before = server.connect(&bob).sync_all(None);
-    assert_eq!(types(&alice_before), vec![70, 20, 21, 22, 23, 20], "alice before:\n{}", show(&alice_before));
+    assert_eq!(
+        types(&alice_before),
+        vec![70, 20, 21, 22, 23, 20],
+        "alice before:\n{}",
+        show(&alice_before)
+    );
     drop((a, b));
 
     let server = server.restart();
@@ -36,7 +41,11 @@ fn restart_keeps_accounts_sessions_groups_and_history() {
     let token = server.login(&alice.name, PASSWORD);
     assert_eq!(jwt::claims(&token)["user_id"], alice.id.as_str());
     server
-        .register_response(&alice.name, &format!("{}@example.com", unique("x")), PASSWORD)
+        .register_response(
+            &alice.name,
+            &format!("{}@example.com", unique("x")),
+            PASSWORD,
+        )
         .expect_error(409, "conflict");
     // The JWT issued before the restart is still valid (the generated secret persisted).
     server.open_session(&alice.token);
@@ -47,8 +56,18 @@ fn restart_keeps_accounts_sessions_groups_and_history() {
     let alice_after = a.sync_all(None);
     let bob_after = b.sync_all(None);
     let idents = |v: &[Value]| v.iter().map(ident).collect::<Vec<_>>();
-    assert_eq!(idents(&alice_after), idents(&alice_before), "alice's history after the restart:\n{}", show(&alice_after));
-    assert_eq!(idents(&bob_after), idents(&bob_before), "bob's history after the restart:\n{}", show(&bob_after));
+    assert_eq!(
+        idents(&alice_after),
+        idents(&alice_before),
+        "alice's history after the restart:\n{}",
+        show(&alice_after)
+    );
+    assert_eq!(
+        idents(&bob_after),
+        idents(&bob_before),
+        "bob's history after the restart:\n{}",
+        show(&bob_after)
+    );
 
     // The idempotency key survived: the resend answers the original ack and stores nothing.
     a.send_message_id(&group, "before the restart", "persist-1");
@@ -58,22 +77,45 @@ fn restart_keeps_accounts_sessions_groups_and_history() {
     // The group works, and time moves on from where it was.
     let ack = a.send_and_ack(&group, "after the restart");
     let last_before = alice_before.iter().map(ts).max().unwrap();
-    assert!(ts(&ack) > last_before, "timestamps after a restart continue after the old ones");
+    assert!(
+        ts(&ack) > last_before,
+        "timestamps after a restart continue after the old ones"
+    );
     assert_eq!(b.expect(20)["body"]["data"], "after the restart");
-    server.join(&bob, &group, None).expect_error(409, "conflict");
+    server
+        .join(&bob, &group, None)
+        .expect_error(409, "conflict");
 }
 
 /// Every acknowledged message is in the history exactly once, in send order.
 #[track_caller]
-fn assert_history_holds(history: &[Value], acks: &[Value], n_expected_at_least: usize) -> Vec<String> {
+fn assert_history_holds(
+    history: &[Value],
+    acks: &[Value],
+    n_expected_at_least: usize,
+) -> Vec<String> {
     let messages: Vec<&Value> = history.iter().filter(|e| ty(e) == 20).collect();
-    let data: Vec<String> = messages.iter().map(|m| m["body"]["data"].as_str().unwrap().to_string()).collect();
-    assert!(messages.len() >= n_expected_at_least, "{} messages stored, {n_expected_at_least} acknowledged", messages.len());
+    let data: Vec<String> = messages
+        .iter()
+        .map(|m| m["body"]["data"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        messages.len() >= n_expected_at_least,
+        "{} messages stored, {n_expected_at_least} acknowledged",
+        messages.len()
+    );
     for (i, m) in messages.iter().enumerate() {
-        assert_eq!(m["body"]["data"], format!("m{i}"), "stored messages are the sends in order, each once: {data:?}");
+        assert_eq!(
+            m["body"]["data"],
+            format!("m{i}"),
+            "stored messages are the sends in order, each once: {data:?}"
+        );
     }
     for (i, ack) in acks.iter().enumerate() {
-        assert_eq!(messages[i]["body"]["message_id"], ack["body"]["message_id"], "acknowledged message m{i}");
+        assert_eq!(
+            messages[i]["body"]["message_id"], ack["body"]["message_id"],
+            "acknowledged message m{i}"
+        );
     }
     data
 }
@@ -137,13 +179,21 @@ fn kill_9_mid_burst_then_resend_completes_the_history_once() {
         let ack = a.expect(21);
         assert_ack(&ack, Some(&format!("b-{i}")));
         if let Some(original) = acks.get(i) {
-            assert_eq!(&ack, original, "m{i} was acknowledged before the kill: the resend answers the original ack");
+            assert_eq!(
+                &ack, original,
+                "m{i} was acknowledged before the kill: the resend answers the original ack"
+            );
         }
     }
     let mut fresh = server.connect(&alice);
     let history = fresh.sync_all(None);
     let all = assert_history_holds(&history, &[], N);
-    assert_eq!(all.len(), N, "every message once after the resend ({} were stored at the kill)", stored.len());
+    assert_eq!(
+        all.len(),
+        N,
+        "every message once after the resend ({} were stored at the kill)",
+        stored.len()
+    );
 }
 
 #[test]
@@ -162,15 +212,30 @@ fn http_successes_survive_kill_9() {
     Ws::connect(&server.ws_url(url_token(&url)), "after kill").assert_quiet();
 
     // A group answered 201, then kill -9: it exists, with its creator as a member.
-    let user = User { name: name.clone(), email: format!("{name}@example.com"), password: PASSWORD.into(), id: id.clone(), token };
+    let user = User {
+        name: name.clone(),
+        email: format!("{name}@example.com"),
+        password: PASSWORD.into(),
+        id: id.clone(),
+        token,
+    };
     let group = server.create_group(&user, "durable group", &[]);
     let server = server.restart();
-    server.join(&user, &group, None).expect_error(409, "conflict");
+    server
+        .join(&user, &group, None)
+        .expect_error(409, "conflict");
 
     // A leave answered 200, then kill -9: no longer a member.
     server.leave(&user, &group, None).expect(200);
     let server = server.restart();
-    server.leave(&user, &group, None).expect_error(409, "conflict");
+    server
+        .leave(&user, &group, None)
+        .expect_error(409, "conflict");
     let history = server.connect(&user).sync_all(None);
-    assert_eq!(types(&history), vec![70, 73], "history:\n{}", show(&history));
+    assert_eq!(
+        types(&history),
+        vec![70, 73],
+        "history:\n{}",
+        show(&history)
+    );
 }

@@ -4,7 +4,8 @@
 use crate::support::*;
 
 fn register_body(name: &str) -> String {
-    json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}).to_string()
+    json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD})
+        .to_string()
 }
 
 #[test]
@@ -12,7 +13,9 @@ fn healthz_answers_ok() {
     let server = Server::start();
     let answer = server.get("/healthz");
     assert_eq!(answer.expect(200), json!({"status": "ok"}));
-    let ct = answer.header("content-type").expect("content-type on a JSON answer");
+    let ct = answer
+        .header("content-type")
+        .expect("content-type on a JSON answer");
     assert!(ct.starts_with("application/json"), "content-type {ct}");
 }
 
@@ -20,8 +23,12 @@ fn healthz_answers_ok() {
 fn unknown_path_is_404() {
     let server = Server::start();
     server.get("/no/such/path").expect_error(404, "not_found");
-    server.post("/no/such/path", None, &json!({})).expect_error(404, "not_found");
-    server.post("/users/extra", None, &json!({})).expect_error(404, "not_found");
+    server
+        .post("/no/such/path", None, &json!({}))
+        .expect_error(404, "not_found");
+    server
+        .post("/users/extra", None, &json!({}))
+        .expect_error(404, "not_found");
 }
 
 #[test]
@@ -32,16 +39,32 @@ fn wrong_method_is_405_with_allow() {
         ("PUT", "/login", "POST"),
         ("GET", "/groups", "POST"),
         ("DELETE", "/sessions", "POST"),
-        ("POST", "/groups/00000000-0000-4000-8000-000000000000/join", "PUT"),
-        ("GET", "/groups/00000000-0000-4000-8000-000000000000/left", "PUT"),
+        (
+            "POST",
+            "/groups/00000000-0000-4000-8000-000000000000/join",
+            "PUT",
+        ),
+        (
+            "GET",
+            "/groups/00000000-0000-4000-8000-000000000000/left",
+            "PUT",
+        ),
     ];
     for (method, path, allowed) in cases {
         let answer = server.http().request(method, path, &[], None);
         answer.expect_error(405, "method_not_allowed");
-        let allow = answer.header("allow").unwrap_or_else(|| panic!("{method} {path}: 405 without Allow"));
+        let allow = answer
+            .header("allow")
+            .unwrap_or_else(|| panic!("{method} {path}: 405 without Allow"));
         let methods: Vec<&str> = allow.split(',').map(|m| m.trim()).collect();
-        assert!(methods.contains(allowed), "{method} {path}: Allow {allow:?} lacks {allowed}");
-        assert!(!methods.contains(method), "{method} {path}: Allow {allow:?} lists the refused method");
+        assert!(
+            methods.contains(allowed),
+            "{method} {path}: Allow {allow:?} lacks {allowed}"
+        );
+        assert!(
+            !methods.contains(method),
+            "{method} {path}: Allow {allow:?} lists the refused method"
+        );
     }
 }
 
@@ -76,8 +99,20 @@ fn json_content_type_with_charset_is_accepted() {
 #[test]
 fn malformed_json_is_400() {
     let server = Server::start();
-    for body in [&b"{\"username\":"[..], b"not json", b"", b"[1,2,3]", b"{\"username\": \"a\"} trailing", &[0xff, 0xfe, b'{', b'}']] {
-        let answer = server.http().request("POST", "/users", &[("Content-Type", "application/json")], Some(body));
+    for body in [
+        &b"{\"username\":"[..],
+        b"not json",
+        b"",
+        b"[1,2,3]",
+        b"{\"username\": \"a\"} trailing",
+        &[0xff, 0xfe, b'{', b'}'],
+    ] {
+        let answer = server.http().request(
+            "POST",
+            "/users",
+            &[("Content-Type", "application/json")],
+            Some(body),
+        );
         answer.expect_error(400, "bad_request");
     }
 }
@@ -115,7 +150,12 @@ fn body_of_exactly_64k_is_accepted() {
     let server = Server::start();
     let name = unique("edge");
     let body = padded_register_body(&name, 64 * 1024);
-    let answer = server.http().request("POST", "/users", &[("Content-Type", "application/json")], Some(&body));
+    let answer = server.http().request(
+        "POST",
+        "/users",
+        &[("Content-Type", "application/json")],
+        Some(&body),
+    );
     assert_keys(&answer.expect(201), &["id"]);
 }
 
@@ -123,7 +163,9 @@ fn body_of_exactly_64k_is_accepted() {
 fn head_over_8k_is_431() {
     let server = Server::start();
     let pad = "a".repeat(9000);
-    let answer = server.http().request("GET", "/healthz", &[("X-Pad", pad.as_str())], None);
+    let answer = server
+        .http()
+        .request("GET", "/healthz", &[("X-Pad", pad.as_str())], None);
     answer.expect_error(431, "too_large");
 }
 
@@ -168,14 +210,35 @@ fn keep_alive_serves_several_requests_on_one_connection() {
     let server = Server::start();
     let name = unique("keepalive");
     let mut http = server.http();
-    let id = http.json("POST", "/users", None, &serde_json::from_str(&register_body(&name)).unwrap()).expect(201);
-    let token = http.json("POST", "/login", None, &json!({"username": name, "password": PASSWORD})).expect(200);
-    assert_eq!(jwt::claims(token["token"].as_str().unwrap())["user_id"], id["id"]);
+    let id = http
+        .json(
+            "POST",
+            "/users",
+            None,
+            &serde_json::from_str(&register_body(&name)).unwrap(),
+        )
+        .expect(201);
+    let token = http
+        .json(
+            "POST",
+            "/login",
+            None,
+            &json!({"username": name, "password": PASSWORD}),
+        )
+        .expect(200);
+    assert_eq!(
+        jwt::claims(token["token"].as_str().unwrap())["user_id"],
+        id["id"]
+    );
     assert_eq!(http.get("/healthz").expect(200), json!({"status": "ok"}));
     // An error answer does not end the connection either.
     http.get("/no/such/path").expect_error(404, "not_found");
     assert_eq!(http.get("/healthz").expect(200), json!({"status": "ok"}));
-    assert!(http.leftover().is_empty(), "bytes after the last answer: {:?}", http.leftover());
+    assert!(
+        http.leftover().is_empty(),
+        "bytes after the last answer: {:?}",
+        http.leftover()
+    );
 }
 
 #[test]
@@ -193,7 +256,11 @@ fn pipelined_requests_are_answered_in_order() {
     assert_keys(&http.read_response().expect(201), &["id"]);
     http.read_response().expect_error(409, "conflict");
     assert_eq!(http.read_response().expect(200), json!({"status": "ok"}));
-    assert!(http.leftover().is_empty(), "bytes after the last answer: {:?}", http.leftover());
+    assert!(
+        http.leftover().is_empty(),
+        "bytes after the last answer: {:?}",
+        http.leftover()
+    );
 }
 
 #[test]
@@ -202,7 +269,12 @@ fn request_written_byte_by_byte_is_understood() {
     let name = unique("bytes");
     let mut http = server.http();
     let body = register_body(&name);
-    let bytes = http.build("POST", "/users", &[("Content-Type", "application/json")], Some(body.as_bytes()));
+    let bytes = http.build(
+        "POST",
+        "/users",
+        &[("Content-Type", "application/json")],
+        Some(body.as_bytes()),
+    );
     for b in &bytes {
         http.send_raw(std::slice::from_ref(b));
     }
@@ -215,7 +287,10 @@ fn connection_close_is_honoured() {
     let mut http = server.http();
     let answer = http.request("GET", "/healthz", &[("Connection", "close")], None);
     assert_eq!(answer.expect(200), json!({"status": "ok"}));
-    assert!(http.closed_by_peer(), "the server keeps the connection open after Connection: close");
+    assert!(
+        http.closed_by_peer(),
+        "the server keeps the connection open after Connection: close"
+    );
 }
 
 #[test]
@@ -224,7 +299,12 @@ fn garbage_request_line_is_400() {
     let mut http = server.http();
     http.send_raw(b"THIS IS NOT HTTP\r\n\r\n");
     let answer = http.read_response();
-    assert_eq!(answer.status, 400, "body: {}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(
+        answer.status,
+        400,
+        "body: {}",
+        String::from_utf8_lossy(&answer.body)
+    );
 }
 
 #[test]
@@ -239,7 +319,12 @@ fn bad_content_length_is_400() {
         );
         http.send_raw(raw.as_bytes());
         let answer = http.read_response();
-        assert_eq!(answer.status, 400, "Content-Length {cl:?}: {}", String::from_utf8_lossy(&answer.body));
+        assert_eq!(
+            answer.status,
+            400,
+            "Content-Length {cl:?}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
     }
     // Two different Content-Length headers (a smuggling vector).
     let mut http = server.http();
@@ -250,7 +335,12 @@ fn bad_content_length_is_400() {
     );
     http.send_raw(raw.as_bytes());
     let answer = http.read_response();
-    assert_eq!(answer.status, 400, "conflicting Content-Length: {}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(
+        answer.status,
+        400,
+        "conflicting Content-Length: {}",
+        String::from_utf8_lossy(&answer.body)
+    );
 }
 
 /// Connections that stop half-way through a request do not hold up anyone else.
@@ -272,7 +362,10 @@ fn a_stalled_client_does_not_block_others() {
 
     // The stalled head, completed, is answered.
     stalled_head.send_raw(format!("thz HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr).as_bytes());
-    assert_eq!(stalled_head.read_response().expect(200), json!({"status": "ok"}));
+    assert_eq!(
+        stalled_head.read_response().expect(200),
+        json!({"status": "ok"})
+    );
 }
 
 #[test]
@@ -280,17 +373,24 @@ fn plain_get_or_bad_upgrade_of_a_messaging_token_is_refused() {
     let server = Server::start();
     let user = server.user("plain");
     let url = server.messaging_url(&user.token);
-    server.get(&format!("/{}", url_token(&url))).expect_error(404, "not_found");
+    server
+        .get(&format!("/{}", url_token(&url)))
+        .expect_error(404, "not_found");
     // An upgrade without a key, or of another version: 400.
     let token = url_token(&url);
     let upgrade = |extra: &[(&str, &str)]| {
         let mut headers = vec![("Upgrade", "websocket"), ("Connection", "Upgrade")];
         headers.extend_from_slice(extra);
-        server.http().request("GET", &format!("/{token}"), &headers, None)
+        server
+            .http()
+            .request("GET", &format!("/{token}"), &headers, None)
     };
     let answer = upgrade(&[("Sec-WebSocket-Version", "13")]);
     assert_eq!(answer.status, 400, "upgrade without Sec-WebSocket-Key");
-    let answer = upgrade(&[("Sec-WebSocket-Version", "8"), ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")]);
+    let answer = upgrade(&[
+        ("Sec-WebSocket-Version", "8"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ]);
     assert_eq!(answer.status, 400, "upgrade of version 8");
     // The token still works for a real upgrade.
     Ws::connect(&url, "plain").assert_quiet();
@@ -307,7 +407,12 @@ fn hashing_does_not_block_other_requests() {
     let body = json!({"username": name, "password": PASSWORD}).to_string();
     let mut logins: Vec<Http> = (0..12).map(|_| server.http()).collect();
     for http in logins.iter_mut() {
-        let bytes = http.build("POST", "/login", &[("Content-Type", "application/json")], Some(body.as_bytes()));
+        let bytes = http.build(
+            "POST",
+            "/login",
+            &[("Content-Type", "application/json")],
+            Some(body.as_bytes()),
+        );
         http.send_raw(&bytes);
     }
     let start = Instant::now();

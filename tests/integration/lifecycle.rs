@@ -13,7 +13,10 @@ fn the_server_pings_an_idle_connection() {
     let server = Server::start();
     let alice = server.user("alice");
     let mut ws = server.connect(&alice);
-    assert!(ws.wait_for_ping(Duration::from_secs(15)), "no ping within 15 s");
+    assert!(
+        ws.wait_for_ping(Duration::from_secs(15)),
+        "no ping within 15 s"
+    );
 }
 
 /// A connection from which nothing arrives (no pong) for 30 s is dropped; one that answers the
@@ -35,14 +38,21 @@ fn a_silent_connection_is_dropped_and_a_responsive_one_is_kept() {
         if let Ok(d) = rx.try_recv() {
             break d;
         }
-        if let Some(ev) = responsive.next_event_before(Instant::now() + Duration::from_millis(500)) {
+        if let Some(ev) = responsive.next_event_before(Instant::now() + Duration::from_millis(500))
+        {
             panic!("unexpected event on an idle connection: {ev}");
         }
     };
     watcher.join().unwrap();
     let after = dropped.expect("the silent connection was not dropped within 60 s");
-    assert!(after >= Duration::from_secs(29), "dropped after {after:?}, before 30 s of silence");
-    assert!(after <= Duration::from_secs(45), "dropped only after {after:?}");
+    assert!(
+        after >= Duration::from_secs(29),
+        "dropped after {after:?}, before 30 s of silence"
+    );
+    assert!(
+        after <= Duration::from_secs(45),
+        "dropped only after {after:?}"
+    );
     // The responsive one, silent but for its pongs all along, is still served.
     responsive.assert_quiet();
 }
@@ -62,7 +72,11 @@ fn sigterm_closes_websockets_with_1001_and_exits_cleanly() {
     let status = server.terminate(Duration::from_secs(6));
     let status = status.expect("parley did not exit within 5 s of SIGTERM");
     assert!(status.success(), "exit status after SIGTERM: {status:?}");
-    assert_eq!(ws.expect_close(), Some(CloseCode::Away), "close code 1001 on shutdown");
+    assert_eq!(
+        ws.expect_close(),
+        Some(CloseCode::Away),
+        "close code 1001 on shutdown"
+    );
 
     let server = server.restart();
     let mut ws = Ws::connect(&server.ws_url(url_token(&url)), "alice after restart");

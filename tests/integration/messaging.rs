@@ -24,14 +24,26 @@ fn pair(server: &Server) -> Pair {
     let group = server.create_group(&alice, "pair", &[&bob]);
     a.expect(70);
     b.expect(70);
-    Pair { alice, a_url, bob, group, a, b }
+    Pair {
+        alice,
+        a_url,
+        bob,
+        group,
+        a,
+        b,
+    }
 }
 
 /// Self-check of the test support: a barrier returns exactly what is pending.
 #[test]
 fn the_barrier_sees_pending_events() {
     let server = Server::start();
-    let Pair { group, mut a, mut b, .. } = pair(&server);
+    let Pair {
+        group,
+        mut a,
+        mut b,
+        ..
+    } = pair(&server);
     a.send_and_ack(&group, "pending for bob");
     let pending = b.barrier();
     assert_eq!(types(&pending), vec![20], "pending:\n{}", show(&pending));
@@ -41,13 +53,25 @@ fn the_barrier_sees_pending_events() {
 #[test]
 fn client_id_is_echoed_on_the_ack_only() {
     let server = Server::start();
-    let Pair { alice, group, mut a, mut b, .. } = pair(&server);
+    let Pair {
+        alice,
+        group,
+        mut a,
+        mut b,
+        ..
+    } = pair(&server);
     a.send_message_id(&group, "hi", "c-17");
     let ack = a.expect(21);
     let message_id = assert_ack(&ack, Some("c-17"));
     let ev = b.expect(20);
-    assert!(ev["id"].is_null(), "the client id is not shown to others: {ev}");
-    assert_eq!(ev["body"], json!({"message_id": message_id, "data": "hi", "group_id": group, "user_id": alice.id}));
+    assert!(
+        ev["id"].is_null(),
+        "the client id is not shown to others: {ev}"
+    );
+    assert_eq!(
+        ev["body"],
+        json!({"message_id": message_id, "data": "hi", "group_id": group, "user_id": alice.id})
+    );
     a.assert_quiet();
     b.assert_quiet();
 }
@@ -55,13 +79,23 @@ fn client_id_is_echoed_on_the_ack_only() {
 #[test]
 fn resend_with_the_same_id_is_stored_once() {
     let server = Server::start();
-    let Pair { alice, a_url, bob, group, mut a, mut b } = pair(&server);
+    let Pair {
+        alice,
+        a_url,
+        bob,
+        group,
+        mut a,
+        mut b,
+    } = pair(&server);
 
     a.send_message_id(&group, "once", "retry-1");
     let original = a.expect(21);
     assert_ack(&original, Some("retry-1"));
     let delivered = b.expect(20);
-    assert_eq!(delivered["body"]["message_id"], original["body"]["message_id"]);
+    assert_eq!(
+        delivered["body"]["message_id"],
+        original["body"]["message_id"]
+    );
 
     // Again on the same connection.
     a.send_message_id(&group, "once", "retry-1");
@@ -69,16 +103,28 @@ fn resend_with_the_same_id_is_stored_once() {
     // On a second connection of the same session.
     let mut a2 = Ws::connect(&a_url, "alice connection 2");
     a2.send_message_id(&group, "once", "retry-1");
-    assert_eq!(a2.expect(21), original, "a resend on another connection answers the original ack");
+    assert_eq!(
+        a2.expect(21),
+        original,
+        "a resend on another connection answers the original ack"
+    );
     // After a reconnect with the same token.
     drop(a);
     let mut a3 = Ws::connect(&a_url, "alice reconnected");
     a3.send_message_id(&group, "once", "retry-1");
-    assert_eq!(a3.expect(21), original, "a resend after a reconnect answers the original ack");
+    assert_eq!(
+        a3.expect(21),
+        original,
+        "a resend after a reconnect answers the original ack"
+    );
     // From another session (device) of the same user.
     let mut a4 = server.connect(&alice);
     a4.send_message_id(&group, "once", "retry-1");
-    assert_eq!(a4.expect(21), original, "a resend from another device answers the original ack");
+    assert_eq!(
+        a4.expect(21),
+        original,
+        "a resend from another device answers the original ack"
+    );
     // bob got the message once; alice's connections got nothing from the resends.
     b.assert_quiet();
     for ws in [&mut a2, &mut a3, &mut a4] {
@@ -96,23 +142,45 @@ fn resend_with_the_same_id_is_stored_once() {
     a4.send_message_id(&group, "once", "retry-2");
     let second = a4.expect(21);
     assert_ne!(second["body"]["message_id"], original["body"]["message_id"]);
-    assert_eq!(b.expect(20)["body"]["message_id"], second["body"]["message_id"]);
+    assert_eq!(
+        b.expect(20)["body"]["message_id"],
+        second["body"]["message_id"]
+    );
 
     // Stored once: a fresh device of bob's syncs three messages, the first being the original.
     let mut fresh = server.connect(&bob);
     let history = fresh.sync_all(None);
     let messages: Vec<&Value> = history.iter().filter(|e| ty(e) == 20).collect();
-    assert_eq!(messages.len(), 3, "three messages in the group:\n{}", show(&history));
-    assert_eq!(messages[0]["body"]["message_id"], original["body"]["message_id"]);
+    assert_eq!(
+        messages.len(),
+        3,
+        "three messages in the group:\n{}",
+        show(&history)
+    );
+    assert_eq!(
+        messages[0]["body"]["message_id"],
+        original["body"]["message_id"]
+    );
     assert_eq!(messages[0]["body"]["data"], "once");
-    assert_eq!(messages[1]["body"]["message_id"], bobs["body"]["message_id"]);
-    assert_eq!(messages[2]["body"]["message_id"], second["body"]["message_id"]);
+    assert_eq!(
+        messages[1]["body"]["message_id"],
+        bobs["body"]["message_id"]
+    );
+    assert_eq!(
+        messages[2]["body"]["message_id"],
+        second["body"]["message_id"]
+    );
 }
 
 #[test]
 fn websocket_input_errors_are_events_and_the_connection_stays_open() {
     let server = Server::start();
-    let Pair { group, mut a, mut b, .. } = pair(&server);
+    let Pair {
+        group,
+        mut a,
+        mut b,
+        ..
+    } = pair(&server);
 
     a.send_text("hello");
     a.expect_error("bad_request", None, None);
@@ -175,7 +243,12 @@ fn websocket_input_errors_are_events_and_the_connection_stays_open() {
 #[test]
 fn not_member_and_not_found_errors() {
     let server = Server::start();
-    let Pair { group, mut a, mut b, .. } = pair(&server);
+    let Pair {
+        group,
+        mut a,
+        mut b,
+        ..
+    } = pair(&server);
     let eve = server.user("eve");
     let mut e = server.connect(&eve);
     let unknown_group = random_uuid();
@@ -184,15 +257,42 @@ fn not_member_and_not_found_errors() {
     b.expect(20);
 
     let cases = [
-        (json!({"method": 40, "id": "e1", "body": {"group_id": group, "data": "let me in"}}), "not_member"),
-        (json!({"method": 41, "id": "e2", "body": {"message_id": message_id}}), "not_member"),
-        (json!({"method": 42, "id": "e3", "body": {"message_id": message_id}}), "not_member"),
-        (json!({"method": 60, "id": "e4", "body": {"group_id": group}}), "not_member"),
-        (json!({"method": 61, "id": "e5", "body": {"group_id": group}}), "not_member"),
-        (json!({"method": 40, "id": "e6", "body": {"group_id": unknown_group, "data": "anyone?"}}), "not_found"),
-        (json!({"method": 41, "id": "e7", "body": {"message_id": random_uuid()}}), "not_found"),
-        (json!({"method": 42, "id": "e8", "body": {"message_id": random_uuid()}}), "not_found"),
-        (json!({"method": 60, "id": "e9", "body": {"group_id": unknown_group}}), "not_found"),
+        (
+            json!({"method": 40, "id": "e1", "body": {"group_id": group, "data": "let me in"}}),
+            "not_member",
+        ),
+        (
+            json!({"method": 41, "id": "e2", "body": {"message_id": message_id}}),
+            "not_member",
+        ),
+        (
+            json!({"method": 42, "id": "e3", "body": {"message_id": message_id}}),
+            "not_member",
+        ),
+        (
+            json!({"method": 60, "id": "e4", "body": {"group_id": group}}),
+            "not_member",
+        ),
+        (
+            json!({"method": 61, "id": "e5", "body": {"group_id": group}}),
+            "not_member",
+        ),
+        (
+            json!({"method": 40, "id": "e6", "body": {"group_id": unknown_group, "data": "anyone?"}}),
+            "not_found",
+        ),
+        (
+            json!({"method": 41, "id": "e7", "body": {"message_id": random_uuid()}}),
+            "not_found",
+        ),
+        (
+            json!({"method": 42, "id": "e8", "body": {"message_id": random_uuid()}}),
+            "not_found",
+        ),
+        (
+            json!({"method": 60, "id": "e9", "body": {"group_id": unknown_group}}),
+            "not_found",
+        ),
     ];
     for (rpc, code) in &cases {
         e.send_json(rpc);
@@ -213,7 +313,12 @@ fn not_member_and_not_found_errors() {
 #[test]
 fn data_is_limited_to_16_kib() {
     let server = Server::start();
-    let Pair { group, mut a, mut b, .. } = pair(&server);
+    let Pair {
+        group,
+        mut a,
+        mut b,
+        ..
+    } = pair(&server);
     let max = "x".repeat(16 * 1024);
     a.send_message_id(&group, &max, "max");
     assert_ack(&a.expect(21), Some("max"));
@@ -227,8 +332,20 @@ fn data_is_limited_to_16_kib() {
 #[test]
 fn data_round_trips_exactly() {
     let server = Server::start();
-    let Pair { group, mut a, mut b, .. } = pair(&server);
-    for data in ["", " ", "quotes \" and \\ backslash", "line\nbreak\ttab\u{0}nul", "émoji 🎉 ünïcödé 漢字", "{\"method\":40}"] {
+    let Pair {
+        group,
+        mut a,
+        mut b,
+        ..
+    } = pair(&server);
+    for data in [
+        "",
+        " ",
+        "quotes \" and \\ backslash",
+        "line\nbreak\ttab\u{0}nul",
+        "émoji 🎉 ünïcödé 漢字",
+        "{\"method\":40}",
+    ] {
         a.send_and_ack(&group, data);
         assert_eq!(b.expect(20)["body"]["data"], data);
     }
@@ -239,7 +356,13 @@ fn data_round_trips_exactly() {
 #[test]
 fn timestamps_strictly_increase_across_a_burst() {
     let server = Server::start();
-    let Pair { alice, group, mut a, mut b, .. } = pair(&server);
+    let Pair {
+        alice,
+        group,
+        mut a,
+        mut b,
+        ..
+    } = pair(&server);
     const N: usize = 100;
     for i in 0..N {
         a.queue_json(&json!({"method": 40, "id": format!("burst-{i}"), "body": {"group_id": group, "data": format!("m{i}")}}));
@@ -252,7 +375,11 @@ fn timestamps_strictly_increase_across_a_burst() {
     assert_strictly_increasing(&acks);
     let messages: Vec<Value> = (0..N).map(|_| b.expect(20)).collect();
     for (i, m) in messages.iter().enumerate() {
-        assert_eq!(m["body"]["data"], format!("m{i}"), "messages arrive in send order");
+        assert_eq!(
+            m["body"]["data"],
+            format!("m{i}"),
+            "messages arrive in send order"
+        );
         assert_eq!(m["body"]["message_id"], acks[i]["body"]["message_id"]);
         assert_eq!(m["body"]["user_id"], alice.id.as_str());
     }
@@ -264,7 +391,13 @@ fn timestamps_strictly_increase_across_a_burst() {
 #[test]
 fn receipts_reach_the_author_once() {
     let server = Server::start();
-    let Pair { bob, group, mut a, mut b, .. } = pair(&server);
+    let Pair {
+        bob,
+        group,
+        mut a,
+        mut b,
+        ..
+    } = pair(&server);
     let message_id = assert_ack(&a.send_and_ack(&group, "read me"), None);
     b.expect(20);
     b.delivered(&message_id);
@@ -295,22 +428,45 @@ fn typing_reaches_the_other_members_only_and_is_not_stored() {
     b.typing_start(&group);
     b.typing_end(&group);
     for ws in [&mut a, &mut c] {
-        assert_eq!(ws.expect(40)["body"], json!({"group_id": group, "user_id": bob.id}), "{}", ws.name);
-        assert_eq!(ws.expect(41)["body"], json!({"group_id": group, "user_id": bob.id}), "{}", ws.name);
+        assert_eq!(
+            ws.expect(40)["body"],
+            json!({"group_id": group, "user_id": bob.id}),
+            "{}",
+            ws.name
+        );
+        assert_eq!(
+            ws.expect(41)["body"],
+            json!({"group_id": group, "user_id": bob.id}),
+            "{}",
+            ws.name
+        );
         ws.assert_quiet();
     }
     b.assert_quiet();
     for user in [&alice, &bob, &carol] {
         let history = server.connect(user).sync_all(None);
-        assert_eq!(types(&history), vec![70], "{}: typing is not stored:\n{}", user.name, show(&history));
+        assert_eq!(
+            types(&history),
+            vec![70],
+            "{}: typing is not stored:\n{}",
+            user.name,
+            show(&history)
+        );
     }
 }
 
 #[test]
 fn fragmented_message_is_reassembled() {
     let server = Server::start();
-    let Pair { group, mut a, mut b, .. } = pair(&server);
-    let rpc = json!({"method": 40, "id": "frag", "body": {"group_id": group, "data": "in three pieces"}}).to_string();
+    let Pair {
+        group,
+        mut a,
+        mut b,
+        ..
+    } = pair(&server);
+    let rpc =
+        json!({"method": 40, "id": "frag", "body": {"group_id": group, "data": "in three pieces"}})
+            .to_string();
     let bytes = rpc.as_bytes();
     let (one, rest) = bytes.split_at(10);
     let (two, three) = rest.split_at(20);
@@ -324,10 +480,19 @@ fn fragmented_message_is_reassembled() {
 #[test]
 fn oversized_message_closes_with_1009() {
     let server = Server::start();
-    let Pair { group, mut a, mut b, .. } = pair(&server);
+    let Pair {
+        group,
+        mut a,
+        mut b,
+        ..
+    } = pair(&server);
     let huge = json!({"method": 40, "body": {"group_id": group, "data": "x".repeat(70 * 1024)}});
     a.send_text_lossy(&huge.to_string());
-    assert_eq!(a.expect_close(), Some(CloseCode::Size), "close code 1009 for a message over 64 KiB");
+    assert_eq!(
+        a.expect_close(),
+        Some(CloseCode::Size),
+        "close code 1009 for a message over 64 KiB"
+    );
     b.assert_quiet();
 }
 
@@ -336,7 +501,11 @@ fn invalid_utf8_text_closes_with_1007() {
     let server = Server::start();
     let Pair { mut a, .. } = pair(&server);
     a.send_frame(&[b'{', 0xff, 0xfe, b'}'], Data::Text, true);
-    assert_eq!(a.expect_close(), Some(CloseCode::Invalid), "close code 1007 for invalid UTF-8");
+    assert_eq!(
+        a.expect_close(),
+        Some(CloseCode::Invalid),
+        "close code 1007 for invalid UTF-8"
+    );
 }
 
 /// Two users sending at once: every connection sees strictly increasing timestamps, each
@@ -375,7 +544,12 @@ fn concurrent_senders_are_ordered_consistently() {
         assert_strictly_increasing(events);
         let n21 = events.iter().filter(|e| ty(e) == 21).count();
         let n20 = events.iter().filter(|e| ty(e) == 20).count();
-        assert_eq!((n20 + n21, events.len()), (2 * N, 2 * N), "{name}: only acks and messages:\n{}", show(events));
+        assert_eq!(
+            (n20 + n21, events.len()),
+            (2 * N, 2 * N),
+            "{name}: only acks and messages:\n{}",
+            show(events)
+        );
     }
     // Per sender, carol sees the send order.
     for tag in ["a", "b"] {
@@ -397,7 +571,11 @@ fn concurrent_senders_are_ordered_consistently() {
     };
     let at_c_ts = by_id(&at_c);
     for (id, t) in by_id(&from_a).into_iter().chain(by_id(&from_b)) {
-        assert_eq!(at_c_ts.get(&id), Some(&t), "message {id}: same timestamp for every member");
+        assert_eq!(
+            at_c_ts.get(&id),
+            Some(&t),
+            "message {id}: same timestamp for every member"
+        );
     }
     for ws in [&mut a, &mut b, &mut c] {
         ws.assert_quiet();
@@ -448,7 +626,11 @@ fn a_slow_consumer_does_not_stall_the_others() {
         let reader = s.spawn(|| {
             for i in 0..N {
                 let ev = c.expect(20);
-                assert_eq!(ev["body"]["data"].as_str().map(|d| d.len()), Some(16_000), "message {i}");
+                assert_eq!(
+                    ev["body"]["data"].as_str().map(|d| d.len()),
+                    Some(16_000),
+                    "message {i}"
+                );
             }
         });
         for batch in 0..N / BATCH {
@@ -482,7 +664,11 @@ fn a_fragmented_message_over_64_kib_closes_with_1009() {
         a.send_frame(&chunk, Data::Continue, false);
         a.send_frame(b"\"}}", Data::Continue, true);
     }));
-    assert_eq!(a.expect_close(), Some(CloseCode::Size), "close code 1009 for a message over 64 KiB");
+    assert_eq!(
+        a.expect_close(),
+        Some(CloseCode::Size),
+        "close code 1009 for a message over 64 KiB"
+    );
 }
 
 #[test]
@@ -491,20 +677,37 @@ fn a_protocol_violation_closes_with_1002() {
     let Pair { mut a, mut b, .. } = pair(&server);
     // A continuation frame with no message to continue.
     a.send_frame(b"stray", Data::Continue, true);
-    assert_eq!(a.expect_close(), Some(CloseCode::Protocol), "close code 1002 for a stray continuation");
+    assert_eq!(
+        a.expect_close(),
+        Some(CloseCode::Protocol),
+        "close code 1002 for a stray continuation"
+    );
     // A reserved opcode.
     b.send_frame(b"?", Data::Reserved(3), true);
-    assert_eq!(b.expect_close(), Some(CloseCode::Protocol), "close code 1002 for a reserved opcode");
+    assert_eq!(
+        b.expect_close(),
+        Some(CloseCode::Protocol),
+        "close code 1002 for a reserved opcode"
+    );
 }
 
 #[test]
 fn websocket_ping_is_answered_and_close_is_echoed() {
     let server = Server::start();
-    let Pair { group, mut a, mut b, .. } = pair(&server);
+    let Pair {
+        group,
+        mut a,
+        mut b,
+        ..
+    } = pair(&server);
     a.ping_pong(b"are you there");
     a.send_and_ack(&group, "after the ping");
     b.expect(20);
-    assert_eq!(a.close_with(CloseCode::Normal), Some(CloseCode::Normal), "the server answers a close");
+    assert_eq!(
+        a.close_with(CloseCode::Normal),
+        Some(CloseCode::Normal),
+        "the server answers a close"
+    );
     // The other member is unaffected.
     b.ping_pong(b"");
     b.assert_quiet();

@@ -10,7 +10,9 @@ fn history(server: &Server, n: usize) -> (String, User, Vec<Value>) {
     let mut a = server.connect(&alice);
     let group = server.create_group(&alice, "history", &[&bob]);
     a.expect(70);
-    let acks = (0..n).map(|i| a.send_and_ack(&group, &format!("m{i}"))).collect();
+    let acks = (0..n)
+        .map(|i| a.send_and_ack(&group, &format!("m{i}")))
+        .collect();
     (group, bob, acks)
 }
 
@@ -21,9 +23,17 @@ fn sync_cursor_forms() {
     let mut b = server.connect(&bob);
 
     let (all, done) = b.sync_raw(json!({"method": 20}));
-    assert_eq!(types(&all), vec![70, 20, 20, 20, 20, 20], "from the beginning:\n{}", show(&all));
+    assert_eq!(
+        types(&all),
+        vec![70, 20, 20, 20, 20, 20],
+        "from the beginning:\n{}",
+        show(&all)
+    );
     assert_strictly_increasing(&all);
-    let data: Vec<&str> = all[1..].iter().map(|e| e["body"]["data"].as_str().unwrap()).collect();
+    let data: Vec<&str> = all[1..]
+        .iter()
+        .map(|e| e["body"]["data"].as_str().unwrap())
+        .collect();
     assert_eq!(data, ["m0", "m1", "m2", "m3", "m4"]);
     let last = ts(&all[5]);
     assert_eq!(done, json!({"timestamp": last, "more": false}));
@@ -31,13 +41,41 @@ fn sync_cursor_forms() {
 
     // Each form of the cursor.
     let cases = [
-        ("body {}", json!({"method": 20, "body": {}}), after_all(&all)),
-        ("top-level 0", json!({"method": 20, "timestamp": 0}), after_all(&all)),
-        ("body 0", json!({"method": 20, "body": {"timestamp": 0}}), after_all(&all)),
-        ("top-level after 70", json!({"method": 20, "timestamp": ts(&all[0])}), after(0)),
-        ("body after m1", json!({"method": 20, "body": {"timestamp": ts(&all[2])}}), after(2)),
-        ("top-level just before m3", json!({"method": 20, "timestamp": ts(&all[4]) - 1}), after(3)),
-        ("at the last", json!({"method": 20, "timestamp": last}), vec![]),
+        (
+            "body {}",
+            json!({"method": 20, "body": {}}),
+            after_all(&all),
+        ),
+        (
+            "top-level 0",
+            json!({"method": 20, "timestamp": 0}),
+            after_all(&all),
+        ),
+        (
+            "body 0",
+            json!({"method": 20, "body": {"timestamp": 0}}),
+            after_all(&all),
+        ),
+        (
+            "top-level after 70",
+            json!({"method": 20, "timestamp": ts(&all[0])}),
+            after(0),
+        ),
+        (
+            "body after m1",
+            json!({"method": 20, "body": {"timestamp": ts(&all[2])}}),
+            after(2),
+        ),
+        (
+            "top-level just before m3",
+            json!({"method": 20, "timestamp": ts(&all[4]) - 1}),
+            after(3),
+        ),
+        (
+            "at the last",
+            json!({"method": 20, "timestamp": last}),
+            vec![],
+        ),
     ];
     for (what, rpc, want) in cases {
         let (events, done) = b.sync_raw(rpc.clone());
@@ -45,9 +83,16 @@ fn sync_cursor_forms() {
         assert_eq!(got, want, "{what}: {rpc}");
         let cursor = match events.last() {
             Some(e) => ts(e),
-            None => rpc["timestamp"].as_u64().or(rpc["body"]["timestamp"].as_u64()).unwrap(),
+            None => rpc["timestamp"]
+                .as_u64()
+                .or(rpc["body"]["timestamp"].as_u64())
+                .unwrap(),
         };
-        assert_eq!(done, json!({"timestamp": cursor, "more": false}), "{what}: 29");
+        assert_eq!(
+            done,
+            json!({"timestamp": cursor, "more": false}),
+            "{what}: 29"
+        );
     }
     // The RPC's client id comes back on the 29.
     b.send_json(&json!({"method": 20, "id": "sync-1", "timestamp": ts(&all[4])}));
@@ -103,13 +148,24 @@ fn sync_pages_stitch_into_the_full_history() {
                 }
             }
             let (page, done) = b.sync_raw(rpc);
-            assert!(page.len() as u64 <= limit, "limit {limit}: page of {}", page.len());
+            assert!(
+                page.len() as u64 <= limit,
+                "limit {limit}: page of {}",
+                page.len()
+            );
             got_sizes.push(page.len());
             let next = page.last().map(ts).or(cursor).unwrap_or(0);
-            assert_eq!(done["timestamp"], next, "limit {limit}: 29 carries the last timestamp sent");
+            assert_eq!(
+                done["timestamp"], next,
+                "limit {limit}: 29 carries the last timestamp sent"
+            );
             stitched.extend(page);
             let more = done["more"].as_bool().unwrap();
-            assert_eq!(more, stitched.len() < full.len(), "limit {limit}: more is true exactly when events remain");
+            assert_eq!(
+                more,
+                stitched.len() < full.len(),
+                "limit {limit}: more is true exactly when events remain"
+            );
             if !more {
                 break;
             }
@@ -117,7 +173,10 @@ fn sync_pages_stitch_into_the_full_history() {
             cursor = Some(next);
         }
         let stitched_ids: Vec<_> = stitched.iter().map(ident).collect();
-        assert_eq!(stitched_ids, full_ids, "limit {limit}: pages stitch into the full history, no gap, no repeat");
+        assert_eq!(
+            stitched_ids, full_ids,
+            "limit {limit}: pages stitch into the full history, no gap, no repeat"
+        );
         assert_eq!(got_sizes, sizes, "limit {limit}: page sizes");
     }
 }
@@ -138,11 +197,21 @@ fn reconnect_and_catch_up_from_the_last_seen_timestamp() {
     let last_seen = ts(&b.expect(20));
     drop(b);
 
-    let missed: Vec<Value> = (0..3).map(|i| a.send_and_ack(&group, &format!("missed {i}"))).collect();
+    let missed: Vec<Value> = (0..3)
+        .map(|i| a.send_and_ack(&group, &format!("missed {i}")))
+        .collect();
     let mut b = Ws::connect(&bob_url, "bob again");
     let (events, done) = b.sync_page(Some(last_seen), None);
-    let data: Vec<&str> = events.iter().map(|e| e["body"]["data"].as_str().unwrap_or("?")).collect();
-    assert_eq!(types(&events), vec![20, 20, 20], "exactly the missed messages:\n{}", show(&events));
+    let data: Vec<&str> = events
+        .iter()
+        .map(|e| e["body"]["data"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(
+        types(&events),
+        vec![20, 20, 20],
+        "exactly the missed messages:\n{}",
+        show(&events)
+    );
     assert_eq!(data, ["missed 0", "missed 1", "missed 2"]);
     for (ev, ack) in events.iter().zip(&missed) {
         assert_eq!(ev["body"]["message_id"], ack["body"]["message_id"]);
@@ -184,7 +253,10 @@ fn sync_returns_what_the_user_received_live() {
     b.expect(23);
     actor.send_message_id(&g1, "from alice", "a-1");
     actor.expect(21);
-    let m2 = b.expect(20)["body"]["message_id"].as_str().unwrap().to_string();
+    let m2 = b.expect(20)["body"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     b.read(&m2);
     actor.expect(23);
     server.join(&bob, &g1, Some(&carol)).expect(200);
@@ -208,16 +280,34 @@ fn sync_returns_what_the_user_received_live() {
 
     actor.assert_quiet();
     let live = listener.barrier();
-    let mut expected: Vec<_> = live.iter().filter(|e| ![40, 41].contains(&ty(e))).map(ident).collect();
-    assert!(!live.iter().any(|e| ty(e) == 21), "the listener gets no acks:\n{}", show(&live));
+    let mut expected: Vec<_> = live
+        .iter()
+        .filter(|e| ![40, 41].contains(&ty(e)))
+        .map(ident)
+        .collect();
+    assert!(
+        !live.iter().any(|e| ty(e) == 21),
+        "the listener gets no acks:\n{}",
+        show(&live)
+    );
     expected.extend(actor.log.iter().filter(|e| ty(e) == 21).map(ident));
     expected.sort_by_key(|e| e.1);
-    assert_eq!(expected.len(), 12, "events alice should have:\n{}", show(&live));
+    assert_eq!(
+        expected.len(),
+        12,
+        "events alice should have:\n{}",
+        show(&live)
+    );
 
     let mut fresh = server.connect(&alice);
     let synced = fresh.sync_all(Some(start));
     let got: Vec<_> = synced.iter().map(ident).collect();
-    assert_eq!(got, expected, "sync = live (+ the other device's acks), typing aside;\nsynced:\n{}", show(&synced));
+    assert_eq!(
+        got,
+        expected,
+        "sync = live (+ the other device's acks), typing aside;\nsynced:\n{}",
+        show(&synced)
+    );
     let _ = g2;
 }
 
@@ -249,9 +339,18 @@ fn sync_shows_a_group_only_while_a_member() {
     let nobody = server.user("nobody");
     let (events, done) = server.connect(&nobody).sync_page(None, None);
     assert!(events.is_empty());
-    assert_eq!(done, json!({"timestamp": 0, "more": false}), "an empty sync from the beginning");
+    assert_eq!(
+        done,
+        json!({"timestamp": 0, "more": false}),
+        "an empty sync from the beginning"
+    );
     let eve_history = e.sync_all(None);
-    assert_eq!(types(&eve_history), vec![70], "eve sees only her own group:\n{}", show(&eve_history));
+    assert_eq!(
+        types(&eve_history),
+        vec![70],
+        "eve sees only her own group:\n{}",
+        show(&eve_history)
+    );
     assert_eq!(eve_history[0]["body"]["group_id"], evegroup.as_str());
 
     let mut b = server.connect(&bob);
@@ -259,12 +358,26 @@ fn sync_shows_a_group_only_while_a_member() {
     let summary: Vec<String> = bob_history
         .iter()
         .map(|e| match ty(e) {
-            20 => e["body"]["data"].as_str().unwrap().split(' ').next().unwrap().to_string(),
+            20 => e["body"]["data"]
+                .as_str()
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .to_string(),
             t => t.to_string(),
         })
         .collect();
-    assert_eq!(summary, ["70", "m1", "m2", "73", "70", "72", "m5"], "bob's history:\n{}", show(&bob_history));
-    assert_eq!(bob_history[3]["body"], json!({"group_id": group, "user_id": bob.id}));
+    assert_eq!(
+        summary,
+        ["70", "m1", "m2", "73", "70", "72", "m5"],
+        "bob's history:\n{}",
+        show(&bob_history)
+    );
+    assert_eq!(
+        bob_history[3]["body"],
+        json!({"group_id": group, "user_id": bob.id})
+    );
     assert_strictly_increasing(&bob_history);
     // Live, too: while away bob got nothing (he had no connection open then, so check a fresh
     // leave now).
@@ -360,7 +473,10 @@ fn sync_of_large_events_returns_everything() {
     loop {
         let (page, done) = b.sync_page(cursor, None);
         pages += 1;
-        assert!(!page.is_empty() || done["more"] == false, "an empty page with more = true");
+        assert!(
+            !page.is_empty() || done["more"] == false,
+            "an empty page with more = true"
+        );
         all.extend(page);
         cursor = Some(done["timestamp"].as_u64().unwrap());
         if done["more"] == false {
@@ -371,7 +487,10 @@ fn sync_of_large_events_returns_everything() {
     assert_eq!(all.len(), N + 1, "70 and {N} messages");
     assert_strictly_increasing(&all);
     for (i, ev) in all[1..].iter().enumerate() {
-        assert_eq!(&ev["body"]["data"].as_str().unwrap()[..4], format!("{i:04}"));
+        assert_eq!(
+            &ev["body"]["data"].as_str().unwrap()[..4],
+            format!("{i:04}")
+        );
         assert_eq!(ev["body"]["data"].as_str().unwrap().len(), 16 * 1024);
     }
     b.assert_quiet();

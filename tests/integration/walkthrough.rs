@@ -25,12 +25,16 @@ fn walkthrough(server: &Server) -> Walkthrough {
     let email1 = format!("{name1}@example.com");
     let email2 = format!("{name2}@example.com");
     let user1 = {
-        let body = server.register_response(&name1, &email1, "0000").expect(201);
+        let body = server
+            .register_response(&name1, &email1, "0000")
+            .expect(201);
         assert_keys(&body, &["id"]);
         assert_uuid(&body["id"])
     };
     let user2 = {
-        let body = server.register_response(&name2, &email2, "0000").expect(201);
+        let body = server
+            .register_response(&name2, &email2, "0000")
+            .expect(201);
         assert_keys(&body, &["id"]);
         assert_uuid(&body["id"])
     };
@@ -42,7 +46,10 @@ fn walkthrough(server: &Server) -> Walkthrough {
             .login_response(&json!({"username": name, "email": email, "password": "0000"}))
             .expect(200);
         assert_keys(&body, &["token"]);
-        let token = body["token"].as_str().expect("token is a string").to_string();
+        let token = body["token"]
+            .as_str()
+            .expect("token is a string")
+            .to_string();
         assert_eq!(jwt::header(&token)["alg"], "HS256", "token header");
         let claims = jwt::claims(&token);
         assert_eq!(claims["user_id"], id, "token claims: {claims}");
@@ -58,20 +65,43 @@ fn walkthrough(server: &Server) -> Walkthrough {
         let answer = server.http().request(
             "POST",
             "/sessions",
-            &[("authorization", auth.as_str()), ("content-type", "application/json")],
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/json"),
+            ],
             Some(body.as_bytes()),
         );
         let s = answer.expect(201);
         assert_keys(&s, &["created_at", "id", "messaging_url"]);
         let created = assert_ms(&s["created_at"]);
-        assert!(created.abs_diff(now_ms()) < 60_000, "created_at {created} is not now");
+        assert!(
+            created.abs_diff(now_ms()) < 60_000,
+            "created_at {created} is not now"
+        );
         let session_id = assert_uuid(&s["id"]);
-        let url = s["messaging_url"].as_str().expect("messaging_url is a string").to_string();
+        let url = s["messaging_url"]
+            .as_str()
+            .expect("messaging_url is a string")
+            .to_string();
         let access = url_token(&url).to_string();
-        assert_eq!(url, format!("ws://{}/{}", server.addr, access), "messaging_url is built from Host");
-        assert_eq!(access.len(), 64, "access token is 64 hex characters: {access}");
-        assert!(access.bytes().all(|b| b.is_ascii_hexdigit()), "access token is hex: {access}");
-        assert_ne!(access, session_id, "access token is distinct from the session id");
+        assert_eq!(
+            url,
+            format!("ws://{}/{}", server.addr, access),
+            "messaging_url is built from Host"
+        );
+        assert_eq!(
+            access.len(),
+            64,
+            "access token is 64 hex characters: {access}"
+        );
+        assert!(
+            access.bytes().all(|b| b.is_ascii_hexdigit()),
+            "access token is hex: {access}"
+        );
+        assert_ne!(
+            access, session_id,
+            "access token is distinct from the session id"
+        );
         url
     };
     let url1 = open_session(&token1);
@@ -84,8 +114,18 @@ fn walkthrough(server: &Server) -> Walkthrough {
     for ws in [&mut ws1, &mut ws2] {
         let t = now_ms();
         let (events, done) = ws.sync_raw(json!({"method": 20, "timestamp": t}));
-        assert!(events.is_empty(), "{}: nothing happened yet:\n{}", ws.name, show(&events));
-        assert_eq!(done, json!({"timestamp": t, "more": false}), "{}: sync of nothing", ws.name);
+        assert!(
+            events.is_empty(),
+            "{}: nothing happened yet:\n{}",
+            ws.name,
+            show(&events)
+        );
+        assert_eq!(
+            done,
+            json!({"timestamp": t, "more": false}),
+            "{}: sync of nothing",
+            ws.name
+        );
     }
     ws1.log.clear();
     ws2.log.clear();
@@ -97,7 +137,10 @@ fn walkthrough(server: &Server) -> Walkthrough {
         let answer = server.http().request(
             "POST",
             "/groups",
-            &[("authorization", auth.as_str()), ("content-type", "application/json")],
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/json"),
+            ],
             Some(body.as_bytes()),
         );
         let body = answer.expect(201);
@@ -117,11 +160,16 @@ fn walkthrough(server: &Server) -> Walkthrough {
     }
 
     // ---- user1 sends a message ----
-    ws1.send_json(&json!({"method": 40, "body": {"group_id": group, "data": "Hello, how are you?"}}));
+    ws1.send_json(
+        &json!({"method": 40, "body": {"group_id": group, "data": "Hello, how are you?"}}),
+    );
     let ack = ws1.expect(21);
     let message_id = assert_ack(&ack, None);
     let message = ws2.expect(20);
-    assert!(message["id"].is_null(), "no client id on a message event: {message}");
+    assert!(
+        message["id"].is_null(),
+        "no client id on a message event: {message}"
+    );
     assert_eq!(
         message["body"],
         json!({"message_id": message_id, "data": "Hello, how are you?", "group_id": group, "user_id": user1}),
@@ -148,33 +196,77 @@ fn walkthrough(server: &Server) -> Walkthrough {
     ws2.send_json(&json!({"method": 60, "body": {"group_id": group}}));
     ws2.send_json(&json!({"method": 61, "body": {"group_id": group}}));
     let start = ws1.expect(40);
-    assert_eq!(start["body"], json!({"group_id": group, "user_id": user2}), "typing start");
+    assert_eq!(
+        start["body"],
+        json!({"group_id": group, "user_id": user2}),
+        "typing start"
+    );
     let end = ws1.expect(41);
-    assert_eq!(end["body"], json!({"group_id": group, "user_id": user2}), "typing end");
+    assert_eq!(
+        end["body"],
+        json!({"group_id": group, "user_id": user2}),
+        "typing end"
+    );
 
     // ---- user1 leaves: PUT /groups/{id}/left with its own user_id ----
-    let left = server.put(&format!("/groups/{group}/left"), Some(&token1), &json!({"user_id": user1}));
+    let left = server.put(
+        &format!("/groups/{group}/left"),
+        Some(&token1),
+        &json!({"user_id": user1}),
+    );
     let body = left.expect(200);
-    assert_eq!(body, json!({"group_id": group, "name": "group_1", "user_ids": [user2]}), "left answer");
+    assert_eq!(
+        body,
+        json!({"group_id": group, "name": "group_1", "user_ids": [user2]}),
+        "left answer"
+    );
     let ev = ws2.expect(73);
-    assert_eq!(ev["body"], json!({"group_id": group, "user_id": user1}), "user2 sees user1 leave");
+    assert_eq!(
+        ev["body"],
+        json!({"group_id": group, "user_id": user1}),
+        "user2 sees user1 leave"
+    );
     let ev = ws1.expect(73);
-    assert_eq!(ev["body"], json!({"group_id": group, "user_id": user1}), "user1 sees itself leave");
+    assert_eq!(
+        ev["body"],
+        json!({"group_id": group, "user_id": user1}),
+        "user1 sees itself leave"
+    );
 
     // ---- user1 joins again: PUT /groups/{id}/join ----
-    let joined = server.put(&format!("/groups/{group}/join"), Some(&token1), &json!({"user_id": user1}));
+    let joined = server.put(
+        &format!("/groups/{group}/join"),
+        Some(&token1),
+        &json!({"user_id": user1}),
+    );
     let body = joined.expect(200);
     let members = assert_group_answer(&body, &group, "group_1");
-    assert_eq!(id_set(&body["user_ids"]), set_of(&[&user1, &user2]), "join answer members: {members:?}");
+    assert_eq!(
+        id_set(&body["user_ids"]),
+        set_of(&[&user1, &user2]),
+        "join answer members: {members:?}"
+    );
     let ev = ws1.expect(70);
     assert_keys(&ev["body"], &["group_id", "name", "user_ids"]);
     assert_eq!(ev["body"]["group_id"], group);
     assert_eq!(ev["body"]["name"], "group_1");
-    assert_eq!(id_set(&ev["body"]["user_ids"]), set_of(&[&user1, &user2]), "70 on join: {ev}");
+    assert_eq!(
+        id_set(&ev["body"]["user_ids"]),
+        set_of(&[&user1, &user2]),
+        "70 on join: {ev}"
+    );
     let ev = ws1.expect(72);
-    assert_eq!(ev["body"], json!({"group_id": group, "user_id": user1}), "user1 sees itself join");
+    assert_eq!(
+        ev["body"],
+        json!({"group_id": group, "user_id": user1}),
+        "user1 sees itself join"
+    );
     let ev = ws2.expect(72);
-    assert_eq!(ev["body"], json!({"group_id": group, "user_id": user1}), "user2 sees user1 join");
+    assert_eq!(
+        ev["body"],
+        json!({"group_id": group, "user_id": user1}),
+        "user2 sees user1 join"
+    );
 
     // ---- nothing else arrived: no echo of one's own typing or receipts, no stray events ----
     let live1 = ws1.log.clone();
@@ -186,7 +278,15 @@ fn walkthrough(server: &Server) -> Walkthrough {
     assert_eq!(types(&live1), vec![70, 21, 22, 23, 40, 41, 73, 70, 72]);
     assert_eq!(types(&live2), vec![70, 20, 73, 72]);
 
-    Walkthrough { user1, user2, token1, token2, group, live1, live2 }
+    Walkthrough {
+        user1,
+        user2,
+        token1,
+        token2,
+        group,
+        live1,
+        live2,
+    }
 }
 
 #[test]
@@ -202,18 +302,28 @@ fn walkthrough_end_to_end() {
 fn walkthrough_history_replays_on_sync() {
     let server = Server::start();
     let w = walkthrough(&server);
-    let find = |log: &[Value], t: u64| -> Vec<Value> { log.iter().filter(|e| ty(e) == t).cloned().collect() };
+    let find = |log: &[Value], t: u64| -> Vec<Value> {
+        log.iter().filter(|e| ty(e) == t).cloned().collect()
+    };
 
     // user1: 70, 20 (own message), 21, 22, 23, 73, 70 (on join), 72. Not 40/41.
     let message = find(&w.live2, 20)[0].clone();
-    let mut expected1: Vec<Value> = w.live1.iter().filter(|e| ![40, 41].contains(&ty(e))).cloned().collect();
+    let mut expected1: Vec<Value> = w
+        .live1
+        .iter()
+        .filter(|e| ![40, 41].contains(&ty(e)))
+        .cloned()
+        .collect();
     expected1.push(message);
     // user2: 70, 20, 22, 23 (its own receipts, which its other devices must learn), 73, 72.
     let mut expected2 = w.live2.clone();
     expected2.extend(find(&w.live1, 22));
     expected2.extend(find(&w.live1, 23));
 
-    for (token, expected, who) in [(&w.token1, expected1, "user1"), (&w.token2, expected2, "user2")] {
+    for (token, expected, who) in [
+        (&w.token1, expected1, "user1"),
+        (&w.token2, expected2, "user2"),
+    ] {
         let mut ws = Ws::connect(&server.messaging_url(token), &format!("{who} device 2"));
         let (events, done) = ws.sync_raw(json!({"method": 20}));
         let mut got: Vec<_> = events.iter().map(ident).collect();
@@ -221,10 +331,19 @@ fn walkthrough_history_replays_on_sync() {
         // Compare as sets first (clearer failure), then the order.
         got.sort_by_key(|e| (e.1, e.0));
         want.sort_by_key(|e| (e.1, e.0));
-        assert_eq!(got, want, "{who}: sync from the beginning returns the stored events;\ngot:\n{}", show(&events));
+        assert_eq!(
+            got,
+            want,
+            "{who}: sync from the beginning returns the stored events;\ngot:\n{}",
+            show(&events)
+        );
         assert_strictly_increasing(&events);
         let last = ts(events.last().unwrap());
-        assert_eq!(done, json!({"timestamp": last, "more": false}), "{who}: sync complete");
+        assert_eq!(
+            done,
+            json!({"timestamp": last, "more": false}),
+            "{who}: sync complete"
+        );
         ws.assert_quiet();
     }
     let _ = (&w.user1, &w.user2, &w.group);

@@ -51,7 +51,11 @@ impl Server {
     // ---- users ----
 
     pub fn register_response(&self, username: &str, email: &str, password: &str) -> Response {
-        self.post("/users", None, &json!({"username": username, "email": email, "password": password}))
+        self.post(
+            "/users",
+            None,
+            &json!({"username": username, "email": email, "password": password}),
+        )
     }
 
     /// Registers `username` with `username@example.com` and the walkthrough password; returns the id.
@@ -75,7 +79,10 @@ impl Server {
             .login_response(&json!({"username": username, "password": password}))
             .expect(200);
         assert_keys(&body, &["token"]);
-        body["token"].as_str().expect("token is a string").to_string()
+        body["token"]
+            .as_str()
+            .expect("token is a string")
+            .to_string()
     }
 
     /// A fresh user (unique name based on `prefix`), registered and logged in.
@@ -84,7 +91,13 @@ impl Server {
         let name = unique(prefix);
         let id = self.register(&name);
         let token = self.login(&name, PASSWORD);
-        User { email: format!("{name}@example.com"), name, password: PASSWORD.to_string(), id, token }
+        User {
+            email: format!("{name}@example.com"),
+            name,
+            password: PASSWORD.to_string(),
+            id,
+            token,
+        }
     }
 
     // ---- sessions ----
@@ -107,9 +120,15 @@ impl Server {
     /// A new session for `token`; returns its messaging URL (which must point at this server).
     #[track_caller]
     pub fn messaging_url(&self, token: &str) -> String {
-        let url = self.open_session(token)["messaging_url"].as_str().unwrap().to_string();
+        let url = self.open_session(token)["messaging_url"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let prefix = format!("ws://{}/", self.addr);
-        assert!(url.starts_with(&prefix), "messaging_url {url} is not under {prefix}");
+        assert!(
+            url.starts_with(&prefix),
+            "messaging_url {url} is not under {prefix}"
+        );
         url
     }
 

@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 /// `v` is an object whose keys are exactly `keys`.
 #[track_caller]
 pub fn assert_keys(v: &Value, keys: &[&str]) {
-    let obj = v.as_object().unwrap_or_else(|| panic!("expected a JSON object, got {v}"));
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("expected a JSON object, got {v}"));
     let got: BTreeSet<&str> = obj.keys().map(|k| k.as_str()).collect();
     let want: BTreeSet<&str> = keys.iter().copied().collect();
     assert_eq!(got, want, "keys of {v}");
@@ -15,7 +17,9 @@ pub fn assert_keys(v: &Value, keys: &[&str]) {
 /// `v` is an object that has every key of `required` and no key outside `required` + `optional`.
 #[track_caller]
 pub fn assert_keys_within(v: &Value, required: &[&str], optional: &[&str]) {
-    let obj = v.as_object().unwrap_or_else(|| panic!("expected a JSON object, got {v}"));
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("expected a JSON object, got {v}"));
     for k in required {
         assert!(obj.contains_key(*k), "missing key {k:?} in {v}");
     }
@@ -30,7 +34,9 @@ pub fn assert_keys_within(v: &Value, required: &[&str], optional: &[&str]) {
 /// `v` is a UUID in its hyphenated lower-case form; returns it.
 #[track_caller]
 pub fn assert_uuid(v: &Value) -> String {
-    let s = v.as_str().unwrap_or_else(|| panic!("expected a UUID string, got {v}"));
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("expected a UUID string, got {v}"));
     assert!(uuid::Uuid::parse_str(s).is_ok(), "not a UUID: {s:?}");
     assert_eq!(s.len(), 36, "not hyphenated: {s:?}");
     assert_eq!(s, s.to_lowercase(), "not lower-case: {s:?}");
@@ -41,7 +47,9 @@ pub fn assert_uuid(v: &Value) -> String {
 /// before 2100); returns it.
 #[track_caller]
 pub fn assert_ms(v: &Value) -> u64 {
-    let t = v.as_u64().unwrap_or_else(|| panic!("expected an integer timestamp, got {v}"));
+    let t = v
+        .as_u64()
+        .unwrap_or_else(|| panic!("expected an integer timestamp, got {v}"));
     assert!(
         (1_577_836_800_000..4_102_444_800_000).contains(&t),
         "timestamp {t} is not milliseconds since the epoch"
@@ -52,13 +60,17 @@ pub fn assert_ms(v: &Value) -> u64 {
 /// The `type` of an event.
 #[track_caller]
 pub fn ty(ev: &Value) -> u64 {
-    ev["type"].as_u64().unwrap_or_else(|| panic!("event without a numeric type: {ev}"))
+    ev["type"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("event without a numeric type: {ev}"))
 }
 
 /// The `timestamp` of an event.
 #[track_caller]
 pub fn ts(ev: &Value) -> u64 {
-    ev["timestamp"].as_u64().unwrap_or_else(|| panic!("event without a numeric timestamp: {ev}"))
+    ev["timestamp"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("event without a numeric timestamp: {ev}"))
 }
 
 /// The event's identity for comparisons: `(type, timestamp, body)`.
@@ -95,7 +107,11 @@ pub fn id_set(v: &Value) -> BTreeSet<String> {
     v.as_array()
         .unwrap_or_else(|| panic!("expected an array, got {v}"))
         .iter()
-        .map(|x| x.as_str().unwrap_or_else(|| panic!("expected strings in {v}")).to_string())
+        .map(|x| {
+            x.as_str()
+                .unwrap_or_else(|| panic!("expected strings in {v}"))
+                .to_string()
+        })
         .collect()
 }
 

@@ -58,10 +58,15 @@ impl Response {
         let body = self.expect(status);
         super::assert_keys(&body, &["error", "code"]);
         assert_eq!(body["code"], code, "error code in {body}");
-        let text = body["error"].as_str().unwrap_or_else(|| panic!("error is not a string: {body}"));
+        let text = body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("error is not a string: {body}"));
         assert!(!text.is_empty(), "empty error text: {body}");
         if let Some(ct) = self.header("content-type") {
-            assert!(ct.starts_with("application/json"), "content-type of an error: {ct}");
+            assert!(
+                ct.starts_with("application/json"),
+                "content-type of an error: {ct}"
+            );
         }
         text.to_string()
     }
@@ -79,12 +84,22 @@ impl Http {
         let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
         stream.set_nodelay(true).unwrap();
         stream.set_write_timeout(Some(DEADLINE)).unwrap();
-        Http { stream, host: addr.to_string(), buf: Vec::new() }
+        Http {
+            stream,
+            host: addr.to_string(),
+            buf: Vec::new(),
+        }
     }
 
     /// Builds the bytes of a request: request line, `Host`, the given headers, `Content-Length`
     /// when there is a body, blank line, body.
-    pub fn build(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Vec<u8> {
+    pub fn build(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Vec<u8> {
         let mut out = format!("{method} {path} HTTP/1.1\r\n");
         if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
             out.push_str(&format!("Host: {}\r\n", self.host));
@@ -104,14 +119,26 @@ impl Http {
     }
 
     /// Sends one request and reads its answer.
-    pub fn request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Response {
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Response {
         let bytes = self.build(method, path, headers, body);
         self.send_raw(&bytes);
         self.read_response()
     }
 
     /// `method path` with a JSON body and optional bearer token.
-    pub fn json(&mut self, method: &str, path: &str, token: Option<&str>, body: &Value) -> Response {
+    pub fn json(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Response {
         let auth = token.map(|t| format!("Bearer {t}"));
         let mut headers = vec![("Content-Type", "application/json")];
         if let Some(a) = &auth {
@@ -126,7 +153,9 @@ impl Http {
 
     /// Writes bytes as they are.
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).unwrap_or_else(|e| panic!("write request: {e}"));
+        self.stream
+            .write_all(bytes)
+            .unwrap_or_else(|e| panic!("write request: {e}"));
     }
 
     /// Writes bytes, ignoring failure (the server may close early, e.g. on a too-large body).
@@ -170,20 +199,29 @@ impl Http {
             .ok_or_else(|| format!("bad status line {status_line:?}"))?;
         let mut headers = Vec::new();
         for line in lines {
-            let (k, v) = line.split_once(':').ok_or_else(|| format!("bad header line {line:?}"))?;
+            let (k, v) = line
+                .split_once(':')
+                .ok_or_else(|| format!("bad header line {line:?}"))?;
             headers.push((k.trim().to_string(), v.trim().to_string()));
         }
         self.buf.drain(..head_end + 4);
 
         let header = |name: &str| {
-            headers.iter().find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+            headers
+                .iter()
+                .find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
         };
         if let Some(te) = header("transfer-encoding") {
-            return Err(format!("answer uses Transfer-Encoding {te:?}; this client expects Content-Length"));
+            return Err(format!(
+                "answer uses Transfer-Encoding {te:?}; this client expects Content-Length"
+            ));
         }
         let body = match header("content-length") {
             Some(cl) => {
-                let len: usize = cl.parse().map_err(|_| format!("bad Content-Length {cl:?}"))?;
+                let len: usize = cl
+                    .parse()
+                    .map_err(|_| format!("bad Content-Length {cl:?}"))?;
                 while self.buf.len() < len {
                     if self.fill(deadline)? == 0 {
                         return Err(format!("connection closed inside a body of {len} bytes"));
@@ -198,7 +236,11 @@ impl Http {
                 std::mem::take(&mut self.buf)
             }
         };
-        Ok(Response { status, headers, body })
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// True when the server closes the connection (EOF) within the deadline, with nothing more sent.
@@ -225,7 +267,14 @@ impl Http {
                     self.buf.extend_from_slice(&chunk[..n]);
                     return Ok(n);
                 }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue
+                }
                 Err(e) if e.kind() == ErrorKind::ConnectionReset => return Ok(0),
                 Err(e) => return Err(format!("read: {e}")),
             }

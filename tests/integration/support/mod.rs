@@ -34,7 +34,10 @@ pub fn unique(prefix: &str) -> String {
 
 /// Milliseconds since the Unix epoch, as the protocol counts time.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 /// A random UUID that names nothing on the server.

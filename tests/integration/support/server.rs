@@ -47,7 +47,10 @@ impl Server {
     pub fn start_with(args: &[&str], envs: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("create temp dir");
         let args = args.iter().map(|s| s.to_string()).collect();
-        let envs = envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let envs = envs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let mut server = Self::spawn(dir.path(), args, envs);
         server.dir = Some(dir);
         server
@@ -81,7 +84,10 @@ impl Server {
     /// or `None` if it was still running at the deadline (it is then killed).
     pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
         assert!(sent.success(), "kill -TERM {pid} failed");
         let deadline = Instant::now() + within;
         let status = loop {
@@ -205,7 +211,11 @@ impl Drop for Server {
         if thread::panicking() {
             let lines = self.stderr();
             if lines.len() > 1 {
-                eprintln!("---- parley stderr ({}) ----\n{}", self.addr, lines.join("\n"));
+                eprintln!(
+                    "---- parley stderr ({}) ----\n{}",
+                    self.addr,
+                    lines.join("\n")
+                );
             }
         }
     }

@@ -45,7 +45,8 @@ impl Ws {
     /// Connects to a `ws://host:port/path` URL; panics unless the upgrade succeeds.
     #[track_caller]
     pub fn connect(url: &str, name: &str) -> Ws {
-        Self::try_connect(url, name).unwrap_or_else(|e| panic!("{name}: WebSocket connect to {url}: {e:?}"))
+        Self::try_connect(url, name)
+            .unwrap_or_else(|e| panic!("{name}: WebSocket connect to {url}: {e:?}"))
     }
 
     pub fn try_connect(url: &str, name: &str) -> Result<Ws, ConnectError> {
@@ -53,13 +54,18 @@ impl Ws {
     }
 
     /// Like `try_connect`, with extra headers on the upgrade request (e.g. `Origin`).
-    pub fn try_connect_with(url: &str, name: &str, headers: &[(&str, &str)]) -> Result<Ws, ConnectError> {
+    pub fn try_connect_with(
+        url: &str,
+        name: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Ws, ConnectError> {
         use tungstenite::client::IntoClientRequest;
         let mut request = url
             .into_client_request()
             .map_err(|e| ConnectError::Other(format!("bad URL {url}: {e}")))?;
         for (k, v) in headers {
-            let name = tungstenite::http::HeaderName::from_bytes(k.as_bytes()).expect("header name");
+            let name =
+                tungstenite::http::HeaderName::from_bytes(k.as_bytes()).expect("header name");
             let value = tungstenite::http::HeaderValue::from_str(v).expect("header value");
             request.headers_mut().insert(name, value);
         }
@@ -67,14 +73,20 @@ impl Ws {
             .strip_prefix("ws://")
             .ok_or_else(|| ConnectError::Other(format!("not a ws:// URL: {url}")))?;
         let authority = rest.split('/').next().unwrap();
-        let stream = TcpStream::connect(authority).map_err(|e| ConnectError::Other(format!("connect: {e}")))?;
+        let stream = TcpStream::connect(authority)
+            .map_err(|e| ConnectError::Other(format!("connect: {e}")))?;
         stream.set_nodelay(true).unwrap();
         stream.set_read_timeout(Some(DEADLINE)).unwrap();
         stream.set_write_timeout(Some(DEADLINE)).unwrap();
         match tungstenite::client::client(request, stream) {
             Ok((ws, response)) => {
                 assert_eq!(response.status().as_u16(), 101);
-                Ok(Ws { ws, name: name.to_string(), log: Vec::new(), barriers: 0 })
+                Ok(Ws {
+                    ws,
+                    name: name.to_string(),
+                    log: Vec::new(),
+                    barriers: 0,
+                })
             }
             Err(HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
                 Err(ConnectError::Status(resp.status().as_u16()))
@@ -94,7 +106,9 @@ impl Ws {
 
     pub fn send_text(&mut self, s: &str) {
         let name = &self.name;
-        self.ws.send(Message::text(s)).unwrap_or_else(|e| panic!("{name}: send: {e}"));
+        self.ws
+            .send(Message::text(s))
+            .unwrap_or_else(|e| panic!("{name}: send: {e}"));
     }
 
     /// Sends a text message, ignoring failure (the server may close while it is being written).
@@ -104,7 +118,9 @@ impl Ws {
 
     pub fn send_binary(&mut self, b: &[u8]) {
         let name = &self.name;
-        self.ws.send(Message::binary(b.to_vec())).unwrap_or_else(|e| panic!("{name}: send: {e}"));
+        self.ws
+            .send(Message::binary(b.to_vec()))
+            .unwrap_or_else(|e| panic!("{name}: send: {e}"));
     }
 
     /// Sends one raw data frame (text opcode when `text`, else continuation/binary as given):
@@ -112,18 +128,24 @@ impl Ws {
     pub fn send_frame(&mut self, payload: &[u8], opcode: Data, is_final: bool) {
         let name = &self.name;
         let frame = Frame::message(payload.to_vec(), OpCode::Data(opcode), is_final);
-        self.ws.send(Message::Frame(frame)).unwrap_or_else(|e| panic!("{name}: send frame: {e}"));
+        self.ws
+            .send(Message::Frame(frame))
+            .unwrap_or_else(|e| panic!("{name}: send frame: {e}"));
     }
 
     /// Queues a text message without flushing (for bursts); `flush()` sends them.
     pub fn queue_json(&mut self, v: &Value) {
         let name = &self.name;
-        self.ws.write(Message::text(v.to_string())).unwrap_or_else(|e| panic!("{name}: write: {e}"));
+        self.ws
+            .write(Message::text(v.to_string()))
+            .unwrap_or_else(|e| panic!("{name}: write: {e}"));
     }
 
     pub fn flush(&mut self) {
         let name = &self.name;
-        self.ws.flush().unwrap_or_else(|e| panic!("{name}: flush: {e}"));
+        self.ws
+            .flush()
+            .unwrap_or_else(|e| panic!("{name}: flush: {e}"));
     }
 
     /// RPC 40: send `data` to `group`.
@@ -190,12 +212,18 @@ impl Ws {
             if left.is_zero() {
                 return None;
             }
-            self.ws.get_mut().set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+            self.ws
+                .get_mut()
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
             match self.ws.read() {
                 Ok(Message::Ping(_)) | Ok(Message::Pong(_)) | Ok(Message::Frame(_)) => continue,
                 Ok(m) => return Some(m),
                 Err(tungstenite::Error::Io(e))
-                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) =>
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) =>
                 {
                     continue
                 }
@@ -230,7 +258,11 @@ impl Ws {
         assert_eq!(ty(&ev), t, "{}: expected event {t}, got {ev}", self.name);
         assert_keys_within(&ev, &["type", "timestamp", "body"], &["id"]);
         assert_ms(&ev["timestamp"]);
-        assert!(ev["body"].is_object(), "{}: body is not an object: {ev}", self.name);
+        assert!(
+            ev["body"].is_object(),
+            "{}: body is not an object: {ev}",
+            self.name
+        );
         ev
     }
 
@@ -246,27 +278,50 @@ impl Ws {
     #[track_caller]
     pub fn expect_error(&mut self, code: &str, method: Option<u64>, id: Option<&str>) -> Value {
         let ev = self.recv_event();
-        assert_eq!(ty(&ev), 90, "{}: expected error event 90, got {ev}", self.name);
+        assert_eq!(
+            ty(&ev),
+            90,
+            "{}: expected error event 90, got {ev}",
+            self.name
+        );
         assert_keys_within(&ev, &["type", "body"], &["timestamp", "id"]);
         let body = &ev["body"];
         assert_keys_within(body, &["code", "error", "method"], &["id"]);
         assert_eq!(body["code"], code, "{}: error code in {ev}", self.name);
-        let text = body["error"].as_str().unwrap_or_else(|| panic!("error text not a string: {ev}"));
+        let text = body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("error text not a string: {ev}"));
         assert!(!text.is_empty(), "empty error text: {ev}");
         match method {
             Some(m) => assert_eq!(body["method"], m, "{}: method in {ev}", self.name),
-            None => assert!(body["method"].is_null(), "{}: method is null when unreadable: {ev}", self.name),
+            None => assert!(
+                body["method"].is_null(),
+                "{}: method is null when unreadable: {ev}",
+                self.name
+            ),
         }
         match id {
             Some(id) => {
-                assert_eq!(ev["id"], id, "{}: the client id is echoed at the top level: {ev}", self.name);
+                assert_eq!(
+                    ev["id"], id,
+                    "{}: the client id is echoed at the top level: {ev}",
+                    self.name
+                );
                 if !body["id"].is_null() {
                     assert_eq!(body["id"], id, "{}: id in the error body: {ev}", self.name);
                 }
             }
             None => {
-                assert!(ev["id"].is_null(), "{}: no client id was sent, none echoed: {ev}", self.name);
-                assert!(body["id"].is_null(), "{}: no client id was sent, none echoed: {ev}", self.name);
+                assert!(
+                    ev["id"].is_null(),
+                    "{}: no client id was sent, none echoed: {ev}",
+                    self.name
+                );
+                assert!(
+                    body["id"].is_null(),
+                    "{}: no client id was sent, none echoed: {ev}",
+                    self.name
+                );
             }
         }
         ev
@@ -330,7 +385,11 @@ impl Ws {
         loop {
             let ev = self.recv_event();
             if ty(&ev) == 29 && ev["body"]["timestamp"] == cursor {
-                assert_eq!(ev["body"]["more"], false, "{}: barrier sync: {ev}", self.name);
+                assert_eq!(
+                    ev["body"]["more"], false,
+                    "{}: barrier sync: {ev}",
+                    self.name
+                );
                 return before;
             }
             before.push(ev);
@@ -353,15 +412,24 @@ impl Ws {
     #[track_caller]
     pub fn ping_pong(&mut self, payload: &[u8]) {
         let name = self.name.clone();
-        self.ws.send(Message::Ping(payload.to_vec().into())).unwrap_or_else(|e| panic!("{name}: ping: {e}"));
+        self.ws
+            .send(Message::Ping(payload.to_vec().into()))
+            .unwrap_or_else(|e| panic!("{name}: ping: {e}"));
         let deadline = Instant::now() + DEADLINE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(!left.is_zero(), "{name}: no pong within {DEADLINE:?}");
-            self.ws.get_mut().set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+            self.ws
+                .get_mut()
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
             match self.ws.read() {
                 Ok(Message::Pong(p)) => {
-                    assert_eq!(&p[..], payload, "{name}: the pong echoes the ping's payload");
+                    assert_eq!(
+                        &p[..],
+                        payload,
+                        "{name}: the pong echoes the ping's payload"
+                    );
                     return;
                 }
                 Ok(Message::Text(t)) => {
@@ -372,7 +440,10 @@ impl Ws {
                 Ok(Message::Close(f)) => panic!("{name}: closed while waiting for a pong: {f:?}"),
                 Ok(_) => continue,
                 Err(tungstenite::Error::Io(e))
-                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) =>
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) =>
                 {
                     continue
                 }
@@ -385,9 +456,14 @@ impl Ws {
     /// (None when it closed the TCP connection without one).
     #[track_caller]
     pub fn close_with(&mut self, code: CloseCode) -> Option<CloseCode> {
-        let frame = tungstenite::protocol::CloseFrame { code, reason: "bye".into() };
+        let frame = tungstenite::protocol::CloseFrame {
+            code,
+            reason: "bye".into(),
+        };
         let name = self.name.clone();
-        self.ws.close(Some(frame)).unwrap_or_else(|e| panic!("{name}: close: {e}"));
+        self.ws
+            .close(Some(frame))
+            .unwrap_or_else(|e| panic!("{name}: close: {e}"));
         self.expect_close()
     }
 
@@ -400,7 +476,10 @@ impl Ws {
             if left.is_zero() {
                 return false;
             }
-            self.ws.get_mut().set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+            self.ws
+                .get_mut()
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
             match self.ws.read() {
                 Ok(Message::Ping(_)) => return true,
                 Ok(Message::Text(t)) => {
@@ -408,10 +487,15 @@ impl Ws {
                         self.log.push(v);
                     }
                 }
-                Ok(Message::Close(f)) => panic!("{}: closed while waiting for a ping: {f:?}", self.name),
+                Ok(Message::Close(f)) => {
+                    panic!("{}: closed while waiting for a ping: {f:?}", self.name)
+                }
                 Ok(_) => continue,
                 Err(tungstenite::Error::Io(e))
-                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) =>
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) =>
                 {
                     continue
                 }
@@ -433,11 +517,20 @@ impl Ws {
             if left.is_zero() {
                 return None;
             }
-            stream.set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+            stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
             match stream.read(&mut buf) {
                 Ok(0) => return Some(start.elapsed()),
                 Ok(_) => continue, // pings, and finally perhaps a close frame
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue
+                }
                 Err(_) => return Some(start.elapsed()),
             }
         }
@@ -450,8 +543,15 @@ impl Ws {
         let deadline = Instant::now() + DEADLINE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "{}: the server did not close within {DEADLINE:?}", self.name);
-            self.ws.get_mut().set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+            assert!(
+                !left.is_zero(),
+                "{}: the server did not close within {DEADLINE:?}",
+                self.name
+            );
+            self.ws
+                .get_mut()
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
             match self.ws.read() {
                 Ok(Message::Close(frame)) => return frame.map(|f| f.code),
                 Ok(Message::Text(t)) => {
@@ -461,7 +561,10 @@ impl Ws {
                 }
                 Ok(_) => continue,
                 Err(tungstenite::Error::Io(e))
-                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) =>
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) =>
                 {
                     continue
                 }
@@ -482,7 +585,10 @@ pub fn assert_ack(ack: &Value, id: Option<&str>) -> String {
     assert_keys(&ack["body"], &["message_id"]);
     match id {
         Some(id) => assert_eq!(ack["id"], id, "the client id is echoed on the ack: {ack}"),
-        None => assert!(ack["id"].is_null(), "no client id was sent, none echoed: {ack}"),
+        None => assert!(
+            ack["id"].is_null(),
+            "no client id was sent, none echoed: {ack}"
+        ),
     }
     super::assert_uuid(&ack["body"]["message_id"])
 }
