@@ -189,7 +189,7 @@ impl Server {
                     WAKER => self.collect_hashes(wall, now),
                     SIGNALS => {
                         if self.signals.pending().next().is_some() {
-                            self.begin_shutdown(now);
+                            self.begin_shutdown(wall, now);
                         }
                     }
                     Token(key) => {
@@ -394,7 +394,8 @@ impl Server {
                 }
             };
             conn.last_active = now;
-            let keep_alive = request.keep_alive;
+            // While shutting down, every answer is the connection's last, and says so.
+            let keep_alive = request.keep_alive && self.shutdown_deadline.is_none();
             let ip = conn.ip;
             match self.api.handle(&mut self.chat, &request, ip, wall, now) {
                 Outcome::Respond(response) => {
@@ -666,9 +667,10 @@ impl Server {
         self.api.sweep(now);
     }
 
-    /// Stops accepting, closes every WebSocket with 1001 and every idle HTTP connection, and
-    /// lets the loop run until they are gone or the grace period ends.
-    fn begin_shutdown(&mut self, now: Instant) {
+    /// Stops accepting, closes every WebSocket with 1001, answers the HTTP requests that already
+    /// arrived and closes those connections, and lets the loop run until they are gone or the
+    /// grace period ends.
+    fn begin_shutdown(&mut self, wall: u64, now: Instant) {
         if self.shutdown_deadline.is_some() {
             return;
         }
@@ -685,8 +687,14 @@ impl Server {
                 }
                 Phase::Http(http) if http.waiting => self.conns[key].close_after_write = true,
                 Phase::Http(_) => {
-                    self.conns[key].close_after_write = true;
-                    self.queue_flush(key);
+                    // A request that already reached the socket still gets its answer.
+                    self.read_http(key, wall, now);
+                    let conn = &mut self.conns[key];
+                    let waiting = matches!(&conn.phase, Phase::Http(http) if http.waiting);
+                    if !waiting {
+                        conn.close_after_write = true;
+                        self.queue_flush(key);
+                    }
                 }
             }
         }
