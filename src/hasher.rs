@@ -53,15 +53,18 @@ impl<T: Send + 'static> Hasher<T> {
             let waker = Arc::clone(&waker);
             thread::Builder::new()
                 .name(format!("parley-hash-{n}"))
-                .spawn(move || loop {
-                    let next = job_rx.lock().map(|rx| rx.recv());
-                    let Ok(Ok((context, work))) = next else {
-                        return;
-                    };
-                    if done_tx.send((context, run(work))).is_err() {
-                        return;
+                .spawn(move || {
+                    yield_to_the_loop();
+                    loop {
+                        let next = job_rx.lock().map(|rx| rx.recv());
+                        let Ok(Ok((context, work))) = next else {
+                            return;
+                        };
+                        if done_tx.send((context, run(work))).is_err() {
+                            return;
+                        }
+                        let _ = waker.wake();
                     }
-                    let _ = waker.wake();
                 })
                 .expect("spawn hashing thread");
         }
@@ -78,6 +81,21 @@ impl<T: Send + 'static> Hasher<T> {
     /// Outcomes ready now; never blocks.
     pub fn finished(&self) -> impl Iterator<Item = (T, Outcome)> + '_ {
         self.done.try_iter()
+    }
+}
+
+/// Lowers the calling thread to `SCHED_IDLE`: it runs only when nothing else wants the CPU, so
+/// a burst of logins cannot delay the event loop even when both share one core. Best effort: if
+/// the system refuses, hashing simply runs at normal priority.
+fn yield_to_the_loop() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: sched_setscheduler reads `param` only during the call; pid 0 is this thread.
+        let refused = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0;
+        if refused {
+            crate::warn!("password hashing runs at normal priority (SCHED_IDLE refused)");
+        }
     }
 }
 
