@@ -102,7 +102,7 @@ for scenario in $SCENARIOS; do
     if [[ $scenario == rate && -n "${RT_LATENCY:-}" ]]; then PRIO=(chrt -f 10); fi
     for server in $SERVERS; do
         case $scenario in
-            fanout) run "$server" fanout --clients 200 --group 10 --window 4 --duration "$DURATION" ;;
+            fanout) run "$server" fanout --clients 200 --group 10 --window 4 --warmup 3 --duration "$DURATION" ;;
             rate) run "$server" rate --clients 200 --group 10 --rate 2000 --duration "$DURATION" ;;
             idle)
                 run "$server" idle --conns "$IDLE_CONNS" --users 100 --hold 5
@@ -171,12 +171,15 @@ if p and "deliveries_per_server_cpu_s" in p:
         mv = m["deliveries_per_server_cpu_s"]
         line("deliveries/server-CPU-s >= 0.5 x mio floor", f"{pv:.0f}", f"{mv:.0f} ({pv / mv:.2f}x)", pv >= 0.5 * mv)
 if p:
-    line("durable ack p99 <= 2 ms under fanout", f"{p['ack_p99_us']} us", "2000 us", p["ack_p99_us"] <= 2000)
+    floor = f"mio floor {m['ack_p99_us']} us in the same loop" if m else "2000 us"
+    line("durable ack p99 <= 2 ms under fanout (closed loop: queueing, see docs)", f"{p['ack_p99_us']} us", floor, p["ack_p99_us"] <= 2000)
 p, m = find("rate", "parley"), find("rate", "mio")
 if p and m:
     r50, r99 = p["delivery_p50_us"] / m["delivery_p50_us"], p["delivery_p99_us"] / m["delivery_p99_us"]
     line("latency p50 at 2,000/s <= 1.2 x mio floor", f"{p['delivery_p50_us']} us", f"{m['delivery_p50_us']} us ({r50:.2f}x)", r50 <= 1.2)
     line("latency p99 at 2,000/s <= 1.5 x mio floor", f"{p['delivery_p99_us']} us", f"{m['delivery_p99_us']} us ({r99:.2f}x)", r99 <= 1.5)
+if p and m:
+    line("durable ack p99 <= 2 ms at 2,000 sends/s (open loop)", f"{p['ack_p99_us']} us", f"mio floor {m['ack_p99_us']} us", p["ack_p99_us"] <= 2000)
 idle = [r for r in runs if r["scenario"] == "idle" and r.get("label") == "parley"]
 if idle:
     small = min(idle, key=lambda r: r["conns"])

@@ -1,10 +1,11 @@
 // Bare reference relay on Bun (uWebSockets inside): no auth, no storage. A client connects to
 // /ws?user=U&group=G; an RPC {"method":40,"body":{"group_id","data"}} is answered with event 21
 // to the sender and event 20 to every other connection in the group, in parley's JSON shapes.
+// The group is a uWebSockets topic: ws.publish sends to every subscriber but the sender, which
+// is the routing parley does, done the way Bun recommends for fan-out.
 // Usage: bun bun_relay.js [host:port]   (default 127.0.0.1:0; prints the address on stderr)
 
 const [host, port] = (process.argv[2] || "127.0.0.1:0").split(":");
-const groups = new Map();
 let counter = 0;
 
 function uuidLike(n) {
@@ -24,9 +25,7 @@ const server = Bun.serve({
   websocket: {
     perMessageDeflate: false,
     open(ws) {
-      let members = groups.get(ws.data.group);
-      if (!members) groups.set(ws.data.group, (members = new Set()));
-      members.add(ws);
+      ws.subscribe(ws.data.group);
     },
     message(ws, text) {
       let rpc;
@@ -49,13 +48,7 @@ const server = Bun.serve({
         timestamp: now,
         body: { message_id: messageId, data: body.data, group_id: body.group_id, user_id: ws.data.user },
       });
-      const members = groups.get(body.group_id);
-      if (!members) return;
-      for (const member of members) if (member !== ws) member.send(event);
-    },
-    close(ws) {
-      const members = groups.get(ws.data.group);
-      if (members) members.delete(ws);
+      ws.publish(body.group_id, event);
     },
   },
 });
