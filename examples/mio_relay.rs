@@ -4,7 +4,11 @@
 //! event 20 (encoded once) to every other connection in the group, in parley's JSON shapes, so
 //! `parley-load --target relay` measures it exactly as it measures parley.
 //!
-//! Usage: `cargo run --release --example mio_relay -- [--listen 127.0.0.1:0]`; prints
+//! With `--raw` it does not parse JSON either: the RPC's text is wrapped, unread, into
+//! `{"type":20,"body":<rpc>}` and routed to the sender's own group (from the URL), and the ack is a
+//! constant, which shows what JSON routing itself costs.
+//!
+//! Usage: `cargo run --release --example mio_relay -- [--listen 127.0.0.1:0] [--raw]`; prints
 //! `mio_relay: listening on ADDR` on stderr.
 
 use std::collections::HashMap;
@@ -83,6 +87,8 @@ struct Relay {
     to_flush: Vec<usize>,
     to_close: Vec<usize>,
     next_message: u64,
+    /// Route without parsing JSON (`--raw`).
+    raw: bool,
 }
 
 fn main() -> io::Result<()> {
@@ -114,6 +120,7 @@ fn main() -> io::Result<()> {
         to_flush: Vec::new(),
         to_close: Vec::new(),
         next_message: 0,
+        raw: args.iter().any(|a| a == "--raw"),
     };
     relay.run()
 }
@@ -216,6 +223,9 @@ impl Relay {
 
     /// Ack to the sender, the event (encoded once) to the other members of the group.
     fn route(&mut self, key: usize, text: &str) {
+        if self.raw {
+            return self.route_raw(key, text);
+        }
         let Ok(Rpc {
             method: 40,
             body: Some(body),
@@ -267,6 +277,27 @@ impl Relay {
             }
         }
         if let Some(slot) = self.groups.get_mut(body.group_id.as_ref()) {
+            *slot = members;
+        }
+    }
+
+    /// The same delivery with no JSON read or written: the group is the sender's own.
+    fn route_raw(&mut self, key: usize, text: &str) {
+        let Phase::Open(sender) = &self.conns[key].phase else {
+            return;
+        };
+        let event: Utf8Bytes = format!("{{\"type\":20,\"body\":{text}}}").into();
+        let group = sender.group.clone();
+        self.write(key, Utf8Bytes::from_static(r#"{"type":21,"body":{}}"#));
+        let Some(members) = self.groups.get_mut(&group).map(std::mem::take) else {
+            return;
+        };
+        for &member in &members {
+            if member != key {
+                self.write(member, event.clone());
+            }
+        }
+        if let Some(slot) = self.groups.get_mut(&group) {
             *slot = members;
         }
     }

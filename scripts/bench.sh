@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SERVERS=${SERVERS:-"parley mio bun node"}
+SERVERS=${SERVERS:-"parley mio mio-raw bun node"}
 SCENARIOS=${SCENARIOS:-"fanout rate idle sync logins"}
 DURATION=${DURATION:-10}
 IDLE_CONNS=${IDLE_CONNS:-10000}
@@ -57,6 +57,7 @@ start_server() {
     case $name in
         parley) PARLEY_AUTH_RATE=0 PARLEY_MAX_CONNECTIONS_PER_IP=0 PARLEY_LOG=warn "${PRIO[@]}" taskset -c 1 "$PARLEY_BIN" --listen 127.0.0.1:0 --data-dir "$DATA_DIR" 2>"$log" & ;;
         mio) "${PRIO[@]}" taskset -c 1 target/release/examples/mio_relay --listen 127.0.0.1:0 2>"$log" & ;;
+        mio-raw) "${PRIO[@]}" taskset -c 1 target/release/examples/mio_relay --listen 127.0.0.1:0 --raw 2>"$log" & ;;
         bun) "${PRIO[@]}" taskset -c 1 bench/relays/node_modules/.bin/bun bench/relays/bun_relay.js 127.0.0.1:0 2>"$log" & ;;
         node) "${PRIO[@]}" taskset -c 1 node bench/relays/node_relay.js 127.0.0.1:0 2>"$log" & ;;
         *) echo "unknown server $name" >&2; return 1 ;;
@@ -101,6 +102,8 @@ for scenario in $SCENARIOS; do
     PRIO=(env)
     if [[ $scenario == rate && -n "${RT_LATENCY:-}" ]]; then PRIO=(chrt -f 10); fi
     for server in $SERVERS; do
+        # The JSON-less floor only matters for the cost breakdown of fanout.
+        if [[ $server == mio-raw && $scenario != fanout ]]; then continue; fi
         case $scenario in
             fanout) run "$server" fanout --clients 200 --group 10 --window 4 --warmup 3 --duration "$DURATION" ;;
             rate) run "$server" rate --clients 200 --group 10 --rate 2000 --duration "$DURATION" ;;
