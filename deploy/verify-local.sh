@@ -30,7 +30,7 @@ k6=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/k6
 if [ -z "${PARLEY_BIN:-}" ]; then cargo build --quiet --bin parley; fi
 bin=$(realpath "${PARLEY_BIN:-target/debug/parley}")
 
-work=$(mktemp -d)
+work=$(mktemp -d -t parley-deploy.XXXXXX)
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done

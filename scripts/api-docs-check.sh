@@ -73,7 +73,7 @@ if [ -z "${PARLEY_BIN:-}" ]; then
     cargo build --quiet --bin parley
 fi
 bin=${PARLEY_BIN:-target/debug/parley}
-work=$(mktemp -d)
+work=$(mktemp -d -t parley-api-docs.XXXXXX)
 server_pid=
 cleanup() {
     if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; { wait "$server_pid"; } 2>/dev/null || true; fi

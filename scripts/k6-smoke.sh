@@ -27,7 +27,7 @@ if [ -z "${PARLEY_BIN:-}" ]; then
 fi
 bin=${PARLEY_BIN:-target/debug/parley}
 
-work=$(mktemp -d)
+work=$(mktemp -d -t parley-k6-smoke.XXXXXX)
 server_pid=
 cleanup() {
     if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; { wait "$server_pid"; } 2>/dev/null || true; fi

@@ -28,9 +28,10 @@ export const options = {
     },
   },
   thresholds: {
-    // Any failed step fails the run (k6 exits 99).
+    // Any failed step fails the run (k6 exits 99), and so does a run that finished none.
     checks: ['rate==1'],
     walkthrough_failures: ['count==0'],
+    walkthroughs_completed: ['count>0'],
   },
 };
 
@@ -40,6 +41,7 @@ const deliveryLatency = new Trend('parley_delivery_ms', true);
 // Delivered/read RPC -> the author's 22/23 event.
 const receiptLatency = new Trend('parley_receipt_ms', true);
 const walkthroughFailures = new Counter('walkthrough_failures');
+const walkthroughsCompleted = new Counter('walkthroughs_completed');
 
 export function setup() {
   const host = BASE_URL.replace(/^https?:\/\//, '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
@@ -238,6 +240,7 @@ async function walkthrough() {
 export default async function () {
   try {
     await walkthrough();
+    walkthroughsCompleted.add(1);
   } catch (err) {
     walkthroughFailures.add(1);
     console.error(`VU ${__VU} iteration ${__ITER}: ${err.message}`);
