@@ -61,35 +61,46 @@ impl Report {
         self.rows.push((key, value.into()));
     }
 
-    fn add_latency(&mut self, prefix: &'static str, latency: Latency) {
-        let keys: [(&'static str, f64); 5] = match prefix {
-            "delivery" => [
-                ("delivery_p50_us", latency.p50_us),
-                ("delivery_p90_us", latency.p90_us),
-                ("delivery_p99_us", latency.p99_us),
-                ("delivery_p999_us", latency.p999_us),
-                ("delivery_max_us", latency.max_us),
-            ],
-            "ack" => [
-                ("ack_p50_us", latency.p50_us),
-                ("ack_p90_us", latency.p90_us),
-                ("ack_p99_us", latency.p99_us),
-                ("ack_p999_us", latency.p999_us),
-                ("ack_max_us", latency.max_us),
-            ],
-            _ => [
-                ("login_p50_us", latency.p50_us),
-                ("login_p90_us", latency.p90_us),
-                ("login_p99_us", latency.p99_us),
-                ("login_p999_us", latency.p999_us),
-                ("login_max_us", latency.max_us),
-            ],
-        };
-        for (key, value) in keys {
+    /// Adds a latency summary under `keys`: p50, p90, p99, p99.9, max (us), then the count.
+    fn add_latency(&mut self, keys: [&'static str; 6], latency: Latency) {
+        let values = [
+            latency.p50_us,
+            latency.p90_us,
+            latency.p99_us,
+            latency.p999_us,
+            latency.max_us,
+        ];
+        for (key, value) in keys.iter().zip(values) {
             self.add(key, round(value));
         }
+        self.add(keys[5], latency.samples);
     }
 }
+
+const DELIVERY: [&str; 6] = [
+    "delivery_p50_us",
+    "delivery_p90_us",
+    "delivery_p99_us",
+    "delivery_p999_us",
+    "delivery_max_us",
+    "delivery_samples",
+];
+const ACK: [&str; 6] = [
+    "ack_p50_us",
+    "ack_p90_us",
+    "ack_p99_us",
+    "ack_p999_us",
+    "ack_max_us",
+    "ack_samples",
+];
+const LOGIN: [&str; 6] = [
+    "login_p50_us",
+    "login_p90_us",
+    "login_p99_us",
+    "login_p999_us",
+    "login_max_us",
+    "login_samples",
+];
 
 fn round(value: f64) -> f64 {
     (value * 10.0).round() / 10.0
@@ -328,8 +339,8 @@ pub fn fanout(options: &Options) -> Result<Report, String> {
     report.add("sends_per_s", (sends as f64 / elapsed).round());
     report.add("deliveries_per_s", (deliveries as f64 / elapsed).round());
     report.add("acks_per_s", (acks as f64 / elapsed).round());
-    report.add_latency("delivery", delivery);
-    report.add_latency("ack", ack);
+    report.add_latency(DELIVERY, delivery);
+    report.add_latency(ACK, ack);
     add_server_cost(&mut report, before, after, deliveries);
     add_health(&mut report, &swarm, &traffic);
     Ok(report)
@@ -384,8 +395,8 @@ pub fn rate(options: &Options) -> Result<Report, String> {
     report.add("duration_s", round(elapsed));
     report.add("sends_per_s", (sends as f64 / elapsed).round());
     report.add("deliveries_per_s", (deliveries as f64 / elapsed).round());
-    report.add_latency("delivery", delivery);
-    report.add_latency("ack", ack);
+    report.add_latency(DELIVERY, delivery);
+    report.add_latency(ACK, ack);
     add_server_cost(&mut report, before, after, deliveries);
     add_health(&mut report, &swarm, &traffic);
     Ok(report)
@@ -604,7 +615,7 @@ pub fn logins(options: &Options) -> Result<Report, String> {
     report.add("logins_per_s_asked", options.logins_per_sec);
     report.add("logins_per_s", round(logged_in as f64 / options.duration));
     report.add("login_errors", login_errors);
-    report.add_latency("login", login_latency);
+    report.add_latency(LOGIN, login_latency);
     for (key, value) in [
         ("quiet_p50_us", quiet.p50_us),
         ("quiet_p99_us", quiet.p99_us),

@@ -90,7 +90,7 @@ fn upper_edge(bucket: usize) -> u64 {
 }
 
 /// Latency percentiles in microseconds.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Latency {
     pub samples: u64,
     pub p50_us: f64,
