@@ -205,7 +205,7 @@ step "4. Containerfile runtime stage, in a Debian bookworm chroot (no container 
 # A bookworm minbase root made once with debootstrap (Debian's packages only), copied per run.
 # The stage's RUN line runs in it as written; parley runs in it as the image's user on the
 # image's data directory; the HEALTHCHECK command runs in it as written.
-rootfs_cache=${PARLEY_TOOLS_DIR:-$HOME/.cache/parley-tools}/bookworm-minbase
+rootfs_cache=${PARLEY_TOOLS_DIR:-${HOME:-/root}/.cache/parley-tools}/bookworm-minbase
 if [ ! -x "$rootfs_cache/bin/bash" ]; then
     command -v debootstrap >/dev/null ||
         { apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }

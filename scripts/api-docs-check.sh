@@ -16,7 +16,7 @@ repo=$(pwd)
 schemathesis_version=4.32.5
 spec_validator_version=0.9.0
 asyncapi_parser_version=3.6.6
-tools_dir=${PARLEY_TOOLS_DIR:-$HOME/.cache/parley-tools}
+tools_dir=${PARLEY_TOOLS_DIR:-${HOME:-/root}/.cache/parley-tools}
 examples=${API_DOCS_EXAMPLES:-100}
 seed=${API_DOCS_SEED:-1}
 
