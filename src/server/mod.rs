@@ -459,7 +459,10 @@ impl Server {
         let Phase::Http(http) = &mut conn.phase else {
             return;
         };
-        let leftover = std::mem::take(&mut http.inbuf);
+        // An exact-size copy: handing over the HTTP buffer itself would make its capacity (up
+        // to 8 KiB) tungstenite's read buffer for the connection's whole life.
+        let leftover = http.inbuf.to_vec();
+        http.inbuf = Vec::new();
         let has_leftover = !leftover.is_empty();
         let ctx =
             WebSocketContext::from_partially_read(leftover, Role::Server, Some(self.ws_config));

@@ -99,6 +99,8 @@ impl Store {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
+            // The loop flushes every tick that wrote; sled's own timer would only add work.
+            .flush_every_ms(None)
             .open()?;
         let meta = db.open_tree("meta")?;
         match meta.get(FORMAT_KEY)? {
