@@ -146,6 +146,11 @@ columns = {
     "logins": ["logins_per_s", "login_p50_us", "quiet_p50_us", "quiet_p99_us", "storm_p50_us", "storm_p99_us",
                "p99_increase_us", "errors", "closed"],
 }
+def shown(value):
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
 for scenario, keys in columns.items():
     rows = [r for r in runs if r["scenario"] == scenario]
     if not rows:
@@ -154,7 +159,7 @@ for scenario, keys in columns.items():
     print("| server | " + " | ".join(keys) + " |")
     print("|---|" + "---|" * len(keys))
     for r in rows:
-        print(f"| {r.get('label')} | " + " | ".join(str(r.get(k, "")) for k in keys) + " |")
+        print(f"| {r.get('label')} | " + " | ".join(shown(r.get(k, "")) for k in keys) + " |")
 
 print("\n## targets (ratios within this run)\n")
 print("| target | measured | reference | verdict |")

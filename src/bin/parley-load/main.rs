@@ -178,7 +178,7 @@ fn parse(args: &[String]) -> Result<Cli, String> {
                         .map_err(|_| format!("--server-pid {value}: expected a process id"))?,
                 )
             }
-            "--clients" => options.clients = number()? as usize,
+            "--clients" => options.clients = (number()? as usize).max(1),
             "--group" => options.group_size = (number()? as usize).max(1),
             "--window" => options.window = (number()? as usize).max(1),
             "--duration" => options.duration = number()?,
