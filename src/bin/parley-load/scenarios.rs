@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::http_client::HttpClient;
 use crate::setup::{self, Endpoint, Fleet, Target};
 use crate::stats::{proc_sample, Histogram, Latency, ProcSample};
-use crate::swarm::{data_stamp, event_type, leading_number, now_ns, Replies, Swarm};
+use crate::swarm::{after_key, data_stamp, event_type, leading_number, now_ns, Replies, Swarm};
 
 /// Handshakes in flight while opening clients.
 const CONNECT_IN_FLIGHT: usize = 256;
@@ -162,18 +162,18 @@ impl Traffic {
         )
     }
 
-    fn on_message(&mut self, client: usize, text: &str, replies: &mut Replies) {
+    fn on_message(&mut self, client: usize, text: &str, received_at: u64, replies: &mut Replies) {
         match event_type(text) {
             Some(20) => {
                 self.deliveries += 1;
                 if let Some(stamp) = data_stamp(text) {
-                    self.delivery.record(now_ns().saturating_sub(stamp));
+                    self.delivery.record(received_at.saturating_sub(stamp));
                 }
             }
             Some(21) => {
                 self.acks += 1;
                 if let Some(stamp) = self.unacked[client].pop_front() {
-                    self.ack.record(now_ns().saturating_sub(stamp));
+                    self.ack.record(received_at.saturating_sub(stamp));
                 }
                 if self.closed_loop && self.sending {
                     let send = self.next_send(client);
@@ -248,8 +248,8 @@ fn drive(
             None => Duration::from_millis(10),
         };
         let timeout = timeout.min(until.saturating_duration_since(Instant::now()));
-        swarm.tick(timeout, &mut |client, text, replies| {
-            traffic.on_message(client, text, replies)
+        swarm.tick(timeout, &mut |client, text, at, replies| {
+            traffic.on_message(client, text, at, replies)
         })?;
     }
     Ok(())
@@ -260,9 +260,10 @@ fn drain(swarm: &mut Swarm, traffic: &mut Traffic) -> Result<(), String> {
     traffic.sending = false;
     let until = Instant::now() + DRAIN;
     while traffic.unacked_total() > 0 && Instant::now() < until {
-        swarm.tick(Duration::from_millis(10), &mut |client, text, replies| {
-            traffic.on_message(client, text, replies)
-        })?;
+        swarm.tick(
+            Duration::from_millis(10),
+            &mut |client, text, at, replies| traffic.on_message(client, text, at, replies),
+        )?;
     }
     Ok(())
 }
@@ -435,9 +436,10 @@ pub fn idle(options: &Options) -> Result<Report, String> {
     let mut traffic = Traffic::new(&fleet, 0, options.data_bytes, false);
     let until = Instant::now() + Duration::from_secs_f64(options.hold);
     while Instant::now() < until {
-        swarm.tick(Duration::from_millis(50), &mut |client, text, replies| {
-            traffic.on_message(client, text, replies)
-        })?;
+        swarm.tick(
+            Duration::from_millis(50),
+            &mut |client, text, at, replies| traffic.on_message(client, text, at, replies),
+        )?;
     }
     let after = sample(options);
 
@@ -489,8 +491,8 @@ pub fn sync(options: &Options) -> Result<Report, String> {
     let mut last_print = Instant::now();
     while traffic.acks < target.max(traffic.sends) {
         traffic.sending = traffic.sends < target;
-        writer.tick(Duration::from_millis(10), &mut |_, text, replies| {
-            traffic.on_message(1, text, replies)
+        writer.tick(Duration::from_millis(10), &mut |_, text, at, replies| {
+            traffic.on_message(1, text, at, replies)
         })?;
         if writer.closed > 0 || traffic.errors > 0 {
             return Err(format!(
@@ -528,7 +530,7 @@ pub fn sync(options: &Options) -> Result<Report, String> {
             return Err(format!("sync: only {replayed} events replayed in 300 s"));
         }
         let mut next_cursor: Option<u64> = None;
-        reader.tick(Duration::from_millis(10), &mut |_, text, _| {
+        reader.tick(Duration::from_millis(10), &mut |_, text, _, _| {
             if event_type(text) == Some(29) {
                 pages += 1;
                 if text.contains("\"more\":true") {
@@ -541,9 +543,8 @@ pub fn sync(options: &Options) -> Result<Report, String> {
             } else {
                 replayed += 1;
                 // Events come oldest first with unique timestamps: anything else is a bug.
-                let ts = text
-                    .find("\"timestamp\":")
-                    .and_then(|at| leading_number(&text[at + 12..]))
+                let ts = after_key(text, "\"timestamp\":")
+                    .and_then(leading_number)
                     .unwrap_or(0);
                 if ts <= last_ts {
                     repeated += 1;

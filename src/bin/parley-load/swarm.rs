@@ -47,6 +47,11 @@ pub struct Swarm {
 /// Messages a handler queues for the client whose message it was given.
 pub type Replies = Vec<String>;
 
+/// Called with (client, message text, when its socket read began in [`now_ns`] time, replies).
+/// One clock reading per socket read rather than per message: the messages of one read arrived
+/// together, and the clock was a noticeable part of the load generator's own cost.
+pub type Handler<'a> = dyn FnMut(usize, &str, u64, &mut Replies) + 'a;
+
 impl Swarm {
     /// Opens a client for each WebSocket path, at most `in_flight` handshakes at a time, and
     /// returns when all are upgraded (or any failed).
@@ -198,11 +203,7 @@ impl Swarm {
     /// One tick: sends what [`Swarm::send`] buffered, waits up to `timeout`, hands every text
     /// message received to `handler` (which may queue replies for that client), then flushes
     /// each client that has output.
-    pub fn tick(
-        &mut self,
-        timeout: Duration,
-        handler: &mut dyn FnMut(usize, &str, &mut Replies),
-    ) -> Result<(), String> {
+    pub fn tick(&mut self, timeout: Duration, handler: &mut Handler) -> Result<(), String> {
         self.flush_queued();
         match self.poll.poll(&mut self.events, Some(timeout)) {
             Ok(()) => {}
@@ -233,12 +234,8 @@ impl Swarm {
         Ok(())
     }
 
-    fn read(
-        &mut self,
-        index: usize,
-        handler: &mut dyn FnMut(usize, &str, &mut Replies),
-        replies: &mut Replies,
-    ) {
+    fn read(&mut self, index: usize, handler: &mut Handler, replies: &mut Replies) {
+        let received_at = now_ns();
         loop {
             let client = &mut self.clients[index];
             let Phase::Open(ctx) = &mut client.phase else {
@@ -246,7 +243,7 @@ impl Swarm {
             };
             match ctx.read(&mut client.socket) {
                 Ok(Message::Text(text)) => {
-                    handler(index, text.as_str(), replies);
+                    handler(index, text.as_str(), received_at, replies);
                     for reply in replies.drain(..) {
                         match ctx.write(&mut client.socket, Message::Text(reply.into())) {
                             Ok(()) => {}
@@ -325,8 +322,23 @@ pub fn event_type(text: &str) -> Option<u16> {
 
 /// The send stamp at the start of a message's `data`.
 pub fn data_stamp(text: &str) -> Option<u64> {
-    const KEY: &str = "\"data\":\"";
-    leading_number(&text[text.find(KEY)? + KEY.len()..])
+    leading_number(after_key(text, "\"data\":\"")?)
+}
+
+/// The text after the first `key`. A scan for the key's first byte, then a compare: cheaper
+/// than `str::find`'s searcher set-up for a short message, and this runs for every delivery.
+pub fn after_key<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let (bytes, key) = (text.as_bytes(), key.as_bytes());
+    let first = *key.first()?;
+    let mut from = 0;
+    while let Some(offset) = bytes[from..].iter().position(|&b| b == first) {
+        let at = from + offset;
+        if bytes[at..].starts_with(key) {
+            return text.get(at + key.len()..);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 pub fn leading_number(text: &str) -> Option<u64> {
@@ -345,5 +357,7 @@ mod tests {
         assert_eq!(data_stamp(event), Some(123456));
         assert_eq!(event_type(r#"{"type":21,"timestamp":1}"#), Some(21));
         assert_eq!(data_stamp(r#"{"type":21}"#), None);
+        assert_eq!(after_key(r#"{"a":"x","data":"1"}"#, "\"data\":\""), Some("1\"}"));
+        assert_eq!(after_key("\"data\":", "\"data\":\""), None);
     }
 }
