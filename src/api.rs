@@ -387,8 +387,7 @@ impl Api {
             password_hash,
             created_at: wall,
         };
-        chat.store().insert_user(&user)?;
-        chat.mark_dirty();
+        chat.store_mut().insert_user(&user);
         Ok(Response::json(201, &json!({ "id": user.id })))
     }
 
@@ -437,8 +436,7 @@ impl Api {
             created_at: wall,
             access_token: auth::random_hex(32),
         };
-        chat.store().insert_session(&session)?;
-        chat.mark_dirty();
+        chat.store_mut().insert_session(&session);
         Ok(session)
     }
 

@@ -83,8 +83,6 @@ pub struct Chat {
     presence: Presence,
     pub outbox: Outbox,
     pub metrics: Metrics,
-    /// Something was written since the last commit.
-    dirty: bool,
     limits: ChatLimits,
 }
 
@@ -105,7 +103,6 @@ impl Chat {
             presence: Presence::default(),
             outbox: Outbox::default(),
             metrics: Metrics::default(),
-            dirty: false,
             limits,
         })
     }
@@ -114,18 +111,17 @@ impl Chat {
         &self.store
     }
 
-    /// Declares that the caller wrote to the store, so the tick must flush before it answers.
-    pub fn mark_dirty(&mut self) {
-        self.dirty = true;
+    /// For the REST handlers that write records (users, sessions) directly.
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
     }
 
     /// Makes the tick's writes durable (one flush), if there were any; says whether it flushed.
     pub fn commit(&mut self) -> StoreResult<bool> {
-        if !self.dirty {
+        if !self.store.has_pending() {
             return Ok(false);
         }
         self.store.commit(self.clock.last())?;
-        self.dirty = false;
         Ok(true)
     }
 
@@ -199,13 +195,12 @@ impl Chat {
             members,
         };
         let created = self.encode_group(ts, &group);
-        self.store.put_group(&group)?;
+        self.store.put_group(&group);
         for member in &group.members {
             self.store.open_membership(*member, group_id, ts)?;
         }
         self.store
             .append(group_id, ts, Audience::All, None, created.as_bytes());
-        self.dirty = true;
         self.deliver_to_users(&group.members, None, &created);
         self.group_ids.push(group_id);
         self.groups.insert(group_id, group);
@@ -246,13 +241,12 @@ impl Chat {
                 user_id: target,
             },
         );
-        self.store.put_group(&group)?;
+        self.store.put_group(&group);
         self.store
             .append(target, welcome_ts, Audience::All, None, welcome.as_bytes());
         self.store.open_membership(target, group_id, joined_ts)?;
         self.store
             .append(group_id, joined_ts, Audience::All, None, joined.as_bytes());
-        self.dirty = true;
         self.deliver_to_users(&[target], None, &welcome);
         self.deliver_to_users(&group.members, None, &joined);
         Ok(view(&group))
@@ -290,11 +284,10 @@ impl Chat {
                 user_id: target,
             },
         );
-        self.store.put_group(&group)?;
+        self.store.put_group(&group);
         self.store
             .append(group_id, ts, Audience::All, None, left.as_bytes());
         self.store.close_membership(target, group_id, ts)?;
-        self.dirty = true;
         self.deliver_to_users(&group.members, None, &left);
         self.deliver_to_users(&[target], None, &left);
         Ok(view(&group))
@@ -414,9 +407,8 @@ impl Chat {
         self.store
             .append(group_id, ack_ts, Audience::Only(user), None, ack.as_bytes());
         if let Some(client_id) = client_id {
-            self.store.put_client_ack(user, client_id, ack.as_bytes())?;
+            self.store.put_client_ack(user, client_id, ack.as_bytes());
         }
-        self.dirty = true;
         self.outbox.push(conn, Frame::Event(ack));
         let members = &self.groups[&group_id].members;
         self.presence
@@ -470,7 +462,6 @@ impl Chat {
                 .append(user, ts, Audience::All, None, receipt.as_bytes());
             self.deliver_to_users(&[author], None, &receipt);
         }
-        self.dirty = true;
         self.deliver_to_users(&[user], Some(conn), &receipt);
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! The event log. Every event is appended to a stream (a group's or a user's) and stored as one
 //! sled value per stream per tick, a "chunk", so a tick costs one insert per active stream rather
-//! than one per event. The tick's chunks stay in memory until [`EventLog::flush_into`], and reads
-//! see them too, so a sync in the same tick as a send misses nothing.
+//! than one per event. The tick's chunks stay in memory until the store's commit takes them
+//! ([`EventLog::take_pending`]), and reads see them too, so a sync in the same tick as a send
+//! misses nothing.
 //!
 //! Chunk layout, entries back to back, integers little-endian:
 //! `ts: u64 | flags: u8 | [viewer: 16 bytes if PRIVATE] | [message id, author: 32 bytes if
@@ -147,13 +148,12 @@ impl EventLog {
         !self.pending.is_empty()
     }
 
-    /// Writes the tick's chunks into the tree (the caller flushes).
-    pub fn flush_into_tree(&mut self) -> StoreResult<()> {
-        for (stream, chunk) in self.pending.drain() {
-            self.tree
-                .insert(chunk_key(stream, chunk.first_ts), chunk.bytes)?;
-        }
-        Ok(())
+    /// Hands over the tick's chunks, keyed for the tree, for the store's commit.
+    pub fn take_pending(&mut self) -> Vec<([u8; 24], Vec<u8>)> {
+        self.pending
+            .drain()
+            .map(|(stream, chunk)| (chunk_key(stream, chunk.first_ts), chunk.bytes))
+            .collect()
     }
 
     /// Reads `stream` from `from` to `to` (inclusive) as `viewer` sees it.

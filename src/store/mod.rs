@@ -10,10 +10,11 @@
 pub mod log;
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use sled::{IVec, Tree};
 use uuid::Uuid;
 
@@ -74,19 +75,44 @@ pub enum ReceiptKind {
     Read = 2,
 }
 
+/// The trees besides the event log, each a table of records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Table {
+    Users,
+    Usernames,
+    Emails,
+    Sessions,
+    AccessTokens,
+    Groups,
+    Memberships,
+    Receipts,
+    ClientIds,
+    Meta,
+}
+
+const TABLES: [(Table, &str); 10] = [
+    (Table::Users, "users"),
+    (Table::Usernames, "usernames"),
+    (Table::Emails, "emails"),
+    (Table::Sessions, "sessions"),
+    (Table::AccessTokens, "access_tokens"),
+    (Table::Groups, "groups"),
+    (Table::Memberships, "memberships"),
+    (Table::Receipts, "receipts"),
+    (Table::ClientIds, "client_ids"),
+    (Table::Meta, "meta"),
+];
+
+/// All durable state. Writes go to memory first (`pending`, and the log's chunks) and reach
+/// sled together, in one transaction, at [`Store::commit`]: a crash keeps a whole tick or none
+/// of it, so no index, receipt or client id can outlive the events it refers to. Reads see the
+/// tick's writes.
 pub struct Store {
     db: sled::Db,
-    users: Tree,
-    usernames: Tree,
-    emails: Tree,
-    sessions: Tree,
-    access_tokens: Tree,
-    groups: Tree,
-    memberships: Tree,
+    /// In `TABLES` order, then the log.
+    trees: Vec<Tree>,
     log: EventLog,
-    receipts: Tree,
-    client_ids: Tree,
-    meta: Tree,
+    pending: HashMap<(Table, Vec<u8>), Vec<u8>>,
 }
 
 const CLOCK_KEY: &[u8] = b"clock";
@@ -106,6 +132,7 @@ impl Store {
         match meta.get(FORMAT_KEY)? {
             None if db.tree_names().len() <= 2 => {
                 meta.insert(FORMAT_KEY, &FORMAT.to_be_bytes())?;
+                db.flush()?;
             }
             Some(version) if read_u64(&version) == FORMAT => {}
             found => {
@@ -115,102 +142,141 @@ impl Store {
                 )));
             }
         }
+        let mut trees = Vec::with_capacity(TABLES.len() + 1);
+        for (_, name) in TABLES {
+            trees.push(db.open_tree(name)?);
+        }
+        let log_tree = db.open_tree("log")?;
+        trees.push(log_tree.clone());
         Ok(Store {
-            users: db.open_tree("users")?,
-            usernames: db.open_tree("usernames")?,
-            emails: db.open_tree("emails")?,
-            sessions: db.open_tree("sessions")?,
-            access_tokens: db.open_tree("access_tokens")?,
-            groups: db.open_tree("groups")?,
-            memberships: db.open_tree("memberships")?,
-            log: EventLog::new(db.open_tree("log")?),
-            receipts: db.open_tree("receipts")?,
-            client_ids: db.open_tree("client_ids")?,
-            meta,
             db,
+            trees,
+            log: EventLog::new(log_tree),
+            pending: HashMap::new(),
         })
     }
 
-    /// Makes every write since the last commit durable, recording the clock so that timestamps
-    /// keep increasing across restarts.
+    /// Whether this tick wrote anything that [`Store::commit`] must make durable.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty() || self.log.has_pending()
+    }
+
+    /// Makes every write since the last commit durable, atomically, with the clock, so that
+    /// timestamps keep increasing across restarts.
     pub fn commit(&mut self, clock_last: u64) -> StoreResult<()> {
-        self.log.flush_into_tree()?;
-        self.meta.insert(CLOCK_KEY, &clock_last.to_be_bytes())?;
+        let chunks = self.log.take_pending();
+        let pending = std::mem::take(&mut self.pending);
+        let log_index = self.trees.len() - 1;
+        self.trees
+            .as_slice()
+            .transaction(|trees| {
+                for ((table, key), value) in &pending {
+                    trees[*table as usize].insert(key.as_slice(), value.as_slice())?;
+                }
+                for (key, chunk) in &chunks {
+                    trees[log_index].insert(&key[..], chunk.as_slice())?;
+                }
+                trees[Table::Meta as usize].insert(CLOCK_KEY, &clock_last.to_be_bytes())?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            })
+            .map_err(|err| match err {
+                TransactionError::Storage(err) => err,
+                TransactionError::Abort(()) => {
+                    sled::Error::ReportableBug("the commit transaction aborted".into())
+                }
+            })?;
         self.db.flush()?;
         Ok(())
     }
 
     /// The last timestamp issued before the previous shutdown or crash.
     pub fn clock_floor(&self) -> StoreResult<u64> {
-        Ok(self.meta.get(CLOCK_KEY)?.map(|v| read_u64(&v)).unwrap_or(0))
+        Ok(self
+            .get(Table::Meta, CLOCK_KEY)?
+            .map(|v| read_u64(&v))
+            .unwrap_or(0))
     }
 
     pub fn size_on_disk(&self) -> StoreResult<u64> {
         self.db.size_on_disk()
     }
 
+    fn tree(&self, table: Table) -> &Tree {
+        &self.trees[table as usize]
+    }
+
+    /// A record as this tick sees it: written this tick, or stored.
+    fn get(&self, table: Table, key: &[u8]) -> StoreResult<Option<IVec>> {
+        match self.pending.get(&(table, key.to_vec())) {
+            Some(value) => Ok(Some(IVec::from(value.as_slice()))),
+            None => self.tree(table).get(key),
+        }
+    }
+
+    fn put(&mut self, table: Table, key: impl Into<Vec<u8>>, value: Vec<u8>) {
+        self.pending.insert((table, key.into()), value);
+    }
+
     // --- users -------------------------------------------------------------------------------
 
     /// Inserts a user and its unique indices. The caller has checked that the names are free;
     /// the loop is single-threaded, so nothing can take them in between.
-    pub fn insert_user(&self, user: &UserRecord) -> StoreResult<()> {
-        self.users.insert(user.id.as_bytes(), to_json(user))?;
-        self.usernames
-            .insert(user.username.to_lowercase().as_bytes(), user.id.as_bytes())?;
-        self.emails
-            .insert(user.email.to_lowercase().as_bytes(), user.id.as_bytes())?;
-        Ok(())
+    pub fn insert_user(&mut self, user: &UserRecord) {
+        let id = user.id.as_bytes().to_vec();
+        self.put(Table::Users, id.clone(), to_json(user));
+        self.put(Table::Usernames, user.username.to_lowercase(), id.clone());
+        self.put(Table::Emails, user.email.to_lowercase(), id);
     }
 
     pub fn user(&self, id: Uuid) -> StoreResult<Option<UserRecord>> {
-        Ok(self.users.get(id.as_bytes())?.and_then(|v| from_json(&v)))
+        Ok(self
+            .get(Table::Users, id.as_bytes())?
+            .and_then(|v| from_json(&v)))
     }
 
     pub fn user_exists(&self, id: Uuid) -> StoreResult<bool> {
-        self.users.contains_key(id.as_bytes())
+        Ok(self.get(Table::Users, id.as_bytes())?.is_some())
     }
 
     pub fn user_id_by_username(&self, username: &str) -> StoreResult<Option<Uuid>> {
-        Ok(self
-            .usernames
-            .get(username.to_lowercase().as_bytes())?
-            .and_then(|v| Uuid::from_slice(&v).ok()))
+        self.user_id_in(Table::Usernames, &username.to_lowercase())
     }
 
     pub fn user_id_by_email(&self, email: &str) -> StoreResult<Option<Uuid>> {
+        self.user_id_in(Table::Emails, &email.to_lowercase())
+    }
+
+    fn user_id_in(&self, index: Table, name: &str) -> StoreResult<Option<Uuid>> {
         Ok(self
-            .emails
-            .get(email.to_lowercase().as_bytes())?
+            .get(index, name.as_bytes())?
             .and_then(|v| Uuid::from_slice(&v).ok()))
     }
 
     // --- sessions ----------------------------------------------------------------------------
 
-    pub fn insert_session(&self, session: &SessionRecord) -> StoreResult<()> {
-        self.sessions
-            .insert(session.id.as_bytes(), to_json(session))?;
-        self.access_tokens
-            .insert(session.access_token.as_bytes(), session.id.as_bytes())?;
-        Ok(())
+    pub fn insert_session(&mut self, session: &SessionRecord) {
+        let id = session.id.as_bytes().to_vec();
+        self.put(Table::Sessions, id.clone(), to_json(session));
+        self.put(Table::AccessTokens, session.access_token.as_bytes(), id);
     }
 
     pub fn session_by_access_token(&self, token: &str) -> StoreResult<Option<SessionRecord>> {
-        let Some(id) = self.access_tokens.get(token.as_bytes())? else {
+        let Some(id) = self.get(Table::AccessTokens, token.as_bytes())? else {
             return Ok(None);
         };
-        Ok(self.sessions.get(&id)?.and_then(|v| from_json(&v)))
+        Ok(self.get(Table::Sessions, &id)?.and_then(|v| from_json(&v)))
     }
 
     // --- groups and memberships --------------------------------------------------------------
 
-    pub fn put_group(&self, group: &GroupRecord) -> StoreResult<()> {
-        self.groups.insert(group.id.as_bytes(), to_json(group))?;
-        Ok(())
+    pub fn put_group(&mut self, group: &GroupRecord) {
+        self.put(Table::Groups, group.id.as_bytes().to_vec(), to_json(group));
     }
 
+    /// Every group; read once at start, when nothing is pending.
     pub fn all_groups(&self) -> StoreResult<Vec<GroupRecord>> {
         let mut groups = Vec::new();
-        for entry in self.groups.iter() {
+        for entry in self.tree(Table::Groups).iter() {
             let (_, value) = entry?;
             if let Some(group) = from_json(&value) {
                 groups.push(group);
@@ -220,31 +286,45 @@ impl Store {
     }
 
     /// Records that `user` became a member of `group` at `ts` (inclusive).
-    pub fn open_membership(&self, user: Uuid, group: Uuid, ts: u64) -> StoreResult<()> {
+    pub fn open_membership(&mut self, user: Uuid, group: Uuid, ts: u64) -> StoreResult<()> {
         let key = pair_key(user, group);
         let mut intervals = self.intervals(&key)?;
         intervals.push(Interval { from: ts, to: None });
-        self.memberships.insert(key, to_json(&intervals))?;
+        self.put(Table::Memberships, key, to_json(&intervals));
         Ok(())
     }
 
     /// Records that `user` stopped being a member of `group` at `ts` (inclusive: the 73 is theirs).
-    pub fn close_membership(&self, user: Uuid, group: Uuid, ts: u64) -> StoreResult<()> {
+    pub fn close_membership(&mut self, user: Uuid, group: Uuid, ts: u64) -> StoreResult<()> {
         let key = pair_key(user, group);
         let mut intervals = self.intervals(&key)?;
         if let Some(last) = intervals.last_mut() {
             last.to = Some(ts);
         }
-        self.memberships.insert(key, to_json(&intervals))?;
+        self.put(Table::Memberships, key, to_json(&intervals));
         Ok(())
     }
 
     fn intervals(&self, key: &[u8]) -> StoreResult<Vec<Interval>> {
         Ok(self
-            .memberships
-            .get(key)?
+            .get(Table::Memberships, key)?
             .and_then(|v| from_json(&v))
             .unwrap_or_default())
+    }
+
+    /// Every group `user` ever belonged to, with the intervals, as this tick sees them.
+    fn memberships_of(&self, user: Uuid) -> StoreResult<BTreeMap<Vec<u8>, Vec<Interval>>> {
+        let mut memberships = BTreeMap::new();
+        for entry in self.tree(Table::Memberships).scan_prefix(user.as_bytes()) {
+            let (key, value) = entry?;
+            memberships.insert(key.to_vec(), from_json(&value).unwrap_or_default());
+        }
+        for ((table, key), value) in &self.pending {
+            if *table == Table::Memberships && key.starts_with(user.as_bytes()) {
+                memberships.insert(key.clone(), from_json(value).unwrap_or_default());
+            }
+        }
+        Ok(memberships)
     }
 
     // --- events ------------------------------------------------------------------------------
@@ -282,10 +362,8 @@ impl Store {
     ) -> StoreResult<(Vec<StoredEvent>, bool)> {
         let first = cursor.saturating_add(1);
         let mut sources = vec![self.log.reader(user, first, u64::MAX, user)?];
-        for entry in self.memberships.scan_prefix(user.as_bytes()) {
-            let (key, value) = entry?;
+        for (key, intervals) in self.memberships_of(user)? {
             let group = Uuid::from_slice(&key[16..32]).unwrap_or_default();
-            let intervals: Vec<Interval> = from_json(&value).unwrap_or_default();
             for interval in intervals {
                 let from = interval.from.max(first);
                 let to = interval.to.unwrap_or(u64::MAX);
@@ -297,28 +375,31 @@ impl Store {
         merge_streams(sources, limit, max_bytes)
     }
 
-    // --- messages, receipts, client ids ------------------------------------------------------
+    // --- receipts, client ids ----------------------------------------------------------------
 
     /// Records a receipt; false when this user already gave it for this message.
     pub fn record_receipt(
-        &self,
+        &mut self,
         message: Uuid,
         user: Uuid,
         kind: ReceiptKind,
     ) -> StoreResult<bool> {
         let mut key = pair_key(message, user);
         key.push(kind as u8);
-        Ok(self.receipts.insert(key, &[])?.is_none())
+        if self.get(Table::Receipts, &key)?.is_some() {
+            return Ok(false);
+        }
+        self.put(Table::Receipts, key, Vec::new());
+        Ok(true)
     }
 
     /// The ack event a send with this client id was answered with, if any.
     pub fn client_ack(&self, user: Uuid, client_id: &str) -> StoreResult<Option<IVec>> {
-        self.client_ids.get(client_key(user, client_id))
+        self.get(Table::ClientIds, &client_key(user, client_id))
     }
 
-    pub fn put_client_ack(&self, user: Uuid, client_id: &str, ack: &[u8]) -> StoreResult<()> {
-        self.client_ids.insert(client_key(user, client_id), ack)?;
-        Ok(())
+    pub fn put_client_ack(&mut self, user: Uuid, client_id: &str, ack: &[u8]) {
+        self.put(Table::ClientIds, client_key(user, client_id), ack.to_vec());
     }
 }
 
@@ -477,7 +558,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path(), 1 << 20).unwrap();
-            store.meta.insert(FORMAT_KEY, &1u64.to_be_bytes()).unwrap();
+            let meta = store.tree(Table::Meta);
+            meta.insert(FORMAT_KEY, &1u64.to_be_bytes()).unwrap();
             store.db.flush().unwrap();
         }
         assert!(Store::open(dir.path(), 1 << 20).is_err());
@@ -485,7 +567,7 @@ mod tests {
 
     #[test]
     fn receipts_are_recorded_once() {
-        let (_dir, store) = store();
+        let (_dir, mut store) = store();
         let (m, u) = (Uuid::from_u128(7), Uuid::from_u128(8));
         assert!(store.record_receipt(m, u, ReceiptKind::Delivered).unwrap());
         assert!(!store.record_receipt(m, u, ReceiptKind::Delivered).unwrap());
