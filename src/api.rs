@@ -525,7 +525,8 @@ fn positive_whole_number(number: &serde_json::Number) -> Option<u64> {
         Some(n) => Some(n),
         None => number
             .as_f64()
-            .filter(|f| f.fract() == 0.0 && *f >= 1.0 && *f <= u64::MAX as f64)
+            // `u64::MAX as f64` rounds up to 2^64, so `<` keeps 2^64 itself out.
+            .filter(|f| f.fract() == 0.0 && *f >= 1.0 && *f < u64::MAX as f64)
             .map(|f| f as u64),
     }
     .filter(|n| *n > 0)
@@ -647,6 +648,7 @@ mod tests {
         assert_eq!(positive_whole_number(&number("102.5")), None);
         assert_eq!(positive_whole_number(&number("0")), None);
         assert_eq!(positive_whole_number(&number("-3")), None);
+        assert_eq!(positive_whole_number(&number("18446744073709551616")), None);
     }
 
     #[test]

@@ -82,20 +82,36 @@ pub fn load_or_create_secret(
     }
     let path = data_dir.join("jwt-secret");
     match fs::read_to_string(&path) {
-        Ok(text) => return Ok(text.trim().as_bytes().to_vec()),
+        Ok(text) if text.trim().len() >= MIN_SECRET_BYTES => {
+            return Ok(text.trim().as_bytes().to_vec())
+        }
+        Ok(_) => {
+            return Err(std::io::Error::other(format!(
+                "{} holds fewer than {MIN_SECRET_BYTES} bytes; refusing a weak JWT secret \
+                 (delete the file to generate a new one; every token issued so far stops working)",
+                path.display()
+            )))
+        }
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
         Err(_) => {}
     }
+    // Written aside and renamed into place, so a crash never leaves a short secret behind.
     let secret = random_hex(32);
+    let staging = data_dir.join("jwt-secret.new");
     let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&path)?;
+    let mut file = options.open(&staging)?;
     file.write_all(secret.as_bytes())?;
     file.sync_all()?;
+    fs::rename(&staging, &path)?;
+    fs::File::open(data_dir)?.sync_all()?;
     Ok(secret.into_bytes())
 }
+
+/// The shortest secret accepted, configured or kept in the data dir.
+pub const MIN_SECRET_BYTES: usize = 32;
 
 /// `bytes` random bytes from the OS, as lowercase hex.
 pub fn random_hex(bytes: usize) -> String {
@@ -141,5 +157,12 @@ mod tests {
         let second = load_or_create_secret(None, dir.path()).unwrap();
         assert_eq!(first.len(), 64);
         assert_eq!(first, second);
+    }
+
+    #[test]
+    fn a_short_kept_secret_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("jwt-secret"), "").unwrap();
+        assert!(load_or_create_secret(None, dir.path()).is_err());
     }
 }

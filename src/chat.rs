@@ -37,19 +37,27 @@ pub enum Frame {
 #[derive(Debug, Default)]
 pub struct Outbox {
     items: Vec<(ConnId, Frame)>,
+    /// Bytes queued this tick, so the loop can stop a connection whose requests produce more
+    /// than its buffers may hold.
+    bytes: usize,
 }
 
 impl Outbox {
     pub fn push(&mut self, to: ConnId, frame: Frame) {
+        self.bytes += match &frame {
+            Frame::Http(bytes) => bytes.len(),
+            Frame::Event(text) => text.len(),
+        };
         self.items.push((to, frame));
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Takes the tick's deliveries, leaving the (allocated) buffer in place for the next tick.
     pub fn drain(&mut self) -> std::vec::Drain<'_, (ConnId, Frame)> {
+        self.bytes = 0;
         self.items.drain(..)
     }
 }
@@ -507,8 +515,9 @@ impl Chat {
         limit: Option<u64>,
         wall: u64,
     ) -> Result<(), ApiError> {
+        // At least one event per page, or `more` could stay true for ever.
         let limit = limit
-            .map(|l| l.min(self.limits.sync_max_limit as u64) as usize)
+            .map(|l| l.clamp(1, self.limits.sync_max_limit as u64) as usize)
             .unwrap_or(self.limits.sync_default_limit);
         let (events, more) =
             self.store

@@ -228,7 +228,7 @@ pub fn parse(
         None => Level::Info,
     };
     let jwt_secret = match env("PARLEY_JWT_SECRET") {
-        Some(secret) if secret.len() < 32 => {
+        Some(secret) if secret.len() < crate::auth::MIN_SECRET_BYTES => {
             return Err("PARLEY_JWT_SECRET must be at least 32 bytes".to_string())
         }
         Some(secret) => Some(secret.into_bytes()),

@@ -20,6 +20,10 @@ pub struct Connection {
     /// The last complete request (HTTP) or frame (WebSocket).
     pub last_active: Instant,
     pub flush_queued: bool,
+    /// On the `read_again` list already.
+    pub read_queued: bool,
+    /// The tick in which it was last read: one read budget per connection per tick.
+    pub read_tick: u64,
     /// Close once everything queued is written (`Connection: close`, framing errors, a sent
     /// close frame).
     pub close_after_write: bool,
@@ -60,6 +64,8 @@ impl Connection {
             }),
             last_active: now,
             flush_queued: false,
+            read_queued: false,
+            read_tick: 0,
             close_after_write: false,
             dead: false,
         }

@@ -43,7 +43,8 @@ const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 const SIGNALS: Token = Token(usize::MAX - 3);
 
-/// WebSocket messages handled from one connection per tick before the others get their turn.
+/// WebSocket messages, or pipelined HTTP requests, handled from one connection per tick before
+/// the others get their turn.
 const READ_BUDGET_MESSAGES: usize = 64;
 /// HTTP bytes read from one connection per tick before the others get their turn.
 const READ_BUDGET_BYTES: usize = 128 * 1024;
@@ -85,6 +86,8 @@ pub struct Server {
     accept_pending: bool,
     next_sweep: Instant,
     shutdown_deadline: Option<Instant>,
+    /// Counts loop turns, for `Connection::read_tick`.
+    tick: u64,
 }
 
 impl Server {
@@ -152,6 +155,7 @@ impl Server {
             accept_pending: false,
             next_sweep: Instant::now() + SWEEP_INTERVAL,
             shutdown_deadline: None,
+            tick: 0,
         })
     }
 
@@ -178,7 +182,13 @@ impl Server {
             }
             let now = Instant::now();
             let wall = wall_ms();
+            self.tick += 1;
             let again = std::mem::take(&mut self.read_again);
+            for key in &again {
+                if let Some(conn) = self.conns.get_mut(*key) {
+                    conn.read_queued = false;
+                }
+            }
 
             if self.accept_pending {
                 self.accept(now);
@@ -303,9 +313,11 @@ impl Server {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if conn.dead {
+        // One budget per connection per tick: a read that used it up queued the next one.
+        if conn.dead || conn.read_tick == self.tick {
             return;
         }
+        conn.read_tick = self.tick;
         match conn.phase {
             Phase::Http(_) => self.read_http(key, wall, now),
             Phase::WebSocket(_) => self.read_websocket(key, wall, now),
@@ -357,7 +369,7 @@ impl Server {
         } else if !budget_left && !answers_backed_up {
             // When the answers are backed up, `flush` resumes reading once they drain; asking
             // for another read now would spin the loop on a client that does not read.
-            self.read_again.push(key);
+            self.read_later(key);
         }
     }
 
@@ -365,7 +377,13 @@ impl Server {
     /// one has to wait for a password hash, the connection upgrades, or its answers back up.
     fn serve_http(&mut self, key: usize, wall: u64, now: Instant) {
         let id = self.conn_id(key);
-        loop {
+        let outbox_at_start = self.chat.outbox.bytes();
+        for served in 0.. {
+            if served == READ_BUDGET_MESSAGES {
+                // A long pipeline yields to the other connections; the rest comes next tick.
+                self.read_later(key);
+                return;
+            }
             let conn = &mut self.conns[key];
             let Phase::Http(http) = &mut conn.phase else {
                 return;
@@ -373,8 +391,14 @@ impl Server {
             if http.waiting || conn.close_after_write || http.inbuf.is_empty() {
                 return;
             }
-            if conn.out.len() >= self.limits.max_outbox_bytes {
-                // The client is not reading its answers; serve more once they drain.
+            // Answers not yet written plus those produced this tick: past the cap, the rest of
+            // the pipeline waits until they drain (`flush` asks for the next read).
+            let queued = conn.out.len() + (self.chat.outbox.bytes() - outbox_at_start);
+            if queued >= self.limits.max_outbox_bytes {
+                if conn.out.is_empty() {
+                    // Nothing to flush yet: the answers leave with this tick's outbox.
+                    self.queue_flush(key);
+                }
                 return;
             }
             let request = match http::parse(&http.inbuf, &self.limits) {
@@ -475,7 +499,7 @@ impl Server {
             self.chat.connect(user, id);
         }
         if has_leftover {
-            self.read_again.push(key);
+            self.read_later(key);
         }
     }
 
@@ -484,11 +508,17 @@ impl Server {
         let conn = &mut self.conns[key];
         let (mut wire, phase) = conn.wire();
         let Phase::WebSocket(ws) = phase else { return };
+        let outbox_at_start = self.chat.outbox.bytes();
         let mut handled = 0;
         let mut active = false;
+        let mut read_more = false;
         let outcome = loop {
-            if handled == READ_BUDGET_MESSAGES {
-                self.read_again.push(key);
+            // A turn ends after a budget of messages, or once they produced about half of what
+            // a connection may queue (a few large syncs), so no client can make the tick's
+            // memory grow without bound.
+            let produced = self.chat.outbox.bytes() - outbox_at_start;
+            if handled == READ_BUDGET_MESSAGES || produced >= self.limits.max_outbox_bytes / 2 {
+                read_more = true;
                 break Ok(());
             }
             let message = match ws.ctx.read(&mut wire) {
@@ -541,6 +571,9 @@ impl Server {
         if active {
             conn.last_active = now;
         }
+        if read_more {
+            self.read_later(key);
+        }
         match outcome {
             Ok(()) => self.queue_flush(key),
             Err(Some((code, reason))) => {
@@ -591,7 +624,7 @@ impl Server {
                 http.waiting = false;
             }
             if keep_alive {
-                self.read_again.push(id.key);
+                self.read_later(id.key);
             } else {
                 conn.close_after_write = true;
             }
@@ -693,8 +726,7 @@ impl Server {
                     // A request that already reached the socket still gets its answer.
                     self.read_http(key, wall, now);
                     let conn = &mut self.conns[key];
-                    let waiting = matches!(&conn.phase, Phase::Http(http) if http.waiting);
-                    if !waiting {
+                    if !is_waiting(&conn.phase) {
                         conn.close_after_write = true;
                         self.queue_flush(key);
                     }
@@ -761,7 +793,10 @@ impl Server {
                 .and_then(|()| ws.ctx.flush(&mut wire)),
         };
         match result {
-            Ok(()) if conn.close_after_write => self.kill(key),
+            // A request still waiting for its password hash gets its answer first, even from a
+            // client that half-closed after sending it.
+            Ok(()) if conn.close_after_write && !is_waiting(&conn.phase) => self.kill(key),
+            Ok(()) if conn.close_after_write => {}
             Ok(()) => {
                 // An idle connection should cost as little as possible: give the written
                 // buffer back (a WebSocket never uses it again after the 101).
@@ -769,7 +804,7 @@ impl Server {
                 match &mut conn.phase {
                     // Requests held back while answers were queued can go on now.
                     Phase::Http(http) if !http.waiting && !http.inbuf.is_empty() => {
-                        self.read_again.push(key)
+                        self.read_later(key)
                     }
                     Phase::Http(http) if http.inbuf.is_empty() => http.inbuf = Vec::new(),
                     _ => {}
@@ -777,6 +812,16 @@ impl Server {
             }
             Err(e) if is_would_block(&e) => {}
             Err(_) => self.kill(key),
+        }
+    }
+
+    /// Asks for another read of the connection next tick (once, however often asked).
+    fn read_later(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if !conn.read_queued {
+                conn.read_queued = true;
+                self.read_again.push(key);
+            }
         }
     }
 
@@ -844,6 +889,10 @@ impl Server {
             .get(id.key)
             .is_some_and(|c| c.serial == id.serial && !c.dead)
     }
+}
+
+fn is_waiting(phase: &Phase) -> bool {
+    matches!(phase, Phase::Http(http) if http.waiting)
 }
 
 fn is_would_block(err: &tungstenite::Error) -> bool {
