@@ -438,11 +438,12 @@ impl Chat {
             .group_ids
             .get((ordinal as usize).wrapping_sub(1))
             .ok_or_else(unknown)?;
+        // Membership first, so a non-member cannot probe which message ids exist.
+        self.member_group(group_id, user)?;
         let author = self
             .store
             .message_author(group_id, ts, message_id)?
             .ok_or_else(unknown)?;
-        self.member_group(group_id, user)?;
         let kind = if read {
             ReceiptKind::Read
         } else {
@@ -612,7 +613,8 @@ impl Presence {
 }
 
 /// A message id: a UUID (version 8) that says where the message is stored, so receipts need no
-/// index: bytes 0..6 the message's timestamp, 9..13 its group's ordinal, the rest random.
+/// index: bytes 0..6 the message's timestamp, 9..13 its group's ordinal; the other 30 bits (after
+/// the version and variant) are random.
 fn message_id(ts: u64, group_ordinal: u32, rng: &mut XorShift) -> Uuid {
     let mut bytes = rng.next().to_le_bytes().repeat(2);
     bytes[..6].copy_from_slice(&ts.to_be_bytes()[2..]);

@@ -40,7 +40,8 @@ impl Histogram {
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
     pub http_requests: u64,
-    /// WebSocket RPCs by method number (unknown methods included).
+    /// WebSocket RPCs by method number; only known methods, so clients cannot grow the label set
+    /// (unknown ones show as `unknown_method` errors).
     pub rpcs: BTreeMap<i64, u64>,
     /// Events written to connections, by type.
     pub events: BTreeMap<u16, u64>,

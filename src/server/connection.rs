@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use mio::net::TcpStream;
+use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::WebSocketContext;
 use uuid::Uuid;
 
@@ -48,6 +49,9 @@ pub struct WsConn {
     /// The session's user; `None` on the `/_echo` endpoint.
     pub user: Option<Uuid>,
     pub last_ping: Instant,
+    /// A close decided during this tick, sent after the tick's events (so the acks of RPCs
+    /// already handled go out first). Messages arriving meanwhile are not handled.
+    pub closing: Option<(CloseCode, &'static str)>,
 }
 
 impl Connection {

@@ -82,6 +82,8 @@ pub struct Server {
     read_again: Vec<usize>,
     /// Connections to close at the end of the tick.
     to_reap: Vec<usize>,
+    /// WebSockets to send a close frame after the tick's events.
+    ws_closing: Vec<usize>,
     /// `accept` failed; try again soon instead of waiting for the next connection's edge.
     accept_pending: bool,
     next_sweep: Instant,
@@ -152,6 +154,7 @@ impl Server {
             to_flush: Vec::new(),
             read_again: Vec::new(),
             to_reap: Vec::new(),
+            ws_closing: Vec::new(),
             accept_pending: false,
             next_sweep: Instant::now() + SWEEP_INTERVAL,
             shutdown_deadline: None,
@@ -234,6 +237,15 @@ impl Server {
                     .observe(flush_start.elapsed().as_secs_f64());
             }
             self.release_outbox();
+            for key in std::mem::take(&mut self.ws_closing) {
+                let closing = match self.conns.get_mut(key).map(|c| &mut c.phase) {
+                    Some(Phase::WebSocket(ws)) => ws.closing.take(),
+                    _ => None,
+                };
+                if let Some((code, reason)) = closing {
+                    self.close_websocket(key, code, reason);
+                }
+            }
             for key in std::mem::take(&mut self.to_flush) {
                 self.flush(key);
             }
@@ -459,6 +471,15 @@ impl Server {
                         }
                     }
                 }
+                Outcome::Upgrade { .. } | Outcome::UpgradeEcho { .. }
+                    if self.shutdown_deadline.is_some() =>
+                {
+                    let closing = ApiError::new(503, "rate_limited", "the server is shutting down");
+                    let response = Response::error(&closing).with_header("retry-after", "5");
+                    self.chat.respond(id, response.encode(false));
+                    self.conns[key].close_after_write = true;
+                    return;
+                }
                 Outcome::Upgrade {
                     session,
                     key: ws_key,
@@ -494,6 +515,7 @@ impl Server {
             ctx,
             user,
             last_ping: now,
+            closing: None,
         }));
         if let Some(user) = user {
             self.chat.connect(user, id);
@@ -506,8 +528,13 @@ impl Server {
     fn read_websocket(&mut self, key: usize, wall: u64, now: Instant) {
         let id = self.conn_id(key);
         let conn = &mut self.conns[key];
+        let closing = conn.close_after_write;
         let (mut wire, phase) = conn.wire();
         let Phase::WebSocket(ws) = phase else { return };
+        if closing || ws.closing.is_some() {
+            // Closing: nothing more it sends is acted on (RFC 6455 lets us discard it).
+            return;
+        }
         let outbox_at_start = self.chat.outbox.bytes();
         let mut handled = 0;
         let mut active = false;
@@ -578,9 +605,19 @@ impl Server {
             Ok(()) => self.queue_flush(key),
             Err(Some((code, reason))) => {
                 self.chat.metrics.count_drop("protocol");
-                self.close_websocket(key, code, reason);
+                self.close_websocket_after_tick(key, code, reason);
             }
             Err(None) => self.kill(key),
+        }
+    }
+
+    /// Decides to close a WebSocket; the close frame follows the tick's events.
+    fn close_websocket_after_tick(&mut self, key: usize, code: CloseCode, reason: &'static str) {
+        if let Phase::WebSocket(ws) = &mut self.conns[key].phase {
+            if ws.closing.is_none() {
+                ws.closing = Some((code, reason));
+                self.ws_closing.push(key);
+            }
         }
     }
 
@@ -719,7 +756,7 @@ impl Server {
         for key in keys {
             match &self.conns[key].phase {
                 Phase::WebSocket(_) => {
-                    self.close_websocket(key, CloseCode::Away, "server shutting down")
+                    self.close_websocket_after_tick(key, CloseCode::Away, "server shutting down")
                 }
                 Phase::Http(http) if http.waiting => self.conns[key].close_after_write = true,
                 Phase::Http(_) => {
@@ -755,7 +792,9 @@ impl Server {
                     };
                     let kind = event_type(text.as_str());
                     match ws.ctx.write(&mut wire, Message::Text(text)) {
-                        Err(e) if !is_would_block(&e) => {
+                        Ok(()) => {}
+                        Err(e) if is_would_block(&e) => {}
+                        Err(tungstenite::Error::WriteBufferFull(_)) => {
                             // A slow consumer: its events stay stored; a reconnect and a sync
                             // recover them.
                             self.chat.metrics.count_drop("slow_consumer");
@@ -766,8 +805,13 @@ impl Server {
                             );
                             continue;
                         }
-                        _ => *self.chat.metrics.events.entry(kind).or_default() += 1,
+                        // The peer closed or the socket failed: nothing more can reach it.
+                        Err(_) => {
+                            self.kill(to.key);
+                            continue;
+                        }
                     }
+                    *self.chat.metrics.events.entry(kind).or_default() += 1;
                 }
             }
             self.queue_flush(to.key);
