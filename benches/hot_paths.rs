@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use parley::api;
-use parley::chat::{Chat, ChatLimits, ConnId, Frame};
+use parley::chat::{Chat, ConnId, Frame};
 use parley::config::Limits;
 use parley::http::{self, Parsed};
 use parley::protocol::{self, MessageBody};
@@ -167,30 +167,19 @@ struct Fixture {
 impl Fixture {
     fn new(members: usize) -> Fixture {
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
-        let store = Store::open(&dir.path().join("db"), 64 << 20).expect("store");
+        let mut store = Store::open(&dir.path().join("db"), 64 << 20).expect("store");
         let users: Vec<Uuid> = (0..members).map(|_| Uuid::new_v4()).collect();
         for (i, id) in users.iter().enumerate() {
-            store
-                .insert_user(&UserRecord {
-                    id: *id,
-                    username: format!("bench{i}"),
-                    email: format!("bench{i}@bench.test"),
-                    password_hash: String::new(),
-                    created_at: WALL,
-                })
-                .expect("user");
+            store.insert_user(&UserRecord {
+                id: *id,
+                username: format!("bench{i}"),
+                email: format!("bench{i}@bench.test"),
+                password_hash: String::new(),
+                created_at: WALL,
+            });
         }
         let limits = Limits::default();
-        let mut chat = Chat::open(
-            store,
-            ChatLimits {
-                max_data_bytes: limits.max_data_bytes,
-                sync_default_limit: limits.sync_default_limit,
-                sync_max_limit: limits.sync_max_limit,
-                sync_max_bytes: limits.max_outbox_bytes / 2,
-            },
-        )
-        .expect("chat");
+        let mut chat = Chat::open(store, limits.chat()).expect("chat");
         let others: Vec<String> = users[1..].iter().map(Uuid::to_string).collect();
         let group = chat
             .create_group(users[0], "bench", &others, WALL)

@@ -240,15 +240,7 @@ impl Chat {
         group.members.push(target);
         let group = group.clone();
         let welcome = self.encode_group(welcome_ts, &group);
-        let joined = encode_event(
-            event::JOINED,
-            None,
-            joined_ts,
-            &protocol::GroupUserBody {
-                group_id,
-                user_id: target,
-            },
-        );
+        let joined = encode_membership(event::JOINED, joined_ts, group_id, target);
         self.store.put_group(&group);
         self.store
             .append(target, welcome_ts, Audience::All, None, welcome.as_bytes());
@@ -283,15 +275,7 @@ impl Chat {
         let group = self.groups.get_mut(&group_id).expect("checked above");
         group.members.retain(|m| *m != target);
         let group = group.clone();
-        let left = encode_event(
-            event::LEFT,
-            None,
-            ts,
-            &protocol::GroupUserBody {
-                group_id,
-                user_id: target,
-            },
-        );
+        let left = encode_membership(event::LEFT, ts, group_id, target);
         self.store.put_group(&group);
         self.store
             .append(group_id, ts, Audience::All, None, left.as_bytes());
@@ -648,6 +632,16 @@ impl XorShift {
         self.0 ^= self.0 << 17;
         self.0
     }
+}
+
+/// A joined (72) or left (73) event.
+fn encode_membership(kind: u16, ts: u64, group_id: Uuid, user_id: Uuid) -> Utf8Bytes {
+    encode_event(
+        kind,
+        None,
+        ts,
+        &protocol::GroupUserBody { group_id, user_id },
+    )
 }
 
 fn encode_event<B: Serialize>(kind: u16, id: Option<&str>, ts: u64, body: &B) -> Utf8Bytes {

@@ -5,6 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::chat::ChatLimits;
 use crate::log::Level;
 
 pub const USAGE: &str = "\
@@ -80,6 +81,19 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// Registrations + logins per minute per client address; 0 = no limit.
     pub auth_rate_per_minute: u32,
+}
+
+impl Limits {
+    /// The limits the chat core enforces.
+    pub fn chat(&self) -> ChatLimits {
+        ChatLimits {
+            max_data_bytes: self.max_data_bytes,
+            sync_default_limit: self.sync_default_limit,
+            sync_max_limit: self.sync_max_limit,
+            // A sync page must fit a connection's outbox with room to spare.
+            sync_max_bytes: self.max_outbox_bytes / 2,
+        }
+    }
 }
 
 impl Default for Limits {

@@ -10,7 +10,7 @@
 
 use parley::api::{Api, ApiOptions};
 use parley::auth::Jwt;
-use parley::chat::{Chat, ChatLimits, ConnId, Frame};
+use parley::chat::{Chat, ConnId, Frame};
 use parley::clock::wall_ms;
 use parley::config::Limits;
 use parley::hasher::hash_password;
@@ -37,44 +37,31 @@ impl World {
     pub fn new() -> World {
         let dir = tempfile::tempdir().expect("temp dir");
         let limits = Limits::default();
-        let store = Store::open(&dir.path().join("db"), 16 * 1024 * 1024).expect("store");
+        let mut store = Store::open(&dir.path().join("db"), 16 * 1024 * 1024).expect("store");
         let wall = wall_ms();
         let hash = hash_password("0000");
         let users = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
         for (id, name) in users.iter().zip(["alice", "bob", "eve"]) {
-            store
-                .insert_user(&UserRecord {
-                    id: *id,
-                    username: name.to_string(),
-                    email: format!("{name}@example.com"),
-                    password_hash: hash.clone(),
-                    created_at: wall,
-                })
-                .expect("user");
-        }
-        store
-            .insert_session(&SessionRecord {
-                id: Uuid::new_v4(),
-                user_id: users[0],
-                device_id: "0".into(),
-                platform: "web".into(),
-                model: "fuzz".into(),
-                build: 1,
-                name: None,
+            store.insert_user(&UserRecord {
+                id: *id,
+                username: name.to_string(),
+                email: format!("{name}@example.com"),
+                password_hash: hash.clone(),
                 created_at: wall,
-                access_token: ACCESS_TOKEN.into(),
-            })
-            .expect("session");
-        let mut chat = Chat::open(
-            store,
-            ChatLimits {
-                max_data_bytes: limits.max_data_bytes,
-                sync_default_limit: limits.sync_default_limit,
-                sync_max_limit: limits.sync_max_limit,
-                sync_max_bytes: limits.max_outbox_bytes / 2,
-            },
-        )
-        .expect("chat");
+            });
+        }
+        store.insert_session(&SessionRecord {
+            id: Uuid::new_v4(),
+            user_id: users[0],
+            device_id: "0".into(),
+            platform: "web".into(),
+            model: "fuzz".into(),
+            build: 1,
+            name: None,
+            created_at: wall,
+            access_token: ACCESS_TOKEN.into(),
+        });
+        let mut chat = Chat::open(store, limits.chat()).expect("chat");
         let conns = [0, 1, 2].map(|key| ConnId {
             key,
             serial: key as u64,

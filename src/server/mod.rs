@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use crate::api::{Api, ApiOptions, Outcome, Pending};
 use crate::auth::{self, Jwt};
-use crate::chat::{Chat, ChatLimits, ConnId, Frame};
+use crate::chat::{Chat, ConnId, Frame};
 use crate::clock::wall_ms;
 use crate::config::{Config, Limits};
 use crate::error::ApiError;
@@ -100,16 +100,8 @@ impl Server {
         let store = Store::open(&config.data_dir.join("db"), config.cache_bytes)
             .map_err(|e| io::Error::other(format!("opening the store: {e}")))?;
         let limits = config.limits.clone();
-        let chat = Chat::open(
-            store,
-            ChatLimits {
-                max_data_bytes: limits.max_data_bytes,
-                sync_default_limit: limits.sync_default_limit,
-                sync_max_limit: limits.sync_max_limit,
-                sync_max_bytes: limits.max_outbox_bytes / 2,
-            },
-        )
-        .map_err(|e| io::Error::other(format!("loading the store: {e}")))?;
+        let chat = Chat::open(store, limits.chat())
+            .map_err(|e| io::Error::other(format!("loading the store: {e}")))?;
 
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(config.listen)?;

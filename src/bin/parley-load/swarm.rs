@@ -357,7 +357,10 @@ mod tests {
         assert_eq!(data_stamp(event), Some(123456));
         assert_eq!(event_type(r#"{"type":21,"timestamp":1}"#), Some(21));
         assert_eq!(data_stamp(r#"{"type":21}"#), None);
-        assert_eq!(after_key(r#"{"a":"x","data":"1"}"#, "\"data\":\""), Some("1\"}"));
+        assert_eq!(
+            after_key(r#"{"a":"x","data":"1"}"#, "\"data\":\""),
+            Some("1\"}")
+        );
         assert_eq!(after_key("\"data\":", "\"data\":\""), None);
     }
 }
