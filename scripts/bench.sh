@@ -6,9 +6,10 @@
 #   scripts/bench.sh                       everything (about 6 minutes)
 #   scripts/bench.sh --quick               shorter runs, for a rough look
 #   SERVERS="parley mio" SCENARIOS="fanout rate" scripts/bench.sh
-#   RT_LATENCY=1 scripts/bench.sh          the `rate` runs at SCHED_FIFO priority (chrt -f 10), so
-#                                          other tenants of a shared machine cannot add scheduling
-#                                          delay to the latency figures (rate uses little CPU)
+#   RT_LATENCY=1 scripts/bench.sh          the `rate` and `logins` runs at SCHED_FIFO priority
+#                                          (chrt -f 10), so other tenants of a shared machine cannot
+#                                          add scheduling delay to the latency figures (both use
+#                                          little CPU)
 #
 # Results: one JSON object per run in $OUT/results.jsonl (default target/bench/<time>/), server
 # logs beside it, and the summary table on stdout.
@@ -100,7 +101,10 @@ run() {
 
 for scenario in $SCENARIOS; do
     PRIO=(env)
-    if [[ $scenario == rate && -n "${RT_LATENCY:-}" ]]; then PRIO=(chrt -f 10); fi
+    # logins too: parley's hash workers lower themselves to SCHED_IDLE, from FIFO as well.
+    if [[ ($scenario == rate || $scenario == logins) && -n "${RT_LATENCY:-}" ]]; then
+        PRIO=(chrt -f 10)
+    fi
     for server in $SERVERS; do
         # The JSON-less floor only matters for the cost breakdown of fanout.
         if [[ $server == mio-raw && $scenario != fanout ]]; then continue; fi

@@ -582,10 +582,12 @@ pub fn sync(options: &Options) -> Result<Report, String> {
     Ok(report)
 }
 
-/// `logins`: open-loop messaging at R/s, measured without and then with logins at L/s.
+/// `logins`: open-loop messaging at R/s, measured without and with logins at L/s.
 ///
 /// Open loop rather than the closed `fanout` loop: a saturated closed loop's p99 is queueing,
-/// which would hide a 50 us effect; at a fixed rate the difference is what the logins cost.
+/// which would hide a 50 us effect; at a fixed rate the difference is what the logins cost. The
+/// quiet and stormy halves alternate in [`LOGIN_PHASES`] rounds, so that a passing disturbance
+/// on a shared machine does not land on one side only.
 pub fn logins(options: &Options) -> Result<Report, String> {
     if options.target == Target::Relay {
         return Err("logins needs the REST API: the reference relays have none".into());
@@ -595,22 +597,42 @@ pub fn logins(options: &Options) -> Result<Report, String> {
     let mut traffic = Traffic::new(&fleet, swarm.len(), options.data_bytes, false);
     let mut pacer = Pacer::new(options.rate);
     eprintln!(
-        "parley-load: logins: {:.0} sends/s for {:.0} s without logins, then {:.0} s with {:.0} logins/s",
-        options.rate, options.duration, options.duration, options.logins_per_sec
+        "parley-load: logins: {:.0} sends/s, {LOGIN_PHASES} rounds of {:.1} s without and {:.1} s with {:.0} logins/s",
+        options.rate,
+        options.duration / LOGIN_PHASES as f64,
+        options.duration / LOGIN_PHASES as f64,
+        options.logins_per_sec
     );
     drive(&mut swarm, &mut traffic, Some(&mut pacer), options.warmup)?;
-    traffic.reset_latencies();
-    drive(&mut swarm, &mut traffic, Some(&mut pacer), options.duration)?;
-    let quiet = traffic.delivery.summary();
-    let quiet_ack = traffic.ack.summary();
+    let phase = options.duration / LOGIN_PHASES as f64;
+    let (mut quiet, mut quiet_ack) = (Histogram::default(), Histogram::default());
+    let (mut stormy, mut stormy_ack) = (Histogram::default(), Histogram::default());
+    let mut login_latency = Histogram::default();
+    let (mut logged_in, mut login_errors) = (0, 0);
+    for _ in 0..LOGIN_PHASES {
+        traffic.reset_latencies();
+        drive(&mut swarm, &mut traffic, Some(&mut pacer), phase)?;
+        quiet.merge(&traffic.delivery);
+        quiet_ack.merge(&traffic.ack);
 
-    let storm = LoginStorm::start(options, &fleet);
-    traffic.reset_latencies();
-    drive(&mut swarm, &mut traffic, Some(&mut pacer), options.duration)?;
-    let stormy = traffic.delivery.summary();
-    let stormy_ack = traffic.ack.summary();
-    let (logged_in, login_latency, login_errors) = storm.stop();
+        let storm = LoginStorm::start(options, &fleet);
+        traffic.reset_latencies();
+        drive(&mut swarm, &mut traffic, Some(&mut pacer), phase)?;
+        // Logins still in flight belong to this half: keep the traffic going until they end.
+        storm.signal_stop();
+        while storm.running() {
+            drive(&mut swarm, &mut traffic, Some(&mut pacer), 0.01)?;
+        }
+        stormy.merge(&traffic.delivery);
+        stormy_ack.merge(&traffic.ack);
+        let (count, latency, errors) = storm.join();
+        logged_in += count;
+        login_errors += errors;
+        login_latency.merge(&latency);
+    }
     drain(&mut swarm, &mut traffic)?;
+    let (quiet, quiet_ack) = (quiet.summary(), quiet_ack.summary());
+    let (stormy, stormy_ack) = (stormy.summary(), stormy_ack.summary());
 
     let mut report = Report::new("logins", options);
     report.add("clients", swarm.len() as u64);
@@ -618,7 +640,7 @@ pub fn logins(options: &Options) -> Result<Report, String> {
     report.add("logins_per_s_asked", options.logins_per_sec);
     report.add("logins_per_s", round(logged_in as f64 / options.duration));
     report.add("login_errors", login_errors);
-    report.add_latency(LOGIN, login_latency);
+    report.add_latency(LOGIN, login_latency.summary());
     for (key, value) in [
         ("quiet_p50_us", quiet.p50_us),
         ("quiet_p99_us", quiet.p99_us),
@@ -636,9 +658,14 @@ pub fn logins(options: &Options) -> Result<Report, String> {
     Ok(report)
 }
 
+/// Rounds of quiet and login-storm traffic in the `logins` scenario.
+const LOGIN_PHASES: usize = 4;
+
 /// Logins at a steady rate from a few threads, each with its own keep-alive connection.
 struct LoginStorm {
     stop: Arc<AtomicBool>,
+    /// Threads still logging in.
+    active: Arc<AtomicU64>,
     threads: Vec<std::thread::JoinHandle<()>>,
     done: Arc<AtomicU64>,
     errors: Arc<AtomicU64>,
@@ -649,6 +676,7 @@ impl LoginStorm {
     fn start(options: &Options, fleet: &Fleet) -> LoginStorm {
         const THREADS: usize = 4;
         let stop = Arc::new(AtomicBool::new(false));
+        let active = Arc::new(AtomicU64::new(THREADS as u64));
         let done = Arc::new(AtomicU64::new(0));
         let errors = Arc::new(AtomicU64::new(0));
         let latency = Arc::new(Mutex::new(Histogram::default()));
@@ -656,6 +684,7 @@ impl LoginStorm {
         let threads = (0..THREADS)
             .map(|t| {
                 let stop = stop.clone();
+                let active = active.clone();
                 let done = done.clone();
                 let errors = errors.clone();
                 let latency = latency.clone();
@@ -691,11 +720,13 @@ impl LoginStorm {
                         }
                         n += 1;
                     }
+                    active.fetch_sub(1, Ordering::Relaxed);
                 })
             })
             .collect();
         LoginStorm {
             stop,
+            active,
             threads,
             done,
             errors,
@@ -703,12 +734,22 @@ impl LoginStorm {
         }
     }
 
-    fn stop(self) -> (u64, Latency, u64) {
+    /// Asks the threads to stop after the login each is doing.
+    fn signal_stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn running(&self) -> bool {
+        self.active.load(Ordering::Relaxed) > 0
+    }
+
+    /// Logins done, their latencies, and failures.
+    fn join(self) -> (u64, Histogram, u64) {
+        self.signal_stop();
         for thread in self.threads {
             let _ = thread.join();
         }
-        let latency = self.latency.lock().expect("no panics hold it").summary();
+        let latency = self.latency.lock().expect("no panics hold it").clone();
         (
             self.done.load(Ordering::Relaxed),
             latency,
