@@ -40,7 +40,8 @@ fi
 PARLEY_BIN=${PARLEY_BIN:-target/release/parley}
 if [[ " $SERVERS " == *" bun "* || " $SERVERS " == *" node "* ]]; then
     if [[ ! -x bench/relays/node_modules/.bin/bun || ! -d bench/relays/node_modules/ws ]]; then
-        (cd bench/relays && npm install --no-audit --no-fund)
+        (cd bench/relays && npm install --no-audit --no-fund) ||
+            echo "bench: npm install failed; the Bun and Node relays will be skipped" >&2
     fi
 fi
 LOAD=target/release/parley-load
@@ -90,7 +91,10 @@ run() {
     shift 2
     local target=relay
     [[ $server == parley ]] && target=parley
-    start_server "$server" "$scenario"
+    if ! start_server "$server" "$scenario"; then
+        stop_server
+        return 0
+    fi
     echo "bench: $server $scenario $*" >&2
     if ! "${PRIO[@]}" taskset -c 0 "$LOAD" "$scenario" --url "http://$SERVER_ADDR" --target "$target" \
         --server-pid "$SERVER_PID" --label "$server" --json "$@" >>"$RESULTS"; then
