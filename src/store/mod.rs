@@ -122,12 +122,12 @@ const FORMAT: u64 = 2;
 
 impl Store {
     pub fn open(dir: &Path, cache_bytes: u64) -> StoreResult<Store> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
             // The loop flushes every tick that wrote; sled's own timer would only add work.
-            .flush_every_ms(None)
-            .open()?;
+            .flush_every_ms(None);
+        let db = open_when_free(&config)?;
         let meta = db.open_tree("meta")?;
         match meta.get(FORMAT_KEY)? {
             None if db.tree_names().len() <= 2 => {
@@ -400,6 +400,24 @@ impl Store {
 
     pub fn put_client_ack(&mut self, user: Uuid, client_id: &str, ack: &[u8]) {
         self.put(Table::ClientIds, client_key(user, client_id), ack.to_vec());
+    }
+}
+
+/// Opens the database, waiting up to 5 s for its lock: a server restarted right after its
+/// previous instance was killed may start while the kernel is still closing that one's files.
+fn open_when_free(config: &sled::Config) -> StoreResult<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match config.open() {
+            // sled reports a held lock as a plain `Other` error; its text is the only sign.
+            Err(sled::Error::Io(err))
+                if err.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            result => return result,
+        }
     }
 }
 
