@@ -5,10 +5,8 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
-use argon2::Argon2;
+use argon2::password_hash::{rand_core::OsRng, Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 /// Passwords are never printed, so `Debug` is written by hand.
 pub enum Work {
@@ -56,12 +54,13 @@ impl<T: Send + 'static> Hasher<T> {
                 .name(format!("parley-hash-{n}"))
                 .spawn(move || {
                     yield_to_the_loop();
+                    let mut argon2 = Argon2Memory::new();
                     loop {
                         let next = job_rx.lock().map(|rx| rx.recv());
                         let Ok(Ok((context, work))) = next else {
                             return;
                         };
-                        if done_tx.send((context, run(work))).is_err() {
+                        if done_tx.send((context, argon2.run(work))).is_err() {
                             return;
                         }
                         let _ = waker.wake();
@@ -85,10 +84,10 @@ impl<T: Send + 'static> Hasher<T> {
     }
 }
 
-/// Each hash needs 19 MiB. glibc's default raises its mmap threshold after the first such block
-/// is freed and from then on keeps those blocks in its arenas: 150 MB of resident memory after a
-/// few dozen logins. A fixed threshold keeps every large block an `mmap` that goes back to the
-/// OS when the hash is done.
+/// glibc's default raises its mmap threshold after the first large block is freed and from then
+/// on keeps such blocks in its arenas (before the workers kept their memory, that was 150 MB of
+/// resident memory after a few dozen logins). A fixed threshold keeps every large block (the
+/// dummy hash at start, a large sync page) an `mmap` that goes back to the OS when freed.
 fn give_hash_memory_back() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -114,35 +113,134 @@ fn yield_to_the_loop() {
     }
 }
 
-fn run(work: Work) -> Outcome {
-    match work {
-        Work::Hash { password } => Outcome::Hashed(hash_password(&password)),
-        Work::Verify { password, hash } => Outcome::Verified(verify_password(&password, &hash)),
+/// A worker's argon2 memory (19 MiB at the default cost), allocated once and reused by every
+/// hash: allocating and freeing it per hash means an mmap and a munmap of 19 MiB each time, and
+/// the munmap's TLB shootdown interrupts the event loop's core too.
+struct Argon2Memory {
+    blocks: Vec<Block>,
+}
+
+impl Argon2Memory {
+    fn new() -> Argon2Memory {
+        Argon2Memory { blocks: Vec::new() }
+    }
+
+    fn run(&mut self, work: Work) -> Outcome {
+        match work {
+            Work::Hash { password } => Outcome::Hashed(self.hash(&password)),
+            Work::Verify { password, hash } => Outcome::Verified(self.verify(&password, &hash)),
+        }
+    }
+
+    /// argon2id with the crate's default cost (19 MiB, t=2, p=1), as a PHC string.
+    fn hash(&mut self, password: &str) -> String {
+        let salt = SaltString::generate(&mut OsRng);
+        let params = Params::default();
+        let mut salt_bytes = [0u8; 64];
+        let salt_bytes = salt
+            .as_salt()
+            .decode_b64(&mut salt_bytes)
+            .expect("a generated salt decodes");
+        let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        self.compute(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            &params,
+            password,
+            salt_bytes,
+            &mut output,
+        )
+        .expect("argon2 with default parameters cannot fail");
+        PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&params).expect("default parameters encode"),
+            salt: Some(salt.as_salt()),
+            hash: Some(Output::new(&output).expect("32 bytes is a valid output")),
+        }
+        .to_string()
+    }
+
+    /// Checks a password against a PHC string, whatever argon2 parameters it names.
+    fn verify(&mut self, password: &str, hash: &str) -> bool {
+        let mut check = || -> Option<bool> {
+            let parsed = PasswordHash::new(hash).ok()?;
+            let algorithm = Algorithm::try_from(parsed.algorithm).ok()?;
+            let version = parsed
+                .version
+                .map_or(Some(Version::default()), |v| Version::try_from(v).ok())?;
+            let params = Params::try_from(&parsed).ok()?;
+            let expected = parsed.hash?;
+            let mut salt_bytes = [0u8; 64];
+            let salt_bytes = parsed.salt?.decode_b64(&mut salt_bytes).ok()?;
+            let mut output = vec![0u8; expected.len()];
+            self.compute(
+                algorithm,
+                version,
+                &params,
+                password,
+                salt_bytes,
+                &mut output,
+            )
+            .ok()?;
+            // `Output`'s equality is constant-time.
+            Some(Output::new(&output).ok()? == expected)
+        };
+        check().unwrap_or(false)
+    }
+
+    fn compute(
+        &mut self,
+        algorithm: Algorithm,
+        version: Version,
+        params: &Params,
+        password: &str,
+        salt: &[u8],
+        output: &mut [u8],
+    ) -> argon2::Result<()> {
+        let needed = params.block_count();
+        if self.blocks.len() < needed {
+            self.blocks.resize(needed, Block::default());
+        }
+        Argon2::new(algorithm, version, params.clone()).hash_password_into_with_memory(
+            password.as_bytes(),
+            salt,
+            output,
+            &mut self.blocks[..needed],
+        )
     }
 }
 
-/// argon2id with the crate's default cost (19 MiB, t=2, p=1).
+/// One hash, outside the workers (the server's dummy hash at start).
 pub fn hash_password(password: &str) -> String {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2 with default parameters cannot fail")
-        .to_string()
+    Argon2Memory::new().hash(password)
 }
 
+/// One check, outside the workers.
 pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
+    Argon2Memory::new().verify(password, hash)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashes_are_standard_phc_strings_both_ways() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let ours = hash_password("0000");
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default().verify_password(b"0000", &parsed).is_ok());
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = Argon2::default()
+            .hash_password(b"secret", &salt)
+            .unwrap()
+            .to_string();
+        let mut memory = Argon2Memory::new();
+        assert!(memory.verify("secret", &theirs));
+        assert!(!memory.verify("Secret", &theirs));
+        assert!(memory.verify("0000", &ours));
+    }
 
     #[test]
     fn hashes_verify_only_their_password() {
