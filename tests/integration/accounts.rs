@@ -50,13 +50,7 @@ fn register_rejects_invalid_emails() {
         "user@exa mple.com",
     ] {
         let answer = server.register_response(&unique("bad_email"), email, PASSWORD);
-        assert_eq!(
-            answer.status,
-            400,
-            "email {email:?}: {}",
-            String::from_utf8_lossy(&answer.body)
-        );
-        answer.expect_error(400, "bad_request");
+        answer.expect_error_for(format_args!("email {email:?}"), 400, "bad_request");
     }
     let long = format!("{}@example.com", "a".repeat(250));
     server
@@ -105,13 +99,7 @@ fn register_validates_username_and_password() {
         long_name.as_str(),
     ] {
         let answer = server.register_response(name, &email(), PASSWORD);
-        assert_eq!(
-            answer.status,
-            400,
-            "username {name:?}: {}",
-            String::from_utf8_lossy(&answer.body)
-        );
-        answer.expect_error(400, "bad_request");
+        answer.expect_error_for(format_args!("username {name:?}"), 400, "bad_request");
     }
     // 64 characters is fine.
     let name64: String = format!("u{}", uuid::Uuid::new_v4().simple()).repeat(2)[..64].to_string();
@@ -305,13 +293,7 @@ fn missing_or_bad_token_is_401() {
     ];
     for (what, auth) in &cases {
         let answer = post(auth.as_deref());
-        assert_eq!(
-            answer.status,
-            401,
-            "{what}: {}",
-            String::from_utf8_lossy(&answer.body)
-        );
-        answer.expect_error(401, "unauthorized");
+        answer.expect_error_for(what, 401, "unauthorized");
     }
     // Same on the other authenticated endpoints.
     server
@@ -392,13 +374,7 @@ fn session_body_is_validated() {
     ];
     for (what, body) in bad {
         let answer = server.session_response(&user.token, &body);
-        assert_eq!(
-            answer.status,
-            400,
-            "{what}: {}",
-            String::from_utf8_lossy(&answer.body)
-        );
-        answer.expect_error(400, "bad_request");
+        answer.expect_error_for(what, 400, "bad_request");
     }
     let good = vec![
         ("name absent", without("name")),
@@ -547,16 +523,7 @@ fn tokens_are_hs256_under_the_configured_secret_and_expire() {
             ),
         ),
     ];
-    for (what, token) in &refused {
-        let answer = server.session_response(token, &session_body());
-        assert_eq!(
-            answer.status,
-            401,
-            "{what}: {}",
-            String::from_utf8_lossy(&answer.body)
-        );
-        answer.expect_error(401, "unauthorized");
-    }
+    server.assert_sessions_refused(&refused);
 }
 
 #[test]
@@ -641,13 +608,7 @@ fn auth_requests_are_rate_limited_per_address() {
             server.login_response(&json!({"username": name, "password": PASSWORD})),
         ),
     ] {
-        assert_eq!(
-            answer.status,
-            429,
-            "{what} over the rate: {}",
-            String::from_utf8_lossy(&answer.body)
-        );
-        answer.expect_error(429, "rate_limited");
+        answer.expect_error_for(format_args!("{what} over the rate"), 429, "rate_limited");
         let retry = answer
             .header("retry-after")
             .unwrap_or_else(|| panic!("{what}: 429 without Retry-After"));

@@ -20,13 +20,7 @@ fn create_group_validates_name_and_members() {
         json!({"name": "g", "user_ids": ["not-a-uuid"]}),
     ] {
         let answer = server.create_group_response(&alice.token, &body);
-        assert_eq!(
-            answer.status,
-            400,
-            "{body}: {}",
-            String::from_utf8_lossy(&answer.body)
-        );
-        answer.expect_error(400, "bad_request");
+        answer.expect_error_for(&body, 400, "bad_request");
     }
 
     // Unknown ids are named in the error.

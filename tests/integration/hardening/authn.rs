@@ -116,16 +116,7 @@ fn only_hs256_tokens_with_a_valid_signature_and_exp_are_accepted() {
         ("four parts", format!("{}.x", sign_hs256(&claims, secret))),
         ("empty", String::new()),
     ];
-    for (what, token) in &refused {
-        let answer = server.session_response(token, &session_body());
-        assert_eq!(
-            answer.status,
-            401,
-            "{what}: {}",
-            String::from_utf8_lossy(&answer.body)
-        );
-        answer.expect_error(401, "unauthorized");
-    }
+    server.assert_sessions_refused(&refused);
 }
 
 #[test]

@@ -305,6 +305,23 @@ fn first_answer(addr: SocketAddr) -> Response {
     http.read_response()
 }
 
+/// After a refusal at accept: once one held connection leaves, a new one is served again, the
+/// other held connections still are, and the drop was counted with `reason`.
+#[track_caller]
+fn served_after_one_leaves(addr: SocketAddr, mut held: Vec<Http>, reason: &str) {
+    held.pop();
+    served_again(addr);
+    for http in &mut held {
+        assert_eq!(
+            http.get("/healthz").status,
+            200,
+            "held connections are untouched"
+        );
+    }
+    let dropped = format!("parley_connections_dropped_total{{reason=\"{reason}\"}}");
+    assert!(metric_on(&mut held[0], &dropped) >= 1);
+}
+
 /// Retries a new connection until it is served (a closed connection is released by the server
 /// asynchronously), within the test deadline.
 #[track_caller]
@@ -326,42 +343,22 @@ fn served_again(addr: SocketAddr) {
 #[test]
 fn total_connection_cap_answers_503_at_accept() {
     let server = Server::start_with_args(&["--max-connections", "4"]);
-    let mut held = hold(server.addr, 4);
+    let held = hold(server.addr, 4);
     let refused = first_answer(server.addr);
     refused.expect_error(503, "rate_limited");
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert_eq!(refused.header("connection"), Some("close"));
-    held.pop();
-    served_again(server.addr);
-    for http in &mut held {
-        assert_eq!(
-            http.get("/healthz").status,
-            200,
-            "held connections are untouched"
-        );
-    }
-    let dropped = "parley_connections_dropped_total{reason=\"capacity\"}";
-    assert!(metric_on(&mut held[0], dropped) >= 1);
+    served_after_one_leaves(server.addr, held, "capacity");
 }
 
 #[test]
 fn per_ip_connection_cap_answers_429_at_accept() {
     let server = Server::start_with_args(&["--max-connections-per-ip", "3"]);
-    let mut held = hold(server.addr, 3);
+    let held = hold(server.addr, 3);
     let refused = first_answer(server.addr);
     refused.expect_error(429, "rate_limited");
     assert_eq!(refused.header("retry-after"), Some("1"));
-    held.pop();
-    served_again(server.addr);
-    for http in &mut held {
-        assert_eq!(
-            http.get("/healthz").status,
-            200,
-            "held connections are untouched"
-        );
-    }
-    let dropped = "parley_connections_dropped_total{reason=\"per_ip\"}";
-    assert!(metric_on(&mut held[0], dropped) >= 1);
+    served_after_one_leaves(server.addr, held, "per_ip");
 }
 
 /// Out of file descriptors, `accept` fails; the server retries at a bounded rate (a busy loop

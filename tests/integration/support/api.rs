@@ -106,6 +106,16 @@ impl Server {
         self.post("/sessions", Some(token), body)
     }
 
+    /// Every token in `refused` (named by what is wrong with it) gets exactly 401 `unauthorized`
+    /// from `POST /sessions`.
+    #[track_caller]
+    pub fn assert_sessions_refused(&self, refused: &[(&str, String)]) {
+        for (what, token) in refused {
+            let answer = self.session_response(token, &session_body());
+            answer.expect_error_for(what, 401, "unauthorized");
+        }
+    }
+
     /// `POST /sessions` with the walkthrough's body; asserts 201 and the body's shape; returns the body.
     #[track_caller]
     pub fn open_session(&self, token: &str) -> Value {

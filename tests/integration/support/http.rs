@@ -2,6 +2,7 @@
 //! byte: it frames answers by `Content-Length` exactly (what is read past an answer stays buffered
 //! for the next one, which is what keep-alive and pipelining tests need), and it can send raw bytes.
 
+use std::fmt::Display;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Instant;
@@ -49,6 +50,18 @@ impl Response {
             String::from_utf8_lossy(&self.body)
         );
         self.json()
+    }
+
+    /// `expect_error`, naming `what` was sent (and showing the body) when the status differs.
+    #[track_caller]
+    pub fn expect_error_for(&self, what: impl Display, status: u16, code: &str) -> String {
+        assert_eq!(
+            self.status,
+            status,
+            "{what}: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        self.expect_error(status, code)
     }
 
     /// Asserts an error answer: the status, and the body `{"error": non-empty text, "code": code}`.

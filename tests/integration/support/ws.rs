@@ -205,20 +205,19 @@ impl Ws {
         }
     }
 
-    /// The next data or close message; pings and pongs are skipped (tungstenite answers pings).
-    fn next_message_before(&mut self, deadline: Instant) -> Option<Message> {
+    /// One message read before `deadline`, `Ok(None)` once it has passed. Read timeouts and
+    /// interruptions are retried, so callers see only messages and real errors.
+    fn read_before(&mut self, deadline: Instant) -> Result<Option<Message>, tungstenite::Error> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return None;
+                return Ok(None);
             }
             self.ws
                 .get_mut()
                 .set_read_timeout(Some(left.max(Duration::from_millis(1))))
                 .unwrap();
             match self.ws.read() {
-                Ok(Message::Ping(_)) | Ok(Message::Pong(_)) | Ok(Message::Frame(_)) => continue,
-                Ok(m) => return Some(m),
                 Err(tungstenite::Error::Io(e))
                     if matches!(
                         e.kind(),
@@ -227,6 +226,25 @@ impl Ws {
                 {
                     continue
                 }
+                other => return other.map(Some),
+            }
+        }
+    }
+
+    /// Keeps a text message that arrived while waiting for something else, if it is JSON.
+    fn log_text(&mut self, text: &str) {
+        if let Ok(v) = serde_json::from_str(text) {
+            self.log.push(v);
+        }
+    }
+
+    /// The next data or close message; pings and pongs are skipped (tungstenite answers pings).
+    fn next_message_before(&mut self, deadline: Instant) -> Option<Message> {
+        loop {
+            match self.read_before(deadline) {
+                Ok(None) => return None,
+                Ok(Some(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Ok(Some(m)) => return Some(m),
                 Err(e) => panic!(
                     "{}: WebSocket read failed: {e}; events so far:\n{}",
                     self.name,
@@ -417,14 +435,9 @@ impl Ws {
             .unwrap_or_else(|e| panic!("{name}: ping: {e}"));
         let deadline = Instant::now() + DEADLINE;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "{name}: no pong within {DEADLINE:?}");
-            self.ws
-                .get_mut()
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .unwrap();
-            match self.ws.read() {
-                Ok(Message::Pong(p)) => {
+            match self.read_before(deadline) {
+                Ok(None) => panic!("{name}: no pong within {DEADLINE:?}"),
+                Ok(Some(Message::Pong(p))) => {
                     assert_eq!(
                         &p[..],
                         payload,
@@ -432,21 +445,11 @@ impl Ws {
                     );
                     return;
                 }
-                Ok(Message::Text(t)) => {
-                    if let Ok(v) = serde_json::from_str(t.as_str()) {
-                        self.log.push(v);
-                    }
+                Ok(Some(Message::Text(t))) => self.log_text(t.as_str()),
+                Ok(Some(Message::Close(f))) => {
+                    panic!("{name}: closed while waiting for a pong: {f:?}")
                 }
-                Ok(Message::Close(f)) => panic!("{name}: closed while waiting for a pong: {f:?}"),
-                Ok(_) => continue,
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue
-                }
+                Ok(Some(_)) => continue,
                 Err(e) => panic!("{name}: while waiting for a pong: {e}"),
             }
         }
@@ -472,33 +475,14 @@ impl Ws {
     pub fn wait_for_ping(&mut self, within: Duration) -> bool {
         let deadline = Instant::now() + within;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            self.ws
-                .get_mut()
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .unwrap();
-            match self.ws.read() {
-                Ok(Message::Ping(_)) => return true,
-                Ok(Message::Text(t)) => {
-                    if let Ok(v) = serde_json::from_str(t.as_str()) {
-                        self.log.push(v);
-                    }
-                }
-                Ok(Message::Close(f)) => {
+            match self.read_before(deadline) {
+                Ok(None) => return false,
+                Ok(Some(Message::Ping(_))) => return true,
+                Ok(Some(Message::Text(t))) => self.log_text(t.as_str()),
+                Ok(Some(Message::Close(f))) => {
                     panic!("{}: closed while waiting for a ping: {f:?}", self.name)
                 }
-                Ok(_) => continue,
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue
-                }
+                Ok(Some(_)) => continue,
                 Err(e) => panic!("{}: while waiting for a ping: {e}", self.name),
             }
         }
@@ -542,32 +526,14 @@ impl Ws {
     pub fn expect_close(&mut self) -> Option<CloseCode> {
         let deadline = Instant::now() + DEADLINE;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "{}: the server did not close within {DEADLINE:?}",
-                self.name
-            );
-            self.ws
-                .get_mut()
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .unwrap();
-            match self.ws.read() {
-                Ok(Message::Close(frame)) => return frame.map(|f| f.code),
-                Ok(Message::Text(t)) => {
-                    if let Ok(v) = serde_json::from_str(t.as_str()) {
-                        self.log.push(v);
-                    }
-                }
-                Ok(_) => continue,
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue
-                }
+            match self.read_before(deadline) {
+                Ok(None) => panic!(
+                    "{}: the server did not close within {DEADLINE:?}",
+                    self.name
+                ),
+                Ok(Some(Message::Close(frame))) => return frame.map(|f| f.code),
+                Ok(Some(Message::Text(t))) => self.log_text(t.as_str()),
+                Ok(Some(_)) => continue,
                 Err(tungstenite::Error::ConnectionClosed)
                 | Err(tungstenite::Error::AlreadyClosed)
                 | Err(tungstenite::Error::Protocol(_))
