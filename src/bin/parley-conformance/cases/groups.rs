@@ -3,8 +3,8 @@
 
 use serde_json::json;
 
-use super::{expect_error, expect_event, expect_status, Ctx};
-use crate::registry::{ensure_eq, Case, Needs, Outcome};
+use super::{case, expect_error, expect_event, expect_status, Ctx};
+use crate::registry::{ensure_eq, Case, Outcome};
 
 pub const CASES: &[Case] = &[
     case(
@@ -58,15 +58,6 @@ pub const CASES: &[Case] = &[
         unknown_user,
     ),
 ];
-
-const fn case(id: &'static str, summary: &'static str, run: fn(&mut Ctx) -> Outcome) -> Case {
-    Case {
-        id,
-        summary,
-        needs: Needs::Nothing,
-        run,
-    }
-}
 
 fn join_self(ctx: &mut Ctx) -> Outcome {
     let owner = ctx.user()?;

@@ -6,8 +6,8 @@ use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::Frame;
 use tungstenite::Message;
 
-use super::{expect_event, expect_status, send_message, uuid_field, Ctx};
-use crate::registry::{ensure, ensure_eq, fail, Case, Needs, Outcome, Stop};
+use super::{case, expect_event, expect_status, send_message, uuid_field, Ctx};
+use crate::registry::{ensure, ensure_eq, fail, Case, Outcome, Stop};
 use crate::ws::{Upgrade, Ws};
 
 pub const CASES: &[Case] = &[
@@ -32,15 +32,6 @@ pub const CASES: &[Case] = &[
     case("ws.close.invalid_utf8", "a text frame with invalid UTF-8 closes the connection with 1007", close_invalid_utf8),
     case("ws.close.protocol_error", "an unmasked client frame closes the connection with 1002", close_protocol_error),
 ];
-
-const fn case(id: &'static str, summary: &'static str, run: fn(&mut Ctx) -> Outcome) -> Case {
-    Case {
-        id,
-        summary,
-        needs: Needs::Nothing,
-        run,
-    }
-}
 
 /// Checks a type-90 event: its code, and the method and client id when the RPC had them.
 fn expect_error_event(

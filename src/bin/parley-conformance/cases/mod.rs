@@ -18,9 +18,19 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::http::{Http, Response};
-use crate::registry::{ensure, ensure_eq, fail, Stop};
+use crate::registry::{ensure, ensure_eq, fail, Case, Needs, Outcome, Stop};
 use crate::transcript::Transcript;
 use crate::ws::Ws;
+
+/// A case that needs nothing of the server beyond its API (most cases).
+pub const fn case(id: &'static str, summary: &'static str, run: fn(&mut Ctx) -> Outcome) -> Case {
+    Case {
+        id,
+        summary,
+        needs: Needs::Nothing,
+        run,
+    }
+}
 
 /// How to kill and restart the server, for the durability cases.
 #[derive(Debug, Clone)]

@@ -3,8 +3,10 @@
 
 use serde_json::{json, Value};
 
-use super::{expect_error, expect_event, expect_status, messaging_token, now_ms, uuid_field, Ctx};
-use crate::registry::{ensure, ensure_eq, fail, Case, Needs, Outcome, Stop};
+use super::{
+    case, expect_error, expect_event, expect_status, messaging_token, now_ms, uuid_field, Ctx,
+};
+use crate::registry::{ensure, ensure_eq, fail, Case, Outcome, Stop};
 
 pub const CASES: &[Case] = &[
     case("rest.healthz", "GET /healthz answers 200 {\"status\":\"ok\"}", healthz),
@@ -26,15 +28,6 @@ pub const CASES: &[Case] = &[
     case("rest.error.chunked", "a body sent with Transfer-Encoding answers 411", chunked),
     case("rest.error.head_too_large", "a head over 8 KiB, or over 64 headers, answers 431 too_large", head_too_large),
 ];
-
-const fn case(id: &'static str, summary: &'static str, run: fn(&mut Ctx) -> Outcome) -> Case {
-    Case {
-        id,
-        summary,
-        needs: Needs::Nothing,
-        run,
-    }
-}
 
 fn healthz(ctx: &mut Ctx) -> Outcome {
     let response = ctx.call("GET", "/healthz", None, None)?;

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::{expect_event, expect_status, send_message, types, Ctx};
-use crate::registry::{ensure, ensure_eq, fail, Case, Needs, Outcome, Stop};
+use super::{case, expect_event, expect_status, send_message, types, Ctx};
+use crate::registry::{ensure, ensure_eq, fail, Case, Outcome, Stop};
 use crate::ws::Ws;
 
 pub const CASES: &[Case] = &[
@@ -15,15 +15,6 @@ pub const CASES: &[Case] = &[
     case("sync.cursor", "a sync from any event's timestamp returns exactly the events after it", cursor),
     case("sync.membership", "group events reach a user's sync only while the user is a member", membership),
 ];
-
-const fn case(id: &'static str, summary: &'static str, run: fn(&mut Ctx) -> Outcome) -> Case {
-    Case {
-        id,
-        summary,
-        needs: Needs::Nothing,
-        run,
-    }
-}
 
 /// Every event after `cursor`, paging with `limit`; checks each page's 29 on the way.
 pub(super) fn sync_all(ws: &mut Ws, cursor: u64, limit: u64) -> Result<Vec<Value>, Stop> {
