@@ -74,25 +74,17 @@ if [ -z "${PARLEY_BIN:-}" ]; then
 fi
 bin=${PARLEY_BIN:-target/debug/parley}
 work=$(mktemp -d -t parley-api-docs.XXXXXX)
-server_pid=
+# shellcheck source=lib/server.sh
+. scripts/lib/server.sh
 cleanup() {
-    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; { wait "$server_pid"; } 2>/dev/null || true; fi
+    stop_parley
     rm -rf "$work"
 }
 trap cleanup EXIT
 
 # The per-address login budget off: schemathesis logs in far more than 60 times a minute, and
 # the 429 it would get instead leaves the login logic untested.
-PARLEY_AUTH_RATE=0 "$bin" --listen 127.0.0.1:0 --data-dir "$work/data" 2>"$work/server.log" &
-server_pid=$!
-addr=
-for _ in $(seq 300); do # up to 30 s for the "listening on" line
-    addr=$(sed -n 's/^parley: listening on //p' "$work/server.log")
-    [ -n "$addr" ] && break
-    kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log"; echo "parley exited"; exit 1; }
-    sleep 0.1
-done
-[ -n "$addr" ] || { cat "$work/server.log"; echo "parley did not say where it listens"; exit 1; }
+PARLEY_AUTH_RATE=0 start_parley
 base=http://$addr
 echo "parley at $base"
 
