@@ -275,12 +275,7 @@ if (problems.length > 0) process.exit(1);
 console.log(`OK: ${seen.size} event types, each received and valid (${[...seen].sort((x, y) => x - y).join(', ')}); ${rpcs.size} RPC schemas; every example valid`);
 EOF
 
-if grep -q 'panicked' "$work/server.log"; then
-    echo "parley panicked:"
-    cat "$work/server.log"
-    status=1
-fi
-kill -0 "$server_pid" 2>/dev/null || { echo "parley died during the run"; cat "$work/server.log"; status=1; }
+parley_survived || status=1
 if [ "$status" -ne 0 ]; then
     echo "api-docs-check: FAILED"
     exit "$status"

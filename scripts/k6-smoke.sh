@@ -47,12 +47,7 @@ status=0
     -e "BASE_URL=http://$addr" -e "VUS=$vus" -e "DURATION=$duration" \
     examples/loadtest/k6.js || status=$?
 
-if grep -q 'panicked' "$work/server.log"; then
-    echo "parley panicked:"
-    cat "$work/server.log"
-    status=1
-fi
-kill -0 "$server_pid" 2>/dev/null || { echo "parley died during the run"; cat "$work/server.log"; status=1; }
+parley_survived || status=1
 if [ "$status" -ne 0 ]; then
     echo "k6-smoke: FAILED (status $status)"
     exit "$status"

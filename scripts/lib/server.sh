@@ -2,7 +2,8 @@
 # its data in "$work/data" and its stderr in "$work/server.log", waits (up to 30 s) for its
 # "listening on" line and sets server_pid and addr; it exits the script if parley dies or never
 # says where it listens. Environment for the server goes before the call
-# (`PARLEY_AUTH_RATE=0 start_parley`). stop_parley, for the caller's EXIT trap, stops it.
+# (`PARLEY_AUTH_RATE=0 start_parley`). stop_parley, for the caller's EXIT trap, stops it;
+# parley_survived checks it after the run.
 
 server_pid=
 addr=
@@ -22,4 +23,16 @@ start_parley() {
 
 stop_parley() {
     if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; { wait "$server_pid"; } 2>/dev/null || true; fi
+}
+
+# After the run: returns 1, showing the server's log, if parley panicked or is no longer running.
+parley_survived() {
+    local failed=0
+    if grep -q 'panicked' "$work/server.log"; then
+        echo "parley panicked:"
+        cat "$work/server.log"
+        failed=1
+    fi
+    kill -0 "$server_pid" 2>/dev/null || { echo "parley died during the run"; cat "$work/server.log"; failed=1; }
+    return "$failed"
 }
