@@ -76,7 +76,7 @@ pub enum ReceiptKind {
 }
 
 /// The trees besides the event log, each a table of records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy)]
 enum Table {
     Users,
     Usernames,
@@ -112,7 +112,8 @@ pub struct Store {
     /// In `TABLES` order, then the log.
     trees: Vec<Tree>,
     log: EventLog,
-    pending: HashMap<(Table, Vec<u8>), Vec<u8>>,
+    /// This tick's writes, one map per table (in `TABLES` order), so a lookup needs no key copy.
+    pending: Vec<HashMap<Vec<u8>, Vec<u8>>>,
 }
 
 const CLOCK_KEY: &[u8] = b"clock";
@@ -152,26 +153,28 @@ impl Store {
             db,
             trees,
             log: EventLog::new(log_tree),
-            pending: HashMap::new(),
+            pending: vec![HashMap::new(); TABLES.len()],
         })
     }
 
     /// Whether this tick wrote anything that [`Store::commit`] must make durable.
     pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty() || self.log.has_pending()
+        self.pending.iter().any(|table| !table.is_empty()) || self.log.has_pending()
     }
 
     /// Makes every write since the last commit durable, atomically, with the clock, so that
     /// timestamps keep increasing across restarts.
     pub fn commit(&mut self, clock_last: u64) -> StoreResult<()> {
         let chunks = self.log.take_pending();
-        let pending = std::mem::take(&mut self.pending);
+        let pending = std::mem::replace(&mut self.pending, vec![HashMap::new(); TABLES.len()]);
         let log_index = self.trees.len() - 1;
         self.trees
             .as_slice()
             .transaction(|trees| {
-                for ((table, key), value) in &pending {
-                    trees[*table as usize].insert(key.as_slice(), value.as_slice())?;
+                for (table, writes) in pending.iter().enumerate() {
+                    for (key, value) in writes {
+                        trees[table].insert(key.as_slice(), value.as_slice())?;
+                    }
                 }
                 for (key, chunk) in &chunks {
                     trees[log_index].insert(&key[..], chunk.as_slice())?;
@@ -207,14 +210,14 @@ impl Store {
 
     /// A record as this tick sees it: written this tick, or stored.
     fn get(&self, table: Table, key: &[u8]) -> StoreResult<Option<IVec>> {
-        match self.pending.get(&(table, key.to_vec())) {
+        match self.pending[table as usize].get(key) {
             Some(value) => Ok(Some(IVec::from(value.as_slice()))),
             None => self.tree(table).get(key),
         }
     }
 
     fn put(&mut self, table: Table, key: impl Into<Vec<u8>>, value: Vec<u8>) {
-        self.pending.insert((table, key.into()), value);
+        self.pending[table as usize].insert(key.into(), value);
     }
 
     // --- users -------------------------------------------------------------------------------
@@ -319,8 +322,8 @@ impl Store {
             let (key, value) = entry?;
             memberships.insert(key.to_vec(), from_json(&value).unwrap_or_default());
         }
-        for ((table, key), value) in &self.pending {
-            if *table == Table::Memberships && key.starts_with(user.as_bytes()) {
+        for (key, value) in &self.pending[Table::Memberships as usize] {
+            if key.starts_with(user.as_bytes()) {
                 memberships.insert(key.clone(), from_json(value).unwrap_or_default());
             }
         }
