@@ -273,7 +273,7 @@ fn sync_scan(c: &mut Criterion) {
                 .chat
                 .outbox
                 .drain()
-                .filter(|(_, frame)| matches!(frame, Frame::Event(_)))
+                .filter(|(_, frame, _)| matches!(frame, Frame::Event(_)))
                 .count();
             assert_eq!(events, 1001, "a page of 1000 and the sync-complete event");
         })

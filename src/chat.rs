@@ -1,9 +1,10 @@
 //! The chat core: groups and membership, who is connected, and for every action the events to
 //! store and the connections to deliver them to. No sockets here: deliveries go into the
-//! [`Outbox`], which the loop releases only after the tick's single store flush, and time is
-//! passed in, so all of it runs the same in tests.
+//! [`Outbox`], each marked with when it may leave ([`Release`]), and time is passed in, so all of
+//! it runs the same in tests.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use tungstenite::Utf8Bytes;
@@ -13,7 +14,9 @@ use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::protocol::{self, event, Call, Rpc, RpcError};
-use crate::store::{Audience, GroupRecord, MessageMeta, ReceiptKind, Store, StoreResult};
+use crate::store::{
+    Audience, GroupRecord, MessageMeta, ReceiptKind, Store, StoreResult, TickWrites,
+};
 
 /// A live connection: its slab key and a serial that is never reused, so that a delivery meant
 /// for a closed connection cannot reach a new one that got the same key.
@@ -32,23 +35,47 @@ pub enum Frame {
     Event(Utf8Bytes),
 }
 
-/// Everything a tick wants to send, in order. Held until the store is flushed, so nothing is
-/// acknowledged before it is durable.
+/// When a frame may leave the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// Once the tick's writes are durable: answers and acks, which promise that something is
+    /// stored, and whatever a sync reads.
+    Durable,
+    /// As soon as no timestamp up to `ts` can be handed out again after a crash (the clock
+    /// ceiling): events to the other connections, which acknowledge nothing to their reader.
+    /// They may arrive before the flush; a crash in between loses them, unacknowledged.
+    Early { ts: u64 },
+}
+
+impl Frame {
+    pub fn byte_len(&self) -> usize {
+        match self {
+            Frame::Http(bytes) => bytes.len(),
+            Frame::Event(text) => text.len(),
+        }
+    }
+}
+
+/// How far ahead of the clock each tick's write puts the clock ceiling, in milliseconds. Events
+/// may leave before their flush only with timestamps up to the durable ceiling (otherwise a
+/// crash could hand the same timestamps out again and a client's sync cursor would skip what
+/// they stamp), so the ceiling runs ahead; after a crash the clock restarts from it, at most
+/// this far ahead of the last timestamp issued.
+pub const CLOCK_LEASE_MS: u64 = 1000;
+
+/// Everything a tick wants to send, in order, each with its [`Release`].
 #[derive(Debug, Default)]
 pub struct Outbox {
-    items: Vec<(ConnId, Frame)>,
+    items: Vec<(ConnId, Frame, Release)>,
     /// Bytes queued this tick, so the loop can stop a connection whose requests produce more
     /// than its buffers may hold.
     bytes: usize,
 }
 
 impl Outbox {
-    pub fn push(&mut self, to: ConnId, frame: Frame) {
-        self.bytes += match &frame {
-            Frame::Http(bytes) => bytes.len(),
-            Frame::Event(text) => text.len(),
-        };
-        self.items.push((to, frame));
+    pub fn push(&mut self, to: ConnId, frame: Frame, release: Release) {
+        self.bytes += frame.byte_len();
+        self.items.push((to, frame, release));
     }
 
     pub fn bytes(&self) -> usize {
@@ -56,7 +83,7 @@ impl Outbox {
     }
 
     /// Takes the tick's deliveries, leaving the (allocated) buffer in place for the next tick.
-    pub fn drain(&mut self) -> std::vec::Drain<'_, (ConnId, Frame)> {
+    pub fn drain(&mut self) -> std::vec::Drain<'_, (ConnId, Frame, Release)> {
         self.bytes = 0;
         self.items.drain(..)
     }
@@ -83,6 +110,10 @@ pub struct ChatLimits {
 pub struct Chat {
     store: Store,
     clock: Clock,
+    /// The clock ceiling of the last [`Chat::write_tick`]; a tick that hands out a timestamp
+    /// above it must write a new one.
+    ceiling_written: u64,
+    ceiling_at_start: u64,
     groups: HashMap<Uuid, GroupRecord>,
     /// Group ids by ordinal - 1: message ids carry the ordinal, receipts find the group here.
     group_ids: Vec<Uuid>,
@@ -97,7 +128,8 @@ pub struct Chat {
 impl Chat {
     /// Rebuilds the in-memory indices from the store.
     pub fn open(store: Store, limits: ChatLimits) -> StoreResult<Chat> {
-        let clock = Clock::new(store.clock_floor()?);
+        let ceiling = store.clock_ceiling()?;
+        let clock = Clock::new(ceiling);
         let mut records = store.all_groups()?;
         records.sort_by_key(|group| group.ordinal);
         let group_ids = records.iter().map(|group| group.id).collect();
@@ -105,6 +137,8 @@ impl Chat {
         Ok(Chat {
             store,
             clock,
+            ceiling_written: ceiling,
+            ceiling_at_start: ceiling,
             groups,
             group_ids,
             rng: XorShift::seeded(),
@@ -124,13 +158,31 @@ impl Chat {
         &mut self.store
     }
 
-    /// Makes the tick's writes durable (one flush), if there were any; says whether it flushed.
-    pub fn commit(&mut self) -> StoreResult<bool> {
-        if !self.store.has_pending() {
-            return Ok(false);
-        }
+    /// Whether the tick must write to the store: it changed something, or handed out
+    /// timestamps above the clock ceiling written last.
+    pub fn needs_write(&self) -> bool {
+        self.store.has_pending() || self.clock.last() > self.ceiling_written
+    }
+
+    /// Seals the tick's changes as commit number `commit`, with a clock ceiling
+    /// [`CLOCK_LEASE_MS`] ahead of the clock, for the flusher.
+    pub fn write_tick(&mut self, commit: u64, wall: u64) -> Arc<TickWrites> {
+        let ceiling = self.clock.last().max(wall) + CLOCK_LEASE_MS;
+        self.ceiling_written = ceiling;
+        self.store.write(commit, ceiling)
+    }
+
+    /// Writes and flushes on the calling thread, with the ceiling at the clock itself, so a
+    /// clean restart's timestamps do not jump ahead: for shutdown, tools and benches.
+    pub fn commit(&mut self) -> StoreResult<()> {
         self.store.commit(self.clock.last())?;
-        Ok(true)
+        self.ceiling_written = self.clock.last();
+        Ok(())
+    }
+
+    /// The clock ceiling the store held at start: no timestamp above it was handed out before.
+    pub fn clock_ceiling_at_start(&self) -> u64 {
+        self.ceiling_at_start
     }
 
     pub fn group_count(&self) -> usize {
@@ -142,7 +194,7 @@ impl Chat {
     }
 
     pub fn respond(&mut self, to: ConnId, bytes: Vec<u8>) {
-        self.outbox.push(to, Frame::Http(bytes));
+        self.outbox.push(to, Frame::Http(bytes), Release::Durable);
     }
 
     pub fn connect(&mut self, user: Uuid, conn: ConnId) {
@@ -209,7 +261,7 @@ impl Chat {
         }
         self.store
             .append(group_id, ts, Audience::All, None, created.as_bytes());
-        self.deliver_to_users(&group.members, None, &created);
+        self.deliver_to_users(&group.members, None, &created, ts);
         self.group_ids.push(group_id);
         self.groups.insert(group_id, group);
         Ok(group_id)
@@ -247,8 +299,8 @@ impl Chat {
         self.store.open_membership(target, group_id, joined_ts)?;
         self.store
             .append(group_id, joined_ts, Audience::All, None, joined.as_bytes());
-        self.deliver_to_users(&[target], None, &welcome);
-        self.deliver_to_users(&group.members, None, &joined);
+        self.deliver_to_users(&[target], None, &welcome, welcome_ts);
+        self.deliver_to_users(&group.members, None, &joined, joined_ts);
         Ok(view(&group))
     }
 
@@ -280,8 +332,8 @@ impl Chat {
         self.store
             .append(group_id, ts, Audience::All, None, left.as_bytes());
         self.store.close_membership(target, group_id, ts)?;
-        self.deliver_to_users(&group.members, None, &left);
-        self.deliver_to_users(&[target], None, &left);
+        self.deliver_to_users(&group.members, None, &left, ts);
+        self.deliver_to_users(&[target], None, &left, ts);
         Ok(view(&group))
     }
 
@@ -323,7 +375,8 @@ impl Chat {
             self.clock.next(wall),
             &body,
         );
-        self.outbox.push(conn, Frame::Event(bytes));
+        self.outbox
+            .push(conn, Frame::Event(bytes), Release::Durable);
     }
 
     fn dispatch(&mut self, conn: ConnId, user: Uuid, rpc: &Rpc, wall: u64) -> Result<(), ApiError> {
@@ -358,7 +411,8 @@ impl Chat {
             if let Some(ack) = self.store.client_ack(user, client_id)? {
                 // A retry of a send we already stored: answer the original ack, store nothing.
                 let ack = String::from_utf8_lossy(&ack).into_owned();
-                self.outbox.push(conn, Frame::Event(ack.into()));
+                self.outbox
+                    .push(conn, Frame::Event(ack.into()), Release::Durable);
                 return Ok(());
             }
         }
@@ -401,10 +455,10 @@ impl Chat {
         if let Some(client_id) = client_id {
             self.store.put_client_ack(user, client_id, ack.as_bytes());
         }
-        self.outbox.push(conn, Frame::Event(ack));
+        self.outbox.push(conn, Frame::Event(ack), Release::Durable);
         let members = &self.groups[&group_id].members;
         self.presence
-            .deliver(&mut self.outbox, members, Some(conn), &message);
+            .deliver(&mut self.outbox, members, Some(conn), &message, message_ts);
         Ok(())
     }
 
@@ -453,9 +507,9 @@ impl Chat {
         if author != user {
             self.store
                 .append(user, ts, Audience::All, None, receipt.as_bytes());
-            self.deliver_to_users(&[author], None, &receipt);
+            self.deliver_to_users(&[author], None, &receipt, ts);
         }
-        self.deliver_to_users(&[user], Some(conn), &receipt);
+        self.deliver_to_users(&[user], Some(conn), &receipt, ts);
         Ok(())
     }
 
@@ -473,10 +527,11 @@ impl Chat {
         } else {
             event::TYPING_END
         };
+        let ts = self.clock.next(wall);
         let typing = encode_event(
             kind,
             None,
-            self.clock.next(wall),
+            ts,
             &protocol::GroupUserBody {
                 group_id,
                 user_id: user,
@@ -487,7 +542,7 @@ impl Chat {
             .iter()
             .filter(|m| **m != user);
         self.presence
-            .deliver(&mut self.outbox, others, Some(conn), &typing);
+            .deliver(&mut self.outbox, others, Some(conn), &typing, ts);
         Ok(())
     }
 
@@ -511,7 +566,8 @@ impl Chat {
         for (_, bytes) in events {
             let text = String::from_utf8(bytes)
                 .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-            self.outbox.push(conn, Frame::Event(text.into()));
+            self.outbox
+                .push(conn, Frame::Event(text.into()), Release::Durable);
         }
         let done = encode_event(
             event::SYNC_COMPLETE,
@@ -522,7 +578,7 @@ impl Chat {
                 more,
             },
         );
-        self.outbox.push(conn, Frame::Event(done));
+        self.outbox.push(conn, Frame::Event(done), Release::Durable);
         Ok(())
     }
 
@@ -567,9 +623,15 @@ impl Chat {
         )
     }
 
-    fn deliver_to_users(&mut self, users: &[Uuid], except: Option<ConnId>, frame: &Utf8Bytes) {
+    fn deliver_to_users(
+        &mut self,
+        users: &[Uuid],
+        except: Option<ConnId>,
+        frame: &Utf8Bytes,
+        ts: u64,
+    ) {
         self.presence
-            .deliver(&mut self.outbox, users, except, frame);
+            .deliver(&mut self.outbox, users, except, frame, ts);
     }
 }
 
@@ -578,18 +640,20 @@ impl Chat {
 struct Presence(HashMap<Uuid, Vec<ConnId>>);
 
 impl Presence {
-    /// Queues `frame` for every live connection of `users`, except `except`.
+    /// Queues `frame` (an event stamped `ts`) for every live connection of `users`, except
+    /// `except`.
     fn deliver<'a>(
         &self,
         outbox: &mut Outbox,
         users: impl IntoIterator<Item = &'a Uuid>,
         except: Option<ConnId>,
         frame: &Utf8Bytes,
+        ts: u64,
     ) {
         for user in users {
             for conn in self.0.get(user).into_iter().flatten() {
                 if Some(*conn) != except {
-                    outbox.push(*conn, Frame::Event(frame.clone()));
+                    outbox.push(*conn, Frame::Event(frame.clone()), Release::Early { ts });
                 }
             }
         }

@@ -3,7 +3,8 @@
 //! Modules in the order data flows through them:
 //! socket readiness ([`server`]) -> HTTP bytes to requests ([`http`]) -> routes and REST handlers
 //! ([`api`]) or WebSocket RPCs ([`protocol`]) -> the chat core ([`chat`]) -> the store ([`store`]) ->
-//! the outbox released after one flush per tick ([`chat::Outbox`]) -> write buffers ([`server`]).
+//! the outbox ([`chat::Outbox`]): fan-out at once, acks once the flusher made the tick durable
+//! ([`store::flusher`]) -> write buffers ([`server`]).
 
 pub mod api;
 pub mod auth;

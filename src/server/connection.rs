@@ -29,6 +29,11 @@ pub struct Connection {
     /// close frame).
     pub close_after_write: bool,
     pub dead: bool,
+    /// Frames waiting for a flush before they may be written, and their bytes.
+    pub held_frames: usize,
+    pub held_bytes: usize,
+    /// Reading stopped because too much waits for a flush; the release reads again.
+    pub read_paused: bool,
 }
 
 pub enum Phase {
@@ -72,6 +77,9 @@ impl Connection {
             read_tick: 0,
             close_after_write: false,
             dead: false,
+            held_frames: 0,
+            held_bytes: 0,
+            read_paused: false,
         }
     }
 

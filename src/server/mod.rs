@@ -1,14 +1,16 @@
 //! The event loop: the only code that touches mio. One thread, one `Poll`, one slab of
 //! connections (slab key = mio `Token`). Each tick: read what is ready and hand it to the HTTP
-//! parser, the REST handlers or the chat core; make the tick's writes durable with one store
-//! flush; then release the tick's outbox into the connections' write buffers and write each
-//! connection at most once.
+//! parser, the REST handlers or the chat core; release the tick's outbox (fan-out now, answers
+//! and acks held until durable); write each connection at most once; write the tick's changes
+//! to the store as one commit and hand its flush to the flusher thread, whose wake-up releases
+//! what waited for it.
 //!
 //! The output rule, in one place: nothing a handler produces is written during the tick. It
-//! goes into the chat core's outbox, which `release_outbox` moves into the connections only
-//! after `Chat::commit` has flushed the store.
+//! goes into the chat core's outbox, which `release_outbox` moves into the connections, or into
+//! [`durability`]'s held queue until the commit it depends on is durable.
 
 mod connection;
+mod durability;
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -38,6 +40,7 @@ use crate::metrics::Gauges;
 use crate::protocol::RpcError;
 use crate::store::Store;
 use connection::{Connection, Phase, WsConn};
+use durability::{Durability, Held};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -69,6 +72,7 @@ pub struct Server {
     conns: Slab<Connection>,
     conns_per_ip: HashMap<IpAddr, usize>,
     chat: Chat,
+    durability: Durability,
     api: Api,
     hasher: Hasher<HashContext>,
     hashes_in_flight: usize,
@@ -111,6 +115,13 @@ impl Server {
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let flusher = {
+            let waker = Arc::clone(&waker);
+            chat.store().start_flusher(move || {
+                let _ = waker.wake();
+            })
+        };
+        let durability = Durability::new(flusher, chat.clock_ceiling_at_start());
         let hasher = Hasher::start(config.hash_workers, limits.hash_queue, waker);
         let local_addr = listener.local_addr()?;
         let api = Api::new(
@@ -137,6 +148,7 @@ impl Server {
             conns: Slab::new(),
             conns_per_ip: HashMap::new(),
             chat,
+            durability,
             api,
             hasher,
             hashes_in_flight: 0,
@@ -191,7 +203,10 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(now),
-                    WAKER => self.collect_hashes(wall, now),
+                    WAKER => {
+                        self.collect_hashes(wall, now);
+                        self.release_durable()?;
+                    }
                     SIGNALS => {
                         if self.signals.pending().next().is_some() {
                             self.begin_shutdown(wall, now);
@@ -215,29 +230,19 @@ impl Server {
                 self.next_sweep = now + SWEEP_INTERVAL;
             }
 
-            // Group commit: everything this tick wrote becomes durable before any of it is
-            // acknowledged. A failed flush means acks would lie, so the server stops.
-            let flush_start = Instant::now();
-            let flushed = self
-                .chat
-                .commit()
-                .map_err(|e| io::Error::other(format!("store flush failed: {e}")))?;
-            if flushed {
-                self.chat
-                    .metrics
-                    .flush_seconds
-                    .observe(flush_start.elapsed().as_secs_f64());
+            // Group commit: the fan-out leaves now; what acknowledges this tick's writes waits
+            // for the flush of its one commit, which runs on the flusher thread meanwhile.
+            let tick_writes = self.chat.needs_write();
+            self.release_outbox(self.durability.commit_of_tick(tick_writes));
+            for key in std::mem::take(&mut self.to_flush) {
+                self.flush(key);
             }
-            self.release_outbox();
-            for key in std::mem::take(&mut self.ws_closing) {
-                let closing = match self.conns.get_mut(key).map(|c| &mut c.phase) {
-                    Some(Phase::WebSocket(ws)) => ws.closing.take(),
-                    _ => None,
-                };
-                if let Some((code, reason)) = closing {
-                    self.close_websocket(key, code, reason);
-                }
+            if tick_writes {
+                let commit = self.durability.commit_of_tick(true);
+                let tick = self.chat.write_tick(commit, wall);
+                self.durability.written(tick);
             }
+            self.close_websockets_after_tick();
             for key in std::mem::take(&mut self.to_flush) {
                 self.flush(key);
             }
@@ -252,6 +257,9 @@ impl Server {
             }
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() || Instant::now() >= deadline {
+                    let last = self.durability.finish().map_err(store_failed)?;
+                    self.chat.store_mut().forget_applied(last);
+                    self.chat.commit().map_err(store_failed)?;
                     crate::info!("stopped: {} connections left", self.conns.len());
                     return Ok(());
                 }
@@ -321,6 +329,12 @@ impl Server {
         if conn.dead || conn.read_tick == self.tick {
             return;
         }
+        // A client whose answers pile up behind the flush waits for them (the flush's release
+        // reads it again), so it cannot grow the held queue without bound.
+        if conn.held_bytes >= self.limits.max_outbox_bytes / 2 {
+            conn.read_paused = true;
+            return;
+        }
         conn.read_tick = self.tick;
         match conn.phase {
             Phase::Http(_) => self.read_http(key, wall, now),
@@ -366,7 +380,8 @@ impl Server {
             http.request_started = Some(now);
         }
         self.serve_http(key, wall, now);
-        let answers_backed_up = self.conns[key].out.len() >= self.limits.max_outbox_bytes;
+        let conn = &self.conns[key];
+        let answers_backed_up = conn.out.len() + conn.held_bytes >= self.limits.max_outbox_bytes;
         if eof {
             self.conns[key].close_after_write = true;
             self.queue_flush(key);
@@ -397,7 +412,8 @@ impl Server {
             }
             // Answers not yet written plus those produced this tick: past the cap, the rest of
             // the pipeline waits until they drain (`flush` asks for the next read).
-            let queued = conn.out.len() + (self.chat.outbox.bytes() - outbox_at_start);
+            let queued =
+                conn.out.len() + conn.held_bytes + (self.chat.outbox.bytes() - outbox_at_start);
             if queued >= self.limits.max_outbox_bytes {
                 if conn.out.is_empty() {
                     // Nothing to flush yet: the answers leave with this tick's outbox.
@@ -675,6 +691,7 @@ impl Server {
                 }
                 continue;
             }
+            let answers_held = conn.held_frames > 0;
             let (mut wire, phase) = conn.wire();
             match phase {
                 Phase::WebSocket(ws) => {
@@ -691,6 +708,8 @@ impl Server {
                     }
                 }
                 Phase::Http(http) if http.waiting => {}
+                // Its earlier answers wait for a flush; a 408 must not overtake them.
+                Phase::Http(_) if answers_held => {}
                 Phase::Http(http) => match http.request_started {
                     Some(started)
                         if now.saturating_duration_since(started)
@@ -764,52 +783,121 @@ impl Server {
         }
     }
 
-    /// Moves the tick's deliveries into the connections' buffers. Runs after the commit.
-    fn release_outbox(&mut self) {
+    /// Moves the tick's deliveries into the connections' buffers, or holds them until `commit`
+    /// (the one that holds what they depend on) is durable.
+    fn release_outbox(&mut self, commit: u64) {
         let mut outbox = std::mem::take(&mut self.chat.outbox);
-        for (to, frame) in outbox.drain() {
+        for (to, frame, release) in outbox.drain() {
             let Some(conn) = self.conns.get_mut(to.key) else {
                 continue;
             };
             if conn.serial != to.serial || conn.dead {
                 continue;
             }
-            match frame {
-                Frame::Http(bytes) => conn.out.extend_from_slice(&bytes),
-                Frame::Event(_) if conn.close_after_write => continue,
-                Frame::Event(text) => {
-                    let (mut wire, phase) = conn.wire();
-                    let Phase::WebSocket(ws) = phase else {
-                        continue;
-                    };
-                    let kind = event_type(text.as_str());
-                    match ws.ctx.write(&mut wire, Message::Text(text)) {
-                        Ok(()) => {}
-                        Err(e) if is_would_block(&e) => {}
-                        Err(tungstenite::Error::WriteBufferFull(_)) => {
-                            // A slow consumer: its events stay stored; a reconnect and a sync
-                            // recover them.
-                            self.chat.metrics.count_drop("slow_consumer");
-                            self.close_websocket(
-                                to.key,
-                                CloseCode::Policy,
-                                "too many events queued; reconnect and sync",
-                            );
-                            continue;
-                        }
-                        // The peer closed or the socket failed: nothing more can reach it.
-                        Err(_) => {
-                            self.kill(to.key);
-                            continue;
-                        }
-                    }
-                    *self.chat.metrics.events.entry(kind).or_default() += 1;
-                }
+            if conn.held_frames > 0 || !self.durability.may_leave(release, commit) {
+                conn.held_frames += 1;
+                conn.held_bytes += frame.byte_len();
+                self.durability.hold(Held { commit, to, frame });
+                continue;
             }
-            self.queue_flush(to.key);
+            self.deliver(to, frame);
         }
         // Keep the allocation for the next tick.
         self.chat.outbox = outbox;
+    }
+
+    /// Catches up with the flusher and releases the frames that waited for what is now durable.
+    /// A failed flush means acks would lie, so the server stops.
+    fn release_durable(&mut self) -> io::Result<()> {
+        let (durable, flush_times) = self.durability.collect().map_err(store_failed)?;
+        self.chat.store_mut().forget_applied(durable);
+        for took in flush_times {
+            self.chat.metrics.flush_seconds.observe(took.as_secs_f64());
+        }
+        if !self.durability.is_holding() {
+            return Ok(());
+        }
+        for Held { to, frame, .. } in self.durability.take_released() {
+            let Some(conn) = self.conns.get_mut(to.key) else {
+                continue;
+            };
+            if conn.serial != to.serial {
+                continue;
+            }
+            conn.held_frames -= 1;
+            conn.held_bytes -= frame.byte_len();
+            let resume = conn.read_paused && conn.held_bytes < self.limits.max_outbox_bytes / 2;
+            let live = !conn.dead;
+            if resume {
+                conn.read_paused = false;
+                self.read_later(to.key);
+            }
+            if live {
+                self.deliver(to, frame);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the close frames decided during the tick, after the connection's other frames;
+    /// one whose frames still wait for a flush closes after they leave.
+    fn close_websockets_after_tick(&mut self) {
+        let mut later = Vec::new();
+        for key in std::mem::take(&mut self.ws_closing) {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if conn.held_frames > 0 && !conn.dead {
+                later.push(key);
+                continue;
+            }
+            let closing = match &mut conn.phase {
+                Phase::WebSocket(ws) => ws.closing.take(),
+                _ => None,
+            };
+            if let Some((code, reason)) = closing {
+                self.close_websocket(key, code, reason);
+            }
+        }
+        self.ws_closing = later;
+    }
+
+    /// Puts one frame into its connection's write buffer (the connection is live).
+    fn deliver(&mut self, to: ConnId, frame: Frame) {
+        let conn = &mut self.conns[to.key];
+        match frame {
+            Frame::Http(bytes) => conn.out.extend_from_slice(&bytes),
+            Frame::Event(_) if conn.close_after_write => return,
+            Frame::Event(text) => {
+                let (mut wire, phase) = conn.wire();
+                let Phase::WebSocket(ws) = phase else {
+                    return;
+                };
+                let kind = event_type(text.as_str());
+                match ws.ctx.write(&mut wire, Message::Text(text)) {
+                    Ok(()) => {}
+                    Err(e) if is_would_block(&e) => {}
+                    Err(tungstenite::Error::WriteBufferFull(_)) => {
+                        // A slow consumer: its events stay stored; a reconnect and a sync
+                        // recover them.
+                        self.chat.metrics.count_drop("slow_consumer");
+                        self.close_websocket(
+                            to.key,
+                            CloseCode::Policy,
+                            "too many events queued; reconnect and sync",
+                        );
+                        return;
+                    }
+                    // The peer closed or the socket failed: nothing more can reach it.
+                    Err(_) => {
+                        self.kill(to.key);
+                        return;
+                    }
+                }
+                *self.chat.metrics.events.entry(kind).or_default() += 1;
+            }
+        }
+        self.queue_flush(to.key);
     }
 
     fn flush(&mut self, key: usize) {
@@ -831,7 +919,11 @@ impl Server {
         match result {
             // A request still waiting for its password hash gets its answer first, even from a
             // client that half-closed after sending it.
-            Ok(()) if conn.close_after_write && !is_waiting(&conn.phase) => self.kill(key),
+            Ok(())
+                if conn.close_after_write && !is_waiting(&conn.phase) && conn.held_frames == 0 =>
+            {
+                self.kill(key)
+            }
             Ok(()) if conn.close_after_write => {}
             Ok(()) => {
                 // An idle connection should cost as little as possible: give the written
@@ -938,4 +1030,8 @@ fn is_would_block(err: &tungstenite::Error) -> bool {
 /// The `type` of an event we encoded: every one starts with `{"type":NN`.
 fn event_type(text: &str) -> u16 {
     text.get(8..10).and_then(|t| t.parse().ok()).unwrap_or(0)
+}
+
+fn store_failed(err: sled::Error) -> io::Error {
+    io::Error::other(format!("store write or flush failed: {err}"))
 }

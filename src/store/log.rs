@@ -1,14 +1,15 @@
 //! The event log. Every event is appended to a stream (a group's or a user's) and stored as one
 //! sled value per stream per tick, a "chunk", so a tick costs one insert per active stream rather
-//! than one per event. The tick's chunks stay in memory until the store's commit takes them
-//! ([`EventLog::take_pending`]), and reads see them too, so a sync in the same tick as a send
-//! misses nothing.
+//! than one per event. The tick's chunks stay in memory until the store's write takes them
+//! ([`EventLog::take_pending`]); reads see them, and the chunks of earlier ticks the flusher has
+//! not yet put into sled (passed in by the store), so a sync misses nothing.
 //!
 //! Chunk layout, entries back to back, integers little-endian:
 //! `ts: u64 | flags: u8 | [viewer: 16 bytes if PRIVATE] | [message id, author: 32 bytes if
 //! MESSAGE] | len: u32 | event bytes`.
 
 use std::collections::HashMap;
+use std::ops::Bound;
 
 use sled::{IVec, Tree};
 use uuid::Uuid;
@@ -109,10 +110,21 @@ pub fn chunk_key(stream: Uuid, ts: u64) -> [u8; 24] {
     key
 }
 
-struct PendingChunk {
-    first_ts: u64,
-    bytes: Vec<u8>,
+/// A stream's entries of one tick, not yet in sled.
+pub struct PendingChunk {
+    pub first_ts: u64,
+    pub bytes: Vec<u8>,
 }
+
+impl PendingChunk {
+    pub fn key(&self, stream: Uuid) -> [u8; 24] {
+        chunk_key(stream, self.first_ts)
+    }
+}
+
+/// Chunks of one stream that are in memory only (written by a tick, not yet applied to sled),
+/// oldest first: `(first timestamp, bytes)`.
+pub type MemoryChunks = Vec<(u64, IVec)>;
 
 /// The log tree plus this tick's chunks, not yet written.
 pub struct EventLog {
@@ -148,22 +160,26 @@ impl EventLog {
         !self.pending.is_empty()
     }
 
-    /// Hands over the tick's chunks, keyed for the tree, for the store's commit.
-    pub fn take_pending(&mut self) -> Vec<([u8; 24], Vec<u8>)> {
-        self.pending
-            .drain()
-            .map(|(stream, chunk)| (chunk_key(stream, chunk.first_ts), chunk.bytes))
-            .collect()
+    /// Hands over the tick's chunks, for the store's write.
+    pub fn take_pending(&mut self) -> HashMap<Uuid, PendingChunk> {
+        std::mem::take(&mut self.pending)
     }
 
-    /// Reads `stream` from `from` to `to` (inclusive) as `viewer` sees it.
+    /// Reads `stream` from `from` to `to` (inclusive) as `viewer` sees it. `memory` holds the
+    /// stream's chunks not yet applied to sled, oldest first; the flusher may apply them while
+    /// the reader runs, so the sled scan stops before the first of them.
     pub fn reader(
         &self,
         stream: Uuid,
         from: u64,
         to: u64,
         viewer: Uuid,
+        mut memory: MemoryChunks,
     ) -> StoreResult<StreamReader> {
+        let end = match memory.first() {
+            Some((first_ts, _)) => Bound::Excluded(IVec::from(&chunk_key(stream, *first_ts)[..])),
+            None => Bound::Included(IVec::from(&chunk_key(stream, to)[..])),
+        };
         // Start at the chunk that holds `from`: the last one that begins at or before it.
         let start = match self
             .tree
@@ -173,17 +189,22 @@ impl EventLog {
             Some(entry) => entry?.0,
             None => IVec::from(&chunk_key(stream, from)[..]),
         };
-        let chunks = self
-            .tree
-            .range(start..=IVec::from(&chunk_key(stream, to)[..]));
-        let pending = self
-            .pending
-            .get(&stream)
-            .filter(|chunk| chunk.first_ts <= to)
-            .map(|chunk| IVec::from(chunk.bytes.as_slice()));
+        let empty = match &end {
+            Bound::Excluded(end) => start >= *end,
+            _ => false,
+        };
+        let chunks = if empty {
+            None
+        } else {
+            Some(self.tree.range((Bound::Included(start), end)))
+        };
+        if let Some(chunk) = self.pending.get(&stream) {
+            memory.push((chunk.first_ts, IVec::from(chunk.bytes.as_slice())));
+        }
+        memory.retain(|(first_ts, _)| *first_ts <= to);
         Ok(StreamReader {
             chunks,
-            pending,
+            memory: memory.into_iter(),
             current: None,
             pos: 0,
             done: false,
@@ -193,16 +214,25 @@ impl EventLog {
         })
     }
 
-    /// The author of the message `message_id` stored in `group` at `ts`, if it is there.
+    /// The author of the message `message_id` stored in `group` at `ts`, if it is there;
+    /// `memory` as for [`EventLog::reader`].
     pub fn message_author(
         &self,
         group: Uuid,
         ts: u64,
         message_id: Uuid,
+        memory: MemoryChunks,
     ) -> StoreResult<Option<Uuid>> {
-        let chunk: Option<IVec> = match self.pending.get(&group) {
-            Some(pending) if pending.first_ts <= ts => Some(IVec::from(pending.bytes.as_slice())),
-            _ => self
+        let in_memory = self
+            .pending
+            .get(&group)
+            .map(|chunk| (chunk.first_ts, IVec::from(chunk.bytes.as_slice())))
+            .into_iter()
+            .chain(memory.into_iter().rev())
+            .find(|(first_ts, _)| *first_ts <= ts);
+        let chunk: Option<IVec> = match in_memory {
+            Some((_, chunk)) => Some(chunk),
+            None => self
                 .tree
                 .range(chunk_key(group, 0)..=chunk_key(group, ts))
                 .next_back()
@@ -228,9 +258,10 @@ impl EventLog {
 
 /// Entries of one stream within a time range, as one viewer sees them, oldest first.
 pub struct StreamReader {
-    chunks: sled::Iter,
-    /// This tick's chunk, read after the stored ones.
-    pending: Option<IVec>,
+    /// `None` when every chunk in range is still in memory.
+    chunks: Option<sled::Iter>,
+    /// The chunks not yet in sled, read after the stored ones.
+    memory: std::vec::IntoIter<(u64, IVec)>,
     current: Option<IVec>,
     pos: usize,
     /// An entry past `to` was seen: nothing later can be in range.
@@ -262,10 +293,10 @@ impl StreamReader {
                 }
             }
             self.pos = 0;
-            self.current = match self.chunks.next() {
+            self.current = match self.chunks.as_mut().and_then(|chunks| chunks.next()) {
                 Some(entry) => Some(entry?.1),
-                None => match self.pending.take() {
-                    Some(pending) => Some(pending),
+                None => match self.memory.next() {
+                    Some((_, chunk)) => Some(chunk),
                     None => {
                         self.done = true;
                         None

@@ -4,14 +4,17 @@
 //! ack, visible to the sender only) and one per user (receipts, the 70 a joiner gets); a message
 //! is written once whatever the group size. A sync merges the user's stream with the streams of
 //! the groups they belonged to, each bounded by the membership intervals, so its cost follows
-//! what it returns plus the user's groups. Writes of a tick become durable together in
-//! [`Store::commit`], called once per loop tick before any ack leaves.
+//! what it returns plus the user's groups. Writes of a tick reach sled together in
+//! [`Store::write`], one transaction per loop tick; the [`flusher`] thread then makes them durable
+//! off the loop thread, and acknowledgements wait for it.
 
+pub mod flusher;
 pub mod log;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
@@ -19,7 +22,7 @@ use sled::{IVec, Tree};
 use uuid::Uuid;
 
 pub use log::{Audience, MessageMeta};
-use log::{EventLog, StreamReader};
+use log::{EventLog, MemoryChunks, PendingChunk, StreamReader};
 
 pub type StoreResult<T> = Result<T, sled::Error>;
 
@@ -103,10 +106,11 @@ const TABLES: [(Table, &str); 10] = [
     (Table::Meta, "meta"),
 ];
 
-/// All durable state. Writes go to memory first (`pending`, and the log's chunks) and reach
-/// sled together, in one transaction, at [`Store::commit`]: a crash keeps a whole tick or none
-/// of it, so no index, receipt or client id can outlive the events it refers to. Reads see the
-/// tick's writes.
+/// All durable state. Writes go to memory first (`pending`, and the log's chunks); at the end
+/// of a tick [`Store::write`] seals them into a [`TickWrites`], which the flusher thread puts
+/// into sled in one transaction and flushes: a crash keeps a whole tick or none of it, so no
+/// index, receipt or client id can outlive the events it refers to. Reads see the tick's writes
+/// and the sealed ones the flusher has not applied yet, so the loop never waits for sled.
 pub struct Store {
     db: sled::Db,
     /// In `TABLES` order, then the log.
@@ -114,6 +118,53 @@ pub struct Store {
     log: EventLog,
     /// This tick's writes, one map per table (in `TABLES` order), so a lookup needs no key copy.
     pending: Vec<HashMap<Vec<u8>, Vec<u8>>>,
+    /// Sealed ticks not yet known to be in sled, oldest first.
+    unapplied: VecDeque<Arc<TickWrites>>,
+}
+
+/// One tick's writes, sealed by [`Store::write`] and applied by [`apply`].
+pub struct TickWrites {
+    commit: u64,
+    tables: Vec<HashMap<Vec<u8>, Vec<u8>>>,
+    chunks: HashMap<Uuid, PendingChunk>,
+    clock_ceiling: u64,
+}
+
+impl TickWrites {
+    /// The loop's number for this commit.
+    pub fn commit(&self) -> u64 {
+        self.commit
+    }
+
+    pub fn clock_ceiling(&self) -> u64 {
+        self.clock_ceiling
+    }
+}
+
+/// Puts sealed ticks into sled, oldest first, in one transaction (not yet durable).
+pub fn apply(trees: &[Tree], ticks: &[Arc<TickWrites>]) -> StoreResult<()> {
+    let log_index = trees.len() - 1;
+    trees
+        .transaction(|trees| {
+            for tick in ticks {
+                for (table, writes) in tick.tables.iter().enumerate() {
+                    for (key, value) in writes {
+                        trees[table].insert(key.as_slice(), value.as_slice())?;
+                    }
+                }
+                for (stream, chunk) in &tick.chunks {
+                    trees[log_index].insert(&chunk.key(*stream)[..], chunk.bytes.as_slice())?;
+                }
+                trees[Table::Meta as usize].insert(CLOCK_KEY, &tick.clock_ceiling.to_be_bytes())?;
+            }
+            Ok::<(), ConflictableTransactionError<()>>(())
+        })
+        .map_err(|err| match err {
+            TransactionError::Storage(err) => err,
+            TransactionError::Abort(()) => {
+                sled::Error::ReportableBug("the commit transaction aborted".into())
+            }
+        })
 }
 
 const CLOCK_KEY: &[u8] = b"clock";
@@ -154,46 +205,58 @@ impl Store {
             trees,
             log: EventLog::new(log_tree),
             pending: vec![HashMap::new(); TABLES.len()],
+            unapplied: VecDeque::new(),
         })
     }
 
-    /// Whether this tick wrote anything that [`Store::commit`] must make durable.
+    /// Whether this tick wrote anything that [`Store::write`] must seal.
     pub fn has_pending(&self) -> bool {
         self.pending.iter().any(|table| !table.is_empty()) || self.log.has_pending()
     }
 
-    /// Makes every write since the last commit durable, atomically, with the clock, so that
-    /// timestamps keep increasing across restarts.
-    pub fn commit(&mut self, clock_last: u64) -> StoreResult<()> {
-        let chunks = self.log.take_pending();
-        let pending = std::mem::replace(&mut self.pending, vec![HashMap::new(); TABLES.len()]);
-        let log_index = self.trees.len() - 1;
-        self.trees
-            .as_slice()
-            .transaction(|trees| {
-                for (table, writes) in pending.iter().enumerate() {
-                    for (key, value) in writes {
-                        trees[table].insert(key.as_slice(), value.as_slice())?;
-                    }
-                }
-                for (key, chunk) in &chunks {
-                    trees[log_index].insert(&key[..], chunk.as_slice())?;
-                }
-                trees[Table::Meta as usize].insert(CLOCK_KEY, &clock_last.to_be_bytes())?;
-                Ok::<(), ConflictableTransactionError<()>>(())
-            })
-            .map_err(|err| match err {
-                TransactionError::Storage(err) => err,
-                TransactionError::Abort(()) => {
-                    sled::Error::ReportableBug("the commit transaction aborted".into())
-                }
-            })?;
+    /// Seals everything written since the last seal as commit number `commit`, with the clock
+    /// ceiling (no timestamp above it has left the server), so that timestamps keep increasing
+    /// across restarts. The flusher applies and flushes it; reads see it meanwhile.
+    pub fn write(&mut self, commit: u64, clock_ceiling: u64) -> Arc<TickWrites> {
+        let tick = Arc::new(TickWrites {
+            commit,
+            tables: std::mem::replace(&mut self.pending, vec![HashMap::new(); TABLES.len()]),
+            chunks: self.log.take_pending(),
+            clock_ceiling,
+        });
+        self.unapplied.push_back(Arc::clone(&tick));
+        tick
+    }
+
+    /// Drops the sealed ticks up to commit `durable`: the flusher has put them into sled.
+    pub fn forget_applied(&mut self, durable: u64) {
+        while self
+            .unapplied
+            .front()
+            .is_some_and(|tick| tick.commit <= durable)
+        {
+            self.unapplied.pop_front();
+        }
+    }
+
+    /// Applies and flushes everything on the calling thread (at shutdown, when the flusher is
+    /// done, and in tools and tests).
+    pub fn commit(&mut self, clock_ceiling: u64) -> StoreResult<()> {
+        let tick = self.write(0, clock_ceiling);
+        let ticks: Vec<_> = self.unapplied.drain(..).collect();
+        debug_assert!(Arc::ptr_eq(&tick, ticks.last().expect("just sealed")));
+        apply(&self.trees, &ticks)?;
         self.db.flush()?;
         Ok(())
     }
 
-    /// The last timestamp issued before the previous shutdown or crash.
-    pub fn clock_floor(&self) -> StoreResult<u64> {
+    /// Starts the thread that applies and flushes sealed ticks, off the loop thread.
+    pub fn start_flusher(&self, notify: impl Fn() + Send + 'static) -> flusher::Flusher {
+        flusher::Flusher::start(self.db.clone(), self.trees.clone(), notify)
+    }
+
+    /// No timestamp above this one left the server before the previous shutdown or crash.
+    pub fn clock_ceiling(&self) -> StoreResult<u64> {
         Ok(self
             .get(Table::Meta, CLOCK_KEY)?
             .map(|v| read_u64(&v))
@@ -208,12 +271,30 @@ impl Store {
         &self.trees[table as usize]
     }
 
-    /// A record as this tick sees it: written this tick, or stored.
+    /// A record as this tick sees it: written this tick, or by a tick not yet applied, or
+    /// stored.
     fn get(&self, table: Table, key: &[u8]) -> StoreResult<Option<IVec>> {
-        match self.pending[table as usize].get(key) {
+        let newest = std::iter::once(&self.pending[table as usize])
+            .chain(
+                self.unapplied
+                    .iter()
+                    .rev()
+                    .map(|tick| &tick.tables[table as usize]),
+            )
+            .find_map(|writes| writes.get(key));
+        match newest {
             Some(value) => Ok(Some(IVec::from(value.as_slice()))),
             None => self.tree(table).get(key),
         }
+    }
+
+    /// `stream`'s chunks in sealed ticks not yet applied, oldest first.
+    fn memory_chunks(&self, stream: Uuid) -> MemoryChunks {
+        self.unapplied
+            .iter()
+            .filter_map(|tick| tick.chunks.get(&stream))
+            .map(|chunk| (chunk.first_ts, IVec::from(chunk.bytes.as_slice())))
+            .collect()
     }
 
     fn put(&mut self, table: Table, key: impl Into<Vec<u8>>, value: Vec<u8>) {
@@ -322,9 +403,12 @@ impl Store {
             let (key, value) = entry?;
             memberships.insert(key.to_vec(), from_json(&value).unwrap_or_default());
         }
-        for (key, value) in &self.pending[Table::Memberships as usize] {
-            if key.starts_with(user.as_bytes()) {
-                memberships.insert(key.clone(), from_json(value).unwrap_or_default());
+        let unapplied = self.unapplied.iter().map(|tick| &tick.tables);
+        for tables in unapplied.chain(std::iter::once(&self.pending)) {
+            for (key, value) in &tables[Table::Memberships as usize] {
+                if key.starts_with(user.as_bytes()) {
+                    memberships.insert(key.clone(), from_json(value).unwrap_or_default());
+                }
             }
         }
         Ok(memberships)
@@ -332,7 +416,7 @@ impl Store {
 
     // --- events ------------------------------------------------------------------------------
 
-    /// Appends an event to a group's or a user's stream; durable at the next [`Store::commit`].
+    /// Appends an event to a group's or a user's stream; sealed at the next [`Store::write`].
     pub fn append(
         &mut self,
         stream: Uuid,
@@ -351,7 +435,8 @@ impl Store {
         ts: u64,
         message_id: Uuid,
     ) -> StoreResult<Option<Uuid>> {
-        self.log.message_author(group, ts, message_id)
+        self.log
+            .message_author(group, ts, message_id, self.memory_chunks(group))
     }
 
     /// The user's events with a timestamp after `cursor`, oldest first, at most `limit` of them
@@ -364,14 +449,23 @@ impl Store {
         max_bytes: usize,
     ) -> StoreResult<(Vec<StoredEvent>, bool)> {
         let first = cursor.saturating_add(1);
-        let mut sources = vec![self.log.reader(user, first, u64::MAX, user)?];
+        let mut sources =
+            vec![self
+                .log
+                .reader(user, first, u64::MAX, user, self.memory_chunks(user))?];
         for (key, intervals) in self.memberships_of(user)? {
             let group = Uuid::from_slice(&key[16..32]).unwrap_or_default();
             for interval in intervals {
                 let from = interval.from.max(first);
                 let to = interval.to.unwrap_or(u64::MAX);
                 if from <= to {
-                    sources.push(self.log.reader(group, from, to, user)?);
+                    sources.push(self.log.reader(
+                        group,
+                        from,
+                        to,
+                        user,
+                        self.memory_chunks(group),
+                    )?);
                 }
             }
         }
@@ -499,6 +593,36 @@ mod tests {
 
     fn timestamps(events: &[(u64, Vec<u8>)]) -> Vec<u64> {
         events.iter().map(|(ts, _)| *ts).collect()
+    }
+
+    /// The flusher may put a sealed tick into sled before the loop hears of it: a sync in
+    /// between sees its chunks in sled and in memory, and must return each event once.
+    #[test]
+    fn sync_reads_a_tick_applied_but_not_yet_forgotten_once() {
+        let (_dir, mut store) = store();
+        let (user, group) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        store.open_membership(user, group, 10).unwrap();
+        store.append(group, 10, Audience::All, None, b"first");
+        store.commit(10).unwrap();
+        store.append(group, 20, Audience::All, None, b"second");
+        store.append(user, 21, Audience::All, None, b"receipt");
+        let sealed = store.write(1, 21);
+        store.append(group, 30, Audience::All, None, b"third");
+        let expected = [10, 20, 21, 30];
+        let (events, _) = store.events_after(user, 0, 100, usize::MAX).unwrap();
+        assert_eq!(timestamps(&events), expected, "sealed, not yet applied");
+        apply(&store.trees, &[sealed]).unwrap();
+        let (events, _) = store.events_after(user, 0, 100, usize::MAX).unwrap();
+        assert_eq!(timestamps(&events), expected, "applied, not yet forgotten");
+        store.forget_applied(1);
+        let (events, _) = store.events_after(user, 0, 100, usize::MAX).unwrap();
+        assert_eq!(timestamps(&events), expected, "forgotten: read from sled");
+        let (events, _) = store.events_after(user, 15, 100, usize::MAX).unwrap();
+        assert_eq!(
+            timestamps(&events),
+            [20, 21, 30],
+            "from a cursor inside the sealed tick"
+        );
     }
 
     #[test]

@@ -239,3 +239,67 @@ fn http_successes_survive_kill_9() {
         show(&history)
     );
 }
+
+/// Events reach other members before their commit is durable, and typing is never stored; a
+/// client may still use any event's timestamp as its sync cursor. So after `kill -9` the clock
+/// must not hand out again a timestamp that was seen, even when the clock had run ahead of the
+/// wall clock (a burst of more than 1000 events a second), or the cursor would skip new events.
+#[test]
+fn timestamps_seen_live_are_never_reissued_after_kill_9() {
+    let server = Server::start();
+    let alice = server.user("alice");
+    let bob = server.user("bob");
+    let alice_url = server.messaging_url(&alice.token);
+    let bob_url = server.messaging_url(&bob.token);
+    let mut a = Ws::connect(&alice_url, "alice");
+    let mut b = Ws::connect(&bob_url, "bob");
+    let group = server.create_group(&alice, "clock", &[&bob]);
+    a.expect(70);
+    b.expect(70);
+
+    // Two timestamps per send: 3000 sends put the clock seconds ahead of the wall clock.
+    const N: usize = 3000;
+    for i in 0..N {
+        a.queue_json(&json!({"method": 40, "body": {"group_id": group, "data": format!("m{i}")}}));
+    }
+    a.flush();
+    for _ in 0..N {
+        a.expect(21);
+    }
+    a.typing_start(&group);
+    let mut seen = 0;
+    loop {
+        let event = b.recv_event();
+        seen = seen.max(ts(&event));
+        if ty(&event) == 40 {
+            break;
+        }
+    }
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(
+        seen > wall + 1000,
+        "the burst should have put the clock well ahead of the wall clock ({seen} vs {wall})"
+    );
+    let server = server.restart();
+
+    let mut b = Ws::connect(&server.ws_url(url_token(&bob_url)), "bob after kill");
+    let mut a = Ws::connect(&server.ws_url(url_token(&alice_url)), "alice after kill");
+    a.send_message(&group, "after the kill");
+    let ack = a.expect(21);
+    let live = b.expect(20);
+    assert!(
+        ts(&live) > seen && ts(&ack) > seen,
+        "new timestamps {} and {} must follow the last one seen before the kill, {seen}",
+        ts(&live),
+        ts(&ack)
+    );
+    let (page, _) = b.sync_page(Some(seen), None);
+    assert_eq!(
+        page.iter().map(ident).collect::<Vec<_>>(),
+        vec![ident(&live)],
+        "a sync from the last timestamp seen before the kill returns the new message"
+    );
+}

@@ -1,0 +1,187 @@
+//! Which frames may leave now and which wait for a flush: the loop's side of group commit.
+//!
+//! Every tick that changed something writes one numbered commit into the store and asks the
+//! [`Flusher`] thread to make it durable; the loop goes on serving while it does. Answers and
+//! acks ([`Release::Durable`]) wait here until their commit is durable. Fan-out to other
+//! connections ([`Release::Early`]) leaves at once when its timestamp is under the durable clock
+//! ceiling and nothing is waiting ahead of it on its connection (a connection's frames always
+//! leave in the order they were produced).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use std::sync::Arc;
+
+use crate::chat::{ConnId, Frame, Release};
+use crate::store::flusher::Flusher;
+use crate::store::{StoreResult, TickWrites};
+
+/// A frame waiting for commit `commit` to be durable.
+pub struct Held {
+    pub commit: u64,
+    pub to: ConnId,
+    pub frame: Frame,
+}
+
+pub struct Durability {
+    flusher: Flusher,
+    /// The number of the last commit written to the store.
+    written: u64,
+    /// Every commit up to this one is durable.
+    durable: u64,
+    /// Commits written but not known durable, with the clock ceiling each wrote, oldest first.
+    ceilings: VecDeque<(u64, u64)>,
+    /// No timestamp above this can be handed out again after a crash.
+    durable_ceiling: u64,
+    held: VecDeque<Held>,
+}
+
+impl Durability {
+    pub fn new(flusher: Flusher, durable_ceiling: u64) -> Durability {
+        Durability {
+            flusher,
+            written: 0,
+            durable: 0,
+            ceilings: VecDeque::new(),
+            durable_ceiling,
+            held: VecDeque::new(),
+        }
+    }
+
+    /// The commit a frame produced this tick must wait for: this tick's when it writes one (its
+    /// number is the next), else the last one written, which holds everything it could have read.
+    pub fn commit_of_tick(&self, tick_writes: bool) -> u64 {
+        self.written + u64::from(tick_writes)
+    }
+
+    /// Whether a frame of commit `commit` may be written now, given that its connection has
+    /// nothing held ahead of it.
+    pub fn may_leave(&self, release: Release, commit: u64) -> bool {
+        match release {
+            Release::Durable => commit <= self.durable,
+            Release::Early { ts } => ts <= self.durable_ceiling,
+        }
+    }
+
+    pub fn hold(&mut self, held: Held) {
+        self.held.push_back(held);
+    }
+
+    pub fn is_holding(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// Hands the tick's sealed writes (the next commit) to the flusher.
+    pub fn written(&mut self, tick: Arc<TickWrites>) {
+        debug_assert_eq!(tick.commit(), self.written + 1);
+        self.written = tick.commit();
+        self.ceilings
+            .push_back((tick.commit(), tick.clock_ceiling()));
+        self.flusher.request(tick);
+    }
+
+    /// Catches up with the flusher: returns the last durable commit and how long the flushes
+    /// took, or the error that stopped it.
+    pub fn collect(&mut self) -> StoreResult<(u64, Vec<Duration>)> {
+        let progress = self.flusher.progress()?;
+        self.mark_durable(progress.durable);
+        Ok((self.durable, progress.flush_times))
+    }
+
+    /// Blocks until everything written is durable (for shutdown); returns the last commit.
+    pub fn finish(&mut self) -> StoreResult<u64> {
+        self.flusher.wait_for(self.written)?;
+        self.mark_durable(self.written);
+        Ok(self.written)
+    }
+
+    fn mark_durable(&mut self, durable: u64) {
+        self.durable = self.durable.max(durable);
+        while let Some(&(commit, ceiling)) = self.ceilings.front() {
+            if commit > self.durable {
+                break;
+            }
+            self.durable_ceiling = self.durable_ceiling.max(ceiling);
+            self.ceilings.pop_front();
+        }
+    }
+
+    /// Takes the held frames whose commit is now durable, in the order they were produced.
+    /// Frames of one connection wait for nondecreasing commits, so what stays behind on a
+    /// connection always comes after what leaves.
+    pub fn take_released(&mut self) -> Vec<Held> {
+        let mut released = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.held.len());
+        for held in self.held.drain(..) {
+            if held.commit <= self.durable {
+                released.push(held);
+            } else {
+                kept.push_back(held);
+            }
+        }
+        self.held = kept;
+        released
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn frame(text: &str) -> Frame {
+        Frame::Event(text.to_string().into())
+    }
+
+    fn texts(held: &[Held]) -> Vec<String> {
+        held.iter()
+            .map(|h| match &h.frame {
+                Frame::Event(text) => text.to_string(),
+                Frame::Http(_) => "http".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn acks_wait_for_their_commit_and_fan_out_for_the_ceiling() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), 1 << 20).unwrap();
+        let mut durability = Durability::new(store.start_flusher(|| {}), 0);
+        let to = ConnId { key: 1, serial: 1 };
+
+        // Nothing durable yet: an ack of this tick's commit waits, and so does fan-out stamped
+        // above the ceiling stored at start.
+        let commit = durability.commit_of_tick(true);
+        assert_eq!(commit, 1);
+        assert!(!durability.may_leave(Release::Durable, commit));
+        assert!(!durability.may_leave(Release::Early { ts: 5 }, commit));
+        durability.hold(Held {
+            commit,
+            to,
+            frame: frame("ack 1"),
+        });
+        durability.written(store.write(commit, 100));
+
+        // A tick that writes nothing depends on the last commit written.
+        assert_eq!(durability.commit_of_tick(false), 1);
+        let commit = durability.commit_of_tick(true);
+        durability.hold(Held {
+            commit,
+            to,
+            frame: frame("ack 2"),
+        });
+        durability.written(store.write(commit, 200));
+
+        // Commit 1 alone durable (as if the flusher had reported it): only its frame leaves.
+        durability.mark_durable(1);
+        assert_eq!(texts(&durability.take_released()), ["ack 1"]);
+        assert!(durability.may_leave(Release::Early { ts: 100 }, 2));
+        assert!(!durability.may_leave(Release::Early { ts: 101 }, 2));
+
+        durability.finish().unwrap();
+        assert_eq!(texts(&durability.take_released()), ["ack 2"]);
+        assert!(durability.may_leave(Release::Early { ts: 200 }, 2));
+        assert!(durability.may_leave(Release::Durable, 2));
+        assert!(!durability.is_holding());
+    }
+}
