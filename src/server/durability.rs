@@ -16,6 +16,12 @@ use crate::chat::{ConnId, Frame, Release};
 use crate::store::flusher::Flusher;
 use crate::store::{StoreResult, TickWrites};
 
+/// Commits written but not known durable past which the loop waits for the flusher. The flusher
+/// runs at idle priority, so a load that never lets the loop wait (an open-loop flood beyond
+/// what the core can serve) would otherwise leave it ever further behind: sealed ticks and held
+/// acks growing without bound, and nothing acknowledged.
+const MAX_COMMITS_IN_FLIGHT: u64 = 64;
+
 /// A frame waiting for commit `commit` to be durable.
 pub struct Held {
     pub commit: u64,
@@ -78,6 +84,17 @@ impl Durability {
         self.ceilings
             .push_back((tick.commit(), tick.clock_ceiling()));
         self.flusher.request(tick);
+    }
+
+    /// Whether so many commits wait for the flusher that the loop must let it run.
+    pub fn too_far_behind(&self) -> bool {
+        self.written - self.durable > MAX_COMMITS_IN_FLIGHT
+    }
+
+    /// Blocks until the flusher has made everything written durable; the loop's core is then
+    /// free for it. [`Durability::collect`] picks up the progress.
+    pub fn wait_for_flusher(&self) -> StoreResult<()> {
+        self.flusher.wait_for(self.written)
     }
 
     /// Catches up with the flusher: returns the last durable commit and how long the flushes

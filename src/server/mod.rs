@@ -241,6 +241,10 @@ impl Server {
                 let commit = self.durability.commit_of_tick(true);
                 let tick = self.chat.write_tick(commit, wall);
                 self.durability.written(tick);
+                if self.durability.too_far_behind() {
+                    self.durability.wait_for_flusher().map_err(store_failed)?;
+                    self.release_durable()?;
+                }
             }
             self.close_websockets_after_tick();
             for key in std::mem::take(&mut self.to_flush) {
