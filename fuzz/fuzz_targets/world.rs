@@ -145,7 +145,7 @@ impl World {
 fn drain(chat: &mut Chat) -> Vec<String> {
     chat.outbox
         .drain()
-        .filter_map(|(_, frame)| match frame {
+        .filter_map(|(_, frame, _)| match frame {
             Frame::Event(text) => Some(text.as_str().to_string()),
             Frame::Http(_) => None,
         })
