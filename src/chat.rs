@@ -167,7 +167,9 @@ impl Chat {
     /// Seals the tick's changes as commit number `commit`, with a clock ceiling
     /// [`CLOCK_LEASE_MS`] ahead of the clock, for the flusher.
     pub fn write_tick(&mut self, commit: u64, wall: u64) -> Arc<TickWrites> {
-        let ceiling = self.clock.last().max(wall) + CLOCK_LEASE_MS;
+        // Never lower: early events may already have left under a higher ceiling (the wall
+        // clock can step back).
+        let ceiling = (self.clock.last().max(wall) + CLOCK_LEASE_MS).max(self.ceiling_written);
         self.ceiling_written = ceiling;
         self.store.write(commit, ceiling)
     }
@@ -744,5 +746,24 @@ mod tests {
         assert_eq!(id.get_version_num(), 8);
         assert_eq!(message_location(id), (ts, 7));
         assert_ne!(id, message_id(ts, 7, &mut rng));
+    }
+
+    #[test]
+    fn the_clock_ceiling_never_goes_down_when_the_wall_clock_steps_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let limits = ChatLimits {
+            max_data_bytes: 1024,
+            sync_default_limit: 10,
+            sync_max_limit: 10,
+            sync_max_bytes: 1 << 20,
+        };
+        let mut chat = Chat::open(store, limits).unwrap();
+        let first = chat.write_tick(1, 50_000).clock_ceiling();
+        assert_eq!(first, 50_000 + CLOCK_LEASE_MS);
+        // The wall clock stepped back 10 s: early events may have left under `first` already.
+        let second = chat.write_tick(2, 40_000).clock_ceiling();
+        assert_eq!(second, first);
+        assert!(!chat.needs_write(), "nothing new to write");
     }
 }

@@ -21,6 +21,10 @@ use crate::store::{StoreResult, TickWrites};
 /// what the core can serve) would otherwise leave it ever further behind: sealed ticks and held
 /// acks growing without bound, and nothing acknowledged.
 const MAX_COMMITS_IN_FLIGHT: u64 = 64;
+/// Held frames past which the loop waits for the flusher likewise: ticks that only hand out
+/// timestamps (a typing flood) write a commit about once a second, so the commit count alone
+/// would let the held queue grow for a minute.
+const MAX_HELD_FRAMES: usize = 65_536;
 
 /// A frame waiting for commit `commit` to be durable.
 pub struct Held {
@@ -88,7 +92,7 @@ impl Durability {
 
     /// Whether so many commits wait for the flusher that the loop must let it run.
     pub fn too_far_behind(&self) -> bool {
-        self.written - self.durable > MAX_COMMITS_IN_FLIGHT
+        self.written - self.durable > MAX_COMMITS_IN_FLIGHT || self.held.len() > MAX_HELD_FRAMES
     }
 
     /// Blocks until the flusher has made everything written durable; the loop's core is then

@@ -241,10 +241,10 @@ impl Server {
                 let commit = self.durability.commit_of_tick(true);
                 let tick = self.chat.write_tick(commit, wall);
                 self.durability.written(tick);
-                if self.durability.too_far_behind() {
-                    self.durability.wait_for_flusher().map_err(store_failed)?;
-                    self.release_durable()?;
-                }
+            }
+            if self.durability.too_far_behind() {
+                self.durability.wait_for_flusher().map_err(store_failed)?;
+                self.release_durable()?;
             }
             self.close_websockets_after_tick();
             for key in std::mem::take(&mut self.to_flush) {
@@ -262,6 +262,11 @@ impl Server {
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() || Instant::now() >= deadline {
                     let last = self.durability.finish().map_err(store_failed)?;
+                    // Answers that waited for those commits get one last chance to leave.
+                    self.release_durable()?;
+                    for key in std::mem::take(&mut self.to_flush) {
+                        self.flush(key);
+                    }
                     self.chat.store_mut().forget_applied(last);
                     self.chat.commit().map_err(store_failed)?;
                     crate::info!("stopped: {} connections left", self.conns.len());
@@ -695,7 +700,6 @@ impl Server {
                 }
                 continue;
             }
-            let answers_held = conn.held_frames > 0;
             let (mut wire, phase) = conn.wire();
             match phase {
                 Phase::WebSocket(ws) => {
@@ -712,8 +716,6 @@ impl Server {
                     }
                 }
                 Phase::Http(http) if http.waiting => {}
-                // Its earlier answers wait for a flush; a 408 must not overtake them.
-                Phase::Http(_) if answers_held => {}
                 Phase::Http(http) => match http.request_started {
                     Some(started)
                         if now.saturating_duration_since(started)
@@ -741,13 +743,13 @@ impl Server {
                     self.limits.request_timeout.as_secs()
                 ),
             );
-            // Not an acknowledgement of anything stored, so it need not wait for the commit.
-            conn.out
-                .extend_from_slice(&Response::error(&late).encode(false));
+            // Through the outbox, so it cannot overtake an answer produced earlier in this tick
+            // (a login whose hash finished just now) or one still waiting for its commit.
             conn.close_after_write = true;
             conn.last_active = now;
             self.chat.metrics.count_error(late.code);
-            self.queue_flush(key);
+            let id = self.conn_id(key);
+            self.chat.respond(id, Response::error(&late).encode(false));
         }
         for key in pinged {
             self.queue_flush(key);
