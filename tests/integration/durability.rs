@@ -3,18 +3,51 @@
 
 use crate::support::*;
 
-#[test]
-fn restart_keeps_accounts_sessions_groups_and_history() {
-    let server = Server::start();
+/// Alice and Bob, each connected once, in a new group both have had the 70 of; the messaging
+/// URLs are kept to reconnect after a restart.
+struct Pair {
+    alice: User,
+    bob: User,
+    alice_url: String,
+    bob_url: String,
+    a: Ws,
+    b: Ws,
+    group: String,
+}
+
+fn connected_pair(server: &Server, group_name: &str) -> Pair {
     let alice = server.user("alice");
     let bob = server.user("bob");
     let alice_url = server.messaging_url(&alice.token);
     let bob_url = server.messaging_url(&bob.token);
     let mut a = Ws::connect(&alice_url, "alice");
     let mut b = Ws::connect(&bob_url, "bob");
-    let group = server.create_group(&alice, "durable", &[&bob]);
+    let group = server.create_group(&alice, group_name, &[&bob]);
     a.expect(70);
     b.expect(70);
+    Pair {
+        alice,
+        bob,
+        alice_url,
+        bob_url,
+        a,
+        b,
+        group,
+    }
+}
+
+#[test]
+fn restart_keeps_accounts_sessions_groups_and_history() {
+    let server = Server::start();
+    let Pair {
+        alice,
+        bob,
+        alice_url,
+        bob_url,
+        mut a,
+        mut b,
+        group,
+    } = connected_pair(&server, "durable");
     a.send_message_id(&group, "before the restart", "persist-1");
     let persisted_ack = a.expect(21);
     let m1 = assert_ack(&persisted_ack, Some("persist-1"));
@@ -247,15 +280,14 @@ fn http_successes_survive_kill_9() {
 #[test]
 fn timestamps_seen_live_are_never_reissued_after_kill_9() {
     let server = Server::start();
-    let alice = server.user("alice");
-    let bob = server.user("bob");
-    let alice_url = server.messaging_url(&alice.token);
-    let bob_url = server.messaging_url(&bob.token);
-    let mut a = Ws::connect(&alice_url, "alice");
-    let mut b = Ws::connect(&bob_url, "bob");
-    let group = server.create_group(&alice, "clock", &[&bob]);
-    a.expect(70);
-    b.expect(70);
+    let Pair {
+        alice_url,
+        bob_url,
+        mut a,
+        mut b,
+        group,
+        ..
+    } = connected_pair(&server, "clock");
 
     // Two timestamps per send: 3000 sends put the clock seconds ahead of the wall clock.
     const N: usize = 3000;
