@@ -113,7 +113,6 @@ pub struct Chat {
     /// The clock ceiling of the last [`Chat::write_tick`]; a tick that hands out a timestamp
     /// above it must write a new one.
     ceiling_written: u64,
-    ceiling_at_start: u64,
     groups: HashMap<Uuid, GroupRecord>,
     /// Group ids by ordinal - 1: message ids carry the ordinal, receipts find the group here.
     group_ids: Vec<Uuid>,
@@ -138,7 +137,6 @@ impl Chat {
             store,
             clock,
             ceiling_written: ceiling,
-            ceiling_at_start: ceiling,
             groups,
             group_ids,
             rng: XorShift::seeded(),
@@ -180,11 +178,6 @@ impl Chat {
         self.store.commit(self.clock.last())?;
         self.ceiling_written = self.clock.last();
         Ok(())
-    }
-
-    /// The clock ceiling the store held at start: no timestamp above it was handed out before.
-    pub fn clock_ceiling_at_start(&self) -> u64 {
-        self.ceiling_at_start
     }
 
     pub fn group_count(&self) -> usize {

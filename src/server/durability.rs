@@ -73,12 +73,14 @@ impl Durability {
         }
     }
 
+    /// Queues a frame behind the others. The loop holds a tick's frames with that tick's one
+    /// commit number, which never decreases, so the queue is ordered by commit.
     pub fn hold(&mut self, held: Held) {
+        debug_assert!(self
+            .held
+            .back()
+            .is_none_or(|last| last.commit <= held.commit));
         self.held.push_back(held);
-    }
-
-    pub fn is_holding(&self) -> bool {
-        !self.held.is_empty()
     }
 
     /// Hands the tick's sealed writes (the next commit) to the flusher.
@@ -127,21 +129,14 @@ impl Durability {
         }
     }
 
-    /// Takes the held frames whose commit is now durable, in the order they were produced.
-    /// Frames of one connection wait for nondecreasing commits, so what stays behind on a
-    /// connection always comes after what leaves.
-    pub fn take_released(&mut self) -> Vec<Held> {
-        let mut released = Vec::new();
-        let mut kept = VecDeque::with_capacity(self.held.len());
-        for held in self.held.drain(..) {
-            if held.commit <= self.durable {
-                released.push(held);
-            } else {
-                kept.push_back(held);
-            }
+    /// The next held frame whose commit is now durable, in the order they were produced: the
+    /// queue is ordered by commit, so those are a prefix of it.
+    pub fn pop_released(&mut self) -> Option<Held> {
+        if self.held.front()?.commit <= self.durable {
+            self.held.pop_front()
+        } else {
+            None
         }
-        self.held = kept;
-        released
     }
 }
 
@@ -154,9 +149,10 @@ mod tests {
         Frame::Event(text.to_string().into())
     }
 
-    fn texts(held: &[Held]) -> Vec<String> {
-        held.iter()
-            .map(|h| match &h.frame {
+    /// The texts of the frames released now, in order.
+    fn released(durability: &mut Durability) -> Vec<String> {
+        std::iter::from_fn(|| durability.pop_released())
+            .map(|held| match held.frame {
                 Frame::Event(text) => text.to_string(),
                 Frame::Http(_) => "http".into(),
             })
@@ -195,14 +191,14 @@ mod tests {
 
         // Commit 1 alone durable (as if the flusher had reported it): only its frame leaves.
         durability.mark_durable(1);
-        assert_eq!(texts(&durability.take_released()), ["ack 1"]);
+        assert_eq!(released(&mut durability), ["ack 1"]);
         assert!(durability.may_leave(Release::Early { ts: 100 }, 2));
         assert!(!durability.may_leave(Release::Early { ts: 101 }, 2));
 
         durability.finish().unwrap();
-        assert_eq!(texts(&durability.take_released()), ["ack 2"]);
+        assert_eq!(released(&mut durability), ["ack 2"]);
         assert!(durability.may_leave(Release::Early { ts: 200 }, 2));
         assert!(durability.may_leave(Release::Durable, 2));
-        assert!(!durability.is_holding());
+        assert!(durability.held.is_empty());
     }
 }

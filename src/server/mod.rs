@@ -121,7 +121,11 @@ impl Server {
                 let _ = waker.wake();
             })
         };
-        let durability = Durability::new(flusher, chat.clock_ceiling_at_start());
+        let ceiling = chat
+            .store()
+            .clock_ceiling()
+            .map_err(|e| io::Error::other(format!("loading the store: {e}")))?;
+        let durability = Durability::new(flusher, ceiling);
         let hasher = Hasher::start(config.hash_workers, limits.hash_queue, waker);
         let local_addr = listener.local_addr()?;
         let api = Api::new(
@@ -820,10 +824,7 @@ impl Server {
         for took in flush_times {
             self.chat.metrics.flush_seconds.observe(took.as_secs_f64());
         }
-        if !self.durability.is_holding() {
-            return Ok(());
-        }
-        for Held { to, frame, .. } in self.durability.take_released() {
+        while let Some(Held { to, frame, .. }) = self.durability.pop_released() {
             let Some(conn) = self.conns.get_mut(to.key) else {
                 continue;
             };

@@ -214,34 +214,40 @@ impl EventLog {
         })
     }
 
-    /// The author of the message `message_id` stored in `group` at `ts`, if it is there;
-    /// `memory` as for [`EventLog::reader`].
-    pub fn message_author(
-        &self,
+    /// The author of the message `message_id` stored in `group` at `ts`, if it is there.
+    /// `unapplied` holds the group's chunks not yet applied to sled, newest first (borrowed: a
+    /// receipt runs this for every message read, and copies nothing).
+    pub fn message_author<'a>(
+        &'a self,
         group: Uuid,
         ts: u64,
         message_id: Uuid,
-        memory: MemoryChunks,
+        unapplied: impl Iterator<Item = &'a PendingChunk>,
     ) -> StoreResult<Option<Uuid>> {
         let in_memory = self
             .pending
             .get(&group)
-            .map(|chunk| (chunk.first_ts, IVec::from(chunk.bytes.as_slice())))
             .into_iter()
-            .chain(memory.into_iter().rev())
-            .find(|(first_ts, _)| *first_ts <= ts);
-        let chunk: Option<IVec> = match in_memory {
-            Some((_, chunk)) => Some(chunk),
-            None => self
-                .tree
-                .range(chunk_key(group, 0)..=chunk_key(group, ts))
-                .next_back()
-                .transpose()?
-                .map(|(_, value)| value),
+            .chain(unapplied)
+            .find(|chunk| chunk.first_ts <= ts);
+        let stored;
+        let chunk: &[u8] = match in_memory {
+            Some(chunk) => &chunk.bytes,
+            None => {
+                let found = self
+                    .tree
+                    .range(chunk_key(group, 0)..=chunk_key(group, ts))
+                    .next_back()
+                    .transpose()?;
+                let Some((_, value)) = found else {
+                    return Ok(None);
+                };
+                stored = value;
+                &stored
+            }
         };
-        let Some(chunk) = chunk else { return Ok(None) };
         let mut pos = 0;
-        while let Some(entry) = decode_entry(&chunk, &mut pos) {
+        while let Some(entry) = decode_entry(chunk, &mut pos) {
             if entry.ts == ts {
                 return Ok(entry
                     .message

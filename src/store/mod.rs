@@ -155,7 +155,11 @@ pub fn apply(trees: &[Tree], ticks: &[Arc<TickWrites>]) -> StoreResult<()> {
                 for (stream, chunk) in &tick.chunks {
                     trees[log_index].insert(&chunk.key(*stream)[..], chunk.bytes.as_slice())?;
                 }
-                trees[Table::Meta as usize].insert(CLOCK_KEY, &tick.clock_ceiling.to_be_bytes())?;
+            }
+            // The newest tick's ceiling is the one that counts (the loop never lowers it).
+            if let Some(newest) = ticks.last() {
+                trees[Table::Meta as usize]
+                    .insert(CLOCK_KEY, &newest.clock_ceiling.to_be_bytes())?;
             }
             Ok::<(), ConflictableTransactionError<()>>(())
         })
@@ -435,8 +439,12 @@ impl Store {
         ts: u64,
         message_id: Uuid,
     ) -> StoreResult<Option<Uuid>> {
-        self.log
-            .message_author(group, ts, message_id, self.memory_chunks(group))
+        let unapplied = self
+            .unapplied
+            .iter()
+            .rev()
+            .filter_map(|tick| tick.chunks.get(&group));
+        self.log.message_author(group, ts, message_id, unapplied)
     }
 
     /// The user's events with a timestamp after `cursor`, oldest first, at most `limit` of them
