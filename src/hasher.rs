@@ -8,6 +8,8 @@ use std::thread;
 use argon2::password_hash::{rand_core::OsRng, Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
+use crate::priority::{self, Helpers};
+
 /// Passwords are never printed, so `Debug` is written by hand.
 pub enum Work {
     /// Hash a new password.
@@ -41,7 +43,13 @@ pub struct Hasher<T> {
 }
 
 impl<T: Send + 'static> Hasher<T> {
-    pub fn start(workers: usize, queue: usize, waker: Arc<mio::Waker>) -> Hasher<T> {
+    /// `helpers` learns when a hash runs, so that flushes are not starved meanwhile.
+    pub fn start(
+        workers: usize,
+        queue: usize,
+        waker: Arc<mio::Waker>,
+        helpers: Arc<Helpers>,
+    ) -> Hasher<T> {
         give_hash_memory_back();
         let (jobs, job_rx) = mpsc::sync_channel::<(T, Work)>(queue);
         let (done_tx, done) = mpsc::channel();
@@ -50,6 +58,7 @@ impl<T: Send + 'static> Hasher<T> {
             let job_rx = Arc::clone(&job_rx);
             let done_tx = done_tx.clone();
             let waker = Arc::clone(&waker);
+            let helpers = Arc::clone(&helpers);
             thread::Builder::new()
                 .name(format!("parley-hash-{n}"))
                 .spawn(move || {
@@ -60,7 +69,11 @@ impl<T: Send + 'static> Hasher<T> {
                         let Ok(Ok((context, work))) = next else {
                             return;
                         };
-                        if done_tx.send((context, argon2.run(work))).is_err() {
+                        let outcome = {
+                            let _hashing = helpers.hashing();
+                            argon2.run(work)
+                        };
+                        if done_tx.send((context, outcome)).is_err() {
                             return;
                         }
                         let _ = waker.wake();
@@ -98,18 +111,10 @@ fn give_hash_memory_back() {
     }
 }
 
-/// Lowers the calling thread to `SCHED_IDLE`: it runs only when nothing else wants the CPU, so
-/// a burst of logins cannot delay the event loop even when both share one core. Best effort: if
-/// the system refuses, hashing simply runs at normal priority.
+/// A burst of logins cannot delay the event loop even when both share one core.
 fn yield_to_the_loop() {
-    #[cfg(target_os = "linux")]
-    {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: sched_setscheduler reads `param` only during the call; pid 0 is this thread.
-        let refused = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0;
-        if refused {
-            crate::warn!("password hashing runs at normal priority (SCHED_IDLE refused)");
-        }
+    if !priority::lower_to_idle(0) {
+        crate::warn!("password hashing runs at normal priority (SCHED_IDLE refused)");
     }
 }
 

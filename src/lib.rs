@@ -11,6 +11,7 @@ pub mod auth;
 pub mod chat;
 pub mod clock;
 pub mod metrics;
+pub mod priority;
 pub mod ratelimit;
 #[macro_use]
 pub mod log;

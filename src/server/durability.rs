@@ -163,7 +163,7 @@ mod tests {
     fn acks_wait_for_their_commit_and_fan_out_for_the_ceiling() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), 1 << 20).unwrap();
-        let mut durability = Durability::new(store.start_flusher(|| {}), 0);
+        let mut durability = Durability::new(store.start_flusher(Arc::default(), || {}), 0);
         let to = ConnId { key: 1, serial: 1 };
 
         // Nothing durable yet: an ack of this tick's commit waits, and so does fan-out stamped

@@ -37,6 +37,7 @@ use crate::error::ApiError;
 use crate::hasher::{Busy, Hasher};
 use crate::http::{self, Parsed, Response};
 use crate::metrics::Gauges;
+use crate::priority::Helpers;
 use crate::protocol::RpcError;
 use crate::store::Store;
 use connection::{Connection, Phase, WsConn};
@@ -115,9 +116,10 @@ impl Server {
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let helpers = Arc::new(Helpers::default());
         let flusher = {
             let waker = Arc::clone(&waker);
-            chat.store().start_flusher(move || {
+            chat.store().start_flusher(Arc::clone(&helpers), move || {
                 let _ = waker.wake();
             })
         };
@@ -126,7 +128,7 @@ impl Server {
             .clock_ceiling()
             .map_err(|e| io::Error::other(format!("loading the store: {e}")))?;
         let durability = Durability::new(flusher, ceiling);
-        let hasher = Hasher::start(config.hash_workers, limits.hash_queue, waker);
+        let hasher = Hasher::start(config.hash_workers, limits.hash_queue, waker, helpers);
         let local_addr = listener.local_addr()?;
         let api = Api::new(
             Jwt::new(&secret),

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use sled::Tree;
 
 use super::{apply, TickWrites};
+use crate::priority::Helpers;
 
 /// What the loop learns when it asks how far the flushes got.
 #[derive(Debug, Default)]
@@ -55,7 +56,12 @@ pub struct Flusher {
 
 impl Flusher {
     /// Starts the thread; `notify` runs after every flush (the loop's waker).
-    pub fn start(db: sled::Db, trees: Vec<Tree>, notify: impl Fn() + Send + 'static) -> Flusher {
+    pub fn start(
+        db: sled::Db,
+        trees: Vec<Tree>,
+        helpers: Arc<Helpers>,
+        notify: impl Fn() + Send + 'static,
+    ) -> Flusher {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
@@ -63,7 +69,7 @@ impl Flusher {
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("parley-flush".into())
-            .spawn(move || flush_on_request(&thread_shared, &db, &trees, &notify))
+            .spawn(move || flush_on_request(&thread_shared, &db, &trees, &helpers, &notify))
             .expect("spawning the flusher thread");
         Flusher {
             shared,
@@ -121,41 +127,35 @@ impl Drop for Flusher {
     }
 }
 
-/// Moves this thread and sled's I/O threads (started by `sled::open`, named `sled-io-N`) to
-/// `SCHED_IDLE`. A flush is mostly sled's CPU work (~100 us a tick, much of it waking its
-/// seven pool threads), and on a one-core host the event loop must preempt it the moment a
-/// socket wakes it: the scheduler does that at once for an idle-policy thread, while a thread
-/// at nice 19 still delayed the loop's wake-ups by 54 us on average. The flush runs whenever the
-/// loop waits, and the loop waits for nothing but sockets, so it cannot starve for long. Threads
-/// sled starts later from this thread inherit the policy. Best effort.
-fn yield_to_the_loop() {
-    #[cfg(target_os = "linux")]
-    {
-        let mut tids = vec![0];
-        if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
-            for task in tasks.flatten() {
-                let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-                if comm.starts_with("sled-io") {
-                    if let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) {
-                        tids.push(tid);
-                    }
+/// Puts this thread and sled's I/O threads (started by `sled::open`, named `sled-io-N`) under
+/// the helpers' policy: idle priority except while a password hash runs (see
+/// [`crate::priority`]). The flush runs whenever the loop waits, and the loop waits for nothing
+/// but sockets, so it cannot starve for long. Best effort.
+fn yield_to_the_loop(helpers: &Helpers) {
+    let mut tids = vec![0];
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.starts_with("sled-io") {
+                if let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) {
+                    tids.push(tid);
                 }
             }
         }
-        let param = libc::sched_param { sched_priority: 0 };
-        for tid in tids {
-            // SAFETY: sched_setscheduler reads `param` only during the call; 0 is this thread.
-            let refused = unsafe { libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) } != 0;
-            if refused {
-                crate::warn!("store flushes run at normal priority (SCHED_IDLE refused)");
-                return;
-            }
-        }
+    }
+    if !helpers.adopt_flush_threads(&tids) {
+        crate::warn!("store flushes run at normal priority (SCHED_IDLE refused)");
     }
 }
 
-fn flush_on_request(shared: &Shared, db: &sled::Db, trees: &[Tree], notify: &dyn Fn()) {
-    yield_to_the_loop();
+fn flush_on_request(
+    shared: &Shared,
+    db: &sled::Db,
+    trees: &[Tree],
+    helpers: &Helpers,
+    notify: &dyn Fn(),
+) {
+    yield_to_the_loop(helpers);
     let mut state = shared.lock();
     loop {
         if state.failed.is_some() || (state.stopping && state.queue.is_empty()) {
@@ -205,7 +205,7 @@ mod tests {
         let mut store = Store::open(dir.path(), 1 << 20).unwrap();
         let woken = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&woken);
-        let flusher = store.start_flusher(move || {
+        let flusher = store.start_flusher(Arc::default(), move || {
             counter.fetch_add(1, Ordering::SeqCst);
         });
         let user = Uuid::from_u128(7);

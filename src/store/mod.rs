@@ -21,6 +21,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{IVec, Tree};
 use uuid::Uuid;
 
+use crate::priority::Helpers;
 pub use log::{Audience, MessageMeta};
 use log::{EventLog, MemoryChunks, PendingChunk, StreamReader};
 
@@ -255,8 +256,12 @@ impl Store {
     }
 
     /// Starts the thread that applies and flushes sealed ticks, off the loop thread.
-    pub fn start_flusher(&self, notify: impl Fn() + Send + 'static) -> flusher::Flusher {
-        flusher::Flusher::start(self.db.clone(), self.trees.clone(), notify)
+    pub fn start_flusher(
+        &self,
+        helpers: Arc<Helpers>,
+        notify: impl Fn() + Send + 'static,
+    ) -> flusher::Flusher {
+        flusher::Flusher::start(self.db.clone(), self.trees.clone(), helpers, notify)
     }
 
     /// No timestamp above this one left the server before the previous shutdown or crash.
