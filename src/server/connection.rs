@@ -1,6 +1,7 @@
 //! One client connection as the loop holds it: the socket, its phase (HTTP or WebSocket), the
 //! raw bytes waiting to be written, and the socket wrapper tungstenite reads and writes through.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::time::Instant;
@@ -9,6 +10,8 @@ use mio::net::TcpStream;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::WebSocketContext;
 use uuid::Uuid;
+
+use super::durability::HeldFrame;
 
 pub struct Connection {
     pub socket: TcpStream,
@@ -29,8 +32,9 @@ pub struct Connection {
     /// close frame).
     pub close_after_write: bool,
     pub dead: bool,
-    /// Frames waiting for a flush before they may be written, and their bytes.
-    pub held_frames: usize,
+    /// Frames waiting for a flush before they may be written (the first waits for its commit,
+    /// the rest behind it), and their bytes.
+    pub held: VecDeque<HeldFrame>,
     pub held_bytes: usize,
     /// Reading stopped because too much waits for a flush; the release reads again.
     pub read_paused: bool,
@@ -77,7 +81,7 @@ impl Connection {
             read_tick: 0,
             close_after_write: false,
             dead: false,
-            held_frames: 0,
+            held: VecDeque::new(),
             held_bytes: 0,
             read_paused: false,
         }

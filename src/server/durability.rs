@@ -2,10 +2,16 @@
 //!
 //! Every tick that changed something writes one numbered commit into the store and asks the
 //! [`Flusher`] thread to make it durable; the loop goes on serving while it does. Answers and
-//! acks ([`Release::Durable`]) wait here until their commit is durable. Fan-out to other
-//! connections ([`Release::Early`]) leaves at once when its timestamp is under the durable clock
-//! ceiling and nothing is waiting ahead of it on its connection (a connection's frames always
-//! leave in the order they were produced).
+//! acks ([`Release::Durable`]) wait until their commit is durable. Fan-out to other connections
+//! ([`Release::Early`]) leaves at once when its timestamp is under the durable clock ceiling and
+//! nothing is waiting ahead of it on its connection (a connection's frames always leave in the
+//! order they were produced).
+//!
+//! Held frames stay in their connection's own queue ([`HeldFrame`]); this keeps, in commit
+//! order, which connection waits for which commit. A frame held only to keep its connection's
+//! order waits for nothing of its own: it leaves right behind the frame ahead of it, so one
+//! pending ack delays the events behind it by one flush, not by every flush that keeps ending
+//! while more events arrive.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -26,10 +32,10 @@ const MAX_COMMITS_IN_FLIGHT: u64 = 64;
 /// would let the held queue grow for a minute.
 const MAX_HELD_FRAMES: usize = 65_536;
 
-/// A frame waiting for commit `commit` to be durable.
-pub struct Held {
-    pub commit: u64,
-    pub to: ConnId,
+/// A frame its connection may not write yet.
+pub struct HeldFrame {
+    /// The commit that must be durable first; `None` when it waits only for the frames ahead.
+    pub gate: Option<u64>,
     pub frame: Frame,
 }
 
@@ -43,7 +49,11 @@ pub struct Durability {
     ceilings: VecDeque<(u64, u64)>,
     /// No timestamp above this can be handed out again after a crash.
     durable_ceiling: u64,
-    held: VecDeque<Held>,
+    /// Connections holding a frame gated on a commit, in commit order (a connection once per
+    /// gated frame).
+    waiting: VecDeque<(u64, ConnId)>,
+    /// Frames held in all connections' queues.
+    held_frames: usize,
 }
 
 impl Durability {
@@ -54,7 +64,8 @@ impl Durability {
             durable: 0,
             ceilings: VecDeque::new(),
             durable_ceiling,
-            held: VecDeque::new(),
+            waiting: VecDeque::new(),
+            held_frames: 0,
         }
     }
 
@@ -73,14 +84,28 @@ impl Durability {
         }
     }
 
-    /// Queues a frame behind the others. The loop holds a tick's frames with that tick's one
-    /// commit number, which never decreases, so the queue is ordered by commit.
-    pub fn hold(&mut self, held: Held) {
-        debug_assert!(self
-            .held
-            .back()
-            .is_none_or(|last| last.commit <= held.commit));
-        self.held.push_back(held);
+    /// What a frame of commit `commit` that cannot leave now waits for (see [`HeldFrame`]),
+    /// and notes that connection `to` holds it.
+    pub fn hold(&mut self, to: ConnId, release: Release, commit: u64) -> Option<u64> {
+        self.held_frames += 1;
+        if self.may_leave(release, commit) {
+            return None;
+        }
+        // The loop holds a tick's frames with that tick's one commit number, which never
+        // decreases, so `waiting` stays in commit order.
+        debug_assert!(self.waiting.back().is_none_or(|&(last, _)| last <= commit));
+        self.waiting.push_back((commit, to));
+        Some(commit)
+    }
+
+    /// Whether a held frame may leave once the frames ahead of it have.
+    pub fn may_release(&self, gate: Option<u64>) -> bool {
+        gate.is_none_or(|commit| commit <= self.durable)
+    }
+
+    /// `count` held frames left, or went with their closed connection.
+    pub fn forget_held(&mut self, count: usize) {
+        self.held_frames -= count;
     }
 
     /// Hands the tick's sealed writes (the next commit) to the flusher.
@@ -94,7 +119,7 @@ impl Durability {
 
     /// Whether so many commits wait for the flusher that the loop must let it run.
     pub fn too_far_behind(&self) -> bool {
-        self.written - self.durable > MAX_COMMITS_IN_FLIGHT || self.held.len() > MAX_HELD_FRAMES
+        self.written - self.durable > MAX_COMMITS_IN_FLIGHT || self.held_frames > MAX_HELD_FRAMES
     }
 
     /// Blocks until the flusher has made everything written durable; the loop's core is then
@@ -129,11 +154,11 @@ impl Durability {
         }
     }
 
-    /// The next held frame whose commit is now durable, in the order they were produced: the
-    /// queue is ordered by commit, so those are a prefix of it.
-    pub fn pop_released(&mut self) -> Option<Held> {
-        if self.held.front()?.commit <= self.durable {
-            self.held.pop_front()
+    /// The next connection holding a frame whose commit is now durable: `waiting` is ordered
+    /// by commit, so those are a prefix of it. The connection may have closed since.
+    pub fn pop_released(&mut self) -> Option<ConnId> {
+        if self.waiting.front()?.0 <= self.durable {
+            self.waiting.pop_front().map(|(_, to)| to)
         } else {
             None
         }
@@ -145,60 +170,52 @@ mod tests {
     use super::*;
     use crate::store::Store;
 
-    fn frame(text: &str) -> Frame {
-        Frame::Event(text.to_string().into())
-    }
-
-    /// The texts of the frames released now, in order.
-    fn released(durability: &mut Durability) -> Vec<String> {
+    /// The connections whose gated frames may leave now, in commit order.
+    fn released(durability: &mut Durability) -> Vec<usize> {
         std::iter::from_fn(|| durability.pop_released())
-            .map(|held| match held.frame {
-                Frame::Event(text) => text.to_string(),
-                Frame::Http(_) => "http".into(),
-            })
+            .map(|to| to.key)
             .collect()
     }
 
     #[test]
-    fn acks_wait_for_their_commit_and_fan_out_for_the_ceiling() {
+    fn acks_wait_for_their_commit_and_ordered_fan_out_only_for_them() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), 1 << 20).unwrap();
-        let mut durability = Durability::new(store.start_flusher(Arc::default(), || {}), 0);
-        let to = ConnId { key: 1, serial: 1 };
+        let mut durability = Durability::new(store.start_flusher(Arc::default(), || {}), 100);
+        let (a, b) = (ConnId { key: 1, serial: 1 }, ConnId { key: 2, serial: 2 });
 
         // Nothing durable yet: an ack of this tick's commit waits, and so does fan-out stamped
-        // above the ceiling stored at start.
+        // above the ceiling stored at start; fan-out under it may leave.
         let commit = durability.commit_of_tick(true);
         assert_eq!(commit, 1);
         assert!(!durability.may_leave(Release::Durable, commit));
-        assert!(!durability.may_leave(Release::Early { ts: 5 }, commit));
-        durability.hold(Held {
-            commit,
-            to,
-            frame: frame("ack 1"),
-        });
-        durability.written(store.write(commit, 100));
+        assert!(!durability.may_leave(Release::Early { ts: 101 }, commit));
+        assert!(durability.may_leave(Release::Early { ts: 100 }, commit));
+        assert_eq!(durability.hold(a, Release::Durable, commit), Some(1));
+        durability.written(store.write(commit, 200));
 
         // A tick that writes nothing depends on the last commit written.
         assert_eq!(durability.commit_of_tick(false), 1);
         let commit = durability.commit_of_tick(true);
-        durability.hold(Held {
-            commit,
-            to,
-            frame: frame("ack 2"),
-        });
-        durability.written(store.write(commit, 200));
+        assert_eq!(durability.hold(b, Release::Durable, commit), Some(2));
+        // Fan-out to `a`, behind its ack: it waits for that ack only, not for commit 2.
+        let behind = durability.hold(a, Release::Early { ts: 50 }, commit);
+        assert_eq!(behind, None);
+        durability.written(store.write(commit, 300));
 
-        // Commit 1 alone durable (as if the flusher had reported it): only its frame leaves.
+        // Commit 1 alone durable (as if the flusher had reported it): `a` drains whole.
         durability.mark_durable(1);
-        assert_eq!(released(&mut durability), ["ack 1"]);
-        assert!(durability.may_leave(Release::Early { ts: 100 }, 2));
-        assert!(!durability.may_leave(Release::Early { ts: 101 }, 2));
+        assert_eq!(released(&mut durability), [1]);
+        assert!(durability.may_release(Some(1)) && durability.may_release(behind));
+        assert!(!durability.may_release(Some(2)));
+        assert!(durability.may_leave(Release::Early { ts: 200 }, 2));
+        assert!(!durability.may_leave(Release::Early { ts: 201 }, 2));
 
         durability.finish().unwrap();
-        assert_eq!(released(&mut durability), ["ack 2"]);
-        assert!(durability.may_leave(Release::Early { ts: 200 }, 2));
+        assert_eq!(released(&mut durability), [2]);
+        assert!(durability.may_leave(Release::Early { ts: 300 }, 2));
         assert!(durability.may_leave(Release::Durable, 2));
-        assert!(durability.held.is_empty());
+        durability.forget_held(3);
+        assert!(!durability.too_far_behind());
     }
 }

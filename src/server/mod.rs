@@ -41,7 +41,7 @@ use crate::priority::Helpers;
 use crate::protocol::RpcError;
 use crate::store::Store;
 use connection::{Connection, Phase, WsConn};
-use durability::{Durability, Held};
+use durability::{Durability, HeldFrame};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -806,10 +806,10 @@ impl Server {
             if conn.serial != to.serial || conn.dead {
                 continue;
             }
-            if conn.held_frames > 0 || !self.durability.may_leave(release, commit) {
-                conn.held_frames += 1;
+            if !conn.held.is_empty() || !self.durability.may_leave(release, commit) {
                 conn.held_bytes += frame.byte_len();
-                self.durability.hold(Held { commit, to, frame });
+                let gate = self.durability.hold(to, release, commit);
+                conn.held.push_back(HeldFrame { gate, frame });
                 continue;
             }
             self.deliver(to, frame);
@@ -826,26 +826,40 @@ impl Server {
         for took in flush_times {
             self.chat.metrics.flush_seconds.observe(took.as_secs_f64());
         }
-        while let Some(Held { to, frame, .. }) = self.durability.pop_released() {
-            let Some(conn) = self.conns.get_mut(to.key) else {
-                continue;
-            };
-            if conn.serial != to.serial {
-                continue;
-            }
-            conn.held_frames -= 1;
-            conn.held_bytes -= frame.byte_len();
-            let resume = conn.read_paused && conn.held_bytes < self.limits.max_outbox_bytes / 2;
-            let live = !conn.dead;
-            if resume {
-                conn.read_paused = false;
-                self.read_later(to.key);
-            }
-            if live {
-                self.deliver(to, frame);
-            }
+        while let Some(to) = self.durability.pop_released() {
+            self.release_held(to);
         }
         Ok(())
+    }
+
+    /// Writes a connection's held frames from the front, up to one that still waits for its
+    /// commit.
+    fn release_held(&mut self, to: ConnId) {
+        loop {
+            let Some(conn) = self.conns.get_mut(to.key) else {
+                return;
+            };
+            if conn.serial != to.serial {
+                return;
+            }
+            let ready = conn
+                .held
+                .front()
+                .is_some_and(|held| self.durability.may_release(held.gate));
+            if !ready {
+                if conn.read_paused && conn.held_bytes < self.limits.max_outbox_bytes / 2 {
+                    conn.read_paused = false;
+                    self.read_later(to.key);
+                }
+                return;
+            }
+            let held = conn.held.pop_front().expect("checked above");
+            conn.held_bytes -= held.frame.byte_len();
+            self.durability.forget_held(1);
+            if !conn.dead {
+                self.deliver(to, held.frame);
+            }
+        }
     }
 
     /// Sends the close frames decided during the tick, after the connection's other frames;
@@ -856,7 +870,7 @@ impl Server {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
-            if conn.held_frames > 0 && !conn.dead {
+            if !conn.held.is_empty() && !conn.dead {
                 later.push(key);
                 continue;
             }
@@ -929,7 +943,7 @@ impl Server {
             // A request still waiting for its password hash gets its answer first, even from a
             // client that half-closed after sending it.
             Ok(())
-                if conn.close_after_write && !is_waiting(&conn.phase) && conn.held_frames == 0 =>
+                if conn.close_after_write && !is_waiting(&conn.phase) && conn.held.is_empty() =>
             {
                 self.kill(key)
             }
@@ -984,6 +998,7 @@ impl Server {
     fn close(&mut self, key: usize) {
         let id = self.conn_id(key);
         let mut conn = self.conns.remove(key);
+        self.durability.forget_held(conn.held.len());
         let _ = self.poll.registry().deregister(&mut conn.socket);
         if let Some(count) = self.conns_per_ip.get_mut(&conn.ip) {
             *count -= 1;
