@@ -38,6 +38,10 @@ pub struct Connection {
     pub held_bytes: usize,
     /// Reading stopped because too much waits for a flush; the release reads again.
     pub read_paused: bool,
+    /// The last read got less than it asked for, so the socket's receive queue was empty; data
+    /// arriving after it brings a new readiness event (the registration is edge-triggered), and
+    /// until then another read would only return `WouldBlock`: a system call saved per event.
+    pub socket_drained: bool,
 }
 
 pub enum Phase {
@@ -84,6 +88,7 @@ impl Connection {
             held: VecDeque::new(),
             held_bytes: 0,
             read_paused: false,
+            socket_drained: false,
         }
     }
 
@@ -93,6 +98,7 @@ impl Connection {
             Wire {
                 socket: &mut self.socket,
                 pending: &mut self.out,
+                drained: &mut self.socket_drained,
             },
             &mut self.phase,
         )
@@ -104,6 +110,7 @@ impl Connection {
 pub struct Wire<'a> {
     socket: &'a mut TcpStream,
     pending: &'a mut Vec<u8>,
+    drained: &'a mut bool,
 }
 
 impl Wire<'_> {
@@ -125,7 +132,13 @@ impl Wire<'_> {
 
 impl Read for Wire<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.socket.read(buf)
+        if *self.drained {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = self.socket.read(buf)?;
+        // Zero is the end of the stream, which the caller must see.
+        *self.drained = n > 0 && n < buf.len();
+        Ok(n)
     }
 }
 

@@ -220,6 +220,9 @@ impl Server {
                     }
                     Token(key) => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            if let Some(conn) = self.conns.get_mut(key) {
+                                conn.socket_drained = false;
+                            }
                             self.read(key, wall, now);
                         }
                         if event.is_writable() {
