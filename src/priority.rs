@@ -10,15 +10,20 @@
 //! milliseconds, during which the answers and acks it holds back (and every later frame to
 //! their connections) wait. So while a hash runs, the flush threads run at normal priority.
 
-use std::sync::Mutex;
+use std::io;
+use std::sync::{Arc, Mutex};
 
 /// Moves thread `tid` (0: the calling thread) to `SCHED_IDLE`: it runs only when nothing else
 /// wants the CPU. False if the system refused (the thread keeps its priority).
 pub fn lower_to_idle(tid: libc::pid_t) -> bool {
-    set_policy(tid, Policy::Idle)
+    set_policy(tid, Policy::Idle).is_ok()
 }
 
 /// The flush threads' priority, following whether any password hash is being computed.
+///
+/// The flush threads are the flusher (registered while it runs) and sled's I/O threads, found
+/// by name in `/proc/self/task` at each change: sled starts and ends pool threads on its own,
+/// and a thread id kept after its thread ended could by now name another thread.
 #[derive(Default)]
 pub struct Helpers {
     state: Mutex<HelpersState>,
@@ -26,8 +31,7 @@ pub struct Helpers {
 
 #[derive(Default)]
 struct HelpersState {
-    /// The flusher thread and sled's I/O threads.
-    flush_threads: Vec<libc::pid_t>,
+    flusher: Option<libc::pid_t>,
     hashes_running: usize,
     /// Raising them was refused once already (and said so).
     raise_refused: bool,
@@ -40,31 +44,27 @@ enum Policy {
 }
 
 impl Helpers {
-    /// Puts `tids` (the flush threads; 0 is the calling thread) under this policy and sets them
-    /// to what it says now. False if the system refused.
-    pub fn adopt_flush_threads(&self, tids: &[libc::pid_t]) -> bool {
+    /// Registers the calling thread as the flusher until the guard is dropped, and sets it and
+    /// sled's I/O threads to the policy of the moment. The flag says whether the system allowed
+    /// it.
+    pub fn flusher_started(self: &Arc<Self>) -> (Flusher, bool) {
         let mut state = self.lock();
-        let policy = state.flush_policy();
-        state.flush_threads.extend(tids.iter().map(
-            |&tid| {
-                if tid == 0 {
-                    current_tid()
-                } else {
-                    tid
-                }
-            },
-        ));
-        state
-            .flush_threads
-            .iter()
-            .all(|&tid| set_policy(tid, policy))
+        state.flusher = Some(current_tid());
+        let allowed = !state.apply(state.flush_policy()).permission_denied;
+        let registration = Flusher {
+            helpers: Arc::clone(self),
+        };
+        (registration, allowed)
     }
 
     /// Marks a hash as running until the guard is dropped.
     pub fn hashing(&self) -> Hashing<'_> {
         let mut state = self.lock();
         state.hashes_running += 1;
-        if state.hashes_running == 1 && !state.apply(Policy::Normal) && !state.raise_refused {
+        if state.hashes_running == 1
+            && state.apply(Policy::Normal).permission_denied
+            && !state.raise_refused
+        {
             state.raise_refused = true;
             crate::warn!(
                 "store flushes stay at idle priority while passwords are hashed: leaving \
@@ -82,6 +82,11 @@ impl Helpers {
     }
 }
 
+/// What setting a policy on the flush threads met.
+struct Applied {
+    permission_denied: bool,
+}
+
 impl HelpersState {
     fn flush_policy(&self) -> Policy {
         if self.hashes_running > 0 {
@@ -91,14 +96,29 @@ impl HelpersState {
         }
     }
 
-    /// False if the system refused it for any of the threads.
-    fn apply(&self, policy: Policy) -> bool {
-        // Every thread, even after a refusal.
-        let mut all = true;
-        for &tid in &self.flush_threads {
-            all &= set_policy(tid, policy);
+    /// Sets `policy` on every flush thread alive now (one that ended meanwhile is skipped).
+    fn apply(&self, policy: Policy) -> Applied {
+        let mut applied = Applied {
+            permission_denied: false,
+        };
+        let threads = self.flusher.into_iter().chain(sled_io_threads());
+        for tid in threads {
+            if let Err(err) = set_policy(tid, policy) {
+                applied.permission_denied |= err.kind() == io::ErrorKind::PermissionDenied;
+            }
         }
-        all
+        applied
+    }
+}
+
+/// The registration of the flusher thread (see [`Helpers::flusher_started`]).
+pub struct Flusher {
+    helpers: Arc<Helpers>,
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.helpers.lock().flusher = None;
     }
 }
 
@@ -117,20 +137,39 @@ impl Drop for Hashing<'_> {
     }
 }
 
+/// sled's I/O pool threads (named `sled-io-N`) alive now.
+fn sled_io_threads() -> Vec<libc::pid_t> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|comm| comm.starts_with("sled-io"))
+        })
+        .filter_map(|task| task.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
 #[cfg(target_os = "linux")]
-fn set_policy(tid: libc::pid_t, policy: Policy) -> bool {
+fn set_policy(tid: libc::pid_t, policy: Policy) -> io::Result<()> {
     let policy = match policy {
         Policy::Idle => libc::SCHED_IDLE,
         Policy::Normal => libc::SCHED_OTHER,
     };
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: sched_setscheduler reads `param` only during the call.
-    unsafe { libc::sched_setscheduler(tid, policy, &param) == 0 }
+    if unsafe { libc::sched_setscheduler(tid, policy, &param) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn set_policy(_tid: libc::pid_t, _policy: Policy) -> bool {
-    false
+fn set_policy(_tid: libc::pid_t, _policy: Policy) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
 }
 
 #[cfg(target_os = "linux")]
@@ -146,6 +185,9 @@ fn current_tid() -> libc::pid_t {
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
+    use std::sync::mpsc;
+    use std::thread;
+
     use super::*;
 
     fn policy_of(tid: libc::pid_t) -> libc::c_int {
@@ -153,34 +195,60 @@ mod tests {
         unsafe { libc::sched_getscheduler(tid) }
     }
 
+    /// Runs `body` on a new thread named `name` and keeps what it returns until the returned
+    /// sender is dropped; gives the thread's id.
+    fn parked_thread<T>(
+        name: &str,
+        body: impl FnOnce() -> T + Send + 'static,
+    ) -> (libc::pid_t, mpsc::Sender<()>, thread::JoinHandle<()>) {
+        let (tid_tx, tid_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let handle = thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let _kept = body();
+                tid_tx.send(current_tid()).unwrap();
+                let _ = stop_rx.recv();
+            })
+            .unwrap();
+        (tid_rx.recv().unwrap(), stop_tx, handle)
+    }
+
     #[test]
     fn flush_threads_run_at_normal_priority_exactly_while_a_hash_runs() {
-        let helpers = Helpers::default();
-        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-        let flush_thread = std::thread::spawn(move || {
-            tid_tx.send(current_tid()).unwrap();
-            let _ = stop_rx.recv();
-        });
-        let tid = tid_rx.recv().unwrap();
-        if !helpers.adopt_flush_threads(&[tid]) {
-            // SCHED_IDLE refused here (a sandbox): nothing to check.
-            return;
-        }
-        assert_eq!(policy_of(tid), libc::SCHED_IDLE);
+        let helpers = Arc::new(Helpers::default());
+        // A stand-in for one of sled's I/O threads, found by its name.
+        let (io_tid, io_stop, io_thread) = parked_thread("sled-io-test", || ());
+        let (allowed_tx, allowed_rx) = mpsc::channel();
+        let registered = Arc::clone(&helpers);
+        let (flusher_tid, flusher_stop, flusher_thread) =
+            parked_thread("flusher-test", move || {
+                let (registration, allowed) = registered.flusher_started();
+                allowed_tx.send(allowed).unwrap();
+                registration
+            });
+        let lowered = allowed_rx.recv().unwrap();
         // Leaving SCHED_IDLE takes CAP_SYS_NICE or a raised RLIMIT_NICE.
-        if !set_policy(tid, Policy::Normal) {
-            return;
+        let can_raise = set_policy(flusher_tid, Policy::Normal).is_ok();
+        if lowered && can_raise {
+            set_policy(flusher_tid, Policy::Idle).unwrap();
+            for tid in [flusher_tid, io_tid] {
+                assert_eq!(policy_of(tid), libc::SCHED_IDLE);
+            }
+            let first = helpers.hashing();
+            let second = helpers.hashing();
+            for tid in [flusher_tid, io_tid] {
+                assert_eq!(policy_of(tid), libc::SCHED_OTHER);
+            }
+            drop(first);
+            assert_eq!(policy_of(io_tid), libc::SCHED_OTHER, "one hash still runs");
+            drop(second);
+            for tid in [flusher_tid, io_tid] {
+                assert_eq!(policy_of(tid), libc::SCHED_IDLE);
+            }
         }
-        set_policy(tid, Policy::Idle);
-        let first = helpers.hashing();
-        let second = helpers.hashing();
-        assert_eq!(policy_of(tid), libc::SCHED_OTHER);
-        drop(first);
-        assert_eq!(policy_of(tid), libc::SCHED_OTHER, "one hash still runs");
-        drop(second);
-        assert_eq!(policy_of(tid), libc::SCHED_IDLE);
-        stop_tx.send(()).unwrap();
-        flush_thread.join().unwrap();
+        drop((io_stop, flusher_stop));
+        io_thread.join().unwrap();
+        flusher_thread.join().unwrap();
     }
 }

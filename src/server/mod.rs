@@ -271,8 +271,10 @@ impl Server {
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() || Instant::now() >= deadline {
                     let last = self.durability.finish().map_err(store_failed)?;
-                    // Answers that waited for those commits get one last chance to leave.
+                    // Answers that waited for those commits get one last chance to leave, and
+                    // the close frames that waited for them after.
                     self.release_durable()?;
+                    self.close_websockets_after_tick();
                     for key in std::mem::take(&mut self.to_flush) {
                         self.flush(key);
                     }
@@ -850,9 +852,16 @@ impl Server {
                 .front()
                 .is_some_and(|held| self.durability.may_release(held.gate));
             if !ready {
-                if conn.read_paused && conn.held_bytes < self.limits.max_outbox_bytes / 2 {
+                // A connection closing after its writes (its frames were dropped above, or
+                // its answers just left) is closed by the next flush.
+                let close = conn.held.is_empty() && conn.close_after_write && !conn.dead;
+                let resume = conn.read_paused && conn.held_bytes < self.limits.max_outbox_bytes / 2;
+                if resume {
                     conn.read_paused = false;
                     self.read_later(to.key);
+                }
+                if close {
+                    self.queue_flush(to.key);
                 }
                 return;
             }

@@ -127,35 +127,20 @@ impl Drop for Flusher {
     }
 }
 
-/// Puts this thread and sled's I/O threads (started by `sled::open`, named `sled-io-N`) under
-/// the helpers' policy: idle priority except while a password hash runs (see
-/// [`crate::priority`]). The flush runs whenever the loop waits, and the loop waits for nothing
-/// but sockets, so it cannot starve for long. Best effort.
-fn yield_to_the_loop(helpers: &Helpers) {
-    let mut tids = vec![0];
-    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
-        for task in tasks.flatten() {
-            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            if comm.starts_with("sled-io") {
-                if let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) {
-                    tids.push(tid);
-                }
-            }
-        }
-    }
-    if !helpers.adopt_flush_threads(&tids) {
-        crate::warn!("store flushes run at normal priority (SCHED_IDLE refused)");
-    }
-}
-
 fn flush_on_request(
     shared: &Shared,
     db: &sled::Db,
     trees: &[Tree],
-    helpers: &Helpers,
+    helpers: &Arc<Helpers>,
     notify: &dyn Fn(),
 ) {
-    yield_to_the_loop(helpers);
+    // Idle priority except while a password hash runs (see `crate::priority`). The flush runs
+    // whenever the loop waits, and the loop waits for nothing but sockets, so it cannot starve
+    // for long.
+    let (_registered, allowed) = helpers.flusher_started();
+    if !allowed {
+        crate::warn!("store flushes run at normal priority (SCHED_IDLE refused)");
+    }
     let mut state = shared.lock();
     loop {
         if state.failed.is_some() || (state.stopping && state.queue.is_empty()) {

@@ -182,7 +182,7 @@ impl Store {
         let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
-            .segment_size(stored_segment_size(dir).unwrap_or(SEGMENT_BYTES))
+            .segment_size(segment_size_for(dir))
             // The loop flushes every tick that wrote; sled's own timer would only add work.
             .flush_every_ms(None);
         let db = open_when_free(&config)?;
@@ -514,8 +514,6 @@ impl Store {
     }
 }
 
-/// Opens the database, waiting up to 5 s for its lock: a server restarted right after its
-/// previous instance was killed may start while the kernel is still closing that one's files.
 /// sled's log segment. sled writes anything bigger than a quarter of a segment (a value, or a
 /// whole tree node when it rewrites one) as a file of its own, a "blob": created, synced, and
 /// deleted again when the node is next rewritten. A leaf of the log tree holds up to 17 chunks;
@@ -525,8 +523,21 @@ impl Store {
 /// 512 KiB: 17 chunks of 30 KiB each, a tick of about 100 messages in one group.
 const SEGMENT_BYTES: usize = 2 * 1024 * 1024;
 
-/// The segment size an existing sled directory was created with: sled refuses to open it with
-/// another, so directories made before [`SEGMENT_BYTES`] changed keep theirs.
+/// sled's default, which every data directory made before [`SEGMENT_BYTES`] uses.
+const OLD_SEGMENT_BYTES: usize = 512 * 1024;
+
+/// The segment size to open `dir` with. An existing directory keeps the one it was created
+/// with: sled refuses another when its `conf` file names one, and when that file is lost it
+/// would take any size and read nothing of the data written with another.
+fn segment_size_for(dir: &Path) -> usize {
+    match stored_segment_size(dir) {
+        Some(size) => size,
+        None if dir.join("db").exists() => OLD_SEGMENT_BYTES,
+        None => SEGMENT_BYTES,
+    }
+}
+
+/// The segment size in sled's `conf` file, if it is there and names one.
 fn stored_segment_size(dir: &Path) -> Option<usize> {
     let conf = std::fs::read(dir.join("conf")).ok()?;
     String::from_utf8_lossy(&conf)
@@ -535,6 +546,8 @@ fn stored_segment_size(dir: &Path) -> Option<usize> {
         .and_then(|size| size.trim().parse().ok())
 }
 
+/// Opens the database, waiting up to 5 s for its lock: a server restarted right after its
+/// previous instance was killed may start while the kernel is still closing that one's files.
 fn open_when_free(config: &sled::Config) -> StoreResult<sled::Db> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
@@ -686,20 +699,34 @@ mod tests {
         );
     }
 
-    /// sled refuses a directory created with another segment size: one made by an older
-    /// parley (sled's default) must still open.
+    /// A directory made by an older parley (sled's default segment size) opens with its own
+    /// size and its data, also when sled's `conf` file, which names the size, is lost.
     #[test]
-    fn a_directory_with_the_old_segment_size_still_opens() {
-        let dir = tempfile::tempdir().unwrap();
-        let old = sled::Config::new()
-            .path(dir.path())
-            .segment_size(512 * 1024)
-            .open()
-            .unwrap();
-        old.flush().unwrap();
-        drop(old);
-        assert_eq!(stored_segment_size(dir.path()), Some(512 * 1024));
-        Store::open(dir.path(), 1 << 20).unwrap();
+    fn a_directory_with_the_old_segment_size_keeps_it_and_its_data() {
+        let old = |dir: &Path| {
+            sled::Config::new()
+                .path(dir)
+                .segment_size(OLD_SEGMENT_BYTES)
+                .open()
+                .unwrap()
+        };
+        for lose_conf in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let db = old(dir.path());
+            db.insert(b"kept", b"yes").unwrap();
+            db.flush().unwrap();
+            drop(db);
+            if lose_conf {
+                std::fs::remove_file(dir.path().join("conf")).unwrap();
+            }
+            drop(Store::open(dir.path(), 1 << 20).unwrap());
+            assert_eq!(stored_segment_size(dir.path()), Some(OLD_SEGMENT_BYTES));
+            let db = old(dir.path());
+            assert_eq!(db.get(b"kept").unwrap().as_deref(), Some(&b"yes"[..]));
+        }
+        let fresh = tempfile::tempdir().unwrap();
+        drop(Store::open(fresh.path(), 1 << 20).unwrap());
+        assert_eq!(stored_segment_size(fresh.path()), Some(SEGMENT_BYTES));
     }
 
     #[test]
