@@ -12,7 +12,7 @@
 mod connection;
 mod durability;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -60,6 +60,8 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// How long a graceful shutdown waits for connections to drain before exiting anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// Slots of a connection's held-frame queue kept once it drains (see `Server::release_held`).
+const HELD_SLOTS_KEPT: usize = 8;
 
 /// A password-hashing job's context: who asked, what for, and whether to keep the connection.
 type HashContext = (ConnId, Pending, bool);
@@ -852,6 +854,12 @@ impl Server {
                 .front()
                 .is_some_and(|held| self.durability.may_release(held.gate));
             if !ready {
+                // A burst (a sync's pages, many events behind an ack) would otherwise leave
+                // its queue's allocation with the connection for good; a few slots are kept,
+                // as nearly every send holds one frame.
+                if conn.held.is_empty() && conn.held.capacity() > HELD_SLOTS_KEPT {
+                    conn.held = VecDeque::new();
+                }
                 // A connection closing after its writes (its frames were dropped above, or
                 // its answers just left) is closed by the next flush.
                 let close = conn.held.is_empty() && conn.close_after_write && !conn.dead;
