@@ -24,13 +24,23 @@ pub fn lower_to_idle(tid: libc::pid_t) -> bool {
 /// The flush threads are the flusher (registered while it runs) and sled's I/O threads, found
 /// by name in `/proc/self/task` at each change: sled starts and ends pool threads on its own,
 /// and a thread id kept after its thread ended could by now name another thread.
-#[derive(Default)]
 pub struct Helpers {
     state: Mutex<HelpersState>,
 }
 
+impl Default for Helpers {
+    fn default() -> Helpers {
+        Helpers::with_io_threads_named(SLED_IO_THREADS)
+    }
+}
+
+/// The name sled gives its I/O pool threads, followed by a number.
+const SLED_IO_THREADS: &str = "sled-io";
+
 #[derive(Default)]
 struct HelpersState {
+    /// The prefix of the I/O threads' names (see [`SLED_IO_THREADS`]).
+    io_threads: &'static str,
     flusher: Option<libc::pid_t>,
     hashes_running: usize,
     /// Raising them was refused once already (and said so).
@@ -44,13 +54,22 @@ enum Policy {
 }
 
 impl Helpers {
+    fn with_io_threads_named(prefix: &'static str) -> Helpers {
+        Helpers {
+            state: Mutex::new(HelpersState {
+                io_threads: prefix,
+                ..HelpersState::default()
+            }),
+        }
+    }
+
     /// Registers the calling thread as the flusher until the guard is dropped, and sets it and
     /// sled's I/O threads to the policy of the moment. The flag says whether the system allowed
     /// it.
     pub fn flusher_started(self: &Arc<Self>) -> (Flusher, bool) {
         let mut state = self.lock();
         state.flusher = Some(current_tid());
-        let allowed = !state.apply(state.flush_policy()).permission_denied;
+        let allowed = !state.apply(state.flush_policy()).refused;
         let registration = Flusher {
             helpers: Arc::clone(self),
         };
@@ -82,8 +101,9 @@ impl Helpers {
     }
 }
 
-/// What setting a policy on the flush threads met.
+/// What setting a policy on the flush threads met (a thread that ended meanwhile aside).
 struct Applied {
+    refused: bool,
     permission_denied: bool,
 }
 
@@ -99,12 +119,20 @@ impl HelpersState {
     /// Sets `policy` on every flush thread alive now (one that ended meanwhile is skipped).
     fn apply(&self, policy: Policy) -> Applied {
         let mut applied = Applied {
+            refused: false,
             permission_denied: false,
         };
-        let threads = self.flusher.into_iter().chain(sled_io_threads());
+        let threads = self
+            .flusher
+            .into_iter()
+            .chain(threads_named(self.io_threads));
         for tid in threads {
-            if let Err(err) = set_policy(tid, policy) {
-                applied.permission_denied |= err.kind() == io::ErrorKind::PermissionDenied;
+            match set_policy(tid, policy) {
+                Err(err) if err.raw_os_error() != Some(libc::ESRCH) => {
+                    applied.refused = true;
+                    applied.permission_denied |= err.kind() == io::ErrorKind::PermissionDenied;
+                }
+                _ => {}
             }
         }
         applied
@@ -137,8 +165,8 @@ impl Drop for Hashing<'_> {
     }
 }
 
-/// sled's I/O pool threads (named `sled-io-N`) alive now.
-fn sled_io_threads() -> Vec<libc::pid_t> {
+/// This process's threads whose names start with `prefix`, alive now.
+fn threads_named(prefix: &str) -> Vec<libc::pid_t> {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return Vec::new();
     };
@@ -146,7 +174,7 @@ fn sled_io_threads() -> Vec<libc::pid_t> {
         .flatten()
         .filter(|task| {
             std::fs::read_to_string(task.path().join("comm"))
-                .is_ok_and(|comm| comm.starts_with("sled-io"))
+                .is_ok_and(|comm| comm.starts_with(prefix))
         })
         .filter_map(|task| task.file_name().to_str()?.parse().ok())
         .collect()
@@ -216,9 +244,10 @@ mod tests {
 
     #[test]
     fn flush_threads_run_at_normal_priority_exactly_while_a_hash_runs() {
-        let helpers = Arc::new(Helpers::default());
-        // A stand-in for one of sled's I/O threads, found by its name.
-        let (io_tid, io_stop, io_thread) = parked_thread("sled-io-test", || ());
+        // A stand-in for one of sled's I/O threads, found by its name (its own, so that flushers
+        // other tests start meanwhile leave it alone).
+        let helpers = Arc::new(Helpers::with_io_threads_named("prio-test-io"));
+        let (io_tid, io_stop, io_thread) = parked_thread("prio-test-io-0", || ());
         let (allowed_tx, allowed_rx) = mpsc::channel();
         let registered = Arc::clone(&helpers);
         let (flusher_tid, flusher_stop, flusher_thread) =
@@ -227,14 +256,14 @@ mod tests {
                 allowed_tx.send(allowed).unwrap();
                 registration
             });
-        let lowered = allowed_rx.recv().unwrap();
+        // Lowering one's own threads needs no privilege.
+        assert!(allowed_rx.recv().unwrap(), "SCHED_IDLE refused");
+        for tid in [flusher_tid, io_tid] {
+            assert_eq!(policy_of(tid), libc::SCHED_IDLE);
+        }
         // Leaving SCHED_IDLE takes CAP_SYS_NICE or a raised RLIMIT_NICE.
-        let can_raise = set_policy(flusher_tid, Policy::Normal).is_ok();
-        if lowered && can_raise {
+        if set_policy(flusher_tid, Policy::Normal).is_ok() {
             set_policy(flusher_tid, Policy::Idle).unwrap();
-            for tid in [flusher_tid, io_tid] {
-                assert_eq!(policy_of(tid), libc::SCHED_IDLE);
-            }
             let first = helpers.hashing();
             let second = helpers.hashing();
             for tid in [flusher_tid, io_tid] {

@@ -42,6 +42,9 @@ pub struct Connection {
     /// arriving after it brings a new readiness event (the registration is edge-triggered), and
     /// until then another read would only return `WouldBlock`: a system call saved per event.
     pub socket_drained: bool,
+    /// The peer's end of stream (or an error) was reported: no event will follow, so reads go on
+    /// until they see it (nginx's `pending_eof`).
+    pub peer_closed: bool,
 }
 
 pub enum Phase {
@@ -89,6 +92,7 @@ impl Connection {
             held_bytes: 0,
             read_paused: false,
             socket_drained: false,
+            peer_closed: false,
         }
     }
 
@@ -99,6 +103,7 @@ impl Connection {
                 socket: &mut self.socket,
                 pending: &mut self.out,
                 drained: &mut self.socket_drained,
+                peer_closed: self.peer_closed,
             },
             &mut self.phase,
         )
@@ -111,6 +116,7 @@ pub struct Wire<'a> {
     socket: &'a mut TcpStream,
     pending: &'a mut Vec<u8>,
     drained: &'a mut bool,
+    peer_closed: bool,
 }
 
 impl Wire<'_> {
@@ -136,8 +142,9 @@ impl Read for Wire<'_> {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         let n = self.socket.read(buf)?;
-        // Zero is the end of the stream, which the caller must see.
-        *self.drained = n > 0 && n < buf.len();
+        // Zero is the end of the stream, which the caller must see; when the peer's end was
+        // reported with its last data, that zero is still to come.
+        *self.drained = n > 0 && n < buf.len() && !self.peer_closed;
         Ok(n)
     }
 }

@@ -224,6 +224,7 @@ impl Server {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             if let Some(conn) = self.conns.get_mut(key) {
                                 conn.socket_drained = false;
+                                conn.peer_closed |= event.is_read_closed() || event.is_error();
                             }
                             self.read(key, wall, now);
                         }

@@ -182,7 +182,7 @@ impl Store {
         let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
-            .segment_size(segment_size_for(dir))
+            .segment_size(segment_size_for(dir)?)
             // The loop flushes every tick that wrote; sled's own timer would only add work.
             .flush_every_ms(None);
         let db = open_when_free(&config)?;
@@ -523,17 +523,24 @@ impl Store {
 /// 512 KiB: 17 chunks of 30 KiB each, a tick of about 100 messages in one group.
 const SEGMENT_BYTES: usize = 2 * 1024 * 1024;
 
-/// sled's default, which every data directory made before [`SEGMENT_BYTES`] uses.
-const OLD_SEGMENT_BYTES: usize = 512 * 1024;
-
-/// The segment size to open `dir` with. An existing directory keeps the one it was created
-/// with: sled refuses another when its `conf` file names one, and when that file is lost it
-/// would take any size and read nothing of the data written with another.
-fn segment_size_for(dir: &Path) -> usize {
-    match stored_segment_size(dir) {
-        Some(size) => size,
-        None if dir.join("db").exists() => OLD_SEGMENT_BYTES,
-        None => SEGMENT_BYTES,
+/// The segment size to open `dir` with: the one it was created with, which sled's `conf` file
+/// names, or [`SEGMENT_BYTES`] for a new directory. sled refuses another size when `conf` names
+/// one; when `conf` is lost it takes any size (and writes it down for good), and data written
+/// with another reads as garbage. So a data file without `conf` is refused, before sled runs.
+fn segment_size_for(dir: &Path) -> StoreResult<usize> {
+    if let Some(size) = stored_segment_size(dir) {
+        return Ok(size);
+    }
+    match std::fs::metadata(dir.join("db")) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(SEGMENT_BYTES),
+        Ok(data) if data.is_file() && data.len() == 0 => Ok(SEGMENT_BYTES),
+        _ => Err(sled::Error::Unsupported(format!(
+            "{}: sled's data file is there but its `conf` file, which says how the data is laid \
+             out, is missing or unreadable; restore `conf` beside `db` (it names \
+             `segment_size: 524288` for data directories made by parley before 2026-11-25, \
+             `segment_size: {SEGMENT_BYTES}` for later ones)",
+            dir.display()
+        ))),
     }
 }
 
@@ -700,33 +707,44 @@ mod tests {
     }
 
     /// A directory made by an older parley (sled's default segment size) opens with its own
-    /// size and its data, also when sled's `conf` file, which names the size, is lost.
+    /// size and its data; one whose `conf` file (which names the size) is lost is refused rather
+    /// than opened with a guessed size, which would read its data as garbage.
     #[test]
-    fn a_directory_with_the_old_segment_size_keeps_it_and_its_data() {
-        let old = |dir: &Path| {
+    fn a_directory_keeps_its_segment_size_and_one_without_conf_is_refused() {
+        const OLD: usize = 512 * 1024;
+        let sled_at = |dir: &Path, size: usize| {
             sled::Config::new()
                 .path(dir)
-                .segment_size(OLD_SEGMENT_BYTES)
+                .segment_size(size)
                 .open()
                 .unwrap()
         };
-        for lose_conf in [false, true] {
-            let dir = tempfile::tempdir().unwrap();
-            let db = old(dir.path());
-            db.insert(b"kept", b"yes").unwrap();
-            db.flush().unwrap();
-            drop(db);
-            if lose_conf {
-                std::fs::remove_file(dir.path().join("conf")).unwrap();
-            }
-            drop(Store::open(dir.path(), 1 << 20).unwrap());
-            assert_eq!(stored_segment_size(dir.path()), Some(OLD_SEGMENT_BYTES));
-            let db = old(dir.path());
-            assert_eq!(db.get(b"kept").unwrap().as_deref(), Some(&b"yes"[..]));
-        }
+        let old = tempfile::tempdir().unwrap();
+        let db = sled_at(old.path(), OLD);
+        db.insert(b"kept", b"yes").unwrap();
+        db.flush().unwrap();
+        drop(db);
+        drop(Store::open(old.path(), 1 << 20).unwrap());
+        assert_eq!(stored_segment_size(old.path()), Some(OLD));
+        let db = sled_at(old.path(), OLD);
+        assert_eq!(db.get(b"kept").unwrap().as_deref(), Some(&b"yes"[..]));
+        drop(db);
+
         let fresh = tempfile::tempdir().unwrap();
-        drop(Store::open(fresh.path(), 1 << 20).unwrap());
+        let mut store = Store::open(fresh.path(), 1 << 20).unwrap();
         assert_eq!(stored_segment_size(fresh.path()), Some(SEGMENT_BYTES));
+        store.put_client_ack(Uuid::from_u128(1), "a", b"ack");
+        store.commit(1).unwrap();
+        drop(store);
+
+        for dir in [old.path(), fresh.path()] {
+            std::fs::remove_file(dir.join("conf")).unwrap();
+            let refused = Store::open(dir, 1 << 20)
+                .err()
+                .expect("opened without conf");
+            assert!(refused.to_string().contains("conf"), "{refused}");
+            assert!(!dir.join("conf").exists(), "sled wrote a guessed conf");
+        }
     }
 
     #[test]

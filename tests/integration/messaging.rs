@@ -691,6 +691,34 @@ fn a_protocol_violation_closes_with_1002() {
     );
 }
 
+/// A client that sends its last message and shuts its side of the socket at once (message and
+/// end of stream reach the server in one readiness event) is let go at once, not at the ping
+/// timeout 30 s later: the server reads on to the end of stream. Several rounds, since the two
+/// arrive together most of the time but not always.
+#[test]
+fn a_message_followed_by_end_of_stream_is_handled_and_ends_the_connection() {
+    let server = Server::start();
+    let Pair {
+        alice,
+        group,
+        mut b,
+        ..
+    } = pair(&server);
+    for round in 0..8 {
+        let mut last = server.connect(&alice);
+        last.queue_json(
+            &json!({"method": 40, "body": {"group_id": group, "data": format!("bye {round}")}}),
+        );
+        last.flush();
+        last.half_close();
+        assert_eq!(b.expect(20)["body"]["data"], format!("bye {round}"));
+        assert!(
+            last.play_dead_until_dropped(DEADLINE).is_some(),
+            "round {round}: the server kept the half-closed connection open"
+        );
+    }
+}
+
 #[test]
 fn websocket_ping_is_answered_and_close_is_echoed() {
     let server = Server::start();

@@ -488,6 +488,14 @@ impl Ws {
         }
     }
 
+    /// Closes the client's sending side of the socket (TCP end of stream); reading goes on.
+    pub fn half_close(&mut self) {
+        self.ws
+            .get_mut()
+            .shutdown(std::net::Shutdown::Write)
+            .unwrap_or_else(|e| panic!("{}: shutdown: {e}", self.name));
+    }
+
     /// Plays dead: reads raw bytes from the socket underneath (so pings are never answered) until
     /// the server closes the TCP connection or `within` passes. Returns how long the server took.
     pub fn play_dead_until_dropped(&mut self, within: Duration) -> Option<Duration> {
