@@ -590,6 +590,11 @@ impl Server {
                 Err(tungstenite::Error::Utf8(_)) => {
                     break Err(Some((CloseCode::Invalid, "invalid UTF-8")))
                 }
+                // The peer went away without a close frame (a dropped client, a closed
+                // laptop): nothing can reach it any more, and nothing it sent was wrong.
+                Err(tungstenite::Error::Protocol(
+                    tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                )) => break Err(None),
                 Err(tungstenite::Error::Protocol(_)) => {
                     break Err(Some((CloseCode::Protocol, "protocol error")))
                 }

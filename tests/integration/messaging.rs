@@ -717,6 +717,9 @@ fn a_message_followed_by_end_of_stream_is_handled_and_ends_the_connection() {
             "round {round}: the server kept the half-closed connection open"
         );
     }
+    // Leaving without a close frame is no protocol error.
+    let protocol_drops = "parley_connections_dropped_total{reason=\"protocol\"}";
+    assert_eq!(crate::hardening::metric(server.addr, protocol_drops), 0);
 }
 
 #[test]
