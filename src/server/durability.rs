@@ -7,16 +7,15 @@
 //! nothing is waiting ahead of it on its connection (a connection's frames always leave in the
 //! order they were produced).
 //!
-//! Held frames stay in their connection's own queue ([`HeldFrame`]); this keeps, in commit
-//! order, which connection waits for which commit. A frame held only to keep its connection's
-//! order waits for nothing of its own: it leaves right behind the frame ahead of it, so one
-//! pending ack delays the events behind it by one flush, not by every flush that keeps ending
-//! while more events arrive.
+//! Held frames stay in their connection's own queue ([`HeldFrame`]); [`Durability`] keeps only
+//! which connection waits for which commit, in commit order. A frame held only to keep its
+//! connection's order waits for nothing of its own: it leaves right behind the frame ahead of
+//! it, so one pending ack delays the events behind it by one flush, not by every flush that keeps
+//! ending while more events arrive.
 
 use std::collections::VecDeque;
-use std::time::Duration;
-
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::chat::{ConnId, Frame, Release};
 use crate::store::flusher::Flusher;

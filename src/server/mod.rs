@@ -6,8 +6,8 @@
 //! what waited for it.
 //!
 //! The output rule, in one place: nothing a handler produces is written during the tick. It
-//! goes into the chat core's outbox, which `release_outbox` moves into the connections, or into
-//! [`durability`]'s held queue until the commit it depends on is durable.
+//! goes into the chat core's outbox, which `release_outbox` moves into the connections, or holds
+//! in the connection's own queue until the commit it depends on is durable (`durability`).
 
 mod connection;
 mod durability;

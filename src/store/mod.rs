@@ -4,9 +4,9 @@
 //! ack, visible to the sender only) and one per user (receipts, the 70 a joiner gets); a message
 //! is written once whatever the group size. A sync merges the user's stream with the streams of
 //! the groups they belonged to, each bounded by the membership intervals, so its cost follows
-//! what it returns plus the user's groups. Writes of a tick reach sled together in
-//! [`Store::write`], one transaction per loop tick; the [`flusher`] thread then makes them durable
-//! off the loop thread, and acknowledgements wait for it.
+//! what it returns plus the user's groups. A tick's writes are sealed together by
+//! [`Store::write`]; the [`flusher`] thread puts each batch of sealed ticks into sled in one
+//! transaction and flushes it, off the loop thread, and acknowledgements wait for it.
 
 pub mod flusher;
 pub mod log;
@@ -183,7 +183,7 @@ impl Store {
             .path(dir)
             .cache_capacity(cache_bytes)
             .segment_size(segment_size_for(dir)?)
-            // The loop flushes every tick that wrote; sled's own timer would only add work.
+            // The flusher flushes every commit; sled's own timer would only add work.
             .flush_every_ms(None);
         let db = open_when_free(&config)?;
         let meta = db.open_tree("meta")?;
