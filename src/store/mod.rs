@@ -706,6 +706,48 @@ mod tests {
         );
     }
 
+    /// sled's log buffers are reused from segment to segment (`vendor/sled/PARLEY.md`), so
+    /// each holds the bytes of an older segment until they are overwritten: a log many
+    /// segments long must read back byte for byte after a reopen, which replays it.
+    #[test]
+    fn a_log_of_many_segments_reads_back_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let group = Uuid::from_u128(2);
+        let event = |ts: u64| -> Vec<u8> { (0..1000u64).map(|i| (ts * 31 + i) as u8).collect() };
+        let mut store = Store::open(dir.path(), 1 << 20).unwrap();
+        let mut ts = 0;
+        for _ in 0..300 {
+            for _ in 0..20 {
+                ts += 1;
+                store.append(group, ts, Audience::All, None, &event(ts));
+            }
+            store.commit(ts).unwrap();
+        }
+        drop(store);
+        let log_bytes = std::fs::metadata(dir.path().join("db")).unwrap().len();
+        assert!(
+            log_bytes > 4 * SEGMENT_BYTES as u64,
+            "only {log_bytes} bytes of log: too few segments to reuse a buffer"
+        );
+
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let mut last = 0;
+        loop {
+            let (events, _) = store.events_after(group, last, 1000, usize::MAX).unwrap();
+            let Some((newest, _)) = events.last() else {
+                break;
+            };
+            let newest = *newest;
+            for (ts, bytes) in events {
+                assert_eq!(ts, last + 1, "an event lost or out of order");
+                assert!(bytes == event(ts), "event {ts} read back different");
+                last = ts;
+            }
+            assert_eq!(last, newest);
+        }
+        assert_eq!(last, ts, "events lost");
+    }
+
     /// A directory made by an older parley (sled's default segment size) opens with its own
     /// size and its data; one whose `conf` file (which names the size) is lost is refused rather
     /// than opened with a guessed size, which would read its data as garbage.

@@ -35,8 +35,28 @@ unsafe impl Send for AlignedBuf {}
 #[allow(unsafe_code)]
 unsafe impl Sync for AlignedBuf {}
 
+/// Segment buffers given back, for the next segment to reuse (parley patch).
+/// A buffer of segment size comes straight from `mmap`, so a fresh one costs a
+/// page fault and a zeroed page for every 4 KiB the log writes, and an `munmap`
+/// when it is dropped: most of a busy writer's kernel time. Every byte of a
+/// buffer is written before it is read (the unused tail is filled explicitly
+/// in `write_to_log`), so a recycled buffer needs no clearing.
+static SPARE_BUFS: Mutex<Vec<(usize, usize)>> = parking_lot::const_mutex(Vec::new());
+
+/// At most this many spare buffers are kept: one being filled and one being
+/// written is the usual state, so two spares cover the rollover.
+const MAX_SPARE_BUFS: usize = 2;
+
 impl AlignedBuf {
     fn new(len: usize) -> AlignedBuf {
+        {
+            let mut spare = SPARE_BUFS.lock();
+            if let Some(i) = spare.iter().position(|&(_, l)| l == len) {
+                let (ptr, len) = spare.swap_remove(i);
+                return AlignedBuf(ptr as *mut u8, len);
+            }
+        }
+
         let layout = Layout::from_size_align(len, 8192).unwrap();
         let ptr = unsafe { alloc(layout) };
 
@@ -48,6 +68,13 @@ impl AlignedBuf {
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
+        {
+            let mut spare = SPARE_BUFS.lock();
+            if spare.len() < MAX_SPARE_BUFS {
+                spare.push((self.0 as usize, self.1));
+                return;
+            }
+        }
         let layout = Layout::from_size_align(self.1, 8192).unwrap();
         unsafe {
             dealloc(self.0, layout);
