@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::protocol::{self, event, Call, Rpc, RpcError};
 use crate::store::{
-    Audience, GroupRecord, MessageMeta, ReceiptKind, Store, StoreResult, TickWrites,
+    Audience, GroupRecord, MessageParts, ReceiptKind, Store, StoreResult, TickWrites,
 };
 
 /// A live connection: its slab key and a serial that is never reused, so that a delivery meant
@@ -255,7 +255,7 @@ impl Chat {
             self.store.open_membership(*member, group_id, ts)?;
         }
         self.store
-            .append(group_id, ts, Audience::All, None, created.as_bytes());
+            .append(group_id, ts, Audience::All, created.as_bytes());
         self.deliver_to_users(&group.members, None, &created, ts);
         self.group_ids.push(group_id);
         self.groups.insert(group_id, group);
@@ -290,10 +290,10 @@ impl Chat {
         let joined = encode_membership(event::JOINED, joined_ts, group_id, target);
         self.store.put_group(&group);
         self.store
-            .append(target, welcome_ts, Audience::All, None, welcome.as_bytes());
+            .append(target, welcome_ts, Audience::All, welcome.as_bytes());
         self.store.open_membership(target, group_id, joined_ts)?;
         self.store
-            .append(group_id, joined_ts, Audience::All, None, joined.as_bytes());
+            .append(group_id, joined_ts, Audience::All, joined.as_bytes());
         self.deliver_to_users(&[target], None, &welcome, welcome_ts);
         self.deliver_to_users(&group.members, None, &joined, joined_ts);
         Ok(view(&group))
@@ -325,7 +325,7 @@ impl Chat {
         let left = encode_membership(event::LEFT, ts, group_id, target);
         self.store.put_group(&group);
         self.store
-            .append(group_id, ts, Audience::All, None, left.as_bytes());
+            .append(group_id, ts, Audience::All, left.as_bytes());
         self.store.close_membership(target, group_id, ts)?;
         self.deliver_to_users(&group.members, None, &left, ts);
         self.deliver_to_users(&[target], None, &left, ts);
@@ -414,39 +414,23 @@ impl Chat {
         let message_ts = self.clock.next(wall);
         let ordinal = self.groups[&group_id].ordinal;
         let message_id = message_id(message_ts, ordinal, &mut self.rng);
-        let message = encode_event(
-            event::MESSAGE,
-            None,
-            message_ts,
-            &protocol::MessageBody {
+        let message: Utf8Bytes =
+            protocol::message_event(message_ts, message_id, data, group_id, user).into();
+        let ack_ts = self.clock.next(wall);
+        let ack: Utf8Bytes = protocol::sent_event(client_id, ack_ts, message_id).into();
+        // Stored as parts, the ack folded in (visible to the sender only): a sync renders both
+        // events again with the same functions, byte for byte.
+        self.store.append_message(
+            group_id,
+            &MessageParts {
+                ts: message_ts,
                 message_id,
+                author: user,
                 data,
-                group_id,
-                user_id: user,
+                ack_ts,
+                client_id,
             },
         );
-        let ack_ts = self.clock.next(wall);
-        let ack = encode_event(
-            event::SENT,
-            client_id,
-            ack_ts,
-            &protocol::SentBody { message_id },
-        );
-        let meta = MessageMeta {
-            message_id,
-            author: user,
-        };
-        self.store.append(
-            group_id,
-            message_ts,
-            Audience::All,
-            Some(meta),
-            message.as_bytes(),
-        );
-        // The ack lives in the group's stream too, visible to the sender only: one chunk write
-        // per group per tick covers both.
-        self.store
-            .append(group_id, ack_ts, Audience::Only(user), None, ack.as_bytes());
         if let Some(client_id) = client_id {
             self.store.put_client_ack(user, client_id, ack.as_bytes());
         }
@@ -498,10 +482,10 @@ impl Chat {
             },
         );
         self.store
-            .append(author, ts, Audience::All, None, receipt.as_bytes());
+            .append(author, ts, Audience::All, receipt.as_bytes());
         if author != user {
             self.store
-                .append(user, ts, Audience::All, None, receipt.as_bytes());
+                .append(user, ts, Audience::All, receipt.as_bytes());
             self.deliver_to_users(&[author], None, &receipt, ts);
         }
         self.deliver_to_users(&[user], Some(conn), &receipt, ts);

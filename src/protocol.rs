@@ -215,6 +215,29 @@ pub fn encode<B: Serialize>(kind: u16, id: Option<&str>, timestamp: u64, body: &
     .expect("events serialize")
 }
 
+/// Event 20, a message, exactly as sent live and as a sync replays it: the store keeps only
+/// its parts and renders it again with this.
+pub fn message_event(
+    timestamp: u64,
+    message_id: Uuid,
+    data: &str,
+    group_id: Uuid,
+    user_id: Uuid,
+) -> String {
+    let body = MessageBody {
+        message_id,
+        data,
+        group_id,
+        user_id,
+    };
+    encode(event::MESSAGE, None, timestamp, &body)
+}
+
+/// Event 21, the sender's ack of a message, live and replayed (see [`message_event`]).
+pub fn sent_event(id: Option<&str>, timestamp: u64, message_id: Uuid) -> String {
+    encode(event::SENT, id, timestamp, &SentBody { message_id })
+}
+
 #[derive(Serialize)]
 pub struct MessageBody<'a> {
     pub message_id: Uuid,

@@ -6,7 +6,14 @@
 //!
 //! Chunk layout, entries back to back, integers little-endian:
 //! `ts: u64 | flags: u8 | [viewer: 16 bytes if PRIVATE] | [message id, author: 32 bytes if
-//! MESSAGE] | len: u32 | event bytes`.
+//! MESSAGE] | [ack ts: u64 if PARTS] | [id len: u32, id if ACK_ID] | len: u32 | bytes`.
+//!
+//! `bytes` is the event as sent, except in a PARTS entry (a message stored since format 3):
+//! there it is the message's `data` alone, and the entry also holds the sender's ack. A reader
+//! renders both events again ([`protocol::message_event`], [`protocol::sent_event`]), so a
+//! message costs about 80 bytes of log instead of 380 for the two events' JSON: everything else
+//! in them is the stream's group id, the entry's fields, or constant. Entries of format 2 (the
+//! event's JSON, and the ack as a PRIVATE entry of its own) read as they always did.
 
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -15,6 +22,7 @@ use sled::{IVec, Tree};
 use uuid::Uuid;
 
 use super::{StoreResult, StoredEvent};
+use crate::protocol;
 
 /// Who of a stream's readers may see an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,54 +35,88 @@ pub enum Audience {
 
 /// Set on message entries so that a receipt can find the message's author without an index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MessageMeta {
+struct MessageMeta {
     pub message_id: Uuid,
     pub author: Uuid,
 }
 
+/// A message as the log keeps it: its parts, with the sender's ack (event 21) folded in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageParts<'a> {
+    pub ts: u64,
+    pub message_id: Uuid,
+    pub author: Uuid,
+    pub data: &'a str,
+    /// The ack's own timestamp (the one after the message's).
+    pub ack_ts: u64,
+    /// The `id` of the send, echoed in the ack.
+    pub client_id: Option<&'a str>,
+}
+
 const PRIVATE: u8 = 1;
 const MESSAGE: u8 = 2;
+const PARTS: u8 = 4;
+const ACK_ID: u8 = 8;
+
+/// The sender's ack folded into a PARTS entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FoldedAck<'a> {
+    ts: u64,
+    client_id: Option<&'a str>,
+}
 
 /// One decoded entry, borrowing the chunk.
 struct Entry<'a> {
     ts: u64,
     viewer: Option<Uuid>,
     message: Option<MessageMeta>,
+    /// Set on a PARTS entry, whose `bytes` are the message's `data`.
+    ack: Option<FoldedAck<'a>>,
     bytes: &'a [u8],
 }
 
-/// Appends one entry to a chunk.
-fn encode_entry(
-    chunk: &mut Vec<u8>,
-    ts: u64,
-    audience: Audience,
-    message: Option<MessageMeta>,
-    event: &[u8],
-) {
-    let mut flags = 0;
-    if matches!(audience, Audience::Only(_)) {
-        flags |= PRIVATE;
-    }
-    if message.is_some() {
-        flags |= MESSAGE;
-    }
+/// Appends one entry holding an event as sent.
+fn encode_entry(chunk: &mut Vec<u8>, ts: u64, audience: Audience, event: &[u8]) {
     chunk.extend_from_slice(&ts.to_le_bytes());
+    match audience {
+        Audience::All => chunk.push(0),
+        Audience::Only(viewer) => {
+            chunk.push(PRIVATE);
+            chunk.extend_from_slice(viewer.as_bytes());
+        }
+    }
+    put_bytes(chunk, event);
+}
+
+/// Appends one PARTS entry: a message and its sender's ack.
+fn encode_message(chunk: &mut Vec<u8>, message: &MessageParts) {
+    let flags = MESSAGE
+        | PARTS
+        | if message.client_id.is_some() {
+            ACK_ID
+        } else {
+            0
+        };
+    chunk.extend_from_slice(&message.ts.to_le_bytes());
     chunk.push(flags);
-    if let Audience::Only(viewer) = audience {
-        chunk.extend_from_slice(viewer.as_bytes());
+    chunk.extend_from_slice(message.message_id.as_bytes());
+    chunk.extend_from_slice(message.author.as_bytes());
+    chunk.extend_from_slice(&message.ack_ts.to_le_bytes());
+    if let Some(id) = message.client_id {
+        put_bytes(chunk, id.as_bytes());
     }
-    if let Some(meta) = message {
-        chunk.extend_from_slice(meta.message_id.as_bytes());
-        chunk.extend_from_slice(meta.author.as_bytes());
-    }
-    chunk.extend_from_slice(&(event.len() as u32).to_le_bytes());
-    chunk.extend_from_slice(event);
+    put_bytes(chunk, message.data.as_bytes());
+}
+
+fn put_bytes(chunk: &mut Vec<u8>, bytes: &[u8]) {
+    chunk.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    chunk.extend_from_slice(bytes);
 }
 
 /// Decodes the entry at `*pos` and advances past it; `None` at the end or on a damaged chunk.
 fn decode_entry<'a>(chunk: &'a [u8], pos: &mut usize) -> Option<Entry<'a>> {
     let mut take = |n: usize| -> Option<&'a [u8]> {
-        let bytes = chunk.get(*pos..*pos + n)?;
+        let bytes = chunk.get(*pos..pos.checked_add(n)?)?;
         *pos += n;
         Some(bytes)
     };
@@ -92,12 +134,25 @@ fn decode_entry<'a>(chunk: &'a [u8], pos: &mut usize) -> Option<Entry<'a>> {
     } else {
         None
     };
+    let ack = if flags & PARTS != 0 {
+        let ts = u64::from_le_bytes(take(8)?.try_into().ok()?);
+        let client_id = if flags & ACK_ID != 0 {
+            let len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+            Some(std::str::from_utf8(take(len)?).ok()?)
+        } else {
+            None
+        };
+        Some(FoldedAck { ts, client_id })
+    } else {
+        None
+    };
     let len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
     let bytes = take(len)?;
     Some(Entry {
         ts,
         viewer,
         message,
+        ack,
         bytes,
     })
 }
@@ -141,19 +196,22 @@ impl EventLog {
     }
 
     /// Appends an event. Timestamps must increase across calls (the server clock sees to it).
-    pub fn append(
-        &mut self,
-        stream: Uuid,
-        ts: u64,
-        audience: Audience,
-        message: Option<MessageMeta>,
-        event: &[u8],
-    ) {
+    pub fn append(&mut self, stream: Uuid, ts: u64, audience: Audience, event: &[u8]) {
+        encode_entry(self.chunk(stream, ts), ts, audience, event);
+    }
+
+    /// Appends a message and its sender's ack to the group's stream.
+    pub fn append_message(&mut self, group: Uuid, message: &MessageParts) {
+        encode_message(self.chunk(group, message.ts), message);
+    }
+
+    /// The tick's chunk of `stream`, begun at `ts` if it is the first entry.
+    fn chunk(&mut self, stream: Uuid, ts: u64) -> &mut Vec<u8> {
         let chunk = self.pending.entry(stream).or_insert_with(|| PendingChunk {
             first_ts: ts,
             bytes: Vec::with_capacity(256),
         });
-        encode_entry(&mut chunk.bytes, ts, audience, message, event);
+        &mut chunk.bytes
     }
 
     pub fn has_pending(&self) -> bool {
@@ -203,10 +261,12 @@ impl EventLog {
         }
         memory.retain(|(first_ts, _)| *first_ts <= to);
         Ok(StreamReader {
+            stream,
             chunks,
             memory: memory.into_iter(),
             current: None,
             pos: 0,
+            folded_ack: None,
             done: false,
             from,
             to,
@@ -264,12 +324,15 @@ impl EventLog {
 
 /// Entries of one stream within a time range, as one viewer sees them, oldest first.
 pub struct StreamReader {
+    stream: Uuid,
     /// `None` when every chunk in range is still in memory.
     chunks: Option<sled::Iter>,
     /// The chunks not yet in sled, read after the stored ones.
     memory: std::vec::IntoIter<(u64, IVec)>,
     current: Option<IVec>,
     pos: usize,
+    /// The ack of the message just returned, when it is the viewer's and in range: next.
+    folded_ack: Option<StoredEvent>,
     /// An entry past `to` was seen: nothing later can be in range.
     done: bool,
     from: u64,
@@ -281,11 +344,43 @@ impl StreamReader {
     /// The next visible entry: its timestamp and bytes.
     pub fn next_entry(&mut self) -> StoreResult<Option<StoredEvent>> {
         while !self.done {
+            if let Some(ack) = self.folded_ack.take() {
+                return Ok(Some(ack));
+            }
             if let Some(chunk) = &self.current {
                 match decode_entry(chunk, &mut self.pos) {
                     Some(entry) if entry.ts > self.to => {
                         self.done = true;
                         break;
+                    }
+                    Some(Entry {
+                        ts,
+                        message: Some(meta),
+                        ack: Some(ack),
+                        bytes,
+                        ..
+                    }) => {
+                        let Ok(data) = std::str::from_utf8(bytes) else {
+                            self.current = None;
+                            continue;
+                        };
+                        let in_range = |ts| (self.from..=self.to).contains(&ts);
+                        if meta.author == self.viewer && in_range(ack.ts) {
+                            let event =
+                                protocol::sent_event(ack.client_id, ack.ts, meta.message_id);
+                            self.folded_ack = Some((ack.ts, event.into_bytes()));
+                        }
+                        if ts >= self.from {
+                            let event = protocol::message_event(
+                                ts,
+                                meta.message_id,
+                                data,
+                                self.stream,
+                                meta.author,
+                            );
+                            return Ok(Some((ts, event.into_bytes())));
+                        }
+                        continue;
                     }
                     Some(entry) => {
                         let visible = entry.ts >= self.from
@@ -314,33 +409,147 @@ impl StreamReader {
     }
 }
 
+/// Format 2, which stored a message as its event's JSON and the ack as a private entry of its
+/// own: directories made before format 3 hold such chunks, and they must keep reading.
+#[cfg(test)]
+pub mod format_2 {
+    use super::*;
+
+    pub const GROUP: Uuid = Uuid::from_u128(2);
+    pub const AUTHOR: Uuid = Uuid::from_u128(1);
+    pub const MESSAGE_ID: Uuid = Uuid::from_u128(3);
+    pub const MESSAGE_JSON: &str = r#"{"type":20,"timestamp":20,"body":{"message_id":"00000000-0000-0000-0000-000000000003","data":"hi \"you\"","group_id":"00000000-0000-0000-0000-000000000002","user_id":"00000000-0000-0000-0000-000000000001"}}"#;
+    pub const ACK_JSON: &str = r#"{"type":21,"id":"c1","timestamp":21,"body":{"message_id":"00000000-0000-0000-0000-000000000003"}}"#;
+
+    /// The same message in format 3.
+    pub const PARTS: MessageParts<'static> = MessageParts {
+        ts: 20,
+        message_id: MESSAGE_ID,
+        author: AUTHOR,
+        data: "hi \"you\"",
+        ack_ts: 21,
+        client_id: Some("c1"),
+    };
+
+    /// What a sync by the author returns for it.
+    pub fn events() -> Vec<StoredEvent> {
+        vec![(20, MESSAGE_JSON.into()), (21, ACK_JSON.into())]
+    }
+
+    /// Format 2's encoder, kept to make its chunks.
+    fn encode(chunk: &mut Vec<u8>, ts: u64, viewer: Option<Uuid>, meta: bool, event: &str) {
+        chunk.extend_from_slice(&ts.to_le_bytes());
+        chunk.push(if viewer.is_some() { PRIVATE } else { 0 } | if meta { MESSAGE } else { 0 });
+        if let Some(viewer) = viewer {
+            chunk.extend_from_slice(viewer.as_bytes());
+        }
+        if meta {
+            chunk.extend_from_slice(MESSAGE_ID.as_bytes());
+            chunk.extend_from_slice(AUTHOR.as_bytes());
+        }
+        chunk.extend_from_slice(&(event.len() as u32).to_le_bytes());
+        chunk.extend_from_slice(event.as_bytes());
+    }
+
+    impl EventLog {
+        /// Appends the message and its ack to [`GROUP`]'s stream as format 2 stored them.
+        pub fn append_format_2(&mut self) {
+            let chunk = self.chunk(GROUP, 20);
+            encode(chunk, 20, None, true, MESSAGE_JSON);
+            encode(chunk, 21, Some(AUTHOR), false, ACK_JSON);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn entries_round_trip() {
-        let (viewer, id, author) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
-        let meta = MessageMeta {
-            message_id: id,
-            author,
+        let viewer = Uuid::from_u128(1);
+        let message = MessageParts {
+            client_id: None,
+            ..format_2::PARTS
         };
         let mut chunk = Vec::new();
-        encode_entry(&mut chunk, 7, Audience::All, Some(meta), b"hello");
-        encode_entry(&mut chunk, 8, Audience::Only(viewer), None, b"ack");
+        encode_entry(&mut chunk, 7, Audience::Only(viewer), b"ack");
+        encode_message(&mut chunk, &format_2::PARTS);
+        encode_message(&mut chunk, &message);
         let mut pos = 0;
         let first = decode_entry(&chunk, &mut pos).unwrap();
         assert_eq!(
-            (first.ts, first.viewer, first.message, first.bytes),
-            (7, None, Some(meta), &b"hello"[..])
+            (
+                first.ts,
+                first.viewer,
+                first.message,
+                first.ack,
+                first.bytes
+            ),
+            (7, Some(viewer), None, None, &b"ack"[..])
         );
-        let second = decode_entry(&chunk, &mut pos).unwrap();
-        assert_eq!(
-            (second.ts, second.viewer, second.message, second.bytes),
-            (8, Some(viewer), None, &b"ack"[..])
-        );
+        let meta = Some(MessageMeta {
+            message_id: format_2::MESSAGE_ID,
+            author: format_2::AUTHOR,
+        });
+        for client_id in [Some("c1"), None] {
+            let entry = decode_entry(&chunk, &mut pos).unwrap();
+            let ack = Some(FoldedAck { ts: 21, client_id });
+            assert_eq!(
+                (
+                    entry.ts,
+                    entry.viewer,
+                    entry.message,
+                    entry.ack,
+                    entry.bytes
+                ),
+                (20, None, meta, ack, &b"hi \"you\""[..])
+            );
+        }
         assert!(decode_entry(&chunk, &mut pos).is_none());
-        assert!(decode_entry(&chunk[..chunk.len() - 1], &mut 0).is_some());
+        let mut pos = 0;
+        let truncated = &chunk[..chunk.len() - 1];
+        assert!(decode_entry(truncated, &mut pos).is_some());
+        assert!(decode_entry(truncated, &mut pos).is_some());
+        assert!(decode_entry(truncated, &mut pos).is_none());
+    }
+
+    /// A message stored as parts reads back exactly as format 2 stored its two events, to
+    /// every viewer and from every cursor around it.
+    #[test]
+    fn a_message_reads_back_byte_for_byte_as_format_2_stored_it() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let read = |log: &EventLog, from, to, viewer| {
+            let mut reader = log
+                .reader(format_2::GROUP, from, to, viewer, Vec::new())
+                .unwrap();
+            let mut events = Vec::new();
+            while let Some(event) = reader.next_entry().unwrap() {
+                events.push(event);
+            }
+            events
+        };
+        let mut parts = EventLog::new(db.open_tree("parts").unwrap());
+        parts.append_message(format_2::GROUP, &format_2::PARTS);
+        let mut old = EventLog::new(db.open_tree("format 2").unwrap());
+        old.append_format_2();
+        let (author, other) = (format_2::AUTHOR, Uuid::from_u128(9));
+        let [message, ack] = [0, 1].map(|i| format_2::events()[i].clone());
+        let cases = [
+            (0, u64::MAX, author, vec![message.clone(), ack.clone()]),
+            (0, u64::MAX, other, vec![message.clone()]),
+            (21, u64::MAX, author, vec![ack]),
+            (0, 20, author, vec![message]),
+            (22, u64::MAX, author, vec![]),
+        ];
+        for (from, to, viewer, expected) in cases {
+            assert_eq!(read(&parts, from, to, viewer), expected, "{from}..={to}");
+            assert_eq!(
+                read(&old, from, to, viewer),
+                expected,
+                "format 2 {from}..={to}"
+            );
+        }
     }
 
     #[test]

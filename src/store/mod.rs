@@ -22,7 +22,7 @@ use sled::{IVec, Tree};
 use uuid::Uuid;
 
 use crate::priority::Helpers;
-pub use log::{Audience, MessageMeta};
+pub use log::{Audience, MessageParts};
 use log::{EventLog, MemoryChunks, PendingChunk, StreamReader};
 
 pub type StoreResult<T> = Result<T, sled::Error>;
@@ -174,8 +174,12 @@ pub fn apply(trees: &[Tree], ticks: &[Arc<TickWrites>]) -> StoreResult<()> {
 
 const CLOCK_KEY: &[u8] = b"clock";
 const FORMAT_KEY: &[u8] = b"format";
-/// Bumped whenever the layout changes in a way older data cannot be read with.
-const FORMAT: u64 = 2;
+/// Bumped whenever the layout changes in a way older data cannot be read with. 3: messages
+/// are stored as parts with their ack folded in (see [`log`]).
+const FORMAT: u64 = 3;
+/// Formats this parley still reads: a directory in one of them is marked [`FORMAT`] when
+/// opened, so that an older parley refuses it instead of misreading what this one writes.
+const UPGRADES_FROM: [u64; 1] = [2];
 
 impl Store {
     pub fn open(dir: &Path, cache_bytes: u64) -> StoreResult<Store> {
@@ -193,6 +197,10 @@ impl Store {
                 db.flush()?;
             }
             Some(version) if read_u64(&version) == FORMAT => {}
+            Some(version) if UPGRADES_FROM.contains(&read_u64(&version)) => {
+                meta.insert(FORMAT_KEY, &FORMAT.to_be_bytes())?;
+                db.flush()?;
+            }
             found => {
                 let found = found.map_or(0, |v| read_u64(&v));
                 return Err(sled::Error::Unsupported(format!(
@@ -427,15 +435,13 @@ impl Store {
     // --- events ------------------------------------------------------------------------------
 
     /// Appends an event to a group's or a user's stream; sealed at the next [`Store::write`].
-    pub fn append(
-        &mut self,
-        stream: Uuid,
-        ts: u64,
-        audience: Audience,
-        message: Option<MessageMeta>,
-        event: &[u8],
-    ) {
-        self.log.append(stream, ts, audience, message, event);
+    pub fn append(&mut self, stream: Uuid, ts: u64, audience: Audience, event: &[u8]) {
+        self.log.append(stream, ts, audience, event);
+    }
+
+    /// Appends a message and its sender's ack to the group's stream, as parts (see [`log`]).
+    pub fn append_message(&mut self, group: Uuid, message: &MessageParts) {
+        self.log.append_message(group, message);
     }
 
     /// The author of a message, found from where its id says it is stored.
@@ -655,12 +661,12 @@ mod tests {
         let (_dir, mut store) = store();
         let (user, group) = (Uuid::from_u128(1), Uuid::from_u128(2));
         store.open_membership(user, group, 10).unwrap();
-        store.append(group, 10, Audience::All, None, b"first");
+        store.append(group, 10, Audience::All, b"first");
         store.commit(10).unwrap();
-        store.append(group, 20, Audience::All, None, b"second");
-        store.append(user, 21, Audience::All, None, b"receipt");
+        store.append(group, 20, Audience::All, b"second");
+        store.append(user, 21, Audience::All, b"receipt");
         let sealed = store.write(1, 21);
-        store.append(group, 30, Audience::All, None, b"third");
+        store.append(group, 30, Audience::All, b"third");
         let expected = [10, 20, 21, 30];
         let (events, _) = store.events_after(user, 0, 100, usize::MAX).unwrap();
         assert_eq!(timestamps(&events), expected, "sealed, not yet applied");
@@ -690,7 +696,7 @@ mod tests {
             // One tick: 20 events of 1 kB, a 20 kB chunk; a leaf of 17 such is 340 kB.
             for _ in 0..20 {
                 ts += 1;
-                store.append(group, ts, Audience::All, None, &event);
+                store.append(group, ts, Audience::All, &event);
             }
             store.commit(ts).unwrap();
         }
@@ -719,7 +725,7 @@ mod tests {
         for _ in 0..300 {
             for _ in 0..20 {
                 ts += 1;
-                store.append(group, ts, Audience::All, None, &event(ts));
+                store.append(group, ts, Audience::All, &event(ts));
             }
             store.commit(ts).unwrap();
         }
@@ -793,24 +799,18 @@ mod tests {
     fn sync_merges_own_and_group_streams_within_membership() {
         let (_dir, mut store) = store();
         let (user, other, group) = (Uuid::from_u128(1), Uuid::from_u128(9), Uuid::from_u128(2));
-        store.append(group, 10, Audience::All, None, b"before join");
+        store.append(group, 10, Audience::All, b"before join");
         store.commit(10).unwrap();
         store.open_membership(user, group, 20).unwrap();
-        store.append(group, 20, Audience::All, None, b"joined");
-        store.append(user, 25, Audience::All, None, b"receipt");
-        store.append(group, 30, Audience::All, None, b"message");
-        store.append(
-            group,
-            31,
-            Audience::Only(other),
-            None,
-            b"someone else's ack",
-        );
+        store.append(group, 20, Audience::All, b"joined");
+        store.append(user, 25, Audience::All, b"receipt");
+        store.append(group, 30, Audience::All, b"message");
+        store.append(group, 31, Audience::Only(other), b"someone else's ack");
         store.commit(31).unwrap();
-        store.append(group, 32, Audience::Only(user), None, b"my ack");
+        store.append(group, 32, Audience::Only(user), b"my ack");
         store.close_membership(user, group, 40).unwrap();
-        store.append(group, 40, Audience::All, None, b"left");
-        store.append(group, 50, Audience::All, None, b"after leaving");
+        store.append(group, 40, Audience::All, b"left");
+        store.append(group, 50, Audience::All, b"after leaving");
 
         // Read before and after the commit: the tick's own chunks are visible either way.
         for commit in [false, true] {
@@ -844,14 +844,20 @@ mod tests {
     fn finds_a_message_author_by_where_it_is_stored() {
         let (_dir, mut store) = store();
         let (group, author, id) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
-        let meta = MessageMeta {
-            message_id: id,
-            author,
-        };
-        store.append(group, 100, Audience::All, Some(meta), b"m");
+        store.append_message(
+            group,
+            &MessageParts {
+                ts: 100,
+                message_id: id,
+                author,
+                data: "m",
+                ack_ts: 101,
+                client_id: None,
+            },
+        );
         assert_eq!(store.message_author(group, 100, id).unwrap(), Some(author));
         store.commit(100).unwrap();
-        store.append(group, 200, Audience::All, None, b"later");
+        store.append(group, 200, Audience::All, b"later");
         assert_eq!(store.message_author(group, 100, id).unwrap(), Some(author));
         assert_eq!(
             store
@@ -872,6 +878,31 @@ mod tests {
             store.db.flush().unwrap();
         }
         assert!(Store::open(dir.path(), 1 << 20).is_err());
+    }
+
+    /// A format 2 directory (messages stored as JSON, acks as entries of their own) opens, its
+    /// events read as they were written, and it is marked format 3, which an older parley
+    /// refuses rather than misreading the entries this one adds.
+    #[test]
+    fn upgrades_format_2_and_keeps_its_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let (user, group) = (log::format_2::AUTHOR, log::format_2::GROUP);
+        {
+            let mut store = Store::open(dir.path(), 1 << 20).unwrap();
+            store.open_membership(user, group, 10).unwrap();
+            store.log.append_format_2();
+            store.commit(30).unwrap();
+            store
+                .tree(Table::Meta)
+                .insert(FORMAT_KEY, &2u64.to_be_bytes())
+                .unwrap();
+            store.db.flush().unwrap();
+        }
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let format = store.tree(Table::Meta).get(FORMAT_KEY).unwrap().unwrap();
+        assert_eq!(read_u64(&format), 3);
+        let (events, _) = store.events_after(user, 0, 100, usize::MAX).unwrap();
+        assert_eq!(events, log::format_2::events());
     }
 
     #[test]
