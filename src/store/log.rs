@@ -11,9 +11,11 @@
 //! `bytes` is the event as sent, except in a PARTS entry (a message stored since format 3):
 //! there it is the message's `data` alone, and the entry also holds the sender's ack. A reader
 //! renders both events again ([`protocol::message_event`], [`protocol::sent_event`]), so a
-//! message costs about 80 bytes of log instead of 380 for the two events' JSON: everything else
-//! in them is the stream's group id, the entry's fields, or constant. Entries of format 2 (the
-//! event's JSON, and the ack as a PRIVATE entry of its own) read as they always did.
+//! message's entry takes about 80 bytes instead of 380 for the two events' JSON: everything else
+//! in them is the stream's group id, the entry's fields, or constant. Those two functions now
+//! shape stored history as well as live events; a test pins their bytes to what format 2
+//! stored. Entries of format 2 (the event's JSON, and the ack as a PRIVATE entry of its own)
+//! read as they always did.
 
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -122,6 +124,13 @@ fn decode_entry<'a>(chunk: &'a [u8], pos: &mut usize) -> Option<Entry<'a>> {
     };
     let ts = u64::from_le_bytes(take(8)?.try_into().ok()?);
     let flags = take(1)?[0];
+    // An unknown flag, or parts without the message's ids, is no entry this parley wrote.
+    if flags & !(PRIVATE | MESSAGE | PARTS | ACK_ID) != 0
+        || (flags & PARTS != 0 && flags & MESSAGE == 0)
+        || (flags & ACK_ID != 0 && flags & PARTS == 0)
+    {
+        return None;
+    }
     let viewer = if flags & PRIVATE != 0 {
         Some(Uuid::from_slice(take(16)?).ok()?)
     } else {
@@ -168,6 +177,9 @@ pub fn chunk_key(stream: Uuid, ts: u64) -> [u8; 24] {
 /// A stream's entries of one tick, not yet in sled.
 pub struct PendingChunk {
     pub first_ts: u64,
+    /// The newest timestamp in the chunk: entries must come in timestamp order, and a message's
+    /// folded ack must be the stream's next entry, or a sync would return them out of order.
+    last_ts: u64,
     pub bytes: Vec<u8>,
 }
 
@@ -197,20 +209,28 @@ impl EventLog {
 
     /// Appends an event. Timestamps must increase across calls (the server clock sees to it).
     pub fn append(&mut self, stream: Uuid, ts: u64, audience: Audience, event: &[u8]) {
-        encode_entry(self.chunk(stream, ts), ts, audience, event);
+        encode_entry(self.chunk(stream, ts, ts), ts, audience, event);
     }
 
-    /// Appends a message and its sender's ack to the group's stream.
+    /// Appends a message and its sender's ack to the group's stream. Nothing may be appended to
+    /// the stream with a timestamp between the two.
     pub fn append_message(&mut self, group: Uuid, message: &MessageParts) {
-        encode_message(self.chunk(group, message.ts), message);
+        debug_assert!(message.ack_ts > message.ts, "an ack after its message");
+        encode_message(self.chunk(group, message.ts, message.ack_ts), message);
     }
 
-    /// The tick's chunk of `stream`, begun at `ts` if it is the first entry.
-    fn chunk(&mut self, stream: Uuid, ts: u64) -> &mut Vec<u8> {
+    /// The tick's chunk of `stream`, for an entry spanning timestamps `from` to `to`.
+    fn chunk(&mut self, stream: Uuid, from: u64, to: u64) -> &mut Vec<u8> {
         let chunk = self.pending.entry(stream).or_insert_with(|| PendingChunk {
-            first_ts: ts,
+            first_ts: from,
+            last_ts: 0,
             bytes: Vec::with_capacity(256),
         });
+        debug_assert!(
+            from > chunk.last_ts || chunk.bytes.is_empty(),
+            "out of order"
+        );
+        chunk.last_ts = to;
         &mut chunk.bytes
     }
 
@@ -360,8 +380,8 @@ impl StreamReader {
                         bytes,
                         ..
                     }) => {
+                        // Written from a `&str`; damaged, it is skipped, not the rest of the chunk.
                         let Ok(data) = std::str::from_utf8(bytes) else {
-                            self.current = None;
                             continue;
                         };
                         let in_range = |ts| (self.from..=self.to).contains(&ts);
@@ -452,9 +472,28 @@ pub mod format_2 {
     }
 
     impl EventLog {
+        /// Appends any message and its ack as format 2 stored them (with today's JSON).
+        pub fn append_message_as_format_2(&mut self, group: Uuid, message: &MessageParts) {
+            let (id, author) = (message.message_id, message.author);
+            let json = protocol::message_event(message.ts, id, message.data, group, author);
+            let ack = protocol::sent_event(message.client_id, message.ack_ts, id);
+            let chunk = self.chunk(group, message.ts, message.ack_ts);
+            chunk.extend_from_slice(&message.ts.to_le_bytes());
+            chunk.push(MESSAGE);
+            chunk.extend_from_slice(id.as_bytes());
+            chunk.extend_from_slice(author.as_bytes());
+            put_bytes(chunk, json.as_bytes());
+            encode_entry(
+                chunk,
+                message.ack_ts,
+                Audience::Only(author),
+                ack.as_bytes(),
+            );
+        }
+
         /// Appends the message and its ack to [`GROUP`]'s stream as format 2 stored them.
         pub fn append_format_2(&mut self) {
-            let chunk = self.chunk(GROUP, 20);
+            let chunk = self.chunk(GROUP, 20, 21);
             encode(chunk, 20, None, true, MESSAGE_JSON);
             encode(chunk, 21, Some(AUTHOR), false, ACK_JSON);
         }
@@ -549,6 +588,50 @@ mod tests {
                 expected,
                 "format 2 {from}..={to}"
             );
+        }
+    }
+
+    fn read_all(log: &EventLog, viewer: Uuid) -> Vec<StoredEvent> {
+        let mut reader = log
+            .reader(format_2::GROUP, 0, u64::MAX, viewer, Vec::new())
+            .unwrap();
+        let mut events = Vec::new();
+        while let Some(event) = reader.next_entry().unwrap() {
+            events.push(event);
+        }
+        events
+    }
+
+    /// Stored bytes are checked by sled's CRC, so damage here means a bug; it must still cost
+    /// no more than the damaged entry, and never send a message's bare `data` as an event.
+    #[test]
+    fn a_damaged_entry_is_skipped_and_never_sent_raw() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let mut log = EventLog::new(db.open_tree("log").unwrap());
+        let group = format_2::GROUP;
+        let data = MessageParts {
+            data: "XY",
+            ..format_2::PARTS
+        };
+        log.append_message(group, &data);
+        log.append(group, 30, Audience::All, b"later");
+        let chunk = &mut log.pending.get_mut(&group).unwrap().bytes;
+        let at = chunk.windows(2).position(|w| w == b"XY").unwrap();
+        chunk[at] = 0xff;
+        assert_eq!(
+            read_all(&log, format_2::AUTHOR),
+            vec![(30, b"later".to_vec())],
+            "data that is not UTF-8 drops its entry only"
+        );
+
+        for flags in [PARTS, PARTS | ACK_ID, ACK_ID | MESSAGE, 0x40] {
+            let mut log = EventLog::new(db.open_tree([flags]).unwrap());
+            let chunk = log.chunk(group, 20, 21);
+            chunk.extend_from_slice(&20u64.to_le_bytes());
+            chunk.push(flags);
+            chunk.extend_from_slice(&21u64.to_le_bytes());
+            put_bytes(chunk, b"raw data, not an event");
+            assert_eq!(read_all(&log, format_2::AUTHOR), vec![], "flags {flags:#x}");
         }
     }
 
