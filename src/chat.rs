@@ -3,7 +3,6 @@
 //! [`Outbox`], each marked with when it may leave ([`Release`]), and time is passed in, so all of
 //! it runs the same in tests.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -12,6 +11,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::error::ApiError;
+use crate::idmap::IdMap;
 use crate::metrics::Metrics;
 use crate::protocol::{self, event, Call, Rpc, RpcError};
 use crate::store::{
@@ -113,7 +113,7 @@ pub struct Chat {
     /// The clock ceiling of the last [`Chat::write_tick`]; a tick that hands out a timestamp
     /// above it must write a new one.
     ceiling_written: u64,
-    groups: HashMap<Uuid, GroupRecord>,
+    groups: IdMap<GroupRecord>,
     /// Group ids by ordinal - 1: message ids carry the ordinal, receipts find the group here.
     group_ids: Vec<Uuid>,
     /// Fills the random bits of message ids.
@@ -616,7 +616,7 @@ impl Chat {
 
 /// user -> that user's live WebSocket connections on this server.
 #[derive(Debug, Default)]
-struct Presence(HashMap<Uuid, Vec<ConnId>>);
+struct Presence(IdMap<Vec<ConnId>>);
 
 impl Presence {
     /// Queues `frame` (an event stamped `ts`) for every live connection of `users`, except

@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod hasher;
 pub mod http;
+pub mod idmap;
 pub mod protocol;
 pub mod server;
 pub mod store;

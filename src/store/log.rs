@@ -17,13 +17,13 @@
 //! stored. Entries of format 2 (the event's JSON, and the ack as a PRIVATE entry of its own)
 //! read as they always did.
 
-use std::collections::HashMap;
 use std::ops::Bound;
 
 use sled::{IVec, Tree};
 use uuid::Uuid;
 
 use super::{StoreResult, StoredEvent};
+use crate::idmap::IdMap;
 use crate::protocol;
 
 /// Who of a stream's readers may see an entry.
@@ -196,14 +196,14 @@ pub type MemoryChunks = Vec<(u64, IVec)>;
 /// The log tree plus this tick's chunks, not yet written.
 pub struct EventLog {
     tree: Tree,
-    pending: HashMap<Uuid, PendingChunk>,
+    pending: IdMap<PendingChunk>,
 }
 
 impl EventLog {
     pub fn new(tree: Tree) -> EventLog {
         EventLog {
             tree,
-            pending: HashMap::new(),
+            pending: IdMap::default(),
         }
     }
 
@@ -239,7 +239,7 @@ impl EventLog {
     }
 
     /// Hands over the tick's chunks, for the store's write.
-    pub fn take_pending(&mut self) -> HashMap<Uuid, PendingChunk> {
+    pub fn take_pending(&mut self) -> IdMap<PendingChunk> {
         std::mem::take(&mut self.pending)
     }
 

@@ -21,6 +21,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{IVec, Tree};
 use uuid::Uuid;
 
+use crate::idmap::IdMap;
 use crate::priority::Helpers;
 pub use log::{Audience, MessageParts};
 use log::{EventLog, MemoryChunks, PendingChunk, StreamReader};
@@ -127,7 +128,7 @@ pub struct Store {
 pub struct TickWrites {
     commit: u64,
     tables: Vec<HashMap<Vec<u8>, Vec<u8>>>,
-    chunks: HashMap<Uuid, PendingChunk>,
+    chunks: IdMap<PendingChunk>,
     clock_ceiling: u64,
 }
 
