@@ -405,7 +405,6 @@ impl Chat {
         if let Some(client_id) = client_id {
             if let Some(ack) = self.store.client_ack(user, client_id)? {
                 // A retry of a send we already stored: answer the original ack, store nothing.
-                let ack = String::from_utf8_lossy(&ack).into_owned();
                 self.outbox
                     .push(conn, Frame::Event(ack.into()), Release::Durable);
                 return Ok(());
@@ -432,7 +431,8 @@ impl Chat {
             },
         );
         if let Some(client_id) = client_id {
-            self.store.put_client_ack(user, client_id, ack.as_bytes());
+            self.store
+                .put_client_ack(user, client_id, message_id, ack_ts);
         }
         self.outbox.push(conn, Frame::Event(ack), Release::Durable);
         let members = &self.groups[&group_id].members;

@@ -180,6 +180,7 @@ mod tests {
 
     use uuid::Uuid;
 
+    use crate::protocol;
     use crate::store::Store;
 
     use super::*;
@@ -194,16 +195,15 @@ mod tests {
             counter.fetch_add(1, Ordering::SeqCst);
         });
         let user = Uuid::from_u128(7);
-        store.put_client_ack(user, "a", b"first");
+        let (first, second, other) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let ack = |id: &str, ts, message_id| Some(protocol::sent_event(Some(id), ts, message_id));
+        store.put_client_ack(user, "a", first, 10);
         flusher.request(store.write(1, 100));
-        store.put_client_ack(user, "a", b"second");
-        store.put_client_ack(user, "b", b"other");
+        store.put_client_ack(user, "a", second, 20);
+        store.put_client_ack(user, "b", other, 30);
         flusher.request(store.write(2, 200));
         // Before the flusher is known done, reads see the sealed ticks, newest first.
-        assert_eq!(
-            &store.client_ack(user, "a").unwrap().unwrap()[..],
-            b"second"
-        );
+        assert_eq!(store.client_ack(user, "a").unwrap(), ack("a", 20, second));
         flusher.wait_for(2).unwrap();
         let progress = flusher.progress().unwrap();
         assert_eq!(progress.durable, 2);
@@ -216,11 +216,8 @@ mod tests {
         }
         // Once forgotten, the same answers come from sled itself.
         store.forget_applied(2);
-        assert_eq!(
-            &store.client_ack(user, "a").unwrap().unwrap()[..],
-            b"second"
-        );
-        assert_eq!(&store.client_ack(user, "b").unwrap().unwrap()[..], b"other");
+        assert_eq!(store.client_ack(user, "a").unwrap(), ack("a", 20, second));
+        assert_eq!(store.client_ack(user, "b").unwrap(), ack("b", 30, other));
         assert_eq!(store.clock_ceiling().unwrap(), 200);
     }
 }

@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::idmap::IdMap;
 use crate::priority::Helpers;
+use crate::protocol;
 pub use log::{Audience, MessageParts};
 use log::{EventLog, MemoryChunks, PendingChunk, StreamReader};
 
@@ -151,17 +152,16 @@ pub fn apply(trees: &[Tree], ticks: &[Arc<TickWrites>]) -> StoreResult<()> {
             for tick in ticks {
                 for (table, writes) in tick.tables.iter().enumerate() {
                     for (key, value) in writes {
-                        trees[table].insert(key.as_slice(), value.as_slice())?;
+                        trees[table].set(key.as_slice(), value.as_slice());
                     }
                 }
                 for (stream, chunk) in &tick.chunks {
-                    trees[log_index].insert(&chunk.key(*stream)[..], chunk.bytes.as_slice())?;
+                    trees[log_index].set(&chunk.key(*stream)[..], chunk.bytes.as_slice());
                 }
             }
             // The newest tick's ceiling is the one that counts (the loop never lowers it).
             if let Some(newest) = ticks.last() {
-                trees[Table::Meta as usize]
-                    .insert(CLOCK_KEY, &newest.clock_ceiling.to_be_bytes())?;
+                trees[Table::Meta as usize].set(CLOCK_KEY, &newest.clock_ceiling.to_be_bytes());
             }
             Ok::<(), ConflictableTransactionError<()>>(())
         })
@@ -511,13 +511,31 @@ impl Store {
         Ok(true)
     }
 
-    /// The ack event a send with this client id was answered with, if any.
-    pub fn client_ack(&self, user: Uuid, client_id: &str) -> StoreResult<Option<IVec>> {
-        self.get(Table::ClientIds, &client_key(user, client_id))
+    /// The ack event (21) a send with this client id was answered with, if any: rendered again
+    /// from the message id and the ack's timestamp kept for it, byte for byte what was sent (a
+    /// format 2 directory kept the ack's JSON itself).
+    pub fn client_ack(&self, user: Uuid, client_id: &str) -> StoreResult<Option<String>> {
+        let Some(value) = self.get(Table::ClientIds, &client_key(user, client_id))? else {
+            return Ok(None);
+        };
+        let ack = match <[u8; 24]>::try_from(&value[..]) {
+            Ok(parts) => {
+                let message_id = Uuid::from_slice(&parts[..16]).unwrap_or_default();
+                let ack_ts = read_u64(&parts[16..]);
+                protocol::sent_event(Some(client_id), ack_ts, message_id)
+            }
+            Err(_) => String::from_utf8_lossy(&value).into_owned(),
+        };
+        Ok(Some(ack))
     }
 
-    pub fn put_client_ack(&mut self, user: Uuid, client_id: &str, ack: &[u8]) {
-        self.put(Table::ClientIds, client_key(user, client_id), ack.to_vec());
+    /// Records which message a send with this client id stored, for its retries: the message id
+    /// and the ack's timestamp (24 bytes; the ack's JSON took about 100, on every send).
+    pub fn put_client_ack(&mut self, user: Uuid, client_id: &str, message_id: Uuid, ack_ts: u64) {
+        let mut value = Vec::with_capacity(24);
+        value.extend_from_slice(message_id.as_bytes());
+        value.extend_from_slice(&ack_ts.to_be_bytes());
+        self.put(Table::ClientIds, client_key(user, client_id), value);
     }
 }
 
@@ -782,7 +800,7 @@ mod tests {
         let fresh = tempfile::tempdir().unwrap();
         let mut store = Store::open(fresh.path(), 1 << 20).unwrap();
         assert_eq!(stored_segment_size(fresh.path()), Some(SEGMENT_BYTES));
-        store.put_client_ack(Uuid::from_u128(1), "a", b"ack");
+        store.put_client_ack(Uuid::from_u128(1), "a", Uuid::from_u128(2), 1);
         store.commit(1).unwrap();
         drop(store);
 
@@ -893,6 +911,11 @@ mod tests {
             store.open_membership(user, group, 10).unwrap();
             store.log.append_format_2();
             store.commit(30).unwrap();
+            let ack = log::format_2::ACK_JSON.as_bytes();
+            store
+                .tree(Table::ClientIds)
+                .insert(client_key(user, "c1"), ack)
+                .unwrap();
             store
                 .tree(Table::Meta)
                 .insert(FORMAT_KEY, &2u64.to_be_bytes())
@@ -904,6 +927,16 @@ mod tests {
         assert_eq!(read_u64(&format), 3);
         let (events, _) = store.events_after(user, 0, 100, usize::MAX).unwrap();
         assert_eq!(events, log::format_2::events());
+        // A retry's ack: kept as JSON by format 2, rendered from its parts by format 3.
+        let kept = store.client_ack(user, "c1").unwrap();
+        assert_eq!(kept.as_deref(), Some(log::format_2::ACK_JSON));
+        let mut store = store;
+        store.put_client_ack(user, "c2", log::format_2::MESSAGE_ID, 21);
+        let rendered = store.client_ack(user, "c2").unwrap().unwrap();
+        assert_eq!(
+            rendered,
+            log::format_2::ACK_JSON.replace("\"c1\"", "\"c2\"")
+        );
     }
 
     /// The same random history written as format 2 (JSON, acks as entries of their own) and as
