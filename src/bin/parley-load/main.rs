@@ -44,6 +44,8 @@ OPTIONS:
     --events E         events the sync user misses                                  [100000]
     --logins L         logins per second (logins)                                   [20]
     --data-bytes B     bytes of `data` per message (the send stamp, then padding)   [32]
+    --client-ids       give every send an `id`, as real clients do for retries: parley
+                       then also records (user, id) for each message; relays ignore it
     --setup-threads T  parallel REST connections during setup                       [4]
     --label NAME       a name for the server under test, carried into the output
     --json             print one JSON object instead of the table
@@ -137,12 +139,17 @@ fn parse(args: &[String]) -> Result<Cli, String> {
         events: 100_000,
         logins_per_sec: 20.0,
         data_bytes: 32,
+        client_ids: false,
         setup_threads: 4,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         if arg == "--json" {
             json = true;
+            continue;
+        }
+        if arg == "--client-ids" {
+            options.client_ids = true;
             continue;
         }
         if !arg.starts_with("--") {

@@ -36,6 +36,8 @@ pub struct Options {
     pub events: usize,
     pub logins_per_sec: f64,
     pub data_bytes: usize,
+    /// Every send carries an `id` (RPC 40's retry key).
+    pub client_ids: bool,
     pub setup_threads: usize,
 }
 
@@ -118,6 +120,8 @@ struct Traffic {
     /// Send stamps awaiting their ack, per client (acks come back in send order).
     unacked: Vec<VecDeque<u64>>,
     padding: String,
+    /// Sends carry an `id`.
+    client_ids: bool,
     /// Closed loop: every ack sends the next message.
     closed_loop: bool,
     sending: bool,
@@ -131,14 +135,15 @@ struct Traffic {
 }
 
 impl Traffic {
-    fn new(fleet: &Fleet, clients: usize, data_bytes: usize, closed_loop: bool) -> Traffic {
+    fn new(fleet: &Fleet, clients: usize, options: &Options, closed_loop: bool) -> Traffic {
         // The stamp takes up to 20 digits; the rest of `data` is padding.
-        let padding = " ".to_string() + &"x".repeat(data_bytes.saturating_sub(21));
+        let padding = " ".to_string() + &"x".repeat(options.data_bytes.saturating_sub(21));
         Traffic {
             group_ids: fleet.groups.clone(),
             client_group: (0..clients).map(|i| fleet.group_of(i)).collect(),
             unacked: vec![VecDeque::new(); clients],
             padding,
+            client_ids: options.client_ids,
             closed_loop,
             sending: true,
             sends: 0,
@@ -156,9 +161,18 @@ impl Traffic {
         let stamp = now_ns();
         self.unacked[client].push_back(stamp);
         self.sends += 1;
+        let group_id = &self.group_ids[self.client_group[client]];
+        if self.client_ids {
+            // Unique per run: the client and the run's send count.
+            let id = format!("c{client}-{}", self.sends);
+            return format!(
+                r#"{{"method":40,"id":"{id}","body":{{"group_id":"{group_id}","data":"{stamp}{}"}}}}"#,
+                self.padding
+            );
+        }
         format!(
-            r#"{{"method":40,"body":{{"group_id":"{}","data":"{stamp}{}"}}}}"#,
-            self.group_ids[self.client_group[client]], self.padding
+            r#"{{"method":40,"body":{{"group_id":"{group_id}","data":"{stamp}{}"}}}}"#,
+            self.padding
         )
     }
 
@@ -309,7 +323,7 @@ fn add_health(report: &mut Report, swarm: &Swarm, traffic: &Traffic) {
 pub fn fanout(options: &Options) -> Result<Report, String> {
     check_server(options)?;
     let (fleet, mut swarm) = fleet_and_swarm(options)?;
-    let mut traffic = Traffic::new(&fleet, swarm.len(), options.data_bytes, true);
+    let mut traffic = Traffic::new(&fleet, swarm.len(), options, true);
     for client in 0..swarm.len() {
         for _ in 0..options.window {
             let send = traffic.next_send(client);
@@ -341,6 +355,7 @@ pub fn fanout(options: &Options) -> Result<Report, String> {
     report.add("group_size", options.group_size as u64);
     report.add("window", options.window as u64);
     report.add("data_bytes", options.data_bytes as u64);
+    report.add("client_ids", u64::from(options.client_ids));
     report.add("duration_s", round(elapsed));
     report.add("sends_per_s", (sends as f64 / elapsed).round());
     report.add("deliveries_per_s", (deliveries as f64 / elapsed).round());
@@ -375,7 +390,7 @@ fn add_server_cost(
 pub fn rate(options: &Options) -> Result<Report, String> {
     check_server(options)?;
     let (fleet, mut swarm) = fleet_and_swarm(options)?;
-    let mut traffic = Traffic::new(&fleet, swarm.len(), options.data_bytes, false);
+    let mut traffic = Traffic::new(&fleet, swarm.len(), options, false);
     eprintln!(
         "parley-load: rate: {:.0} sends/s, warming up {:.0} s, then measuring {:.0} s",
         options.rate, options.warmup, options.duration
@@ -398,6 +413,7 @@ pub fn rate(options: &Options) -> Result<Report, String> {
     report.add("group_size", options.group_size as u64);
     report.add("rate", options.rate);
     report.add("data_bytes", options.data_bytes as u64);
+    report.add("client_ids", u64::from(options.client_ids));
     report.add("duration_s", round(elapsed));
     report.add("sends_per_s", (sends as f64 / elapsed).round());
     report.add("deliveries_per_s", (deliveries as f64 / elapsed).round());
@@ -433,7 +449,7 @@ pub fn idle(options: &Options) -> Result<Report, String> {
         swarm.len(),
         options.hold
     );
-    let mut traffic = Traffic::new(&fleet, 0, options.data_bytes, false);
+    let mut traffic = Traffic::new(&fleet, 0, options, false);
     let until = Instant::now() + Duration::from_secs_f64(options.hold);
     while Instant::now() < until {
         swarm.tick(
@@ -481,7 +497,7 @@ pub fn sync(options: &Options) -> Result<Report, String> {
         vec![fleet.accounts[1].ws_path.clone()],
         1,
     )?;
-    let mut traffic = Traffic::new(&fleet, 2, options.data_bytes, true);
+    let mut traffic = Traffic::new(&fleet, 2, options, true);
     let target = options.events as u64;
     for _ in 0..options.window.max(1) * 16 {
         let send = traffic.next_send(1);
@@ -594,7 +610,7 @@ pub fn logins(options: &Options) -> Result<Report, String> {
     }
     check_server(options)?;
     let (fleet, mut swarm) = fleet_and_swarm(options)?;
-    let mut traffic = Traffic::new(&fleet, swarm.len(), options.data_bytes, false);
+    let mut traffic = Traffic::new(&fleet, swarm.len(), options, false);
     let mut pacer = Pacer::new(options.rate);
     eprintln!(
         "parley-load: logins: {:.0} sends/s, {LOGIN_PHASES} rounds of {:.1} s without and {:.1} s with {:.0} logins/s",
