@@ -6,6 +6,8 @@
 #   scripts/bench.sh                       everything (about 6 minutes)
 #   scripts/bench.sh --quick               shorter runs, for a rough look
 #   SERVERS="parley mio" SCENARIOS="fanout rate" scripts/bench.sh
+#   LOAD_ARGS=--client-ids scripts/bench.sh   extra parley-load options for every run (here: an
+#                                          `id` on every send, as real clients do)
 #   RT_LATENCY=1 scripts/bench.sh          the `rate` and `logins` runs at SCHED_FIFO priority
 #                                          (chrt -f 10), so other tenants of a shared machine cannot
 #                                          add scheduling delay to the latency figures (both use
@@ -97,7 +99,7 @@ run() {
     fi
     echo "bench: $server $scenario $*" >&2
     if ! "${PRIO[@]}" taskset -c 0 "$LOAD" "$scenario" --url "http://$SERVER_ADDR" --target "$target" \
-        --server-pid "$SERVER_PID" --label "$server" --json "$@" >>"$RESULTS"; then
+        --server-pid "$SERVER_PID" --label "$server" --json ${LOAD_ARGS:-} "$@" >>"$RESULTS"; then
         echo "bench: $server $scenario did not finish cleanly (see above)" >&2
     fi
     stop_server
