@@ -513,7 +513,7 @@ impl Store {
 
     /// The ack event (21) a send with this client id was answered with, if any: rendered again
     /// from the message id and the ack's timestamp kept for it, byte for byte what was sent (a
-    /// format 2 directory kept the ack's JSON itself).
+    /// record of format 2 holds the ack's JSON itself, and is answered as it is).
     pub fn client_ack(&self, user: Uuid, client_id: &str) -> StoreResult<Option<String>> {
         let Some(value) = self.get(Table::ClientIds, &client_key(user, client_id))? else {
             return Ok(None);
@@ -663,6 +663,102 @@ fn from_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Option<T> {
 mod tests {
     use super::*;
 
+    /// A retry's ack, in every state of its record (pending, sealed, applied, forgotten, after a
+    /// restart), is the original's bytes: checked against literal JSON, not the renderer.
+    #[test]
+    fn a_retrys_ack_is_the_original_in_every_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = Uuid::from_u128(1);
+        let mid = Uuid::from_u128(3);
+        let id = "a \"q\"\u{1}\u{e9}/</";
+        let expected = format!(
+            r#"{{"type":21,"id":{},"timestamp":21,"body":{{"message_id":"00000000-0000-0000-0000-000000000003"}}}}"#,
+            serde_json::to_string(id).unwrap()
+        );
+        assert_eq!(protocol::sent_event(Some(id), 21, mid), expected);
+        {
+            let mut store = Store::open(dir.path(), 1 << 20).unwrap();
+            store.put_client_ack(user, id, mid, 21);
+            assert_eq!(
+                store.client_ack(user, id).unwrap().as_deref(),
+                Some(&expected[..]),
+                "pending"
+            );
+            let tick = store.write(1, 100);
+            assert_eq!(
+                store.client_ack(user, id).unwrap().as_deref(),
+                Some(&expected[..]),
+                "sealed"
+            );
+            apply(&store.trees, &[tick]).unwrap();
+            assert_eq!(
+                store.client_ack(user, id).unwrap().as_deref(),
+                Some(&expected[..]),
+                "applied"
+            );
+            store.forget_applied(1);
+            assert_eq!(
+                store.client_ack(user, id).unwrap().as_deref(),
+                Some(&expected[..]),
+                "forgotten"
+            );
+            assert_eq!(
+                store
+                    .tree(Table::ClientIds)
+                    .get(client_key(user, id))
+                    .unwrap()
+                    .unwrap()
+                    .len(),
+                24
+            );
+            store.db.flush().unwrap();
+        }
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(
+            store.client_ack(user, id).unwrap().as_deref(),
+            Some(&expected[..]),
+            "restart"
+        );
+        assert_eq!(store.client_ack(Uuid::from_u128(2), id).unwrap(), None);
+        assert_eq!(store.client_ack(user, "a").unwrap(), None);
+    }
+
+    /// sled's `set` (`vendor/sled/PARLEY.md`) is seen by a later `get` in the same transaction
+    /// (also after a get cached the old value), the last write wins, and an abort discards it.
+    #[test]
+    fn a_transactions_set_is_read_back_and_discarded_on_abort() {
+        use sled::transaction::abort;
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let trees = [db.open_tree("a").unwrap(), db.open_tree("b").unwrap()];
+        trees[0].insert(b"k", b"old").unwrap();
+        trees[..]
+            .transaction(|t| {
+                assert_eq!(t[0].get(b"k")?.as_deref(), Some(&b"old"[..]));
+                t[0].set(&b"k"[..], &b"new"[..]);
+                assert_eq!(t[0].get(b"k")?.as_deref(), Some(&b"new"[..]));
+                t[1].set(&b"x"[..], &b"1"[..]);
+                assert_eq!(t[1].get(b"x")?.as_deref(), Some(&b"1"[..]));
+                assert_eq!(
+                    t[1].insert(&b"x"[..], &b"2"[..])?.as_deref(),
+                    Some(&b"1"[..])
+                );
+                t[0].set(&b"k"[..], &b"newer"[..]);
+                Ok::<(), ConflictableTransactionError<()>>(())
+            })
+            .unwrap();
+        assert_eq!(trees[0].get(b"k").unwrap().as_deref(), Some(&b"newer"[..]));
+        assert_eq!(trees[1].get(b"x").unwrap().as_deref(), Some(&b"2"[..]));
+        let aborted = trees[..].transaction(|t| {
+            t[0].set(&b"k"[..], &b"zzz"[..]);
+            t[1].set(&b"y"[..], &b"zzz"[..]);
+            abort::<(), ()>(())
+        });
+        assert!(aborted.is_err());
+        assert_eq!(trees[0].get(b"k").unwrap().as_deref(), Some(&b"newer"[..]));
+        assert_eq!(trees[1].get(b"y").unwrap(), None);
+    }
+
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 1 << 20).unwrap();
@@ -779,12 +875,9 @@ mod tests {
     #[test]
     fn a_directory_keeps_its_segment_size_and_one_without_conf_is_refused() {
         const OLD: usize = 512 * 1024;
+        // Through `open_when_free`: sled's threads of the previous open may still hold the lock.
         let sled_at = |dir: &Path, size: usize| {
-            sled::Config::new()
-                .path(dir)
-                .segment_size(size)
-                .open()
-                .unwrap()
+            open_when_free(&sled::Config::new().path(dir).segment_size(size)).unwrap()
         };
         let old = tempfile::tempdir().unwrap();
         let db = sled_at(old.path(), OLD);

@@ -743,3 +743,29 @@ fn websocket_ping_is_answered_and_close_is_echoed() {
     b.ping_pong(b"");
     b.assert_quiet();
 }
+
+/// A retry pipelined right behind its original (one TCP write: the same tick, its record still
+/// pending) answers the same ack and stores nothing new.
+#[test]
+fn a_retry_in_the_same_tick_as_its_original_gets_the_same_ack() {
+    let server = Server::start();
+    let Pair {
+        group,
+        mut a,
+        mut b,
+        ..
+    } = pair(&server);
+    for round in 0..20 {
+        let id = format!("pipe-{round}");
+        let rpc =
+            serde_json::json!({"method": 40, "id": id, "body": {"group_id": group, "data": "dup"}})
+                .to_string();
+        a.send_two(&rpc, &rpc);
+        let first = a.expect(21);
+        let second = a.expect(21);
+        assert_eq!(first, second, "round {round}");
+        b.expect(20);
+    }
+    b.assert_quiet();
+    a.assert_quiet();
+}

@@ -104,6 +104,13 @@ impl Ws {
         self.send_text(&v.to_string());
     }
 
+    /// Two text frames in one TCP write.
+    pub fn send_two(&mut self, a: &str, b: &str) {
+        self.ws.write(Message::text(a)).unwrap();
+        self.ws.write(Message::text(b)).unwrap();
+        self.ws.flush().unwrap();
+    }
+
     pub fn send_text(&mut self, s: &str) {
         let name = &self.name;
         self.ws
