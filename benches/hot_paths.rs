@@ -59,14 +59,10 @@ fn decode_and_encode(c: &mut Criterion) {
     group.bench_function("decode/sync", |b| {
         b.iter(|| protocol::decode(black_box(sync)).expect("valid"))
     });
-    let body = MessageBody {
-        message_id: Uuid::new_v4(),
-        data: "Hello, how are you? 0123456789",
-        group_id: Uuid::new_v4(),
-        user_id: Uuid::new_v4(),
-    };
+    let (message_id, group_id, user_id) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let data = "Hello, how are you? 0123456789";
     group.bench_function("encode/message", |b| {
-        b.iter(|| protocol::encode(20, None, black_box(WALL), &body))
+        b.iter(|| protocol::message_event(black_box(WALL), message_id, data, group_id, user_id))
     });
     group.finish();
 }

@@ -216,7 +216,9 @@ pub fn encode<B: Serialize>(kind: u16, id: Option<&str>, timestamp: u64, body: &
 }
 
 /// Event 20, a message, exactly as sent live and as a sync replays it: the store keeps only
-/// its parts and renders it again with this.
+/// its parts and renders it again with this. Written out by hand, in [`encode`]'s exact bytes
+/// (a test compares the two): it runs for every send and every message a sync replays, and
+/// serde's path escapes every key and id as if it could hold a quote.
 pub fn message_event(
     timestamp: u64,
     message_id: Uuid,
@@ -224,13 +226,30 @@ pub fn message_event(
     group_id: Uuid,
     user_id: Uuid,
 ) -> String {
-    let body = MessageBody {
-        message_id,
-        data,
-        group_id,
-        user_id,
-    };
-    encode(event::MESSAGE, None, timestamp, &body)
+    let mut out = Vec::with_capacity(180 + data.len());
+    out.extend_from_slice(br#"{"type":20,"timestamp":"#);
+    serde_json::to_writer(&mut out, &timestamp).expect("a number serializes");
+    out.extend_from_slice(br#","body":{"message_id":"#);
+    push_uuid(&mut out, message_id);
+    out.extend_from_slice(br#","data":"#);
+    serde_json::to_writer(&mut out, data).expect("a string serializes");
+    out.extend_from_slice(br#","group_id":"#);
+    push_uuid(&mut out, group_id);
+    out.extend_from_slice(br#","user_id":"#);
+    push_uuid(&mut out, user_id);
+    out.extend_from_slice(b"}}");
+    String::from_utf8(out).expect("JSON of strings is UTF-8")
+}
+
+/// A UUID as a JSON string: quoted, hyphenated, lower case (serde's form for `Uuid`).
+fn push_uuid(out: &mut Vec<u8>, id: Uuid) {
+    out.push(b'"');
+    out.extend_from_slice(
+        id.hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer())
+            .as_bytes(),
+    );
+    out.push(b'"');
 }
 
 /// Event 21, the sender's ack of a message, live and replayed (see [`message_event`]).
@@ -289,6 +308,46 @@ pub struct ErrorBody<'a> {
 
 #[cfg(test)]
 mod tests {
+
+    /// The hand-written message event is byte for byte what serde makes of the same event, for
+    /// data with every kind of character JSON escapes or passes through.
+    #[test]
+    fn message_event_matches_serdes_bytes() {
+        let ids = [
+            Uuid::from_u128(1),
+            Uuid::from_u128(u128::MAX),
+            Uuid::new_v4(),
+        ];
+        let mut datas: Vec<String> = [
+            "",
+            "hi",
+            "\"quoted\" \\ back",
+            "tab\t new\n cr\r",
+            "é ü 😀 \u{2028}\u{7f}",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        datas.push((0u8..=0x7f).map(char::from).collect());
+        for data in &datas {
+            for (i, ts) in [0, 1, 1_764_060_000_000, u64::MAX].into_iter().enumerate() {
+                let (message_id, group_id, user_id) =
+                    (ids[i % 3], ids[(i + 1) % 3], ids[(i + 2) % 3]);
+                let body = MessageBody {
+                    message_id,
+                    data,
+                    group_id,
+                    user_id,
+                };
+                assert_eq!(
+                    message_event(ts, message_id, data, group_id, user_id),
+                    encode(event::MESSAGE, None, ts, &body),
+                    "{data:?}"
+                );
+            }
+        }
+    }
+
     use super::*;
 
     const GROUP: &str = "95ba5e74-810d-49b4-943f-0b2753d688c9";
