@@ -308,46 +308,6 @@ pub struct ErrorBody<'a> {
 
 #[cfg(test)]
 mod tests {
-
-    /// The hand-written message event is byte for byte what serde makes of the same event, for
-    /// data with every kind of character JSON escapes or passes through.
-    #[test]
-    fn message_event_matches_serdes_bytes() {
-        let ids = [
-            Uuid::from_u128(1),
-            Uuid::from_u128(u128::MAX),
-            Uuid::new_v4(),
-        ];
-        let mut datas: Vec<String> = [
-            "",
-            "hi",
-            "\"quoted\" \\ back",
-            "tab\t new\n cr\r",
-            "é ü 😀 \u{2028}\u{7f}",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        datas.push((0u8..=0x7f).map(char::from).collect());
-        for data in &datas {
-            for (i, ts) in [0, 1, 1_764_060_000_000, u64::MAX].into_iter().enumerate() {
-                let (message_id, group_id, user_id) =
-                    (ids[i % 3], ids[(i + 1) % 3], ids[(i + 2) % 3]);
-                let body = MessageBody {
-                    message_id,
-                    data,
-                    group_id,
-                    user_id,
-                };
-                assert_eq!(
-                    message_event(ts, message_id, data, group_id, user_id),
-                    encode(event::MESSAGE, None, ts, &body),
-                    "{data:?}"
-                );
-            }
-        }
-    }
-
     use super::*;
 
     const GROUP: &str = "95ba5e74-810d-49b4-943f-0b2753d688c9";
@@ -439,5 +399,44 @@ mod tests {
             encode(event::SENT, Some("c-17"), 7, &SentBody { message_id: id }),
             format!(r#"{{"type":21,"id":"c-17","timestamp":7,"body":{{"message_id":"{GROUP}"}}}}"#)
         );
+    }
+
+    /// The hand-written message event is byte for byte what serde makes of the same event, for
+    /// data with every kind of character JSON escapes or passes through.
+    #[test]
+    fn message_event_matches_serdes_bytes() {
+        let ids = [
+            Uuid::from_u128(1),
+            Uuid::from_u128(u128::MAX),
+            Uuid::new_v4(),
+        ];
+        let mut datas: Vec<String> = [
+            "",
+            "hi",
+            "\"quoted\" \\ back",
+            "tab\t new\n cr\r",
+            "é ü 😀 \u{2028}\u{7f}",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        datas.push((0u8..=0x7f).map(char::from).collect());
+        for data in &datas {
+            for (i, ts) in [0, 1, 1_764_060_000_000, u64::MAX].into_iter().enumerate() {
+                let (message_id, group_id, user_id) =
+                    (ids[i % 3], ids[(i + 1) % 3], ids[(i + 2) % 3]);
+                let body = MessageBody {
+                    message_id,
+                    data,
+                    group_id,
+                    user_id,
+                };
+                assert_eq!(
+                    message_event(ts, message_id, data, group_id, user_id),
+                    encode(event::MESSAGE, None, ts, &body),
+                    "{data:?}"
+                );
+            }
+        }
     }
 }
