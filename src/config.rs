@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::chat::ChatLimits;
 use crate::log::Level;
+use crate::store::client_ids::ClientIdLimits;
 
 pub const USAGE: &str = "\
 parley: a group-chat server (HTTP + WebSocket on one event loop, durable in sled)
@@ -24,6 +25,11 @@ OPTIONS (each also read from the environment variable in brackets):
     --hash-workers N              password-hashing threads
                                   [PARLEY_HASH_WORKERS, default cores - 1, at least 1]
     --cache-mb N                  sled page cache in MiB [PARLEY_CACHE_MB, default 64]
+    --client-id-hours N           a retried send (same user, same client id) is recognised for
+                                  at least N hours [PARLEY_CLIENT_ID_HOURS, default 24, at least 24]
+    --client-ids-in-memory N      recent sends with a client id kept in memory, about 60 bytes
+                                  each; beyond, they are recorded in sled, which is slower
+                                  [PARLEY_CLIENT_IDS_IN_MEMORY, default 1000000]
     --max-connections N           open connections at most [PARLEY_MAX_CONNECTIONS, default 20000]
     --max-connections-per-ip N    open connections per client address, 0 = no cap
                                   [PARLEY_MAX_CONNECTIONS_PER_IP, default 1000]
@@ -130,6 +136,7 @@ pub struct Config {
     pub jwt_secret: Option<Vec<u8>>,
     pub hash_workers: usize,
     pub cache_bytes: u64,
+    pub client_ids: ClientIdLimits,
     pub log_level: Level,
     /// Origins allowed to open a WebSocket; empty = any.
     pub allowed_origins: Vec<String>,
@@ -154,6 +161,7 @@ impl Config {
             jwt_secret: None,
             hash_workers: default_hash_workers(),
             cache_bytes: 64 * 1024 * 1024,
+            client_ids: ClientIdLimits::DEFAULT,
             log_level: Level::Info,
             allowed_origins: Vec::new(),
             echo_endpoint: false,
@@ -175,7 +183,7 @@ pub fn parse(
     args: impl IntoIterator<Item = String>,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Command, String> {
-    const OPTIONS: [(&str, &str); 12] = [
+    const OPTIONS: [(&str, &str); 14] = [
         ("--listen", "PARLEY_LISTEN"),
         ("--data-dir", "PARLEY_DATA_DIR"),
         ("--public-url", "PARLEY_PUBLIC_URL"),
@@ -188,6 +196,8 @@ pub fn parse(
         ("--echo-endpoint", "PARLEY_ECHO_ENDPOINT"),
         ("--request-timeout-secs", "PARLEY_REQUEST_TIMEOUT_SECS"),
         ("--idle-timeout-secs", "PARLEY_IDLE_TIMEOUT_SECS"),
+        ("--client-id-hours", "PARLEY_CLIENT_ID_HOURS"),
+        ("--client-ids-in-memory", "PARLEY_CLIENT_IDS_IN_MEMORY"),
     ];
     let mut values: Vec<Option<String>> = OPTIONS.iter().map(|(_, var)| env(var)).collect();
     let mut args = args.into_iter();
@@ -219,7 +229,7 @@ pub fn parse(
         };
         values[index] = Some(value);
     }
-    let [listen, data_dir, public_url, hash_workers, cache_mb, max_connections, per_ip, auth_rate, origins, echo, request_timeout, idle_timeout] =
+    let [listen, data_dir, public_url, hash_workers, cache_mb, max_connections, per_ip, auth_rate, origins, echo, request_timeout, idle_timeout, client_id_hours, client_ids_in_memory] =
         values.try_into().expect("one value per option");
 
     let listen_text = listen.unwrap_or_else(|| "127.0.0.1:3000".to_string());
@@ -236,6 +246,14 @@ pub fn parse(
     let hash_workers = number("--hash-workers", hash_workers, 1, 64)?
         .map_or_else(default_hash_workers, |n| n as usize);
     let cache_bytes = number("--cache-mb", cache_mb, 1, 65536)?.unwrap_or(64) * 1024 * 1024;
+    let client_ids = ClientIdLimits {
+        window_ms: number("--client-id-hours", client_id_hours, 24, 24 * 366)?
+            .map_or(ClientIdLimits::DEFAULT.window_ms, |hours| {
+                hours * 60 * 60 * 1000
+            }),
+        max_entries: number("--client-ids-in-memory", client_ids_in_memory, 0, 1 << 32)?
+            .map_or(ClientIdLimits::DEFAULT.max_entries, |n| n as usize),
+    };
     let log_level = match env("PARLEY_LOG") {
         Some(text) => Level::parse(&text)
             .ok_or_else(|| format!("PARLEY_LOG={text}: expected error, warn, info or debug"))?,
@@ -279,6 +297,7 @@ pub fn parse(
         jwt_secret,
         hash_workers,
         cache_bytes,
+        client_ids,
         log_level,
         allowed_origins,
         echo_endpoint,

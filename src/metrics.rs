@@ -62,6 +62,7 @@ pub struct Gauges {
     pub groups: usize,
     pub hash_queue: usize,
     pub store_bytes: u64,
+    pub recent_client_ids: usize,
 }
 
 impl Metrics {
@@ -100,6 +101,11 @@ impl Metrics {
             "parley_store_bytes",
             "Size of the sled database on disk.",
             gauges.store_bytes.to_string(),
+        );
+        gauge(
+            "parley_recent_client_ids",
+            "Sends with a client id in the in-memory retry index.",
+            gauges.recent_client_ids.to_string(),
         );
         let _ = writeln!(
             out,
@@ -198,10 +204,12 @@ mod tests {
             groups: 3,
             hash_queue: 0,
             store_bytes: 10,
+            recent_client_ids: 4,
         });
         assert!(text.contains("parley_errors_total{code=\"not_member\"} 1\n"));
         assert!(text.contains("parley_rpcs_total{method=\"40\"} 2\n"));
         assert!(text.contains("parley_connections{phase=\"websocket\"} 2\n"));
+        assert!(text.contains("parley_recent_client_ids 4\n"));
         assert!(text.contains("parley_store_flush_seconds_bucket{le=\"0.00025\"} 1\n"));
         assert!(text.contains("parley_store_flush_seconds_count 1\n"));
     }

@@ -107,8 +107,12 @@ impl Server {
     pub fn bind(config: &Config) -> io::Result<Server> {
         std::fs::create_dir_all(&config.data_dir)?;
         let secret = auth::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
-        let store = Store::open(&config.data_dir.join("db"), config.cache_bytes)
-            .map_err(|e| io::Error::other(format!("opening the store: {e}")))?;
+        let store = Store::open_with(
+            &config.data_dir.join("db"),
+            config.cache_bytes,
+            config.client_ids,
+        )
+        .map_err(|e| io::Error::other(format!("opening the store: {e}")))?;
         let limits = config.limits.clone();
         let chat = Chat::open(store, limits.chat())
             .map_err(|e| io::Error::other(format!("loading the store: {e}")))?;
@@ -1054,6 +1058,7 @@ impl Server {
             groups: self.chat.group_count(),
             hash_queue: self.hashes_in_flight,
             store_bytes: self.chat.store().size_on_disk().unwrap_or(0),
+            recent_client_ids: self.chat.store().recent_client_ids(),
         }
     }
 

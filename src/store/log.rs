@@ -258,15 +258,7 @@ impl EventLog {
             Some((first_ts, _)) => Bound::Excluded(IVec::from(&chunk_key(stream, *first_ts)[..])),
             None => Bound::Included(IVec::from(&chunk_key(stream, to)[..])),
         };
-        // Start at the chunk that holds `from`: the last one that begins at or before it.
-        let start = match self
-            .tree
-            .range(chunk_key(stream, 0)..=chunk_key(stream, from))
-            .next_back()
-        {
-            Some(entry) => entry?.0,
-            None => IVec::from(&chunk_key(stream, from)[..]),
-        };
+        let start = self.chunk_holding(stream, from)?;
         let empty = match &end {
             Bound::Excluded(end) => start >= *end,
             _ => false,
@@ -291,6 +283,19 @@ impl EventLog {
             from,
             to,
             viewer,
+        })
+    }
+
+    /// Where a scan of `stream` from `from` starts: the key of the last chunk that begins at or
+    /// before it (it may hold entries from `from` on), else `from`'s own.
+    fn chunk_holding(&self, stream: Uuid, from: u64) -> StoreResult<IVec> {
+        let before = self
+            .tree
+            .range(chunk_key(stream, 0)..=chunk_key(stream, from))
+            .next_back();
+        Ok(match before {
+            Some(entry) => entry?.0,
+            None => IVec::from(&chunk_key(stream, from)[..]),
         })
     }
 
@@ -339,6 +344,33 @@ impl EventLog {
             }
         }
         Ok(None)
+    }
+
+    /// Every send with a client id stored in `group` at `from` or later, as `(author, client
+    /// id, message id, ack ts)`, for rebuilding the index of recent sends when the store opens
+    /// (nothing is pending then).
+    pub fn client_sends(
+        &self,
+        group: Uuid,
+        from: u64,
+        mut each: impl FnMut(Uuid, &str, Uuid, u64),
+    ) -> StoreResult<()> {
+        let start = self.chunk_holding(group, from)?;
+        for chunk in self
+            .tree
+            .range(start..=IVec::from(&chunk_key(group, u64::MAX)[..]))
+        {
+            let (_, chunk) = chunk?;
+            let mut pos = 0;
+            while let Some(entry) = decode_entry(&chunk, &mut pos) {
+                if let (Some(meta), Some(ack)) = (entry.message, entry.ack) {
+                    if let (true, Some(client_id)) = (entry.ts >= from, ack.client_id) {
+                        each(meta.author, client_id, meta.message_id, ack.ts);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 

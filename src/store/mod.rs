@@ -8,6 +8,7 @@
 //! [`Store::write`]; the [`flusher`] thread puts each batch of sealed ticks into sled in one
 //! transaction and flushes it, off the loop thread, and acknowledgements wait for it.
 
+pub mod client_ids;
 pub mod flusher;
 pub mod log;
 
@@ -21,9 +22,11 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{IVec, Tree};
 use uuid::Uuid;
 
+use crate::clock;
 use crate::idmap::IdMap;
 use crate::priority::Helpers;
 use crate::protocol;
+use client_ids::{ClientIdLimits, RecentSends, Sent};
 pub use log::{Audience, MessageParts};
 use log::{EventLog, MemoryChunks, PendingChunk, StreamReader};
 
@@ -123,6 +126,11 @@ pub struct Store {
     pending: Vec<HashMap<Vec<u8>, Vec<u8>>>,
     /// Sealed ticks not yet known to be in sled, oldest first.
     unapplied: VecDeque<Arc<TickWrites>>,
+    /// Recent sends by client id, the first place a retry is looked for.
+    recent_sends: RecentSends,
+    /// Whether the `client_ids` table may hold records (of format 2 or 3, or of sends
+    /// `recent_sends` had no room for): when not, a send with a new id costs no sled read.
+    client_id_table_used: bool,
 }
 
 /// One tick's writes, sealed by [`Store::write`] and applied by [`apply`].
@@ -176,14 +184,25 @@ pub fn apply(trees: &[Tree], ticks: &[Arc<TickWrites>]) -> StoreResult<()> {
 const CLOCK_KEY: &[u8] = b"clock";
 const FORMAT_KEY: &[u8] = b"format";
 /// Bumped whenever the layout changes in a way older data cannot be read with. 3: messages
-/// are stored as parts with their ack folded in (see [`log`]).
-const FORMAT: u64 = 3;
+/// are stored as parts with their ack folded in (see [`log`]). 4: a send's client id is kept
+/// in its log entry only, not in the `client_ids` table (see [`client_ids`]).
+const FORMAT: u64 = 4;
 /// Formats this parley still reads: a directory in one of them is marked [`FORMAT`] when
 /// opened, so that an older parley refuses it instead of misreading what this one writes.
-const UPGRADES_FROM: [u64; 1] = [2];
+const UPGRADES_FROM: [u64; 2] = [2, 3];
 
 impl Store {
+    /// Opens with the default limits on the index of recent client ids.
     pub fn open(dir: &Path, cache_bytes: u64) -> StoreResult<Store> {
+        Store::open_with(dir, cache_bytes, ClientIdLimits::DEFAULT)
+    }
+
+    /// Opens the store, and rebuilds the index of recent client ids from the log.
+    pub fn open_with(
+        dir: &Path,
+        cache_bytes: u64,
+        client_ids: ClientIdLimits,
+    ) -> StoreResult<Store> {
         let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
@@ -215,13 +234,70 @@ impl Store {
         }
         let log_tree = db.open_tree("log")?;
         trees.push(log_tree.clone());
-        Ok(Store {
+        let mut store = Store {
             db,
             trees,
             log: EventLog::new(log_tree),
             pending: vec![HashMap::new(); TABLES.len()],
             unapplied: VecDeque::new(),
-        })
+            recent_sends: RecentSends::new(client_ids),
+            client_id_table_used: true,
+        };
+        store.load_client_ids(client_ids.window_ms)?;
+        Ok(store)
+    }
+
+    /// Rebuilds the index of recent sends from the window's log entries, and prunes the
+    /// `client_ids` table of the records it no longer needs: those older than the window, and
+    /// those the index now holds (their log entries name the client id). A send the index has
+    /// no room for gets a record in the table.
+    fn load_client_ids(&mut self, window_ms: u64) -> StoreResult<()> {
+        let now = clock::wall_ms().max(self.clock_ceiling()?);
+        let horizon = now.saturating_sub(window_ms);
+        let table = self.tree(Table::ClientIds).clone();
+        let mut refused = Vec::new();
+        for entry in self.tree(Table::Groups).iter() {
+            let Ok(group) = Uuid::from_slice(&entry?.0) else {
+                continue;
+            };
+            let recent_sends = &mut self.recent_sends;
+            self.log
+                .client_sends(group, horizon, |user, client_id, message_id, ack_ts| {
+                    let sent = Sent { message_id, ack_ts };
+                    if !recent_sends.insert(user, client_id, ack_ts, sent) {
+                        refused.push((client_key(user, client_id), client_record(sent)));
+                    }
+                })?;
+        }
+        let mut changed = false;
+        for (key, record) in refused {
+            changed |= table.insert(key, record)?.is_none();
+        }
+        for entry in table.iter() {
+            let (key, value) = entry?;
+            let (ack_ts, in_log) = match <[u8; 24]>::try_from(&value[..]) {
+                Ok(record) => (read_u64(&record[16..]), true),
+                // Format 2 kept the ack's JSON, and its log entries do not name the client id.
+                Err(_) => (json_ack_timestamp(&value).unwrap_or(u64::MAX), false),
+            };
+            let held = in_log && {
+                let user = Uuid::from_slice(&key[..16.min(key.len())]).unwrap_or_default();
+                let client_id = std::str::from_utf8(key.get(16..).unwrap_or_default());
+                client_id.is_ok_and(|id| {
+                    self.recent_sends.get(user, id).map(|sent| sent.message_id)
+                        == Uuid::from_slice(&value[..16]).ok()
+                })
+            };
+            if ack_ts < horizon || held {
+                table.remove(key)?;
+                changed = true;
+            }
+        }
+        if changed {
+            self.db.flush()?;
+        }
+        self.client_id_table_used = !table.is_empty();
+        Ok(())
     }
 
     /// Whether this tick wrote anything that [`Store::write`] must seal.
@@ -515,6 +591,13 @@ impl Store {
     /// from the message id and the ack's timestamp kept for it, byte for byte what was sent (a
     /// record of format 2 holds the ack's JSON itself, and is answered as it is).
     pub fn client_ack(&self, user: Uuid, client_id: &str) -> StoreResult<Option<String>> {
+        if let Some(sent) = self.recent_sends.get(user, client_id) {
+            let ack = protocol::sent_event(Some(client_id), sent.ack_ts, sent.message_id);
+            return Ok(Some(ack));
+        }
+        if !self.client_id_table_used {
+            return Ok(None);
+        }
         let Some(value) = self.get(Table::ClientIds, &client_key(user, client_id))? else {
             return Ok(None);
         };
@@ -529,14 +612,43 @@ impl Store {
         Ok(Some(ack))
     }
 
-    /// Records which message a send with this client id stored, for its retries: the message id
-    /// and the ack's timestamp (24 bytes; the ack's JSON took about 100, on every send).
+    /// Records which message a send with this client id stored, for its retries. The message's
+    /// log entry, written in the same tick, names the client id, so the index of recent sends is
+    /// enough; when it is full, the record goes into the `client_ids` table.
     pub fn put_client_ack(&mut self, user: Uuid, client_id: &str, message_id: Uuid, ack_ts: u64) {
-        let mut value = Vec::with_capacity(24);
-        value.extend_from_slice(message_id.as_bytes());
-        value.extend_from_slice(&ack_ts.to_be_bytes());
-        self.put(Table::ClientIds, client_key(user, client_id), value);
+        let sent = Sent { message_id, ack_ts };
+        if !self.recent_sends.insert(user, client_id, ack_ts, sent) {
+            self.put(
+                Table::ClientIds,
+                client_key(user, client_id),
+                client_record(sent),
+            );
+            self.client_id_table_used = true;
+        }
     }
+
+    /// Sends the index of recent client ids holds.
+    pub fn recent_client_ids(&self) -> usize {
+        self.recent_sends.held()
+    }
+}
+
+/// A `client_ids` record: the message id and the ack's timestamp (24 bytes; format 2 kept the
+/// ack's JSON, about 100).
+fn client_record(sent: Sent) -> Vec<u8> {
+    let mut value = Vec::with_capacity(24);
+    value.extend_from_slice(sent.message_id.as_bytes());
+    value.extend_from_slice(&sent.ack_ts.to_be_bytes());
+    value
+}
+
+/// The timestamp of an ack kept as JSON (a record of format 2).
+fn json_ack_timestamp(ack: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Ack {
+        timestamp: u64,
+    }
+    from_json::<Ack>(ack).map(|ack| ack.timestamp)
 }
 
 /// sled's log segment. sled writes anything bigger than a quarter of a segment (a value, or a
@@ -663,57 +775,82 @@ fn from_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Option<T> {
 mod tests {
     use super::*;
 
-    /// A retry's ack, in every state of its record (pending, sealed, applied, forgotten, after a
-    /// restart), is the original's bytes: checked against literal JSON, not the renderer.
+    /// A group for the tests, with `members`.
+    fn test_group(id: Uuid, members: &[Uuid]) -> GroupRecord {
+        GroupRecord {
+            id,
+            name: "g".into(),
+            creator: members[0],
+            created_at: 1,
+            ordinal: 1,
+            members: members.to_vec(),
+        }
+    }
+
+    /// Stores a send as the chat does: its log entry names the client id, then the record.
+    fn store_send(store: &mut Store, group: Uuid, user: Uuid, client_id: &str, ts: u64) -> Uuid {
+        let message_id = Uuid::from_u128(u128::from(ts) << 8);
+        store.append_message(
+            group,
+            &MessageParts {
+                ts,
+                message_id,
+                author: user,
+                data: "hi",
+                ack_ts: ts + 1,
+                client_id: Some(client_id),
+            },
+        );
+        store.put_client_ack(user, client_id, message_id, ts + 1);
+        message_id
+    }
+
+    fn expected_ack(client_id: &str, ack_ts: u64, message_id: Uuid) -> String {
+        format!(
+            r#"{{"type":21,"id":{},"timestamp":{ack_ts},"body":{{"message_id":"{message_id}"}}}}"#,
+            serde_json::to_string(client_id).unwrap()
+        )
+    }
+
+    /// A retry's ack, in every state of its send (pending, sealed, applied, forgotten, after a
+    /// restart that rebuilds the index from the log), is the original's bytes: checked against
+    /// literal JSON, not the renderer. No `client_ids` record is written for it.
     #[test]
     fn a_retrys_ack_is_the_original_in_every_state() {
         let dir = tempfile::tempdir().unwrap();
-        let user = Uuid::from_u128(1);
-        let mid = Uuid::from_u128(3);
+        let (user, group) = (Uuid::from_u128(1), Uuid::from_u128(9));
         let id = "a \"q\"\u{1}\u{e9}/</";
-        let expected = format!(
-            r#"{{"type":21,"id":{},"timestamp":21,"body":{{"message_id":"00000000-0000-0000-0000-000000000003"}}}}"#,
-            serde_json::to_string(id).unwrap()
-        );
-        assert_eq!(protocol::sent_event(Some(id), 21, mid), expected);
+        let ts = clock::wall_ms();
+        let expected;
         {
             let mut store = Store::open(dir.path(), 1 << 20).unwrap();
-            store.put_client_ack(user, id, mid, 21);
+            store.put_group(&test_group(group, &[user]));
+            let mid = store_send(&mut store, group, user, id, ts);
+            expected = expected_ack(id, ts + 1, mid);
+            assert_eq!(protocol::sent_event(Some(id), ts + 1, mid), expected);
             assert_eq!(
                 store.client_ack(user, id).unwrap().as_deref(),
                 Some(&expected[..]),
                 "pending"
             );
-            let tick = store.write(1, 100);
+            let tick = store.write(1, ts + 1);
             assert_eq!(
                 store.client_ack(user, id).unwrap().as_deref(),
                 Some(&expected[..]),
                 "sealed"
             );
             apply(&store.trees, &[tick]).unwrap();
-            assert_eq!(
-                store.client_ack(user, id).unwrap().as_deref(),
-                Some(&expected[..]),
-                "applied"
-            );
             store.forget_applied(1);
             assert_eq!(
                 store.client_ack(user, id).unwrap().as_deref(),
                 Some(&expected[..]),
-                "forgotten"
+                "applied and forgotten"
             );
-            assert_eq!(
-                store
-                    .tree(Table::ClientIds)
-                    .get(client_key(user, id))
-                    .unwrap()
-                    .unwrap()
-                    .len(),
-                24
-            );
+            assert!(store.tree(Table::ClientIds).is_empty());
             store.db.flush().unwrap();
         }
         let store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.recent_client_ids(), 1);
         assert_eq!(
             store.client_ack(user, id).unwrap().as_deref(),
             Some(&expected[..]),
@@ -721,6 +858,58 @@ mod tests {
         );
         assert_eq!(store.client_ack(Uuid::from_u128(2), id).unwrap(), None);
         assert_eq!(store.client_ack(user, "a").unwrap(), None);
+    }
+
+    /// Sends the index has no room for are recorded in the `client_ids` table and answered from
+    /// there, also after a restart. When the store opens, records older than the window go, and
+    /// so do those the index now holds; one it still has no room for stays.
+    #[test]
+    fn sends_beyond_the_index_go_to_the_table_until_it_has_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let (user, group, other) = (Uuid::from_u128(1), Uuid::from_u128(9), Uuid::from_u128(8));
+        let now = clock::wall_ms();
+        let window = ClientIdLimits::DEFAULT.window_ms;
+        let one = ClientIdLimits {
+            max_entries: 1,
+            ..ClientIdLimits::DEFAULT
+        };
+        let mut sends = Vec::new();
+        {
+            let mut store = Store::open_with(dir.path(), 1 << 20, one).unwrap();
+            store.put_group(&test_group(group, &[user]));
+            store.put_group(&test_group(other, &[user]));
+            let ts = now - 10;
+            sends.push(("a", ts, store_send(&mut store, group, user, "a", ts)));
+            // Older than the window (in a stream of its own, which need not be in order).
+            let ts = now - window - 10;
+            sends.push(("old", ts, store_send(&mut store, other, user, "old", ts)));
+            let ts = now - 5;
+            sends.push(("b", ts, store_send(&mut store, group, user, "b", ts)));
+            assert_eq!(store.recent_client_ids(), 1);
+            assert_eq!(store.pending[Table::ClientIds as usize].len(), 2);
+            store.commit(now).unwrap();
+            for (id, ts, mid) in &sends {
+                let ack = expected_ack(id, ts + 1, *mid);
+                assert_eq!(store.client_ack(user, id).unwrap(), Some(ack), "{id}");
+            }
+        }
+        {
+            let store = Store::open_with(dir.path(), 1 << 20, one).unwrap();
+            assert_eq!(store.client_ack(user, "old").unwrap(), None, "pruned");
+            // One of "a" and "b" is in the index, the other's record stays.
+            assert_eq!(store.recent_client_ids(), 1);
+            assert_eq!(store.tree(Table::ClientIds).len(), 1);
+            for id in ["a", "b"] {
+                assert!(store.client_ack(user, id).unwrap().is_some(), "{id}");
+            }
+        }
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.recent_client_ids(), 2);
+        assert!(store.tree(Table::ClientIds).is_empty(), "held in memory");
+        assert!(!store.client_id_table_used);
+        for id in ["a", "b"] {
+            assert!(store.client_ack(user, id).unwrap().is_some(), "{id}");
+        }
     }
 
     /// sled's `set` (`vendor/sled/PARLEY.md`) is seen by a later `get` in the same transaction
@@ -993,21 +1182,27 @@ mod tests {
     }
 
     /// A format 2 directory (messages stored as JSON, acks as entries of their own) opens, its
-    /// events read as they were written, and it is marked format 3, which an older parley
-    /// refuses rather than misreading the entries this one adds.
+    /// events read as they were written, and it is marked format 4, which an older parley
+    /// refuses rather than misreading the entries this one adds. Its client-id records (the
+    /// ack's JSON) are answered as they are while the window lasts, and pruned after.
     #[test]
     fn upgrades_format_2_and_keeps_its_events() {
         let dir = tempfile::tempdir().unwrap();
         let (user, group) = (log::format_2::AUTHOR, log::format_2::GROUP);
+        let now = clock::wall_ms();
+        let recent_ack = log::format_2::ACK_JSON
+            .replace("\"c1\"", "\"c0\"")
+            .replace(":21,", &format!(":{now},"));
         {
             let mut store = Store::open(dir.path(), 1 << 20).unwrap();
             store.open_membership(user, group, 10).unwrap();
             store.log.append_format_2();
             store.commit(30).unwrap();
             let ack = log::format_2::ACK_JSON.as_bytes();
-            store
-                .tree(Table::ClientIds)
-                .insert(client_key(user, "c1"), ack)
+            let clients = store.tree(Table::ClientIds);
+            clients.insert(client_key(user, "c1"), ack).unwrap();
+            clients
+                .insert(client_key(user, "c0"), recent_ack.as_bytes())
                 .unwrap();
             store
                 .tree(Table::Meta)
@@ -1017,18 +1212,60 @@ mod tests {
         }
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         let format = store.tree(Table::Meta).get(FORMAT_KEY).unwrap().unwrap();
-        assert_eq!(read_u64(&format), 3);
+        assert_eq!(read_u64(&format), FORMAT);
         let (events, _) = store.events_after(user, 0, 100, usize::MAX).unwrap();
         assert_eq!(events, log::format_2::events());
-        // A retry's ack: kept as JSON by format 2, rendered from its parts by format 3.
-        let kept = store.client_ack(user, "c1").unwrap();
-        assert_eq!(kept.as_deref(), Some(log::format_2::ACK_JSON));
+        // A retry's ack: kept as JSON by format 2 and answered as it is, within the window.
+        let kept = store.client_ack(user, "c0").unwrap();
+        assert_eq!(kept.as_deref(), Some(&recent_ack[..]));
+        assert_eq!(
+            store.client_ack(user, "c1").unwrap(),
+            None,
+            "older than the window"
+        );
+        assert_eq!(store.tree(Table::ClientIds).len(), 1);
         let mut store = store;
         store.put_client_ack(user, "c2", log::format_2::MESSAGE_ID, 21);
         let rendered = store.client_ack(user, "c2").unwrap().unwrap();
         assert_eq!(
             rendered,
             log::format_2::ACK_JSON.replace("\"c1\"", "\"c2\"")
+        );
+    }
+
+    /// A format 3 directory kept a 24-byte record for every send with a client id; its log
+    /// entries name the id too, so opening it rebuilds the index and empties the table.
+    #[test]
+    fn upgrades_format_3_into_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let (user, group) = (Uuid::from_u128(1), Uuid::from_u128(9));
+        let ts = clock::wall_ms();
+        let message_id;
+        {
+            let mut store = Store::open(dir.path(), 1 << 20).unwrap();
+            store.put_group(&test_group(group, &[user]));
+            message_id = store_send(&mut store, group, user, "c1", ts);
+            store.commit(ts + 1).unwrap();
+            let sent = Sent {
+                message_id,
+                ack_ts: ts + 1,
+            };
+            let clients = store.tree(Table::ClientIds);
+            clients
+                .insert(client_key(user, "c1"), client_record(sent))
+                .unwrap();
+            let meta = store.tree(Table::Meta);
+            meta.insert(FORMAT_KEY, &3u64.to_be_bytes()).unwrap();
+            store.db.flush().unwrap();
+        }
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let format = store.tree(Table::Meta).get(FORMAT_KEY).unwrap().unwrap();
+        assert_eq!(read_u64(&format), FORMAT);
+        assert!(store.tree(Table::ClientIds).is_empty());
+        assert!(!store.client_id_table_used);
+        assert_eq!(
+            store.client_ack(user, "c1").unwrap(),
+            Some(expected_ack("c1", ts + 1, message_id))
         );
     }
 
