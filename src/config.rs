@@ -402,6 +402,22 @@ mod tests {
     }
 
     #[test]
+    fn client_id_index() {
+        let config = run(&[], &[]).unwrap();
+        assert_eq!(config.client_ids, ClientIdLimits::DEFAULT);
+        let config = run(
+            &["--client-id-hours", "48"],
+            &[("PARLEY_CLIENT_IDS_IN_MEMORY", "0")],
+        )
+        .unwrap();
+        assert_eq!(config.client_ids.window_ms, 48 * 60 * 60 * 1000);
+        assert_eq!(config.client_ids.max_entries, 0);
+        // The protocol promises at least a day.
+        let refused = run(&["--client-id-hours", "23"], &[]).err().unwrap();
+        assert!(refused.contains("from 24"), "{refused}");
+    }
+
+    #[test]
     fn rejects_bad_input() {
         assert!(run(&["--nope"], &[]).is_err());
         assert!(run(&["--listen"], &[]).is_err());

@@ -335,3 +335,46 @@ fn timestamps_seen_live_are_never_reissued_after_kill_9() {
         "a sync from the last timestamp seen before the kill returns the new message"
     );
 }
+
+/// A retry is recognised after a `kill -9` whether its send was held by the in-memory index
+/// (rebuilt from the log at start) or, once the index was full, recorded in the store.
+#[test]
+fn retries_are_recognised_after_a_restart_from_the_index_and_beyond_it() {
+    let server = Server::start_with_args(&["--client-ids-in-memory", "2"]);
+    let Pair {
+        alice_url,
+        bob_url,
+        mut a,
+        mut b,
+        group,
+        ..
+    } = connected_pair(&server, "retries");
+    let ids = ["r-1", "r-2", "r-3", "r-4"];
+    let mut acks = Vec::new();
+    for id in ids {
+        a.send_message_id(&group, id, id);
+        acks.push(a.expect(21));
+        b.expect(20);
+    }
+    assert_eq!(
+        crate::hardening::metric(server.addr, "parley_recent_client_ids"),
+        2
+    );
+    drop((a, b));
+    let server = server.restart();
+    let mut a = Ws::connect(&server.ws_url(url_token(&alice_url)), "alice after restart");
+    let mut b = Ws::connect(&server.ws_url(url_token(&bob_url)), "bob after restart");
+    for (id, original) in ids.iter().zip(&acks) {
+        a.send_message_id(&group, id, id);
+        assert_eq!(&a.expect(21), original, "the retry of {id}");
+    }
+    // Nothing was stored again: bob gets no message, and the history holds each once.
+    b.assert_quiet();
+    assert_eq!(
+        crate::hardening::metric(server.addr, "parley_recent_client_ids"),
+        2
+    );
+    let history = a.sync_all(None);
+    let sent: Vec<_> = history.iter().filter(|e| ty(e) == 20).collect();
+    assert_eq!(sent.len(), 4, "{}", show(&history));
+}
