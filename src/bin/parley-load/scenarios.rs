@@ -586,6 +586,7 @@ pub fn sync(options: &Options) -> Result<Report, String> {
 
     let mut report = Report::new("sync", options);
     report.add("events_stored", traffic.sends);
+    report.add("client_ids", u64::from(options.client_ids));
     report.add("fill_s", round(fill_s));
     report.add("replayed", replayed);
     report.add("repeated_or_out_of_order", repeated);
@@ -654,6 +655,7 @@ pub fn logins(options: &Options) -> Result<Report, String> {
     report.add("clients", swarm.len() as u64);
     report.add("rate", options.rate);
     report.add("logins_per_s_asked", options.logins_per_sec);
+    report.add("client_ids", u64::from(options.client_ids));
     report.add("logins_per_s", round(logged_in as f64 / options.duration));
     report.add("login_errors", login_errors);
     report.add_latency(LOGIN, login_latency.summary());
