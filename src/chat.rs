@@ -743,4 +743,42 @@ mod tests {
         assert_eq!(second, first);
         assert!(!chat.needs_write(), "nothing new to write");
     }
+
+    /// The retry window is real time: under more than 1,000 timestamps a second the server clock
+    /// runs ahead of the wall (here 3 sends per wall-clock millisecond, 6 timestamps, put the
+    /// clock 100 s ahead in 20 s), and a window counted in it forgot a send after 12.5 s of a
+    /// 60 s window.
+    #[test]
+    fn the_retry_window_is_wall_time_when_the_clock_runs_ahead() {
+        use crate::store::client_ids::ClientIdLimits;
+        let dir = tempfile::tempdir().unwrap();
+        let window = ClientIdLimits {
+            window_ms: 60_000,
+            max_entries: 10_000_000,
+        };
+        let store = Store::open_with(dir.path(), 1 << 20, window).unwrap();
+        let limits = ChatLimits {
+            max_data_bytes: 1024,
+            sync_default_limit: 10,
+            sync_max_limit: 10,
+            sync_max_bytes: 1 << 20,
+        };
+        let mut chat = Chat::open(store, limits).unwrap();
+        let user = Uuid::from_u128(1);
+        let conn = ConnId { key: 1, serial: 1 };
+        let start = crate::clock::wall_ms();
+        let group = chat.create_group(user, "g", &[], start).unwrap();
+        chat.send(conn, user, Some("first"), group, "hi", start)
+            .unwrap();
+        for ms in 1..=20_000u64 {
+            for i in 0..3 {
+                let id = format!("{ms}-{i}");
+                chat.send(conn, user, Some(&id), group, "hi", start + ms)
+                    .unwrap();
+            }
+            chat.outbox.drain();
+        }
+        assert!(chat.clock.last() > start + 100_000, "the clock ran ahead");
+        assert!(chat.store.client_ack(user, "first").unwrap().is_some());
+    }
 }

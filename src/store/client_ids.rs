@@ -3,17 +3,23 @@
 //!
 //! The log entry of a send already holds its client id (see [`super::log`]), so the index needs
 //! no durable copy of its own. Until store format 4 every send also wrote a record keyed by
-//! (user, id) into sled: a scattered key, which cost the flusher about 1,200 bytes of log per
-//! message and held `fanout` with ids at a third of its speed without them (docs/BENCHMARKS.md).
+//! (user, id) into sled: a scattered key, which cost the log about 1,300 bytes more per message
+//! and held `fanout` with ids to a third of its speed without them (docs/BENCHMARKS.md).
 //!
-//! Retries are recognised for at least the window (24 hours by default, the protocol's minimum).
-//! Sends are kept in generations a quarter of the window long; a generation is dropped once every
-//! send in it is older than the window, so memory holds between one window and one and a quarter
-//! of sends. When `max_entries` are held, [`RecentSends::insert`] refuses, and the store writes
-//! that send's record into its `client_ids` table as it used to: slower, but never forgotten.
+//! Retries are recognised for at least the window (24 hours by default, the protocol's minimum)
+//! of real time. Ages are wall-clock milliseconds, not server timestamps: the server clock runs
+//! ahead of the wall under more than 1,000 events a second, and a window counted in it would
+//! pass in minutes under load. Sends are kept in generations, the slots of a fixed grid a quarter
+//! of the window wide, so a send lands in the same generation whatever order sends arrive in
+//! (the rebuild reads one group after another). A generation goes once the window has passed its
+//! end: memory holds between one window and one and a quarter of sends. When `max_entries` are
+//! held, [`RecentSends::insert`] refuses, and the store writes that send's record into its
+//! `client_ids` table as every send's used to be: slower, and answered for as long as it stays.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
+use std::time::Instant;
 
 use uuid::Uuid;
 
@@ -26,7 +32,9 @@ pub struct ClientIdLimits {
 
 impl ClientIdLimits {
     pub const DAY_MS: u64 = 24 * 60 * 60 * 1000;
-    /// About 60 MiB when full (a slot is 41 bytes, and a table is at least 7/16 full).
+    /// Up to about 90 MiB when full (a slot is 41 bytes, and a table is 7/16 to 7/8 full; 58
+    /// bytes a send measured at 3 million), used only by a server that stores a million sends
+    /// with ids within a day.
     pub const DEFAULT: ClientIdLimits = ClientIdLimits {
         window_ms: Self::DAY_MS,
         max_entries: 1_000_000,
@@ -40,10 +48,19 @@ pub struct Sent {
     pub ack_ts: u64,
 }
 
-/// 128 bits of keyed SipHash over (user, id). The keys are drawn at each start, so nobody can
-/// pick ids that collide; by chance, two of a million sends share one with probability 10^-27.
+/// Two SipHash-1-3 values of (user, id), each with its own tag, under a key drawn at each start:
+/// nobody can pick ids that collide, and by chance two of a million sends share a fingerprint
+/// with probability 10^-27. It is never stored: the index is rebuilt at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Fingerprint(u64, u64);
+
+impl Fingerprint {
+    /// Which shard of a generation holds it: picked by the second half (the first is the
+    /// table's hash).
+    fn shard(&self) -> usize {
+        self.1 as usize % SHARDS
+    }
+}
 
 impl Hash for Fingerprint {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -77,44 +94,60 @@ type Shard = HashMap<Fingerprint, Sent, BuildHasherDefault<PassThrough>>;
 /// connection would feel; a shard grows by a 64th of that.
 const SHARDS: usize = 64;
 
-/// Sends from `start_ts` until the next generation's start.
+/// The sends made (wall clock) from `slot` x span to the next slot.
 struct Generation {
-    start_ts: u64,
-    /// The newest send's: once the window has passed it, the generation goes.
-    newest_ts: u64,
+    slot: u64,
     shards: Vec<Shard>,
     len: usize,
 }
 
-impl Fingerprint {
-    /// Which shard of a generation holds it: picked by the second half (the first is the
-    /// table's hash).
-    fn shard(&self) -> usize {
-        self.1 as usize % SHARDS
-    }
-}
-
 pub struct RecentSends {
     limits: ClientIdLimits,
-    keys: (RandomState, RandomState),
-    /// Oldest first.
+    /// The wall clock when the index was made, and the monotonic clock then: the index's time
+    /// is the one plus what the other has counted since, so a step of the system clock while
+    /// the server runs neither forgets recent sends nor keeps old ones for ever.
+    opened_wall_ms: u64,
+    opened: Instant,
+    key: RandomState,
+    /// Oldest first, one per slot that has sends.
     generations: VecDeque<Generation>,
     len: usize,
 }
 
 impl RecentSends {
-    pub fn new(limits: ClientIdLimits) -> RecentSends {
+    /// An empty index; `wall_ms` is the wall clock now.
+    pub fn new(limits: ClientIdLimits, wall_ms: u64) -> RecentSends {
         RecentSends {
             limits,
-            keys: (RandomState::new(), RandomState::new()),
+            opened_wall_ms: wall_ms,
+            opened: Instant::now(),
+            key: RandomState::new(),
             generations: VecDeque::new(),
             len: 0,
         }
     }
 
     fn fingerprint(&self, user: Uuid, client_id: &str) -> Fingerprint {
-        let key = (user, client_id);
-        Fingerprint(self.keys.0.hash_one(key), self.keys.1.hash_one(key))
+        Fingerprint(
+            self.key.hash_one((0u8, user, client_id)),
+            self.key.hash_one((1u8, user, client_id)),
+        )
+    }
+
+    /// The wall clock when the index was made: a rebuild's "now".
+    pub fn opened_wall_ms(&self) -> u64 {
+        self.opened_wall_ms
+    }
+
+    /// Records a send made now; false when the index is full (see [`RecentSends::insert_at`]).
+    pub fn insert(&mut self, user: Uuid, client_id: &str, sent: Sent) -> bool {
+        let now = self.opened_wall_ms + self.opened.elapsed().as_millis() as u64;
+        self.insert_at(user, client_id, now, now, sent)
+    }
+
+    /// A generation's width: a quarter of the window.
+    fn span(&self) -> u64 {
+        (self.limits.window_ms / 4).max(1)
     }
 
     pub fn get(&self, user: Uuid, client_id: &str) -> Option<Sent> {
@@ -126,52 +159,75 @@ impl RecentSends {
             .copied()
     }
 
-    /// Records a send stored at `ts` (timestamps come in increasing order, except while the
-    /// index is rebuilt), and drops the generations the window has passed. False when the index
-    /// is full: the caller must keep the record elsewhere.
-    pub fn insert(&mut self, user: Uuid, client_id: &str, ts: u64, sent: Sent) -> bool {
-        let horizon = ts.saturating_sub(self.limits.window_ms);
+    /// Records a send made at wall-clock time `at`, as of `now` (both in ms; `at` is `now`
+    /// except while the index is rebuilt), after dropping the generations the window has passed.
+    /// A send already older than the window is not kept. False when the index is full: the
+    /// caller must keep the record elsewhere. Of two sends with one (user, id), the later ack
+    /// is kept.
+    pub fn insert_at(
+        &mut self,
+        user: Uuid,
+        client_id: &str,
+        at: u64,
+        now: u64,
+        sent: Sent,
+    ) -> bool {
+        let span = self.span();
+        let horizon = now.saturating_sub(self.limits.window_ms);
         while self
             .generations
             .front()
-            .is_some_and(|oldest| oldest.newest_ts < horizon)
+            .is_some_and(|oldest| (oldest.slot + 1) * span <= horizon)
         {
             let expired = self.generations.pop_front().expect("just seen");
             self.len -= expired.len;
         }
+        if at < horizon {
+            return true;
+        }
         if self.len >= self.limits.max_entries {
             return false;
         }
-        let span = (self.limits.window_ms / 4).max(1);
-        if self
-            .generations
-            .back()
-            .is_none_or(|newest| ts >= newest.start_ts.saturating_add(span))
-        {
-            // Sized like the last one, so that it seldom grows.
-            let expected = self
-                .generations
-                .back()
-                .map_or(0, |newest| newest.len / SHARDS);
-            let shard = || Shard::with_capacity_and_hasher(expected, Default::default());
-            self.generations.push_back(Generation {
-                start_ts: ts,
-                newest_ts: ts,
-                shards: (0..SHARDS).map(|_| shard()).collect(),
-                len: 0,
-            });
-        }
+        let generation = self.generation(at / span);
         let fingerprint = self.fingerprint(user, client_id);
-        let newest = self.generations.back_mut().expect("just made sure");
-        newest.newest_ts = newest.newest_ts.max(ts);
-        if newest.shards[fingerprint.shard()]
-            .insert(fingerprint, sent)
-            .is_none()
-        {
-            newest.len += 1;
-            self.len += 1;
+        let generation = &mut self.generations[generation];
+        match generation.shards[fingerprint.shard()].entry(fingerprint) {
+            Entry::Occupied(mut held) => {
+                if held.get().ack_ts < sent.ack_ts {
+                    held.insert(sent);
+                }
+            }
+            Entry::Vacant(free) => {
+                free.insert(sent);
+                generation.len += 1;
+                self.len += 1;
+            }
         }
         true
+    }
+
+    /// The position of the generation of `slot`, made if there is none yet.
+    fn generation(&mut self, slot: u64) -> usize {
+        let before = self.generations.iter().rposition(|g| g.slot <= slot);
+        if let Some(position) = before.filter(|&p| self.generations[p].slot == slot) {
+            return position;
+        }
+        // Sized like the newest, so that it seldom grows.
+        let expected = self
+            .generations
+            .back()
+            .map_or(0, |newest| newest.len / SHARDS);
+        let shard = || Shard::with_capacity_and_hasher(expected, Default::default());
+        let position = before.map_or(0, |p| p + 1);
+        self.generations.insert(
+            position,
+            Generation {
+                slot,
+                shards: (0..SHARDS).map(|_| shard()).collect(),
+                len: 0,
+            },
+        );
+        position
     }
 
     /// Sends held.
@@ -193,11 +249,16 @@ mod tests {
         }
     }
 
+    /// A send made now, as the store records one.
+    fn insert_now(recent: &mut RecentSends, user: Uuid, id: &str, now: u64, sent: Sent) -> bool {
+        recent.insert_at(user, id, now, now, sent)
+    }
+
     #[test]
     fn finds_a_send_by_user_and_id_only() {
-        let mut recent = RecentSends::new(ClientIdLimits::DEFAULT);
+        let mut recent = RecentSends::new(ClientIdLimits::DEFAULT, 0);
         let (alice, bob) = (Uuid::from_u128(1), Uuid::from_u128(2));
-        assert!(recent.insert(alice, "c-1", 1000, sent(7)));
+        assert!(insert_now(&mut recent, alice, "c-1", 1000, sent(7)));
         assert_eq!(recent.get(alice, "c-1"), Some(sent(7)));
         assert_eq!(recent.get(bob, "c-1"), None);
         assert_eq!(recent.get(alice, "c-2"), None);
@@ -205,7 +266,8 @@ mod tests {
         assert_eq!(recent.held(), 1);
         // Many sends, over every shard: each found with its own record.
         for n in 0..10_000u64 {
-            assert!(recent.insert(bob, &n.to_string(), 2000 + n, sent(n.into())));
+            let id = n.to_string();
+            assert!(insert_now(&mut recent, bob, &id, 2000 + n, sent(n.into())));
         }
         assert_eq!(recent.held(), 10_001);
         for n in 0..10_000u64 {
@@ -221,25 +283,82 @@ mod tests {
             window_ms: 24 * HOUR,
             max_entries: 100,
         };
-        let mut recent = RecentSends::new(limits);
+        let mut recent = RecentSends::new(limits, 0);
         let user = Uuid::from_u128(1);
-        let start = 1_000 * HOUR;
-        recent.insert(user, "first", start, sent(1));
+        let start = 1_000 * HOUR + 1;
+        insert_now(&mut recent, user, "first", start, sent(1));
+        let mut forgotten_after = None;
         // A send every hour for 30 hours: the first is kept while it is at most 24 hours old.
         for hour in 1..=30u64 {
             let now = start + hour * HOUR;
-            recent.insert(user, &format!("h{hour}"), now, sent(hour.into()));
-            if hour <= 24 {
-                assert!(
-                    recent.get(user, "first").is_some(),
-                    "lost after {hour} hours"
-                );
+            insert_now(
+                &mut recent,
+                user,
+                &format!("h{hour}"),
+                now,
+                sent(hour.into()),
+            );
+            if recent.get(user, "first").is_none() {
+                forgotten_after.get_or_insert(hour);
             }
         }
-        assert_eq!(recent.get(user, "first"), None, "kept after 30 hours");
+        // Its generation (slot 1000 / 6 h, hours 996 to 1002) goes once hour 1026 has passed.
+        assert_eq!(forgotten_after, Some(26));
         // What is left is the last window and at most a quarter window more.
-        assert!((24..=31).contains(&recent.held()), "{}", recent.held());
+        assert!((24..=30).contains(&recent.held()), "{}", recent.held());
         assert!(recent.get(user, "h6").is_some());
+    }
+
+    /// The rebuild reads one group after another: an older send that arrives after newer ones
+    /// goes into its own generation (so it is let go in time), not the newest.
+    #[test]
+    fn an_older_send_goes_into_its_own_generation() {
+        let limits = ClientIdLimits {
+            window_ms: 24 * HOUR,
+            max_entries: 100,
+        };
+        let mut recent = RecentSends::new(limits, 0);
+        let user = Uuid::from_u128(1);
+        let now = 1_000 * HOUR;
+        assert!(recent.insert_at(user, "new", now - HOUR, now, sent(2)));
+        assert!(recent.insert_at(user, "old", now - 20 * HOUR, now, sent(1)));
+        // Not kept: older than the window already.
+        assert!(recent.insert_at(user, "gone", now - 25 * HOUR, now, sent(1)));
+        assert_eq!(recent.get(user, "gone"), None);
+        assert_eq!(recent.held(), 2);
+        // Eight hours later the old one's generation has left the window, the new one's not.
+        insert_now(&mut recent, user, "later", now + 8 * HOUR, sent(3));
+        assert_eq!(recent.get(user, "old"), None);
+        assert_eq!(recent.get(user, "new"), Some(sent(2)));
+    }
+
+    /// Of two sends with one (user, id) (the id reused after the window), a retry gets the
+    /// later one's ack, whatever order the rebuild finds them in.
+    #[test]
+    fn the_later_of_two_sends_with_one_id_wins() {
+        let limits = ClientIdLimits {
+            window_ms: 48 * HOUR,
+            max_entries: 100,
+        };
+        let now = 1_000 * HOUR;
+        let user = Uuid::from_u128(1);
+        for order in [[0, 1], [1, 0]] {
+            let mut recent = RecentSends::new(limits, 0);
+            let sends = [(now - 30 * HOUR, sent(1)), (now - HOUR, sent(2))];
+            for i in order {
+                let (at, sent) = sends[i];
+                assert!(recent.insert_at(user, "c", at, now, sent));
+            }
+            assert_eq!(recent.get(user, "c"), Some(sent(2)), "order {order:?}");
+            // And within one generation.
+            let mut recent = RecentSends::new(limits, 0);
+            for i in order {
+                let (_, sent) = sends[i];
+                assert!(recent.insert_at(user, "c", now, now, sent));
+            }
+            assert_eq!(recent.get(user, "c"), Some(sent(2)), "order {order:?}");
+            assert_eq!(recent.held(), 1);
+        }
     }
 
     #[test]
@@ -248,16 +367,22 @@ mod tests {
             window_ms: 4 * HOUR,
             max_entries: 3,
         };
-        let mut recent = RecentSends::new(limits);
+        let mut recent = RecentSends::new(limits, 0);
         let user = Uuid::from_u128(1);
         for n in 0..3u64 {
-            assert!(recent.insert(user, &n.to_string(), n, sent(n.into())));
+            assert!(insert_now(
+                &mut recent,
+                user,
+                &n.to_string(),
+                n,
+                sent(n.into())
+            ));
         }
-        assert!(!recent.insert(user, "full", 4, sent(4)));
+        assert!(!insert_now(&mut recent, user, "full", 4, sent(4)));
         assert_eq!(recent.get(user, "full"), None);
         assert_eq!(recent.held(), 3);
         // Once the window has passed every send of a generation, they make room.
-        assert!(recent.insert(user, "later", 5 * HOUR, sent(5)));
+        assert!(insert_now(&mut recent, user, "later", 5 * HOUR, sent(5)));
         assert_eq!(recent.held(), 1);
         assert_eq!(recent.get(user, "0"), None);
         assert_eq!(recent.get(user, "later"), Some(sent(5)));

@@ -363,8 +363,11 @@ impl EventLog {
             let (_, chunk) = chunk?;
             let mut pos = 0;
             while let Some(entry) = decode_entry(&chunk, &mut pos) {
+                if entry.ts < from {
+                    continue;
+                }
                 if let (Some(meta), Some(ack)) = (entry.message, entry.ack) {
-                    if let (true, Some(client_id)) = (entry.ts >= from, ack.client_id) {
+                    if let Some(client_id) = ack.client_id {
                         each(meta.author, client_id, meta.message_id, ack.ts);
                     }
                 }

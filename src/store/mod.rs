@@ -240,7 +240,7 @@ impl Store {
             log: EventLog::new(log_tree),
             pending: vec![HashMap::new(); TABLES.len()],
             unapplied: VecDeque::new(),
-            recent_sends: RecentSends::new(client_ids),
+            recent_sends: RecentSends::new(client_ids, clock::wall_ms()),
             client_id_table_used: true,
         };
         store.load_client_ids(client_ids.window_ms)?;
@@ -251,11 +251,16 @@ impl Store {
     /// `client_ids` table of the records it no longer needs: those older than the window, and
     /// those the index now holds (their log entries name the client id). A send the index has
     /// no room for gets a record in the table.
+    ///
+    /// A send's timestamps are never below the wall clock when it was made (the server clock
+    /// only runs ahead of it), so every send of the window's real time has an ack timestamp at
+    /// or after the wall clock's horizon, and a timestamp below it is older than the window.
     fn load_client_ids(&mut self, window_ms: u64) -> StoreResult<()> {
-        let now = clock::wall_ms().max(self.clock_ceiling()?);
+        let now = self.recent_sends.opened_wall_ms();
         let horizon = now.saturating_sub(window_ms);
         let table = self.tree(Table::ClientIds).clone();
-        let mut refused = Vec::new();
+        let mut changed = false;
+        let mut written = Ok(());
         for entry in self.tree(Table::Groups).iter() {
             let Ok(group) = Uuid::from_slice(&entry?.0) else {
                 continue;
@@ -264,30 +269,33 @@ impl Store {
             self.log
                 .client_sends(group, horizon, |user, client_id, message_id, ack_ts| {
                     let sent = Sent { message_id, ack_ts };
-                    if !recent_sends.insert(user, client_id, ack_ts, sent) {
-                        refused.push((client_key(user, client_id), client_record(sent)));
+                    // Made no later than its timestamp, nor than now (the clock may run ahead).
+                    let made = ack_ts.min(now);
+                    if !recent_sends.insert_at(user, client_id, made, now, sent) && written.is_ok()
+                    {
+                        let key = client_key(user, client_id);
+                        written = table.insert(key, client_record(sent)).map(drop);
+                        changed = true;
                     }
                 })?;
         }
-        let mut changed = false;
-        for (key, record) in refused {
-            changed |= table.insert(key, record)?.is_none();
-        }
+        written?;
         for entry in table.iter() {
             let (key, value) = entry?;
             let (ack_ts, in_log) = match <[u8; 24]>::try_from(&value[..]) {
                 Ok(record) => (read_u64(&record[16..]), true),
                 // Format 2 kept the ack's JSON, and its log entries do not name the client id.
+                // An ack that does not parse has no age: it is kept rather than guessed at.
                 Err(_) => (json_ack_timestamp(&value).unwrap_or(u64::MAX), false),
             };
-            let held = in_log && {
-                let user = Uuid::from_slice(&key[..16.min(key.len())]).unwrap_or_default();
-                let client_id = std::str::from_utf8(key.get(16..).unwrap_or_default());
-                client_id.is_ok_and(|id| {
-                    self.recent_sends.get(user, id).map(|sent| sent.message_id)
-                        == Uuid::from_slice(&value[..16]).ok()
-                })
-            };
+            let held = in_log
+                && key.split_at_checked(16).is_some_and(|(user, client_id)| {
+                    let user = Uuid::from_slice(user).expect("16 bytes");
+                    std::str::from_utf8(client_id).is_ok_and(|id| {
+                        self.recent_sends.get(user, id).map(|sent| sent.message_id)
+                            == Uuid::from_slice(&value[..16]).ok()
+                    })
+                });
             if ack_ts < horizon || held {
                 table.remove(key)?;
                 changed = true;
@@ -617,7 +625,7 @@ impl Store {
     /// enough; when it is full, the record goes into the `client_ids` table.
     pub fn put_client_ack(&mut self, user: Uuid, client_id: &str, message_id: Uuid, ack_ts: u64) {
         let sent = Sent { message_id, ack_ts };
-        if !self.recent_sends.insert(user, client_id, ack_ts, sent) {
+        if !self.recent_sends.insert(user, client_id, sent) {
             self.put(
                 Table::ClientIds,
                 client_key(user, client_id),
@@ -858,6 +866,44 @@ mod tests {
         );
         assert_eq!(store.client_ack(Uuid::from_u128(2), id).unwrap(), None);
         assert_eq!(store.client_ack(user, "a").unwrap(), None);
+    }
+
+    /// The rebuild keeps what the window holds: a send just inside it is recognised after a
+    /// reopen, one just outside is not (and its record, had it one, is pruned).
+    #[test]
+    fn the_rebuild_keeps_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let (user, group) = (Uuid::from_u128(1), Uuid::from_u128(9));
+        let now = clock::wall_ms();
+        let window = ClientIdLimits::DEFAULT.window_ms;
+        {
+            let mut store = Store::open(dir.path(), 1 << 20).unwrap();
+            store.put_group(&test_group(group, &[user]));
+            store_send(&mut store, group, user, "out", now - window - 60_000);
+            store_send(&mut store, group, user, "in", now - window + 60_000);
+            let sent = Sent {
+                message_id: Uuid::from_u128(5),
+                ack_ts: now - window - 60_000,
+            };
+            store.put(
+                Table::ClientIds,
+                client_key(user, "old"),
+                client_record(sent),
+            );
+            store.commit(now).unwrap();
+        }
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert!(
+            store.client_ack(user, "in").unwrap().is_some(),
+            "23 h 59 min old"
+        );
+        assert_eq!(store.client_ack(user, "out").unwrap(), None);
+        assert!(
+            store.tree(Table::ClientIds).is_empty(),
+            "the old record is pruned"
+        );
+        assert_eq!(store.client_ack(user, "old").unwrap(), None);
+        assert_eq!(store.recent_client_ids(), 1);
     }
 
     /// Sends the index has no room for are recorded in the `client_ids` table and answered from
