@@ -29,7 +29,9 @@ OPTIONS (each also read from the environment variable in brackets):
                                   at least N hours [PARLEY_CLIENT_ID_HOURS, default 24, at least 24]
     --client-ids-in-memory N      recent sends with a client id kept in memory, 50 to 95 bytes
                                   each; beyond, they are recorded in sled, which is slower
-                                  [PARLEY_CLIENT_IDS_IN_MEMORY, default 1000000]
+                                  [PARLEY_CLIENT_IDS_IN_MEMORY, default: as many as fit in a
+                                  32nd of the memory (the machine's, or the cgroup's limit) at 64
+                                  bytes each, at least 100000]
     --max-connections N           open connections at most [PARLEY_MAX_CONNECTIONS, default 20000]
     --max-connections-per-ip N    open connections per client address, 0 = no cap
                                   [PARLEY_MAX_CONNECTIONS_PER_IP, default 1000]
@@ -177,6 +179,41 @@ fn default_hash_workers() -> usize {
         .max(1)
 }
 
+/// The retry index's default size: as many sends as fit in a 32nd of the memory the server may
+/// use, at 64 bytes each, and at least 100,000. The index fills only as sends with ids arrive
+/// (it holds a day of them), so this bounds what a burst can take, not what a server uses: a
+/// 1 GiB host holds about 500,000 sends, a 24 GiB one 12 million. When the memory is unknown,
+/// [`ClientIdLimits::DEFAULT`].
+fn default_client_ids_in_memory() -> usize {
+    match usable_memory_bytes() {
+        Some(bytes) => (bytes / 32 / 64).max(100_000) as usize,
+        None => ClientIdLimits::DEFAULT.max_entries,
+    }
+}
+
+/// The machine's memory, or the cgroup's limit when lower (a container sees the host's
+/// `MemTotal`, and would be killed for using a share of that).
+fn usable_memory_bytes() -> Option<u64> {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse::<u64>()
+        .ok()?
+        * 1024;
+    let cgroup_limit = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .filter_map(|path| std::fs::read_to_string(path).ok())
+    .find_map(|limit| limit.trim().parse::<u64>().ok());
+    Some(cgroup_limit.map_or(total, |limit| limit.min(total)))
+}
+
 /// Parses flags, falling back to the environment (`env` is passed in so tests need not touch the
 /// process environment).
 pub fn parse(
@@ -252,7 +289,7 @@ pub fn parse(
                 hours * 60 * 60 * 1000
             }),
         max_entries: number("--client-ids-in-memory", client_ids_in_memory, 0, 1 << 32)?
-            .map_or(ClientIdLimits::DEFAULT.max_entries, |n| n as usize),
+            .map_or_else(default_client_ids_in_memory, |n| n as usize),
     };
     let log_level = match env("PARLEY_LOG") {
         Some(text) => Level::parse(&text)
@@ -404,7 +441,15 @@ mod tests {
     #[test]
     fn client_id_index() {
         let config = run(&[], &[]).unwrap();
-        assert_eq!(config.client_ids, ClientIdLimits::DEFAULT);
+        assert_eq!(
+            config.client_ids.window_ms,
+            ClientIdLimits::DEFAULT.window_ms
+        );
+        assert_eq!(
+            config.client_ids.max_entries,
+            default_client_ids_in_memory()
+        );
+        assert!(config.client_ids.max_entries >= 100_000);
         let config = run(
             &["--client-id-hours", "48"],
             &[("PARLEY_CLIENT_IDS_IN_MEMORY", "0")],

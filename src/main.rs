@@ -22,6 +22,10 @@ fn main() -> ExitCode {
         }
     };
     parley::log::set_level(config.log_level);
+    parley::info!(
+        "retry index: up to {} sends in memory (--client-ids-in-memory)",
+        config.client_ids.max_entries
+    );
     let mut server = match Server::bind(&config) {
         Ok(server) => server,
         Err(err) => {

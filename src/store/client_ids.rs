@@ -32,9 +32,9 @@ pub struct ClientIdLimits {
 
 impl ClientIdLimits {
     pub const DAY_MS: u64 = 24 * 60 * 60 * 1000;
-    /// Up to about 90 MiB when full (a slot is 41 bytes, and a table is 7/16 to 7/8 full; 58
-    /// bytes a send measured at 3 million), used only by a server that stores a million sends
-    /// with ids within a day.
+    /// For tests and embedding, and when the memory is unknown (the server's own default follows
+    /// the machine's memory, see `config`): up to about 90 MiB when full (a slot is 41 bytes, and
+    /// a table is 7/16 to 7/8 full; 58 bytes a send measured at 3 million).
     pub const DEFAULT: ClientIdLimits = ClientIdLimits {
         window_ms: Self::DAY_MS,
         max_entries: 1_000_000,
