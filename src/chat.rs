@@ -401,15 +401,16 @@ impl Chat {
                 format!("`data` over {} bytes", self.limits.max_data_bytes),
             ));
         }
-        self.member_group(group_id, user)?;
         if let Some(client_id) = client_id {
             if let Some(ack) = self.store.client_ack(user, client_id)? {
-                // A retry of a send we already stored: answer the original ack, store nothing.
+                // A retry of a send we already stored: answer the original ack, store nothing,
+                // even if the sender has left the group since (the message was stored).
                 self.outbox
                     .push(conn, Frame::Event(ack.into()), Release::Durable);
                 return Ok(());
             }
         }
+        self.member_group(group_id, user)?;
         let message_ts = self.clock.next(wall);
         let ordinal = self.groups[&group_id].ordinal;
         let message_id = message_id(message_ts, ordinal, &mut self.rng);

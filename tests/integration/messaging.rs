@@ -76,6 +76,32 @@ fn client_id_is_echoed_on_the_ack_only() {
     b.assert_quiet();
 }
 
+/// The original was stored: its retry is answered with the original ack even after the sender
+/// left the group (the ack may have been lost with the connection), and stores nothing.
+#[test]
+fn a_retry_after_leaving_the_group_gets_the_original_ack() {
+    let server = Server::start();
+    let Pair {
+        alice,
+        group,
+        mut a,
+        mut b,
+        ..
+    } = pair(&server);
+    a.send_message_id(&group, "before leaving", "left-1");
+    let original = a.expect(21);
+    b.expect(20);
+    server.leave(&alice, &group, None).expect(200);
+    a.expect(73);
+    b.expect(73);
+    a.send_message_id(&group, "before leaving", "left-1");
+    assert_eq!(a.expect(21), original);
+    // A new id is refused: alice is no member any more.
+    a.send_message_id(&group, "after leaving", "left-2");
+    a.expect_error("not_member", Some(40), Some("left-2"));
+    b.assert_quiet();
+}
+
 #[test]
 fn resend_with_the_same_id_is_stored_once() {
     let server = Server::start();
