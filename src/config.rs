@@ -30,8 +30,8 @@ OPTIONS (each also read from the environment variable in brackets):
     --client-ids-in-memory N      recent sends with a client id kept in memory, 50 to 95 bytes
                                   each; beyond, they are recorded in sled, which is slower
                                   [PARLEY_CLIENT_IDS_IN_MEMORY, default: as many as fit in a
-                                  32nd of the memory (the machine's, or the cgroup's limit) at 64
-                                  bytes each, at least 100000]
+                                  32nd of the memory (the machine's, or the cgroup's limit) at 96
+                                  bytes each, from 100000 to 16000000]
     --max-connections N           open connections at most [PARLEY_MAX_CONNECTIONS, default 20000]
     --max-connections-per-ip N    open connections per client address, 0 = no cap
                                   [PARLEY_MAX_CONNECTIONS_PER_IP, default 1000]
@@ -180,38 +180,66 @@ fn default_hash_workers() -> usize {
 }
 
 /// The retry index's default size: as many sends as fit in a 32nd of the memory the server may
-/// use, at 64 bytes each, and at least 100,000. The index fills only as sends with ids arrive
-/// (it holds a day of them), so this bounds what a burst can take, not what a server uses: a
-/// 1 GiB host holds about 500,000 sends, a 24 GiB one 12 million. When the memory is unknown,
-/// [`ClientIdLimits::DEFAULT`].
+/// use, at 96 bytes each (the worst case; 58 measured), at least 100,000 and at most 16 million
+/// (beyond, a growing table stalls the loop for longer than a shard was sized for). The index
+/// fills only as sends with ids arrive (it holds a day of them), so this bounds what a burst can
+/// take, not what a server uses: a 1 GiB host holds about 350,000 sends, a 24 GiB one 8 million.
+/// When the memory is unknown, [`ClientIdLimits::DEFAULT`].
 fn default_client_ids_in_memory() -> usize {
-    match usable_memory_bytes() {
-        Some(bytes) => (bytes / 32 / 64).max(100_000) as usize,
-        None => ClientIdLimits::DEFAULT.max_entries,
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let total = read("/proc/meminfo").and_then(|meminfo| mem_total_bytes(&meminfo));
+    let limit = read("/proc/self/cgroup").and_then(|cgroup| cgroup_memory_limit(&cgroup, read));
+    match (total, limit) {
+        (None, None) => ClientIdLimits::DEFAULT.max_entries,
+        (total, limit) => {
+            let bytes = total.unwrap_or(u64::MAX).min(limit.unwrap_or(u64::MAX));
+            (bytes / 32 / 96).clamp(100_000, 16_000_000) as usize
+        }
     }
 }
 
-/// The machine's memory, or the cgroup's limit when lower (a container sees the host's
-/// `MemTotal`, and would be killed for using a share of that).
-fn usable_memory_bytes() -> Option<u64> {
-    let total = std::fs::read_to_string("/proc/meminfo")
-        .ok()?
+/// `MemTotal` from `/proc/meminfo`, in bytes.
+fn mem_total_bytes(meminfo: &str) -> Option<u64> {
+    let kib = meminfo
         .lines()
         .find_map(|line| line.strip_prefix("MemTotal:"))?
         .trim()
         .strip_suffix("kB")?
         .trim()
         .parse::<u64>()
-        .ok()?
-        * 1024;
-    let cgroup_limit = [
-        "/sys/fs/cgroup/memory.max",
-        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-    ]
-    .iter()
-    .filter_map(|path| std::fs::read_to_string(path).ok())
-    .find_map(|limit| limit.trim().parse::<u64>().ok());
-    Some(cgroup_limit.map_or(total, |limit| limit.min(total)))
+        .ok()?;
+    kib.checked_mul(1024)
+}
+
+/// The lowest memory limit on the way from this process's cgroup up to the root (a systemd
+/// `MemoryMax=`, a container's limit, or a parent's), from `/proc/self/cgroup` and the files
+/// `read` returns: cgroup v2's `memory.max` ("max" for none), or v1's
+/// `memory.limit_in_bytes` (a huge number for none, which the machine's memory then bounds).
+fn cgroup_memory_limit(cgroup: &str, read: impl Fn(&str) -> Option<String>) -> Option<u64> {
+    let (root, file, path) = cgroup.lines().find_map(|line| {
+        let mut fields = line.splitn(3, ':');
+        let (id, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        if id == "0" && controllers.is_empty() {
+            Some(("/sys/fs/cgroup", "memory.max", path))
+        } else if controllers.split(',').any(|c| c == "memory") {
+            Some(("/sys/fs/cgroup/memory", "memory.limit_in_bytes", path))
+        } else {
+            None
+        }
+    })?;
+    let mut dir = path.trim_end_matches('/');
+    let mut lowest: Option<u64> = None;
+    loop {
+        let limit = read(&format!("{root}{dir}/{file}")).and_then(|v| v.trim().parse().ok());
+        lowest = match (lowest, limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match dir.rfind('/') {
+            Some(parent) => dir = &dir[..parent],
+            None => return lowest,
+        }
+    }
 }
 
 /// Parses flags, falling back to the environment (`env` is passed in so tests need not touch the
@@ -439,6 +467,49 @@ mod tests {
     }
 
     #[test]
+    fn memory_for_the_client_id_index() {
+        assert_eq!(
+            mem_total_bytes("MemFree: 1 kB\nMemTotal:       24588412 kB\n"),
+            Some(24588412 * 1024)
+        );
+        assert_eq!(mem_total_bytes("MemFree: 1 kB\n"), None);
+        let files = |files: &'static [(&'static str, &'static str)]| {
+            move |path: &str| {
+                files
+                    .iter()
+                    .find(|(name, _)| *name == path)
+                    .map(|(_, text)| text.to_string())
+            }
+        };
+        // cgroup v2: the unit's own limit, below the root's "max"; a parent's lower one counts.
+        let v2 = files(&[
+            ("/sys/fs/cgroup/memory.max", "max\n"),
+            ("/sys/fs/cgroup/system.slice/memory.max", "max\n"),
+            (
+                "/sys/fs/cgroup/system.slice/parley.service/memory.max",
+                "2147483648\n",
+            ),
+        ]);
+        let own = "0::/system.slice/parley.service\n";
+        assert_eq!(cgroup_memory_limit(own, v2), Some(2147483648));
+        let parent = files(&[
+            ("/sys/fs/cgroup/a/memory.max", "1000\n"),
+            ("/sys/fs/cgroup/a/b/memory.max", "max\n"),
+        ]);
+        assert_eq!(cgroup_memory_limit("0::/a/b\n", parent), Some(1000));
+        // No limit anywhere, or no files: none.
+        assert_eq!(cgroup_memory_limit(own, files(&[])), None);
+        // cgroup v1: the memory controller's line; "no limit" is a huge number.
+        let v1 = files(&[(
+            "/sys/fs/cgroup/memory/process_api/memory.limit_in_bytes",
+            "9223372036854771712\n",
+        )]);
+        let lines = "12:cpu,cpuacct:/x\n4:memory:/process_api\n";
+        assert_eq!(cgroup_memory_limit(lines, v1), Some(9223372036854771712));
+        assert_eq!(cgroup_memory_limit("1:cpu:/x\n", v1), None);
+    }
+
+    #[test]
     fn client_id_index() {
         let config = run(&[], &[]).unwrap();
         assert_eq!(
@@ -449,7 +520,7 @@ mod tests {
             config.client_ids.max_entries,
             default_client_ids_in_memory()
         );
-        assert!(config.client_ids.max_entries >= 100_000);
+        assert!((100_000..=16_000_000).contains(&config.client_ids.max_entries));
         let config = run(
             &["--client-id-hours", "48"],
             &[("PARLEY_CLIENT_IDS_IN_MEMORY", "0")],

@@ -134,14 +134,14 @@ impl RecentSends {
         )
     }
 
-    /// The wall clock when the index was made: a rebuild's "now".
-    pub fn opened_wall_ms(&self) -> u64 {
-        self.opened_wall_ms
+    /// The index's time: wall-clock ms that never jump.
+    pub fn now(&self) -> u64 {
+        self.opened_wall_ms + self.opened.elapsed().as_millis() as u64
     }
 
     /// Records a send made now; false when the index is full (see [`RecentSends::insert_at`]).
     pub fn insert(&mut self, user: Uuid, client_id: &str, sent: Sent) -> bool {
-        let now = self.opened_wall_ms + self.opened.elapsed().as_millis() as u64;
+        let now = self.now();
         self.insert_at(user, client_id, now, now, sent)
     }
 
@@ -185,12 +185,20 @@ impl RecentSends {
         if at < horizon {
             return true;
         }
-        if self.len >= self.limits.max_entries {
-            return false;
-        }
-        let generation = self.generation(at / span);
         let fingerprint = self.fingerprint(user, client_id);
-        let generation = &mut self.generations[generation];
+        if self.len >= self.limits.max_entries {
+            match self.take_older(fingerprint, sent) {
+                Some(true) => {}
+                Some(false) => return true,
+                None => return false,
+            }
+        }
+        let slot = at / span;
+        let position = match self.generations.iter().rposition(|g| g.slot == slot) {
+            Some(position) => position,
+            None => self.generation(slot),
+        };
+        let generation = &mut self.generations[position];
         match generation.shards[fingerprint.shard()].entry(fingerprint) {
             Entry::Occupied(mut held) => {
                 if held.get().ack_ts < sent.ack_ts {
@@ -206,12 +214,28 @@ impl RecentSends {
         true
     }
 
-    /// The position of the generation of `slot`, made if there is none yet.
-    fn generation(&mut self, slot: u64) -> usize {
-        let before = self.generations.iter().rposition(|g| g.slot <= slot);
-        if let Some(position) = before.filter(|&p| self.generations[p].slot == slot) {
-            return position;
+    /// When the index is full, only a send whose (user, id) it holds (an id reused) may go in,
+    /// so that the later ack wins wherever each one lands: the held one is taken out if it is
+    /// older (`Some(true)`: room made), kept if not (`Some(false)`: nothing to add); `None` when
+    /// the index does not hold it.
+    fn take_older(&mut self, fingerprint: Fingerprint, sent: Sent) -> Option<bool> {
+        let shard = fingerprint.shard();
+        let generation = self
+            .generations
+            .iter_mut()
+            .find(|g| g.shards[shard].contains_key(&fingerprint))?;
+        if generation.shards[shard][&fingerprint].ack_ts >= sent.ack_ts {
+            return Some(false);
         }
+        generation.shards[shard].remove(&fingerprint);
+        generation.len -= 1;
+        self.len -= 1;
+        Some(true)
+    }
+
+    /// Makes the generation of `slot`, where it belongs in the order; its position.
+    fn generation(&mut self, slot: u64) -> usize {
+        let before = self.generations.iter().rposition(|g| g.slot < slot);
         // Sized like the newest, so that it seldom grows.
         let expected = self
             .generations
@@ -358,6 +382,47 @@ mod tests {
             }
             assert_eq!(recent.get(user, "c"), Some(sent(2)), "order {order:?}");
             assert_eq!(recent.held(), 1);
+        }
+    }
+
+    /// A send made now (the index's own clock, anchored to the wall clock at open) expires as
+    /// real time passes.
+    #[test]
+    fn sends_made_now_expire_by_the_monotonic_clock() {
+        let limits = ClientIdLimits {
+            window_ms: 40,
+            max_entries: 100,
+        };
+        let mut recent = RecentSends::new(limits, 1_000_000);
+        let user = Uuid::from_u128(1);
+        assert!(recent.now() >= 1_000_000);
+        assert!(recent.insert(user, "a", sent(1)));
+        std::thread::sleep(std::time::Duration::from_millis(120)); // real time must pass
+        assert!(recent.insert(user, "b", sent(2)));
+        assert_eq!(
+            recent.get(user, "a"),
+            None,
+            "120 ms old with a 40 ms window"
+        );
+        assert_eq!(recent.get(user, "b"), Some(sent(2)));
+    }
+
+    /// A full index still takes the later send of a (user, id) it holds, in its place.
+    #[test]
+    fn a_full_index_takes_the_later_send_of_an_id_it_holds() {
+        let limits = ClientIdLimits {
+            window_ms: 48 * HOUR,
+            max_entries: 1,
+        };
+        let now = 1_000 * HOUR;
+        let user = Uuid::from_u128(1);
+        for (first, second) in [(sent(1), sent(2)), (sent(2), sent(1))] {
+            let mut recent = RecentSends::new(limits, 0);
+            assert!(recent.insert_at(user, "c", now - 30 * HOUR, now, first));
+            assert!(recent.insert_at(user, "c", now - HOUR, now, second));
+            assert_eq!(recent.get(user, "c"), Some(sent(2)));
+            assert_eq!(recent.held(), 1);
+            assert!(!recent.insert_at(user, "d", now, now, sent(3)), "full");
         }
     }
 

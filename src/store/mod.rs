@@ -139,6 +139,8 @@ pub struct TickWrites {
     tables: Vec<HashMap<Vec<u8>, Vec<u8>>>,
     chunks: IdMap<PendingChunk>,
     clock_ceiling: u64,
+    /// The retry index's time (wall-clock ms) when the tick was sealed.
+    index_ms: u64,
 }
 
 impl TickWrites {
@@ -169,7 +171,9 @@ pub fn apply(trees: &[Tree], ticks: &[Arc<TickWrites>]) -> StoreResult<()> {
             }
             // The newest tick's ceiling is the one that counts (the loop never lowers it).
             if let Some(newest) = ticks.last() {
-                trees[Table::Meta as usize].set(CLOCK_KEY, &newest.clock_ceiling.to_be_bytes());
+                let meta = &trees[Table::Meta as usize];
+                meta.set(CLOCK_KEY, &newest.clock_ceiling.to_be_bytes());
+                meta.set(INDEX_TIME_KEY, &newest.index_ms.to_be_bytes());
             }
             Ok::<(), ConflictableTransactionError<()>>(())
         })
@@ -182,6 +186,13 @@ pub fn apply(trees: &[Tree], ticks: &[Arc<TickWrites>]) -> StoreResult<()> {
 }
 
 const CLOCK_KEY: &[u8] = b"clock";
+/// The retry index's time at the last commit: the next start's "now" is never before it, so a
+/// wall clock that is behind at start (no RTC, before NTP) does not make the rebuild read old
+/// history as recent.
+const INDEX_TIME_KEY: &[u8] = b"index_time";
+/// The rebuild reads this much more than the window: a send's timestamp can be below the wall
+/// clock of its moment by a tick's length, or by an NTP step made since.
+const REBUILD_SLACK_MS: u64 = 5 * 60 * 1000;
 const FORMAT_KEY: &[u8] = b"format";
 /// Bumped whenever the layout changes in a way older data cannot be read with. 3: messages
 /// are stored as parts with their ack folded in (see [`log`]). 4: a send's client id is kept
@@ -228,6 +239,7 @@ impl Store {
                 )));
             }
         }
+        let last_index_ms = meta.get(INDEX_TIME_KEY)?.map_or(0, |v| read_u64(&v));
         let mut trees = Vec::with_capacity(TABLES.len() + 1);
         for (_, name) in TABLES {
             trees.push(db.open_tree(name)?);
@@ -240,7 +252,7 @@ impl Store {
             log: EventLog::new(log_tree),
             pending: vec![HashMap::new(); TABLES.len()],
             unapplied: VecDeque::new(),
-            recent_sends: RecentSends::new(client_ids, clock::wall_ms()),
+            recent_sends: RecentSends::new(client_ids, clock::wall_ms().max(last_index_ms)),
             client_id_table_used: true,
         };
         store.load_client_ids(client_ids.window_ms)?;
@@ -253,11 +265,12 @@ impl Store {
     /// no room for gets a record in the table.
     ///
     /// A send's timestamps are never below the wall clock when it was made (the server clock
-    /// only runs ahead of it), so every send of the window's real time has an ack timestamp at
-    /// or after the wall clock's horizon, and a timestamp below it is older than the window.
+    /// only runs ahead of it; give or take [`REBUILD_SLACK_MS`]), so every send of the window's
+    /// real time has an ack timestamp at or after the wall clock's horizon, and a timestamp
+    /// below it is older than the window.
     fn load_client_ids(&mut self, window_ms: u64) -> StoreResult<()> {
-        let now = self.recent_sends.opened_wall_ms();
-        let horizon = now.saturating_sub(window_ms);
+        let now = self.recent_sends.now();
+        let horizon = now.saturating_sub(window_ms + REBUILD_SLACK_MS);
         let table = self.tree(Table::ClientIds).clone();
         let mut changed = false;
         let mut written = Ok(());
@@ -322,6 +335,7 @@ impl Store {
             tables: std::mem::replace(&mut self.pending, vec![HashMap::new(); TABLES.len()]),
             chunks: self.log.take_pending(),
             clock_ceiling,
+            index_ms: self.recent_sends.now(),
         });
         self.unapplied.push_back(Arc::clone(&tick));
         tick
@@ -869,7 +883,8 @@ mod tests {
     }
 
     /// The rebuild keeps what the window holds: a send just inside it is recognised after a
-    /// reopen, one just outside is not (and its record, had it one, is pruned).
+    /// reopen, one past it and the rebuild's slack is not (and its record, had it one, is
+    /// pruned).
     #[test]
     fn the_rebuild_keeps_the_window() {
         let dir = tempfile::tempdir().unwrap();
@@ -879,11 +894,11 @@ mod tests {
         {
             let mut store = Store::open(dir.path(), 1 << 20).unwrap();
             store.put_group(&test_group(group, &[user]));
-            store_send(&mut store, group, user, "out", now - window - 60_000);
+            store_send(&mut store, group, user, "out", now - window - 600_000);
             store_send(&mut store, group, user, "in", now - window + 60_000);
             let sent = Sent {
                 message_id: Uuid::from_u128(5),
-                ack_ts: now - window - 60_000,
+                ack_ts: now - window - 600_000,
             };
             store.put(
                 Table::ClientIds,
@@ -904,6 +919,95 @@ mod tests {
         );
         assert_eq!(store.client_ack(user, "old").unwrap(), None);
         assert_eq!(store.recent_client_ids(), 1);
+    }
+
+    /// The server clock far ahead of the wall (it runs ahead under load) does not shorten the
+    /// window at a restart: an hour-old send is recognised.
+    #[test]
+    fn the_rebuild_ignores_a_clock_ceiling_ahead_of_the_wall() {
+        let dir = tempfile::tempdir().unwrap();
+        let (user, group) = (Uuid::from_u128(1), Uuid::from_u128(9));
+        let now = clock::wall_ms();
+        let window = ClientIdLimits::DEFAULT.window_ms;
+        {
+            let mut store = Store::open(dir.path(), 1 << 20).unwrap();
+            store.put_group(&test_group(group, &[user]));
+            store_send(&mut store, group, user, "hour-old", now - 3_600_000);
+            store.commit(now + 2 * window).unwrap();
+        }
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert!(store.client_ack(user, "hour-old").unwrap().is_some());
+    }
+
+    /// A wall clock that is behind at start (no RTC, before NTP) does not make old sends
+    /// recent: the index's time at the last commit is the floor of the next start's. Ten days
+    /// of hourly sends, the index's time three days past the wall clock.
+    #[test]
+    fn a_wall_clock_behind_at_start_does_not_load_old_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let (user, group) = (Uuid::from_u128(1), Uuid::from_u128(9));
+        let hour = 3_600_000;
+        let truth = clock::wall_ms() + 3 * ClientIdLimits::DAY_MS;
+        {
+            let mut store = Store::open(dir.path(), 1 << 20).unwrap();
+            store.put_group(&test_group(group, &[user]));
+            for h in (0..240u64).rev() {
+                store_send(&mut store, group, user, &format!("h{h}"), truth - h * hour);
+            }
+            store.recent_sends = RecentSends::new(ClientIdLimits::DEFAULT, truth);
+            store.commit(truth + 1000).unwrap();
+        }
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        // The window (24 h and the rebuild's slack) of the last commit's time, not the wall's.
+        assert_eq!(store.recent_client_ids(), 25);
+        assert!(store.client_ack(user, "h24").unwrap().is_some());
+        assert_eq!(store.client_ack(user, "h26").unwrap(), None);
+    }
+
+    /// An entry stamped far in the future (damaged) does not empty the rebuilt index.
+    #[test]
+    fn a_future_entry_does_not_empty_the_rebuilt_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let (user, group) = (Uuid::from_u128(1), Uuid::from_u128(9));
+        let now = clock::wall_ms();
+        {
+            let mut store = Store::open(dir.path(), 1 << 20).unwrap();
+            store.put_group(&test_group(group, &[user]));
+            store_send(&mut store, group, user, "a", now - 10);
+            store_send(&mut store, group, user, "z", u64::MAX - 10);
+            store.commit(now).unwrap();
+        }
+        let mut store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.recent_client_ids(), 2);
+        store.put_client_ack(user, "b", Uuid::from_u128(3), now + 1);
+        for id in ["a", "b", "z"] {
+            assert!(store.client_ack(user, id).unwrap().is_some(), "{id}");
+        }
+    }
+
+    /// A start with a smaller index writes the sends it has no room for into the table.
+    #[test]
+    fn a_smaller_index_at_start_keeps_the_surplus_in_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let (user, group) = (Uuid::from_u128(1), Uuid::from_u128(9));
+        let now = clock::wall_ms();
+        {
+            let mut store = Store::open(dir.path(), 1 << 20).unwrap();
+            store.put_group(&test_group(group, &[user]));
+            store_send(&mut store, group, user, "a", now - 10);
+            store_send(&mut store, group, user, "b", now - 5);
+            store.commit(now).unwrap();
+            assert!(store.tree(Table::ClientIds).is_empty());
+        }
+        let one = ClientIdLimits {
+            max_entries: 1,
+            ..ClientIdLimits::DEFAULT
+        };
+        let store = Store::open_with(dir.path(), 1 << 20, one).unwrap();
+        assert_eq!(store.tree(Table::ClientIds).len(), 1);
+        for id in ["a", "b"] {
+            assert!(store.client_ack(user, id).unwrap().is_some(), "{id}");
+        }
     }
 
     /// Sends the index has no room for are recorded in the `client_ids` table and answered from
@@ -927,7 +1031,7 @@ mod tests {
             let ts = now - 10;
             sends.push(("a", ts, store_send(&mut store, group, user, "a", ts)));
             // Older than the window (in a stream of its own, which need not be in order).
-            let ts = now - window - 10;
+            let ts = now - window - 600_000;
             sends.push(("old", ts, store_send(&mut store, other, user, "old", ts)));
             let ts = now - 5;
             sends.push(("b", ts, store_send(&mut store, group, user, "b", ts)));
