@@ -16,6 +16,7 @@ pub const CASES: &[Case] = &[
     case("ws.send.idempotent", "a send repeated with the same client id answers the original ack and stores nothing new", idempotent, Needs::Nothing),
     case("ws.send.idempotent_reconnect", "the retry is recognised on a new connection and on another device of the same user", idempotent_reconnect, Needs::Nothing),
     case("ws.send.idempotent_per_user", "the same client id from two users makes two messages", idempotent_per_user, Needs::Nothing),
+    case("ws.send.idempotent_after_leaving", "a retry after the sender left the group gets the original ack; a new send gets not_member", idempotent_after_leaving, Needs::Nothing),
     case("multidevice.fanout", "a message reaches every connection of every member, including the sender's other devices, but not the sending one", multidevice_fanout, Needs::Nothing),
     case("multidevice.receipts", "a receipt reaches every device of the author and the reader's other devices", multidevice_receipts, Needs::Nothing),
     case("multidevice.typing", "typing reaches every device of the other members, not the typer's other devices", multidevice_typing, Needs::Nothing),
@@ -174,6 +175,32 @@ fn idempotent_per_user(ctx: &mut Ctx) -> Outcome {
         &json!({"message_id": b_ack["body"]["message_id"], "user_id": b.id}),
     )?;
     Ok(())
+}
+
+fn idempotent_after_leaving(ctx: &mut Ctx) -> Outcome {
+    let sender = ctx.user()?;
+    let other = ctx.user()?;
+    let group = ctx.group(&sender, &[&other])?;
+    let mut ws = ctx.device(&sender, "sender")?;
+    let mut other_ws = ctx.device(&other, "other")?;
+    let rpc = json!({"method": 40, "id": "then-left", "body": {"group_id": group, "data": "x"}});
+    ws.send_json(&rpc)?;
+    let first = ws.expect(21)?;
+    other_ws.expect(20)?;
+    let response = ctx.membership("left", &sender, &group, None)?;
+    ensure_eq("the sender leaves (status)", response.status, 200)?;
+    ws.expect(73)?;
+    other_ws.expect(73)?;
+    ws.send_json(&rpc)?;
+    ensure_eq("the retry's ack after leaving", ws.expect(21)?, first)?;
+    ws.send_json(&json!({"method": 40, "id": "new", "body": {"group_id": group, "data": "y"}}))?;
+    let refused = ws.next_event()?;
+    ensure_eq(
+        "a new send after leaving",
+        refused["body"]["code"].as_str(),
+        Some("not_member"),
+    )?;
+    Ok(other_ws.expect_quiet("neither the retry nor the refused send delivers anything")?)
 }
 
 fn multidevice_fanout(ctx: &mut Ctx) -> Outcome {
