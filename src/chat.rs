@@ -726,17 +726,20 @@ mod tests {
         assert_ne!(id, message_id(ts, 7, &mut rng));
     }
 
-    #[test]
-    fn the_clock_ceiling_never_goes_down_when_the_wall_clock_steps_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
-        let limits = ChatLimits {
+    fn test_limits() -> ChatLimits {
+        ChatLimits {
             max_data_bytes: 1024,
             sync_default_limit: 10,
             sync_max_limit: 10,
             sync_max_bytes: 1 << 20,
-        };
-        let mut chat = Chat::open(store, limits).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_clock_ceiling_never_goes_down_when_the_wall_clock_steps_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let mut chat = Chat::open(store, test_limits()).unwrap();
         let first = chat.write_tick(1, 50_000).clock_ceiling();
         assert_eq!(first, 50_000 + CLOCK_LEASE_MS);
         // The wall clock stepped back 10 s: early events may have left under `first` already.
@@ -758,13 +761,7 @@ mod tests {
             max_entries: 10_000_000,
         };
         let store = Store::open_with(dir.path(), 1 << 20, window).unwrap();
-        let limits = ChatLimits {
-            max_data_bytes: 1024,
-            sync_default_limit: 10,
-            sync_max_limit: 10,
-            sync_max_bytes: 1 << 20,
-        };
-        let mut chat = Chat::open(store, limits).unwrap();
+        let mut chat = Chat::open(store, test_limits()).unwrap();
         let user = Uuid::from_u128(1);
         let conn = ConnId { key: 1, serial: 1 };
         let start = crate::clock::wall_ms();
