@@ -295,20 +295,20 @@ impl Store {
         written?;
         for entry in table.iter() {
             let (key, value) = entry?;
-            let (ack_ts, in_log) = match <[u8; 24]>::try_from(&value[..]) {
-                Ok(record) => (read_u64(&record[16..]), true),
+            let record = read_client_record(&value);
+            let ack_ts = match record {
+                Some(sent) => sent.ack_ts,
                 // Format 2 kept the ack's JSON, and its log entries do not name the client id.
                 // An ack that does not parse has no age: it is kept rather than guessed at.
-                Err(_) => (json_ack_timestamp(&value).unwrap_or(u64::MAX), false),
+                None => json_ack_timestamp(&value).unwrap_or(u64::MAX),
             };
-            let held = in_log
-                && key.split_at_checked(16).is_some_and(|(user, client_id)| {
+            let held = record.is_some_and(|sent| {
+                key.split_at_checked(16).is_some_and(|(user, client_id)| {
                     let user = Uuid::from_slice(user).expect("16 bytes");
-                    std::str::from_utf8(client_id).is_ok_and(|id| {
-                        self.recent_sends.get(user, id).map(|sent| sent.message_id)
-                            == Uuid::from_slice(&value[..16]).ok()
-                    })
-                });
+                    std::str::from_utf8(client_id)
+                        .is_ok_and(|id| self.recent_sends.get(user, id) == Some(sent))
+                })
+            });
             if ack_ts < horizon || held {
                 table.remove(key)?;
                 changed = true;
@@ -623,13 +623,9 @@ impl Store {
         let Some(value) = self.get(Table::ClientIds, &client_key(user, client_id))? else {
             return Ok(None);
         };
-        let ack = match <[u8; 24]>::try_from(&value[..]) {
-            Ok(parts) => {
-                let message_id = Uuid::from_slice(&parts[..16]).unwrap_or_default();
-                let ack_ts = read_u64(&parts[16..]);
-                protocol::sent_event(Some(client_id), ack_ts, message_id)
-            }
-            Err(_) => String::from_utf8_lossy(&value).into_owned(),
+        let ack = match read_client_record(&value) {
+            Some(sent) => protocol::sent_event(Some(client_id), sent.ack_ts, sent.message_id),
+            None => String::from_utf8_lossy(&value).into_owned(),
         };
         Ok(Some(ack))
     }
@@ -662,6 +658,15 @@ fn client_record(sent: Sent) -> Vec<u8> {
     value.extend_from_slice(sent.message_id.as_bytes());
     value.extend_from_slice(&sent.ack_ts.to_be_bytes());
     value
+}
+
+/// A record [`client_record`] wrote; `None` for one of format 2 (the ack's JSON).
+fn read_client_record(value: &[u8]) -> Option<Sent> {
+    let record = <[u8; 24]>::try_from(value).ok()?;
+    Some(Sent {
+        message_id: Uuid::from_slice(&record[..16]).expect("16 bytes"),
+        ack_ts: read_u64(&record[16..]),
+    })
 }
 
 /// The timestamp of an ack kept as JSON (a record of format 2).
