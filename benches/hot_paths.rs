@@ -12,7 +12,7 @@ use parley::chat::{Chat, ConnId, Frame};
 use parley::config::Limits;
 use parley::http::{self, Parsed};
 use parley::protocol::{self, MessageBody};
-use parley::store::client_ids::ClientIdLimits;
+use parley::store::client_ids::{ClientIdLimits, RecentSends, Sent};
 use parley::store::{Store, UserRecord};
 use tempfile::TempDir;
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
@@ -279,6 +279,46 @@ fn store_append_and_flush(c: &mut Criterion) {
     group.finish();
 }
 
+/// The retry index alone, as a send with a new client id uses it: a lookup that finds nothing,
+/// then an insert, in an index already holding two million sends (far bigger than the CPU's
+/// caches, as on a server that has been up a while), from 200 users.
+fn retry_index(c: &mut Criterion) {
+    let limits = ClientIdLimits {
+        window_ms: ClientIdLimits::DAY_MS,
+        max_entries: usize::MAX,
+    };
+    let mut recent = RecentSends::new(limits, WALL);
+    let users: Vec<Uuid> = (0..200u128).map(|n| Uuid::from_u128(n + 1)).collect();
+    let sent = |n: u64| Sent {
+        message_id: Uuid::from_u128(n.into()),
+        ack_ts: WALL + n,
+    };
+    let mut next = 0u64;
+    // Ids of a fixed width, counted up in place: formatting one would cost more than the index.
+    let mut id = *b"c-0000000000";
+    let mut send = |recent: &mut RecentSends| {
+        next += 1;
+        for digit in id.iter_mut().rev() {
+            if *digit < b'9' {
+                *digit += 1;
+                break;
+            }
+            *digit = b'0';
+        }
+        let id = std::str::from_utf8(&id).expect("ASCII");
+        let user = users[next as usize % users.len()];
+        let fingerprint = recent.fingerprint(user, id);
+        assert!(recent.get(fingerprint).is_none());
+        assert!(recent.insert(fingerprint, sent(next)));
+    };
+    for _ in 0..2_000_000 {
+        send(&mut recent);
+    }
+    let mut group = c.benchmark_group("client_ids");
+    group.bench_function("send_with_new_id/2M_held", |b| b.iter(|| send(&mut recent)));
+    group.finish();
+}
+
 /// Sync of a page of 1000 events for a user who missed 5000 (RPC 20 from the beginning).
 fn sync_scan(c: &mut Criterion) {
     let mut fixture = Fixture::new(2);
@@ -320,6 +360,7 @@ criterion_group!(
     decode_and_encode,
     fanout,
     store_append_and_flush,
+    retry_index,
     sync_scan
 );
 criterion_main!(benches);

@@ -401,8 +401,9 @@ impl Chat {
                 format!("`data` over {} bytes", self.limits.max_data_bytes),
             ));
         }
-        if let Some(client_id) = client_id {
-            if let Some(ack) = self.store.client_ack(user, client_id)? {
+        let retry_key = client_id.map(|client_id| self.store.retry_key(user, client_id));
+        if let Some(retry_key) = &retry_key {
+            if let Some(ack) = self.store.client_ack(retry_key)? {
                 // A retry of a send we already stored: answer the original ack, store nothing,
                 // even if the sender has left the group since (the message was stored).
                 self.outbox
@@ -431,9 +432,8 @@ impl Chat {
                 client_id,
             },
         );
-        if let Some(client_id) = client_id {
-            self.store
-                .put_client_ack(user, client_id, message_id, ack_ts);
+        if let Some(retry_key) = &retry_key {
+            self.store.put_client_ack(retry_key, message_id, ack_ts);
         }
         self.outbox.push(conn, Frame::Event(ack), Release::Durable);
         let members = &self.groups[&group_id].members;
@@ -777,6 +777,10 @@ mod tests {
             chat.outbox.drain();
         }
         assert!(chat.clock.last() > start + 100_000, "the clock ran ahead");
-        assert!(chat.store.client_ack(user, "first").unwrap().is_some());
+        assert!(chat
+            .store
+            .client_ack(&chat.store.retry_key(user, "first"))
+            .unwrap()
+            .is_some());
     }
 }

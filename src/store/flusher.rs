@@ -197,13 +197,16 @@ mod tests {
         let user = Uuid::from_u128(7);
         let (first, second, other) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
         let ack = |id: &str, ts, message_id| Some(protocol::sent_event(Some(id), ts, message_id));
-        store.put_client_ack(user, "a", first, 10);
+        store.put_client_ack(&store.retry_key(user, "a"), first, 10);
         flusher.request(store.write(1, 100));
-        store.put_client_ack(user, "a", second, 20);
-        store.put_client_ack(user, "b", other, 30);
+        store.put_client_ack(&store.retry_key(user, "a"), second, 20);
+        store.put_client_ack(&store.retry_key(user, "b"), other, 30);
         flusher.request(store.write(2, 200));
         // Before the flusher is known done, reads see the sealed ticks, newest first.
-        assert_eq!(store.client_ack(user, "a").unwrap(), ack("a", 20, second));
+        assert_eq!(
+            store.client_ack(&store.retry_key(user, "a")).unwrap(),
+            ack("a", 20, second)
+        );
         flusher.wait_for(2).unwrap();
         let progress = flusher.progress().unwrap();
         assert_eq!(progress.durable, 2);
@@ -216,8 +219,14 @@ mod tests {
         }
         // Once forgotten, the same answers come from sled itself.
         store.forget_applied(2);
-        assert_eq!(store.client_ack(user, "a").unwrap(), ack("a", 20, second));
-        assert_eq!(store.client_ack(user, "b").unwrap(), ack("b", 30, other));
+        assert_eq!(
+            store.client_ack(&store.retry_key(user, "a")).unwrap(),
+            ack("a", 20, second)
+        );
+        assert_eq!(
+            store.client_ack(&store.retry_key(user, "b")).unwrap(),
+            ack("b", 30, other)
+        );
         assert_eq!(store.clock_ceiling().unwrap(), 200);
     }
 }

@@ -26,7 +26,7 @@ use crate::clock;
 use crate::idmap::IdMap;
 use crate::priority::Helpers;
 use crate::protocol;
-use client_ids::{ClientIdLimits, RecentSends, Sent};
+use client_ids::{ClientIdLimits, Fingerprint, RecentSends, Sent};
 pub use log::{Audience, MessageParts};
 use log::{EventLog, MemoryChunks, PendingChunk, StreamReader};
 
@@ -111,6 +111,13 @@ const TABLES: [(Table, &str); 10] = [
     (Table::ClientIds, "client_ids"),
     (Table::Meta, "meta"),
 ];
+
+/// A send's (user, client id) with its fingerprint in the retry index: see [`Store::retry_key`].
+pub struct RetryKey<'a> {
+    user: Uuid,
+    client_id: &'a str,
+    fingerprint: Fingerprint,
+}
 
 /// All durable state. Writes go to memory first (`pending`, and the log's chunks); at the end
 /// of a tick [`Store::write`] seals them into a [`TickWrites`], which the flusher thread puts
@@ -284,8 +291,8 @@ impl Store {
                     let sent = Sent { message_id, ack_ts };
                     // Made no later than its timestamp, nor than now (the clock may run ahead).
                     let made = ack_ts.min(now);
-                    if !recent_sends.insert_at(user, client_id, made, now, sent) && written.is_ok()
-                    {
+                    let fingerprint = recent_sends.fingerprint(user, client_id);
+                    if !recent_sends.insert_at(fingerprint, made, now, sent) && written.is_ok() {
                         let key = client_key(user, client_id);
                         written = table.insert(key, client_record(sent)).map(drop);
                         changed = true;
@@ -305,8 +312,11 @@ impl Store {
             let held = record.is_some_and(|sent| {
                 key.split_at_checked(16).is_some_and(|(user, client_id)| {
                     let user = Uuid::from_slice(user).expect("16 bytes");
-                    std::str::from_utf8(client_id)
-                        .is_ok_and(|id| self.recent_sends.get(user, id) == Some(sent))
+                    std::str::from_utf8(client_id).is_ok_and(|id| {
+                        self.recent_sends
+                            .get(self.recent_sends.fingerprint(user, id))
+                            == Some(sent)
+                    })
                 })
             });
             if ack_ts < horizon || held {
@@ -609,22 +619,32 @@ impl Store {
         Ok(true)
     }
 
+    /// A send's (user, client id), fingerprinted once for its lookup ([`Store::client_ack`])
+    /// and its record ([`Store::put_client_ack`]).
+    pub fn retry_key<'a>(&self, user: Uuid, client_id: &'a str) -> RetryKey<'a> {
+        RetryKey {
+            user,
+            client_id,
+            fingerprint: self.recent_sends.fingerprint(user, client_id),
+        }
+    }
+
     /// The ack event (21) a send with this client id was answered with, if any: rendered again
     /// from the message id and the ack's timestamp kept for it, byte for byte what was sent (a
     /// record of format 2 holds the ack's JSON itself, and is answered as it is).
-    pub fn client_ack(&self, user: Uuid, client_id: &str) -> StoreResult<Option<String>> {
-        if let Some(sent) = self.recent_sends.get(user, client_id) {
-            let ack = protocol::sent_event(Some(client_id), sent.ack_ts, sent.message_id);
+    pub fn client_ack(&self, key: &RetryKey) -> StoreResult<Option<String>> {
+        if let Some(sent) = self.recent_sends.get(key.fingerprint) {
+            let ack = protocol::sent_event(Some(key.client_id), sent.ack_ts, sent.message_id);
             return Ok(Some(ack));
         }
         if !self.client_id_table_used {
             return Ok(None);
         }
-        let Some(value) = self.get(Table::ClientIds, &client_key(user, client_id))? else {
+        let Some(value) = self.get(Table::ClientIds, &client_key(key.user, key.client_id))? else {
             return Ok(None);
         };
         let ack = match read_client_record(&value) {
-            Some(sent) => protocol::sent_event(Some(client_id), sent.ack_ts, sent.message_id),
+            Some(sent) => protocol::sent_event(Some(key.client_id), sent.ack_ts, sent.message_id),
             None => String::from_utf8_lossy(&value).into_owned(),
         };
         Ok(Some(ack))
@@ -633,12 +653,12 @@ impl Store {
     /// Records which message a send with this client id stored, for its retries. The message's
     /// log entry, written in the same tick, names the client id, so the index of recent sends is
     /// enough; when it is full, the record goes into the `client_ids` table.
-    pub fn put_client_ack(&mut self, user: Uuid, client_id: &str, message_id: Uuid, ack_ts: u64) {
+    pub fn put_client_ack(&mut self, key: &RetryKey, message_id: Uuid, ack_ts: u64) {
         let sent = Sent { message_id, ack_ts };
-        if !self.recent_sends.insert(user, client_id, sent) {
+        if !self.recent_sends.insert(key.fingerprint, sent) {
             self.put(
                 Table::ClientIds,
-                client_key(user, client_id),
+                client_key(key.user, key.client_id),
                 client_record(sent),
             );
             self.client_id_table_used = true;
@@ -828,7 +848,7 @@ mod tests {
                 client_id: Some(client_id),
             },
         );
-        store.put_client_ack(user, client_id, message_id, ts + 1);
+        store.put_client_ack(&store.retry_key(user, client_id), message_id, ts + 1);
         message_id
     }
 
@@ -856,20 +876,29 @@ mod tests {
             expected = expected_ack(id, ts + 1, mid);
             assert_eq!(protocol::sent_event(Some(id), ts + 1, mid), expected);
             assert_eq!(
-                store.client_ack(user, id).unwrap().as_deref(),
+                store
+                    .client_ack(&store.retry_key(user, id))
+                    .unwrap()
+                    .as_deref(),
                 Some(&expected[..]),
                 "pending"
             );
             let tick = store.write(1, ts + 1);
             assert_eq!(
-                store.client_ack(user, id).unwrap().as_deref(),
+                store
+                    .client_ack(&store.retry_key(user, id))
+                    .unwrap()
+                    .as_deref(),
                 Some(&expected[..]),
                 "sealed"
             );
             apply(&store.trees, &[tick]).unwrap();
             store.forget_applied(1);
             assert_eq!(
-                store.client_ack(user, id).unwrap().as_deref(),
+                store
+                    .client_ack(&store.retry_key(user, id))
+                    .unwrap()
+                    .as_deref(),
                 Some(&expected[..]),
                 "applied and forgotten"
             );
@@ -879,12 +908,20 @@ mod tests {
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(store.recent_client_ids(), 1);
         assert_eq!(
-            store.client_ack(user, id).unwrap().as_deref(),
+            store
+                .client_ack(&store.retry_key(user, id))
+                .unwrap()
+                .as_deref(),
             Some(&expected[..]),
             "restart"
         );
-        assert_eq!(store.client_ack(Uuid::from_u128(2), id).unwrap(), None);
-        assert_eq!(store.client_ack(user, "a").unwrap(), None);
+        assert_eq!(
+            store
+                .client_ack(&store.retry_key(Uuid::from_u128(2), id))
+                .unwrap(),
+            None
+        );
+        assert_eq!(store.client_ack(&store.retry_key(user, "a")).unwrap(), None);
     }
 
     /// The rebuild keeps what the window holds: a send just inside it is recognised after a
@@ -914,15 +951,24 @@ mod tests {
         }
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         assert!(
-            store.client_ack(user, "in").unwrap().is_some(),
+            store
+                .client_ack(&store.retry_key(user, "in"))
+                .unwrap()
+                .is_some(),
             "23 h 59 min old"
         );
-        assert_eq!(store.client_ack(user, "out").unwrap(), None);
+        assert_eq!(
+            store.client_ack(&store.retry_key(user, "out")).unwrap(),
+            None
+        );
         assert!(
             store.tree(Table::ClientIds).is_empty(),
             "the old record is pruned"
         );
-        assert_eq!(store.client_ack(user, "old").unwrap(), None);
+        assert_eq!(
+            store.client_ack(&store.retry_key(user, "old")).unwrap(),
+            None
+        );
         assert_eq!(store.recent_client_ids(), 1);
     }
 
@@ -941,7 +987,10 @@ mod tests {
             store.commit(now + 2 * window).unwrap();
         }
         let store = Store::open(dir.path(), 1 << 20).unwrap();
-        assert!(store.client_ack(user, "hour-old").unwrap().is_some());
+        assert!(store
+            .client_ack(&store.retry_key(user, "hour-old"))
+            .unwrap()
+            .is_some());
     }
 
     /// A wall clock that is behind at start (no RTC, before NTP) does not make old sends
@@ -965,8 +1014,14 @@ mod tests {
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         // The window (24 h and the rebuild's slack) of the last commit's time, not the wall's.
         assert_eq!(store.recent_client_ids(), 25);
-        assert!(store.client_ack(user, "h24").unwrap().is_some());
-        assert_eq!(store.client_ack(user, "h26").unwrap(), None);
+        assert!(store
+            .client_ack(&store.retry_key(user, "h24"))
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            store.client_ack(&store.retry_key(user, "h26")).unwrap(),
+            None
+        );
     }
 
     /// An entry stamped far in the future (damaged) does not empty the rebuilt index.
@@ -984,9 +1039,15 @@ mod tests {
         }
         let mut store = Store::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(store.recent_client_ids(), 2);
-        store.put_client_ack(user, "b", Uuid::from_u128(3), now + 1);
+        store.put_client_ack(&store.retry_key(user, "b"), Uuid::from_u128(3), now + 1);
         for id in ["a", "b", "z"] {
-            assert!(store.client_ack(user, id).unwrap().is_some(), "{id}");
+            assert!(
+                store
+                    .client_ack(&store.retry_key(user, id))
+                    .unwrap()
+                    .is_some(),
+                "{id}"
+            );
         }
     }
 
@@ -1011,7 +1072,13 @@ mod tests {
         let store = Store::open_with(dir.path(), 1 << 20, one).unwrap();
         assert_eq!(store.tree(Table::ClientIds).len(), 1);
         for id in ["a", "b"] {
-            assert!(store.client_ack(user, id).unwrap().is_some(), "{id}");
+            assert!(
+                store
+                    .client_ack(&store.retry_key(user, id))
+                    .unwrap()
+                    .is_some(),
+                "{id}"
+            );
         }
     }
 
@@ -1045,17 +1112,31 @@ mod tests {
             store.commit(now).unwrap();
             for (id, ts, mid) in &sends {
                 let ack = expected_ack(id, ts + 1, *mid);
-                assert_eq!(store.client_ack(user, id).unwrap(), Some(ack), "{id}");
+                assert_eq!(
+                    store.client_ack(&store.retry_key(user, id)).unwrap(),
+                    Some(ack),
+                    "{id}"
+                );
             }
         }
         {
             let store = Store::open_with(dir.path(), 1 << 20, one).unwrap();
-            assert_eq!(store.client_ack(user, "old").unwrap(), None, "pruned");
+            assert_eq!(
+                store.client_ack(&store.retry_key(user, "old")).unwrap(),
+                None,
+                "pruned"
+            );
             // One of "a" and "b" is in the index, the other's record stays.
             assert_eq!(store.recent_client_ids(), 1);
             assert_eq!(store.tree(Table::ClientIds).len(), 1);
             for id in ["a", "b"] {
-                assert!(store.client_ack(user, id).unwrap().is_some(), "{id}");
+                assert!(
+                    store
+                        .client_ack(&store.retry_key(user, id))
+                        .unwrap()
+                        .is_some(),
+                    "{id}"
+                );
             }
         }
         let store = Store::open(dir.path(), 1 << 20).unwrap();
@@ -1063,7 +1144,13 @@ mod tests {
         assert!(store.tree(Table::ClientIds).is_empty(), "held in memory");
         assert!(!store.client_id_table_used);
         for id in ["a", "b"] {
-            assert!(store.client_ack(user, id).unwrap().is_some(), "{id}");
+            assert!(
+                store
+                    .client_ack(&store.retry_key(user, id))
+                    .unwrap()
+                    .is_some(),
+                "{id}"
+            );
         }
     }
 
@@ -1237,7 +1324,11 @@ mod tests {
         let fresh = tempfile::tempdir().unwrap();
         let mut store = Store::open(fresh.path(), 1 << 20).unwrap();
         assert_eq!(stored_segment_size(fresh.path()), Some(SEGMENT_BYTES));
-        store.put_client_ack(Uuid::from_u128(1), "a", Uuid::from_u128(2), 1);
+        store.put_client_ack(
+            &store.retry_key(Uuid::from_u128(1), "a"),
+            Uuid::from_u128(2),
+            1,
+        );
         store.commit(1).unwrap();
         drop(store);
 
@@ -1371,17 +1462,20 @@ mod tests {
         let (events, _) = store.events_after(user, 0, 100, usize::MAX).unwrap();
         assert_eq!(events, log::format_2::events());
         // A retry's ack: kept as JSON by format 2 and answered as it is, within the window.
-        let kept = store.client_ack(user, "c0").unwrap();
+        let kept = store.client_ack(&store.retry_key(user, "c0")).unwrap();
         assert_eq!(kept.as_deref(), Some(&recent_ack[..]));
         assert_eq!(
-            store.client_ack(user, "c1").unwrap(),
+            store.client_ack(&store.retry_key(user, "c1")).unwrap(),
             None,
             "older than the window"
         );
         assert_eq!(store.tree(Table::ClientIds).len(), 1);
         let mut store = store;
-        store.put_client_ack(user, "c2", log::format_2::MESSAGE_ID, 21);
-        let rendered = store.client_ack(user, "c2").unwrap().unwrap();
+        store.put_client_ack(&store.retry_key(user, "c2"), log::format_2::MESSAGE_ID, 21);
+        let rendered = store
+            .client_ack(&store.retry_key(user, "c2"))
+            .unwrap()
+            .unwrap();
         assert_eq!(
             rendered,
             log::format_2::ACK_JSON.replace("\"c1\"", "\"c2\"")
@@ -1419,7 +1513,7 @@ mod tests {
         assert!(store.tree(Table::ClientIds).is_empty());
         assert!(!store.client_id_table_used);
         assert_eq!(
-            store.client_ack(user, "c1").unwrap(),
+            store.client_ack(&store.retry_key(user, "c1")).unwrap(),
             Some(expected_ack("c1", ts + 1, message_id))
         );
     }
