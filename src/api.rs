@@ -169,7 +169,7 @@ impl Api {
             jwt,
             public_url: options.public_url,
             fallback_host: options.fallback_host,
-            dummy_hash: hasher::hash_password(&auth::random_hex(16)),
+            dummy_hash: hasher::unmatchable_hash(),
             allowed_origins: options.allowed_origins,
             echo_enabled: options.echo_enabled,
             auth_limiter: RateLimiter::new(options.auth_rate_per_minute),

@@ -5,7 +5,8 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use argon2::password_hash::{rand_core::OsRng, Output, ParamsString, PasswordHash, SaltString};
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::priority::{self, Helpers};
@@ -156,14 +157,7 @@ impl Argon2Memory {
             &mut output,
         )
         .expect("argon2 with default parameters cannot fail");
-        PasswordHash {
-            algorithm: Algorithm::Argon2id.ident(),
-            version: Some(Version::V0x13.into()),
-            params: ParamsString::try_from(&params).expect("default parameters encode"),
-            salt: Some(salt.as_salt()),
-            hash: Some(Output::new(&output).expect("32 bytes is a valid output")),
-        }
-        .to_string()
+        phc_string(&salt, &output)
     }
 
     /// Checks a password against a PHC string, whatever argon2 parameters it names.
@@ -216,7 +210,30 @@ impl Argon2Memory {
     }
 }
 
-/// One hash, outside the workers (the server's dummy hash at start).
+/// argon2id at the default cost with this salt and output, as a PHC string.
+fn phc_string(salt: &SaltString, output: &[u8]) -> String {
+    PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&Params::default()).expect("default parameters encode"),
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(output).expect("32 bytes is a valid output")),
+    }
+    .to_string()
+}
+
+/// A hash no password matches except by chance (2^-256), at the cost of a real one: what a login
+/// for an unknown user is checked against, so that it takes as long as a wrong password. Its
+/// output is random bytes, not a computed hash: checking a password costs the same either way,
+/// and the server's start computes no hash (one at start left 19 MiB resident on the loop's
+/// thread under mimalloc, which keeps freed memory for reuse).
+pub fn unmatchable_hash() -> String {
+    let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    OsRng.fill_bytes(&mut output);
+    phc_string(&SaltString::generate(&mut OsRng), &output)
+}
+
+/// One hash, outside the workers.
 pub fn hash_password(password: &str) -> String {
     Argon2Memory::new().hash(password)
 }
@@ -254,5 +271,29 @@ mod tests {
         assert!(verify_password("0000", &hash));
         assert!(!verify_password("0001", &hash));
         assert!(!verify_password("0000", "not a hash"));
+    }
+
+    /// Checking a password against the unmatchable hash runs argon2 at the same cost as against
+    /// a real one, and fails.
+    #[test]
+    fn the_unmatchable_hash_costs_what_a_real_one_does_and_matches_nothing() {
+        let unmatchable = unmatchable_hash();
+        let real = PasswordHash::new(&hash_password("0000"))
+            .unwrap()
+            .to_string();
+        let parsed = PasswordHash::new(&unmatchable).unwrap();
+        let real = PasswordHash::new(&real).unwrap();
+        assert_eq!(parsed.algorithm, real.algorithm);
+        assert_eq!(parsed.version, real.version);
+        assert_eq!(parsed.params, real.params);
+        assert_eq!(parsed.hash.unwrap().len(), real.hash.unwrap().len());
+        assert_ne!(
+            unmatchable,
+            unmatchable_hash(),
+            "a fresh salt and output each time"
+        );
+        for password in ["", "0000", "secret"] {
+            assert!(!verify_password(password, &unmatchable));
+        }
     }
 }
