@@ -5,6 +5,10 @@ use std::process::ExitCode;
 use parley::config::{self, Command};
 use parley::server::Server;
 
+/// Why mimalloc and not the system's malloc: see Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let config = match config::parse(std::env::args().skip(1), |key| std::env::var(key).ok()) {
         Ok(Command::Run(config)) => config,
