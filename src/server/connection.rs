@@ -18,7 +18,8 @@ pub struct Connection {
     pub ip: IpAddr,
     /// Never reused; guards deliveries against slab key reuse.
     pub serial: u64,
-    /// Raw bytes (HTTP answers, the 101) that go out before any WebSocket frame.
+    /// Bytes to write, in order: HTTP answers, the 101, then a WebSocket's events (framed by
+    /// the server itself); tungstenite's own frames (pings, pongs, the close) follow them.
     pub out: Vec<u8>,
     pub phase: Phase,
     /// The last complete request (HTTP) or frame (WebSocket).
@@ -110,8 +111,8 @@ impl Connection {
     }
 }
 
-/// The socket as tungstenite sees it: raw bytes queued before the upgrade go out first, so a
-/// WebSocket frame can never overtake the 101 or an earlier pipelined answer.
+/// The socket as tungstenite sees it: the bytes queued in `out` go out first, so a frame of
+/// tungstenite's can never overtake the 101, an earlier pipelined answer or an event.
 pub struct Wire<'a> {
     socket: &'a mut TcpStream,
     pending: &'a mut Vec<u8>,
