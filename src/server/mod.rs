@@ -40,6 +40,7 @@ use crate::metrics::Gauges;
 use crate::priority::Helpers;
 use crate::protocol::RpcError;
 use crate::store::Store;
+pub use connection::push_text_frame;
 use connection::{Connection, Phase, WsConn};
 use durability::{Durability, HeldFrame};
 
@@ -932,7 +933,7 @@ impl Server {
                 if !matches!(conn.phase, Phase::WebSocket(_)) {
                     return;
                 }
-                let text = text.as_str();
+                let text: &str = &text;
                 if conn.out.len() + text.len() > self.limits.max_outbox_bytes {
                     // A slow consumer: its events stay stored; a reconnect and a sync recover
                     // them.
@@ -1092,29 +1093,6 @@ fn is_would_block(err: &tungstenite::Error) -> bool {
     matches!(err, tungstenite::Error::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
-/// Appends `text` to `out` as one unmasked, unfragmented WebSocket text frame (RFC 6455 5.2),
-/// the bytes tungstenite's `write` would produce for it. Events are framed here rather than
-/// through tungstenite: its `write` takes each recipient's copy of the event by value (an atomic
-/// reference count up and down, then a frame built in its own buffer), which was 7% of the
-/// loop under `fanout`. Control frames (pings, pongs, close) still go through tungstenite, into
-/// its own buffer, which `flush` writes after this one.
-fn push_text_frame(out: &mut Vec<u8>, text: &str) {
-    const FIN_TEXT: u8 = 0x81;
-    let len = text.len();
-    out.reserve(len + 10);
-    out.push(FIN_TEXT);
-    if len < 126 {
-        out.push(len as u8);
-    } else if let Ok(len) = u16::try_from(len) {
-        out.push(126);
-        out.extend_from_slice(&len.to_be_bytes());
-    } else {
-        out.push(127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    out.extend_from_slice(text.as_bytes());
-}
-
 /// The `type` of an event we encoded: every one starts with `{"type":NN`.
 fn event_type(text: &str) -> u16 {
     text.get(8..10).and_then(|t| t.parse().ok()).unwrap_or(0)
@@ -1122,25 +1100,4 @@ fn event_type(text: &str) -> u16 {
 
 fn store_failed(err: sled::Error) -> io::Error {
     io::Error::other(format!("store write or flush failed: {err}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The frame of every length class (7-bit, 16-bit, 64-bit) is byte for byte tungstenite's.
-    #[test]
-    fn text_frames_are_the_bytes_tungstenite_writes() {
-        for len in [0, 1, 125, 126, 127, 65_535, 65_536, 70_000] {
-            let text = "x".repeat(len);
-            let mut ours = b"before".to_vec();
-            push_text_frame(&mut ours, &text);
-            let mut theirs = std::io::Cursor::new(b"before".to_vec());
-            theirs.set_position(6);
-            let mut server = WebSocketContext::new(Role::Server, None);
-            server.write(&mut theirs, Message::text(text)).unwrap();
-            server.flush(&mut theirs).unwrap();
-            assert_eq!(ours, theirs.into_inner(), "length {len}");
-        }
-    }
 }
