@@ -1,5 +1,6 @@
 //! One client connection as the loop holds it: the socket, its phase (HTTP or WebSocket), the
-//! raw bytes waiting to be written, and the socket wrapper tungstenite reads and writes through.
+//! bytes waiting to be written (events framed here), and the socket wrapper tungstenite reads and
+//! writes through.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
