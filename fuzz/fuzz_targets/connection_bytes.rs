@@ -10,9 +10,9 @@
 #[path = "world.rs"]
 mod world;
 
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Mutex;
 use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
@@ -26,7 +26,10 @@ use tungstenite::Message;
 use uuid::Uuid;
 use world::World;
 
-static WORLD: Mutex<Option<World>> = Mutex::new(None);
+thread_local! {
+    // libFuzzer runs the target on one thread; the chat core's events are `Rc`s, not `Send`.
+    static WORLD: RefCell<Option<World>> = const { RefCell::new(None) };
+}
 
 /// A socket with nothing more to read (`WouldBlock`, as non-blocking) that takes every write.
 struct Drained;
@@ -80,10 +83,10 @@ fn websocket(world: &mut World, user: Option<Uuid>, leftover: Vec<u8>) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut guard = WORLD
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let world = guard.get_or_insert_with(World::new);
+    WORLD.with_borrow_mut(|world| serve(world.get_or_insert_with(World::new), data));
+});
+
+fn serve(world: &mut World, data: &[u8]) {
     let mut buf = world.expand(data);
     let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
     while let Ok(Parsed::Complete(request, used)) = parse(&buf, &world.limits) {
@@ -123,4 +126,4 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     world.settle();
-});
+}

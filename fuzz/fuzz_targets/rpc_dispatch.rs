@@ -8,22 +8,25 @@
 #[path = "world.rs"]
 mod world;
 
-use std::sync::Mutex;
+use std::cell::RefCell;
 
 use libfuzzer_sys::fuzz_target;
 use parley::clock::wall_ms;
 use world::World;
 
-static WORLD: Mutex<Option<World>> = Mutex::new(None);
+thread_local! {
+    // libFuzzer runs the target on one thread; the chat core's events are `Rc`s, not `Send`.
+    static WORLD: RefCell<Option<World>> = const { RefCell::new(None) };
+}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&who, text)) = data.split_first() else {
         return;
     };
-    let mut guard = WORLD
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let world = guard.get_or_insert_with(World::new);
+    WORLD.with_borrow_mut(|world| dispatch(world.get_or_insert_with(World::new), who, text));
+});
+
+fn dispatch(world: &mut World, who: u8, text: &[u8]) {
     let Ok(text) = String::from_utf8(world.expand(text)) else {
         return;
     };
@@ -32,4 +35,4 @@ fuzz_target!(|data: &[u8]| {
         .chat
         .handle_text(world.conns[who], world.users[who], &text, wall_ms());
     world.settle();
-});
+}

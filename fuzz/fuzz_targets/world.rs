@@ -146,7 +146,7 @@ fn drain(chat: &mut Chat) -> Vec<String> {
     chat.outbox
         .drain()
         .filter_map(|(_, frame, _)| match frame {
-            Frame::Event(text) => Some(text.as_str().to_string()),
+            Frame::Event(text) => Some(text.to_string()),
             Frame::Http(_) => None,
         })
         .collect()
