@@ -822,6 +822,11 @@ fn from_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Option<T> {
 mod tests {
     use super::*;
 
+    /// The ack a retry of `client_id` by `user` would get.
+    fn client_ack_of(store: &Store, user: Uuid, client_id: &str) -> Option<String> {
+        store.client_ack(&store.retry_key(user, client_id)).unwrap()
+    }
+
     /// A group for the tests, with `members`.
     fn test_group(id: Uuid, members: &[Uuid]) -> GroupRecord {
         GroupRecord {
@@ -876,29 +881,20 @@ mod tests {
             expected = expected_ack(id, ts + 1, mid);
             assert_eq!(protocol::sent_event(Some(id), ts + 1, mid), expected);
             assert_eq!(
-                store
-                    .client_ack(&store.retry_key(user, id))
-                    .unwrap()
-                    .as_deref(),
+                client_ack_of(&store, user, id).as_deref(),
                 Some(&expected[..]),
                 "pending"
             );
             let tick = store.write(1, ts + 1);
             assert_eq!(
-                store
-                    .client_ack(&store.retry_key(user, id))
-                    .unwrap()
-                    .as_deref(),
+                client_ack_of(&store, user, id).as_deref(),
                 Some(&expected[..]),
                 "sealed"
             );
             apply(&store.trees, &[tick]).unwrap();
             store.forget_applied(1);
             assert_eq!(
-                store
-                    .client_ack(&store.retry_key(user, id))
-                    .unwrap()
-                    .as_deref(),
+                client_ack_of(&store, user, id).as_deref(),
                 Some(&expected[..]),
                 "applied and forgotten"
             );
@@ -908,20 +904,12 @@ mod tests {
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(store.recent_client_ids(), 1);
         assert_eq!(
-            store
-                .client_ack(&store.retry_key(user, id))
-                .unwrap()
-                .as_deref(),
+            client_ack_of(&store, user, id).as_deref(),
             Some(&expected[..]),
             "restart"
         );
-        assert_eq!(
-            store
-                .client_ack(&store.retry_key(Uuid::from_u128(2), id))
-                .unwrap(),
-            None
-        );
-        assert_eq!(store.client_ack(&store.retry_key(user, "a")).unwrap(), None);
+        assert_eq!(client_ack_of(&store, Uuid::from_u128(2), id), None);
+        assert_eq!(client_ack_of(&store, user, "a"), None);
     }
 
     /// The rebuild keeps what the window holds: a send just inside it is recognised after a
@@ -951,24 +939,15 @@ mod tests {
         }
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         assert!(
-            store
-                .client_ack(&store.retry_key(user, "in"))
-                .unwrap()
-                .is_some(),
+            client_ack_of(&store, user, "in").is_some(),
             "23 h 59 min old"
         );
-        assert_eq!(
-            store.client_ack(&store.retry_key(user, "out")).unwrap(),
-            None
-        );
+        assert_eq!(client_ack_of(&store, user, "out"), None);
         assert!(
             store.tree(Table::ClientIds).is_empty(),
             "the old record is pruned"
         );
-        assert_eq!(
-            store.client_ack(&store.retry_key(user, "old")).unwrap(),
-            None
-        );
+        assert_eq!(client_ack_of(&store, user, "old"), None);
         assert_eq!(store.recent_client_ids(), 1);
     }
 
@@ -987,10 +966,7 @@ mod tests {
             store.commit(now + 2 * window).unwrap();
         }
         let store = Store::open(dir.path(), 1 << 20).unwrap();
-        assert!(store
-            .client_ack(&store.retry_key(user, "hour-old"))
-            .unwrap()
-            .is_some());
+        assert!(client_ack_of(&store, user, "hour-old").is_some());
     }
 
     /// A wall clock that is behind at start (no RTC, before NTP) does not make old sends
@@ -1014,14 +990,8 @@ mod tests {
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         // The window (24 h and the rebuild's slack) of the last commit's time, not the wall's.
         assert_eq!(store.recent_client_ids(), 25);
-        assert!(store
-            .client_ack(&store.retry_key(user, "h24"))
-            .unwrap()
-            .is_some());
-        assert_eq!(
-            store.client_ack(&store.retry_key(user, "h26")).unwrap(),
-            None
-        );
+        assert!(client_ack_of(&store, user, "h24").is_some());
+        assert_eq!(client_ack_of(&store, user, "h26"), None);
     }
 
     /// An entry stamped far in the future (damaged) does not empty the rebuilt index.
@@ -1041,13 +1011,7 @@ mod tests {
         assert_eq!(store.recent_client_ids(), 2);
         store.put_client_ack(&store.retry_key(user, "b"), Uuid::from_u128(3), now + 1);
         for id in ["a", "b", "z"] {
-            assert!(
-                store
-                    .client_ack(&store.retry_key(user, id))
-                    .unwrap()
-                    .is_some(),
-                "{id}"
-            );
+            assert!(client_ack_of(&store, user, id).is_some(), "{id}");
         }
     }
 
@@ -1072,13 +1036,7 @@ mod tests {
         let store = Store::open_with(dir.path(), 1 << 20, one).unwrap();
         assert_eq!(store.tree(Table::ClientIds).len(), 1);
         for id in ["a", "b"] {
-            assert!(
-                store
-                    .client_ack(&store.retry_key(user, id))
-                    .unwrap()
-                    .is_some(),
-                "{id}"
-            );
+            assert!(client_ack_of(&store, user, id).is_some(), "{id}");
         }
     }
 
@@ -1112,31 +1070,17 @@ mod tests {
             store.commit(now).unwrap();
             for (id, ts, mid) in &sends {
                 let ack = expected_ack(id, ts + 1, *mid);
-                assert_eq!(
-                    store.client_ack(&store.retry_key(user, id)).unwrap(),
-                    Some(ack),
-                    "{id}"
-                );
+                assert_eq!(client_ack_of(&store, user, id), Some(ack), "{id}");
             }
         }
         {
             let store = Store::open_with(dir.path(), 1 << 20, one).unwrap();
-            assert_eq!(
-                store.client_ack(&store.retry_key(user, "old")).unwrap(),
-                None,
-                "pruned"
-            );
+            assert_eq!(client_ack_of(&store, user, "old"), None, "pruned");
             // One of "a" and "b" is in the index, the other's record stays.
             assert_eq!(store.recent_client_ids(), 1);
             assert_eq!(store.tree(Table::ClientIds).len(), 1);
             for id in ["a", "b"] {
-                assert!(
-                    store
-                        .client_ack(&store.retry_key(user, id))
-                        .unwrap()
-                        .is_some(),
-                    "{id}"
-                );
+                assert!(client_ack_of(&store, user, id).is_some(), "{id}");
             }
         }
         let store = Store::open(dir.path(), 1 << 20).unwrap();
@@ -1144,13 +1088,7 @@ mod tests {
         assert!(store.tree(Table::ClientIds).is_empty(), "held in memory");
         assert!(!store.client_id_table_used);
         for id in ["a", "b"] {
-            assert!(
-                store
-                    .client_ack(&store.retry_key(user, id))
-                    .unwrap()
-                    .is_some(),
-                "{id}"
-            );
+            assert!(client_ack_of(&store, user, id).is_some(), "{id}");
         }
     }
 
@@ -1462,20 +1400,17 @@ mod tests {
         let (events, _) = store.events_after(user, 0, 100, usize::MAX).unwrap();
         assert_eq!(events, log::format_2::events());
         // A retry's ack: kept as JSON by format 2 and answered as it is, within the window.
-        let kept = store.client_ack(&store.retry_key(user, "c0")).unwrap();
+        let kept = client_ack_of(&store, user, "c0");
         assert_eq!(kept.as_deref(), Some(&recent_ack[..]));
         assert_eq!(
-            store.client_ack(&store.retry_key(user, "c1")).unwrap(),
+            client_ack_of(&store, user, "c1"),
             None,
             "older than the window"
         );
         assert_eq!(store.tree(Table::ClientIds).len(), 1);
         let mut store = store;
         store.put_client_ack(&store.retry_key(user, "c2"), log::format_2::MESSAGE_ID, 21);
-        let rendered = store
-            .client_ack(&store.retry_key(user, "c2"))
-            .unwrap()
-            .unwrap();
+        let rendered = client_ack_of(&store, user, "c2").unwrap();
         assert_eq!(
             rendered,
             log::format_2::ACK_JSON.replace("\"c1\"", "\"c2\"")
@@ -1513,7 +1448,7 @@ mod tests {
         assert!(store.tree(Table::ClientIds).is_empty());
         assert!(!store.client_id_table_used);
         assert_eq!(
-            store.client_ack(&store.retry_key(user, "c1")).unwrap(),
+            client_ack_of(&store, user, "c1"),
             Some(expected_ack("c1", ts + 1, message_id))
         );
     }
