@@ -19,8 +19,8 @@ pub struct Connection {
     pub ip: IpAddr,
     /// Never reused; guards deliveries against slab key reuse.
     pub serial: u64,
-    /// Bytes to write, in order: HTTP answers, the 101, then a WebSocket's events (framed by
-    /// the server itself); tungstenite's own frames (pings, pongs, the close) follow them.
+    /// Bytes to write, in the order they were made: HTTP answers, the 101, then a WebSocket's
+    /// events (framed by the server itself) and tungstenite's frames (pings, pongs, the close).
     pub out: Vec<u8>,
     pub phase: Phase,
     /// The last complete request (HTTP) or frame (WebSocket).
@@ -98,12 +98,14 @@ impl Connection {
         }
     }
 
-    /// The socket as tungstenite should see it.
-    pub fn wire(&mut self) -> (Wire<'_>, &mut Phase) {
+    /// The socket as tungstenite should see it; `out_cap` is the connection's cap on queued
+    /// events (tungstenite's frames may add `CONTROL_ROOM` to it).
+    pub fn wire(&mut self, out_cap: usize) -> (Wire<'_>, &mut Phase) {
         (
             Wire {
                 socket: &mut self.socket,
                 pending: &mut self.out,
+                limit: out_cap + CONTROL_ROOM,
                 drained: &mut self.socket_drained,
                 peer_closed: self.peer_closed,
             },
@@ -112,11 +114,21 @@ impl Connection {
     }
 }
 
-/// The socket as tungstenite sees it: the bytes queued in `out` go out first, so a frame of
-/// tungstenite's can never overtake the 101, an earlier pipelined answer or an event.
+/// Room in a connection's write buffer for tungstenite's frames beyond the events' cap, so that
+/// a close frame (at most 131 bytes) always fits behind events that filled it.
+const CONTROL_ROOM: usize = 1024;
+
+/// The socket as tungstenite sees it. Reads come from the socket; writes join `out` behind what
+/// is queued there (the 101, answers, events), and only [`Wire::write_pending`] writes the
+/// socket. Were tungstenite to write the socket itself, a ping, pong or close it had only partly
+/// written when the socket filled up would wait in its own buffer while the events queued after
+/// it went out first, inside that frame.
 pub struct Wire<'a> {
     socket: &'a mut TcpStream,
     pending: &'a mut Vec<u8>,
+    /// `pending` may not grow past this through tungstenite (a client of the echo endpoint that
+    /// sends but never reads).
+    limit: usize,
     drained: &'a mut bool,
     peer_closed: bool,
 }
@@ -153,13 +165,16 @@ impl Read for Wire<'_> {
 
 impl Write for Wire<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_pending()?;
-        self.socket.write(buf)
+        if self.pending.len() + buf.len() > self.limit {
+            return Err(io::Error::other("write buffer full"));
+        }
+        self.pending.extend_from_slice(buf);
+        Ok(buf.len())
     }
 
+    /// Nothing to do: `Server::flush` writes `pending` once tungstenite has added to it.
     fn flush(&mut self) -> io::Result<()> {
-        self.write_pending()?;
-        self.socket.flush()
+        Ok(())
     }
 }
 
@@ -167,7 +182,7 @@ impl Write for Wire<'_> {
 /// the bytes tungstenite's `write` would produce for it. `Server::deliver` frames events here
 /// rather than through tungstenite, whose `write` built each recipient's frame in its own buffer
 /// (5% of the loop under `fanout`). Control frames (pings, pongs, the close) still go through
-/// tungstenite, into its own buffer, which `Server::flush` writes after this one.
+/// tungstenite, which adds them to the same buffer through the [`Wire`], in the order made.
 pub fn push_text_frame(out: &mut Vec<u8>, text: &str) {
     const FIN_TEXT: u8 = 0x81;
     let len = text.len();
@@ -205,5 +220,61 @@ mod tests {
             server.flush(&mut theirs).unwrap();
             assert_eq!(ours, theirs.into_inner(), "length {len}");
         }
+    }
+
+    /// tungstenite's frames join the buffer in the order they are made and never reach the
+    /// socket on their own: a ping made between two events leaves between them, whole, and only
+    /// when the buffer is written. (When tungstenite wrote the socket itself, a ping cut short by
+    /// a full socket was finished after the events queued behind it: inside its frame.)
+    #[test]
+    fn control_frames_queue_behind_events_in_the_order_made() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server_side, addr) = listener.accept().unwrap();
+        server_side.set_nonblocking(true).unwrap();
+        let socket = TcpStream::from_std(server_side);
+        let mut conn = Connection::new(socket, addr.ip(), 1, Instant::now());
+        let mut ctx = WebSocketContext::new(Role::Server, None);
+
+        push_text_frame(&mut conn.out, "first");
+        let (mut wire, _) = conn.wire(1 << 20);
+        ctx.write(&mut wire, Message::Ping(vec![1, 2, 3, 4].into()))
+            .unwrap();
+        ctx.flush(&mut wire).unwrap();
+        peer.set_nonblocking(true).unwrap();
+        let mut byte = [0u8; 1];
+        let nothing = peer.read(&mut byte).unwrap_err();
+        assert_eq!(nothing.kind(), io::ErrorKind::WouldBlock, "the ping waits");
+        push_text_frame(&mut conn.out, "second");
+        conn.wire(1 << 20).0.write_pending().unwrap();
+
+        let mut expected = Vec::new();
+        push_text_frame(&mut expected, "first");
+        expected.extend_from_slice(&[0x89, 4, 1, 2, 3, 4]);
+        push_text_frame(&mut expected, "second");
+        peer.set_nonblocking(false).unwrap();
+        peer.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut got = vec![0u8; expected.len()];
+        peer.read_exact(&mut got).unwrap();
+        assert_eq!(got, expected);
+    }
+
+    /// What tungstenite adds stops at the cap and the room for a close frame.
+    #[test]
+    fn tungstenite_cannot_grow_the_buffer_past_its_cap() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server_side, addr) = listener.accept().unwrap();
+        let mut conn = Connection::new(
+            TcpStream::from_std(server_side),
+            addr.ip(),
+            1,
+            Instant::now(),
+        );
+        let (mut wire, _) = conn.wire(100);
+        assert_eq!(wire.write(&[0; 1000]).unwrap(), 1000);
+        assert_eq!(wire.write(&[0; 124]).unwrap(), 124);
+        assert!(wire.write(&[0; 1]).is_err(), "100 + 1024 bytes at most");
     }
 }

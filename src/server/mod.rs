@@ -68,9 +68,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 const HELD_SLOTS_KEPT: usize = 32;
 /// A WebSocket's write buffer is kept between ticks when it held this much (a tick's events),
 /// so a busy connection does not allocate and grow it again every tick; a smaller one (the
-/// 101's) or a larger one (a burst, a sync) is given back once written.
+/// 101's) or a larger one (a burst, a sync) is given back once written, and a kept one at the
+/// next sweep if nothing refilled it.
 const OUT_KEPT_MIN: usize = 1024;
 const OUT_KEPT_MAX: usize = 16 * 1024;
+/// The longest header of an unmasked frame (`push_text_frame`), counted against the cap.
+const MAX_FRAME_HEADER: usize = 10;
 
 /// A password-hashing job's context: who asked, what for, and whether to keep the connection.
 type HashContext = (ConnId, Pending, bool);
@@ -573,7 +576,7 @@ impl Server {
         let id = self.conn_id(key);
         let conn = &mut self.conns[key];
         let closing = conn.close_after_write;
-        let (mut wire, phase) = conn.wire();
+        let (mut wire, phase) = conn.wire(self.limits.max_outbox_bytes);
         let Phase::WebSocket(ws) = phase else { return };
         if closing || ws.closing.is_some() {
             // Closing: nothing more it sends is acted on (RFC 6455 lets us discard it).
@@ -582,6 +585,7 @@ impl Server {
         let outbox_at_start = self.chat.outbox.bytes();
         let mut handled = 0;
         let mut active = false;
+        let mut handshake_done = false;
         let mut read_more = false;
         let outcome = loop {
             // A turn ends after a budget of messages, or once they produced about half of what
@@ -610,6 +614,12 @@ impl Server {
                 )) => break Err(None),
                 Err(tungstenite::Error::Protocol(_)) => {
                     break Err(Some((CloseCode::Protocol, "protocol error")))
+                }
+                // The close handshake is done: our reply waits in the buffer, and the
+                // connection closes once it is written.
+                Err(tungstenite::Error::ConnectionClosed) => {
+                    handshake_done = true;
+                    break Ok(());
                 }
                 Err(_) => break Err(None),
             };
@@ -647,6 +657,7 @@ impl Server {
         if active {
             conn.last_active = now;
         }
+        conn.close_after_write |= handshake_done;
         if read_more {
             self.read_later(key);
         }
@@ -674,11 +685,8 @@ impl Server {
     /// period, if the peer does not read).
     fn close_websocket(&mut self, key: usize, code: CloseCode, reason: &'static str) {
         let conn = &mut self.conns[key];
-        let (mut wire, phase) = conn.wire();
+        let (mut wire, phase) = conn.wire(self.limits.max_outbox_bytes);
         if let Phase::WebSocket(ws) = phase {
-            // Room for the close frame even when the buffer is what filled up.
-            ws.ctx
-                .set_config(|config| config.max_write_buffer_size += 1024);
             let _ = ws.ctx.close(
                 &mut wire,
                 Some(CloseFrame {
@@ -725,6 +733,11 @@ impl Server {
         let mut timed_out = Vec::new();
         let mut pinged = Vec::new();
         for (key, conn) in self.conns.iter_mut() {
+            // A busy WebSocket keeps its write buffer between ticks; once a second it is given
+            // back if empty, so that one gone quiet does not keep it.
+            if conn.out.is_empty() && conn.out.capacity() > 0 {
+                conn.out = Vec::new();
+            }
             let idle = now.saturating_duration_since(conn.last_active);
             if conn.close_after_write {
                 if idle >= CLOSE_GRACE {
@@ -732,7 +745,7 @@ impl Server {
                 }
                 continue;
             }
-            let (mut wire, phase) = conn.wire();
+            let (mut wire, phase) = conn.wire(self.limits.max_outbox_bytes);
             match phase {
                 Phase::WebSocket(ws) => {
                     if idle >= self.limits.pong_timeout {
@@ -930,11 +943,16 @@ impl Server {
             Frame::Http(bytes) => conn.out.extend_from_slice(&bytes),
             Frame::Event(_) if conn.close_after_write => return,
             Frame::Event(text) => {
-                if !matches!(conn.phase, Phase::WebSocket(_)) {
+                // Not before the upgrade, nor after a close from the peer (only our reply to
+                // it may follow).
+                let Phase::WebSocket(ws) = &conn.phase else {
+                    return;
+                };
+                if !ws.ctx.can_write() {
                     return;
                 }
                 let text: &str = &text;
-                if conn.out.len() + text.len() > self.limits.max_outbox_bytes {
+                if conn.out.len() + text.len() + MAX_FRAME_HEADER > self.limits.max_outbox_bytes {
                     // A slow consumer: its events stay stored; a reconnect and a sync recover
                     // them.
                     self.chat.metrics.count_drop("slow_consumer");
@@ -965,13 +983,17 @@ impl Server {
         if conn.dead {
             return;
         }
-        let (mut wire, phase) = conn.wire();
+        let (mut wire, phase) = conn.wire(self.limits.max_outbox_bytes);
         let result = match phase {
             Phase::Http(_) => wire.write_pending().map_err(tungstenite::Error::Io),
-            Phase::WebSocket(ws) => wire
-                .write_pending()
-                .map_err(tungstenite::Error::Io)
-                .and_then(|()| ws.ctx.flush(&mut wire)),
+            Phase::WebSocket(ws) => {
+                // tungstenite's frames (a pong, the close reply) join the buffer first. Its
+                // `ConnectionClosed` after a close reply counts once the reply is written.
+                let queued = ws.ctx.flush(&mut wire);
+                wire.write_pending()
+                    .map_err(tungstenite::Error::Io)
+                    .and(queued)
+            }
         };
         match result {
             // A request still waiting for its password hash gets its answer first, even from a
