@@ -122,9 +122,9 @@ fn fanout(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("one_event_to_n", n), |b| {
             b.iter(|| {
                 for (out, _) in conns.iter_mut() {
-                    if let Frame::Event(text) = Frame::Event(Rc::clone(&event)) {
-                        server::push_text_frame(out, &text);
-                    }
+                    // The copy the outbox holds for each recipient.
+                    let copy = Rc::clone(&event);
+                    server::push_text_frame(out, &copy);
                 }
                 for (out, socket) in conns.iter_mut() {
                     socket.left = socket.budget;

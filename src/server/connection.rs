@@ -178,6 +178,9 @@ impl Write for Wire<'_> {
     }
 }
 
+/// The longest header [`push_text_frame`] writes (a 64-bit length).
+pub const MAX_FRAME_HEADER: usize = 10;
+
 /// Appends `text` to `out` as one unmasked, unfragmented WebSocket text frame (RFC 6455 5.2),
 /// the bytes tungstenite's `write` would produce for it. `Server::deliver` frames events here
 /// rather than through tungstenite, whose `write` built each recipient's frame in its own buffer
@@ -186,7 +189,7 @@ impl Write for Wire<'_> {
 pub fn push_text_frame(out: &mut Vec<u8>, text: &str) {
     const FIN_TEXT: u8 = 0x81;
     let len = text.len();
-    out.reserve(len + 10);
+    out.reserve(MAX_FRAME_HEADER + len);
     out.push(FIN_TEXT);
     if len < 126 {
         out.push(len as u8);

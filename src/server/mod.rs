@@ -41,7 +41,7 @@ use crate::priority::Helpers;
 use crate::protocol::RpcError;
 use crate::store::Store;
 pub use connection::push_text_frame;
-use connection::{Connection, Phase, WsConn};
+use connection::{Connection, Phase, WsConn, MAX_FRAME_HEADER};
 use durability::{Durability, HeldFrame};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -72,8 +72,6 @@ const HELD_SLOTS_KEPT: usize = 32;
 /// next sweep if nothing refilled it.
 const OUT_KEPT_MIN: usize = 1024;
 const OUT_KEPT_MAX: usize = 16 * 1024;
-/// The longest header of an unmasked frame (`push_text_frame`), counted against the cap.
-const MAX_FRAME_HEADER: usize = 10;
 
 /// A password-hashing job's context: who asked, what for, and whether to keep the connection.
 type HashContext = (ConnId, Pending, bool);
