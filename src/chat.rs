@@ -15,7 +15,7 @@ use crate::idmap::IdMap;
 use crate::metrics::Metrics;
 use crate::protocol::{self, event, Call, Rpc, RpcError};
 use crate::store::{
-    Audience, GroupRecord, MessageParts, ReceiptKind, Store, StoreResult, TickWrites,
+    Audience, GroupRecord, MessageParts, ReceiptKind, RetryKey, Store, StoreResult, TickWrites,
 };
 
 /// A live connection: its slab key and a serial that is never reused, so that a delivery meant
@@ -403,17 +403,17 @@ impl Chat {
                 format!("`data` over {} bytes", self.limits.max_data_bytes),
             ));
         }
+        // The retry index is looked up once the events are rendered: its line is on its way
+        // from memory meanwhile (see `Store::retry_key`). A retry of a send we already stored
+        // is answered with the original ack and stores nothing, even if the sender has left
+        // the group since (the message was stored); the timestamps drawn for it go unused.
         let retry_key = client_id.map(|client_id| self.store.retry_key(user, client_id));
-        if let Some(retry_key) = &retry_key {
-            if let Some(ack) = self.store.client_ack(retry_key)? {
-                // A retry of a send we already stored: answer the original ack, store nothing,
-                // even if the sender has left the group since (the message was stored).
-                self.outbox
-                    .push(conn, Frame::Event(ack.into()), Release::Durable);
-                return Ok(());
-            }
+        if let Err(not_member) = self.member_group(group_id, user) {
+            return match self.answer_retry(conn, retry_key.as_ref())? {
+                true => Ok(()),
+                false => Err(not_member),
+            };
         }
-        self.member_group(group_id, user)?;
         let message_ts = self.clock.next(wall);
         let ordinal = self.groups[&group_id].ordinal;
         let message_id = message_id(message_ts, ordinal, &mut self.rng);
@@ -421,6 +421,9 @@ impl Chat {
             protocol::message_event(message_ts, message_id, data, group_id, user).into();
         let ack_ts = self.clock.next(wall);
         let ack: Rc<str> = protocol::sent_event(client_id, ack_ts, message_id).into();
+        if self.answer_retry(conn, retry_key.as_ref())? {
+            return Ok(());
+        }
         // Stored as parts, the ack folded in (visible to the sender only): a sync renders both
         // events again with the same functions, byte for byte.
         self.store.append_message(
@@ -442,6 +445,20 @@ impl Chat {
         self.presence
             .deliver(&mut self.outbox, members, Some(conn), &message, message_ts);
         Ok(())
+    }
+
+    /// Queues the original ack of a send this one retries; whether there was one.
+    fn answer_retry(&mut self, conn: ConnId, retry_key: Option<&RetryKey>) -> StoreResult<bool> {
+        let Some(ack) = retry_key
+            .map(|key| self.store.client_ack(key))
+            .transpose()?
+            .flatten()
+        else {
+            return Ok(false);
+        };
+        self.outbox
+            .push(conn, Frame::Event(ack.into()), Release::Durable);
+        Ok(true)
     }
 
     fn receipt(

@@ -620,12 +620,15 @@ impl Store {
     }
 
     /// A send's (user, client id), fingerprinted once for its lookup ([`Store::client_ack`])
-    /// and its record ([`Store::put_client_ack`]).
+    /// and its record ([`Store::put_client_ack`]). The index's lines for it are fetched from
+    /// memory meanwhile: the lookup is fastest some work after this.
     pub fn retry_key<'a>(&self, user: Uuid, client_id: &'a str) -> RetryKey<'a> {
+        let fingerprint = self.recent_sends.fingerprint(user, client_id);
+        self.recent_sends.prefetch(fingerprint);
         RetryKey {
             user,
             client_id,
-            fingerprint: self.recent_sends.fingerprint(user, client_id),
+            fingerprint,
         }
     }
 
