@@ -406,8 +406,9 @@ impl Chat {
         // The retry index is looked up once the events are rendered: its line is on its way
         // from memory meanwhile (see `Store::retry_key`). A retry of a send we already stored
         // is answered with the original ack and stores nothing, even if the sender has left
-        // the group since (the message was stored); the timestamps drawn for it go unused.
+        // the group since (the message was stored).
         let retry_key = client_id.map(|client_id| self.store.retry_key(user, client_id));
+        let clock_before = self.clock.last();
         if let Err(not_member) = self.member_group(group_id, user) {
             return match self.answer_retry(conn, retry_key.as_ref())? {
                 true => Ok(()),
@@ -422,6 +423,9 @@ impl Chat {
         let ack_ts = self.clock.next(wall);
         let ack: Rc<str> = protocol::sent_event(client_id, ack_ts, message_id).into();
         if self.answer_retry(conn, retry_key.as_ref())? {
+            // Nothing carries the two timestamps drawn for it, so they are handed out again:
+            // retries, which store nothing, must not push the clock ahead of the wall.
+            self.clock = Clock::new(clock_before);
             return Ok(());
         }
         // Stored as parts, the ack folded in (visible to the sender only): a sync renders both
@@ -765,6 +769,42 @@ mod tests {
         let second = chat.write_tick(2, 40_000).clock_ceiling();
         assert_eq!(second, first);
         assert!(!chat.needs_write(), "nothing new to write");
+    }
+
+    /// A retry draws no timestamp for good: a storm of them in one wall-clock millisecond leaves
+    /// the clock where the original left it.
+    #[test]
+    fn retries_do_not_move_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let mut chat = Chat::open(store, test_limits()).unwrap();
+        let user = Uuid::from_u128(1);
+        let conn = ConnId { key: 1, serial: 1 };
+        let wall = crate::clock::wall_ms();
+        let group = chat.create_group(user, "g", &[], wall).unwrap();
+        chat.send(conn, user, Some("c-1"), group, "hi", wall)
+            .unwrap();
+        let after_original = chat.clock.last();
+        for _ in 0..1_000 {
+            chat.send(conn, user, Some("c-1"), group, "hi", wall)
+                .unwrap();
+        }
+        assert_eq!(chat.clock.last(), after_original);
+        let acks: Vec<String> = chat
+            .outbox
+            .drain()
+            .filter_map(|(_, frame, _)| match frame {
+                Frame::Event(text) => Some(text.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(acks.len(), 1_001, "the original ack and one for each retry");
+        assert!(acks.iter().all(|ack| *ack == acks[0]), "the same ack");
+        assert!(
+            acks[0].starts_with(r#"{"type":21,"id":"c-1""#),
+            "{}",
+            acks[0]
+        );
     }
 
     /// The retry window is real time: under more than 1,000 timestamps a second the server clock

@@ -32,9 +32,9 @@ pub struct ClientIdLimits {
 impl ClientIdLimits {
     pub const DAY_MS: u64 = 24 * 60 * 60 * 1000;
     /// For tests and embedding, and when the memory is unknown (the server's own default follows
-    /// the machine's memory, see `config`): up to about 60 MiB when full (a send's record is 40
-    /// bytes, and its table slot 8 in a table 3/8 to 3/4 full; 52 bytes a send measured at 3
-    /// million).
+    /// the machine's memory, see `config`): about 50 to 60 MiB resident when full (a send's
+    /// record is 40 bytes, and its slot 8 in a table 3/8 to 3/4 full; 52 bytes a send measured at
+    /// 3 million), up to 95 MiB allocated (a shard's record list grows by doubling).
     pub const DEFAULT: ClientIdLimits = ClientIdLimits {
         window_ms: Self::DAY_MS,
         max_entries: 1_000_000,
@@ -80,14 +80,16 @@ struct Shard {
     /// (the high half of its fingerprint's first word) over its position in `sends` plus one.
     /// The tag also picks the home slot, so the table can grow without reading `sends`.
     slots: Vec<u64>,
-    /// Slots not empty (removed ones included), which decides when the table grows.
+    /// Slots not empty (removed ones included), which decides when the table is rebuilt.
     used: usize,
+    /// Slots [`REMOVED`].
+    removed: usize,
     sends: Vec<(Fingerprint, Sent)>,
 }
 
 const EMPTY: u64 = 0;
 /// A send taken out ([`Shard::remove`]): probing goes on past it, no tag matches it, and the
-/// next growth drops it. Its record stays in `sends` until the generation goes.
+/// next rebuild drops it. Its record stays in `sends` until the generation goes.
 const REMOVED: u64 = 1 << 32;
 /// The share of slots in use past which a table doubles: 3/4 of slots, about 8 probed (two
 /// lines) for a lookup that finds nothing.
@@ -102,6 +104,7 @@ impl Shard {
         Shard {
             slots: vec![EMPTY; slots],
             used: 0,
+            removed: 0,
             sends: Vec::with_capacity(sends),
         }
     }
@@ -159,11 +162,16 @@ impl Shard {
             Err(index) => {
                 if self.slots[index] == EMPTY {
                     self.used += 1;
+                } else {
+                    self.removed -= 1;
                 }
                 self.slots[index] = slot(fingerprint.tag(), self.sends.len());
                 self.sends.push((fingerprint, sent));
                 if self.used * LOAD_DENOMINATOR > self.slots.len() * LOAD_NUMERATOR {
-                    self.grow();
+                    // Doubled, unless most of what fills it was removed.
+                    let live = self.used - self.removed;
+                    let factor = if live * 2 < self.used { 1 } else { 2 };
+                    self.rebuild(self.slots.len() * factor);
                 }
                 true
             }
@@ -175,16 +183,17 @@ impl Shard {
         let index = self.find(fingerprint).ok()?;
         let sent = self.sends[position(self.slots[index])].1;
         self.slots[index] = REMOVED;
+        self.removed += 1;
         Some(sent)
     }
 
-    /// Doubles the table, placing every send again from its slot alone (removed ones are left
-    /// out): the old table is read in order and the new one is a 64th of the index.
-    fn grow(&mut self) {
-        let doubled = vec![EMPTY; self.slots.len() * 2];
-        let old = std::mem::replace(&mut self.slots, doubled);
+    /// Makes the table `slots` long, placing every send again from its slot alone (removed ones
+    /// are left out): the old table is read in order and the new one is a 64th of the index.
+    fn rebuild(&mut self, slots: usize) {
+        let old = std::mem::replace(&mut self.slots, vec![EMPTY; slots]);
         let mask = self.slots.len() - 1;
         self.used = 0;
+        self.removed = 0;
         for slot in old
             .into_iter()
             .filter(|&slot| slot != EMPTY && slot != REMOVED)
@@ -228,6 +237,8 @@ fn prefetch_line<T>(value: *const T) {
             options(nostack, readonly, preserves_flags)
         );
     }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let _ = value;
 }
 
 /// A generation's sends are spread over this many tables. A table that grows rehashes all of
@@ -364,11 +375,11 @@ impl RecentSends {
     /// the index does not hold it.
     fn take_older(&mut self, fingerprint: Fingerprint, sent: Sent) -> Option<bool> {
         let shard = fingerprint.shard();
-        let generation = self
-            .generations
-            .iter_mut()
-            .find(|g| g.shards[shard].get(fingerprint).is_some())?;
-        if generation.shards[shard].get(fingerprint)?.ack_ts >= sent.ack_ts {
+        let (generation, held) = self.generations.iter_mut().find_map(|generation| {
+            let held = generation.shards[shard].get(fingerprint)?;
+            Some((generation, held))
+        })?;
+        if held.ack_ts >= sent.ack_ts {
             return Some(false);
         }
         generation.shards[shard].remove(fingerprint);
@@ -492,6 +503,21 @@ mod tests {
             .iter()
             .filter(|&&slot| slot != EMPTY && slot != REMOVED);
         assert_eq!(live.count(), model.len());
+        let removed = shard.slots.iter().filter(|&&slot| slot == REMOVED).count();
+        assert_eq!(removed, shard.removed);
+    }
+
+    /// A table whose sends keep being taken out is rebuilt at its size, not doubled.
+    #[test]
+    fn removed_sends_do_not_grow_a_shard() {
+        let mut shard = Shard::with_capacity(0);
+        for n in 0..10_000u64 {
+            let fingerprint = Fingerprint(n.wrapping_mul(0x9e37_79b9_7f4a_7c15), n);
+            assert!(shard.insert(fingerprint, sent(n.into())));
+            assert_eq!(shard.remove(fingerprint), Some(sent(n.into())));
+        }
+        assert_eq!(shard.slots.len(), 8);
+        assert_eq!(shard.get(Fingerprint(0, 0)), None);
     }
 
     /// A send is kept for the whole window, and let go within a quarter window after it.
