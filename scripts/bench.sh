@@ -14,7 +14,8 @@
 #                                          little CPU)
 #
 # Results: one JSON object per run in $OUT/results.jsonl (default target/bench/<time>/), server
-# logs beside it, and the summary table on stdout.
+# logs beside it (and parley's /metrics at the end of each of its runs), and the summary table on
+# stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -101,6 +102,10 @@ run() {
     if ! "${PRIO[@]}" taskset -c 0 "$LOAD" "$scenario" --url "http://$SERVER_ADDR" --target "$target" \
         --server-pid "$SERVER_PID" --label "$server" --json ${LOAD_ARGS:-} "$@" >>"$RESULTS"; then
         echo "bench: $server $scenario did not finish cleanly (see above)" >&2
+    fi
+    # parley's tick and flush histograms, to tell a stall of the server from one elsewhere.
+    if [[ $server == parley ]] && command -v curl >/dev/null; then
+        curl -s --max-time 5 "http://$SERVER_ADDR/metrics" >"$OUT/$server-$scenario.metrics" || true
     fi
     stop_server
 }
