@@ -410,10 +410,8 @@ impl Chat {
         let retry_key = client_id.map(|client_id| self.store.retry_key(user, client_id));
         let clock_before = self.clock.last();
         if let Err(not_member) = self.member_group(group_id, user) {
-            return match self.answer_retry(conn, retry_key.as_ref())? {
-                true => Ok(()),
-                false => Err(not_member),
-            };
+            let retried = self.answer_retry(conn, retry_key.as_ref())?;
+            return if retried { Ok(()) } else { Err(not_member) };
         }
         let message_ts = self.clock.next(wall);
         let ordinal = self.groups[&group_id].ordinal;

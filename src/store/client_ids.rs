@@ -61,9 +61,7 @@ impl Fingerprint {
     fn shard(&self) -> usize {
         self.1 as usize % SHARDS
     }
-}
 
-impl Fingerprint {
     /// The high half of the first word: what a slot keeps of it, and the home slot's bits.
     fn tag(&self) -> u32 {
         (self.0 >> 32) as u32
@@ -91,8 +89,8 @@ const EMPTY: u64 = 0;
 /// A send taken out ([`Shard::remove`]): probing goes on past it, no tag matches it, and the
 /// next rebuild drops it. Its record stays in `sends` until the generation goes.
 const REMOVED: u64 = 1 << 32;
-/// The share of slots in use past which a table doubles: 3/4 of slots, about 8 probed (two
-/// lines) for a lookup that finds nothing.
+/// The share of slots in use past which a table is rebuilt (doubled, as a rule): 3/4 of slots,
+/// about 8 probed (two lines) for a lookup that finds nothing.
 const LOAD_NUMERATOR: usize = 3;
 const LOAD_DENOMINATOR: usize = 4;
 
