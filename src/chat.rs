@@ -736,6 +736,7 @@ fn rpc_method(call: &Call) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::client_ids::ClientIdLimits;
 
     #[test]
     fn message_ids_carry_their_location() {
@@ -756,6 +757,20 @@ mod tests {
         }
     }
 
+    /// A chat over a store in a temporary directory (kept alive by the first half), with one
+    /// group of one member, who is sending on a connection: (chat, user, connection, group).
+    fn chat_with_a_group(
+        client_ids: ClientIdLimits,
+        wall: u64,
+    ) -> (tempfile::TempDir, Chat, Uuid, ConnId, Uuid) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with(dir.path(), 1 << 20, client_ids).unwrap();
+        let mut chat = Chat::open(store, test_limits()).unwrap();
+        let user = Uuid::from_u128(1);
+        let group = chat.create_group(user, "g", &[], wall).unwrap();
+        (dir, chat, user, ConnId { key: 1, serial: 1 }, group)
+    }
+
     #[test]
     fn the_clock_ceiling_never_goes_down_when_the_wall_clock_steps_back() {
         let dir = tempfile::tempdir().unwrap();
@@ -773,13 +788,8 @@ mod tests {
     /// the clock where the original left it.
     #[test]
     fn retries_do_not_move_the_clock() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
-        let mut chat = Chat::open(store, test_limits()).unwrap();
-        let user = Uuid::from_u128(1);
-        let conn = ConnId { key: 1, serial: 1 };
         let wall = crate::clock::wall_ms();
-        let group = chat.create_group(user, "g", &[], wall).unwrap();
+        let (_dir, mut chat, user, conn, group) = chat_with_a_group(ClientIdLimits::DEFAULT, wall);
         chat.send(conn, user, Some("c-1"), group, "hi", wall)
             .unwrap();
         let after_original = chat.clock.last();
@@ -811,18 +821,12 @@ mod tests {
     /// 60 s window.
     #[test]
     fn the_retry_window_is_wall_time_when_the_clock_runs_ahead() {
-        use crate::store::client_ids::ClientIdLimits;
-        let dir = tempfile::tempdir().unwrap();
         let window = ClientIdLimits {
             window_ms: 60_000,
             max_entries: 10_000_000,
         };
-        let store = Store::open_with(dir.path(), 1 << 20, window).unwrap();
-        let mut chat = Chat::open(store, test_limits()).unwrap();
-        let user = Uuid::from_u128(1);
-        let conn = ConnId { key: 1, serial: 1 };
         let start = crate::clock::wall_ms();
-        let group = chat.create_group(user, "g", &[], start).unwrap();
+        let (_dir, mut chat, user, conn, group) = chat_with_a_group(window, start);
         chat.send(conn, user, Some("first"), group, "hi", start)
             .unwrap();
         for ms in 1..=20_000u64 {

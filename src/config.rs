@@ -27,7 +27,7 @@ OPTIONS (each also read from the environment variable in brackets):
     --cache-mb N                  sled page cache in MiB [PARLEY_CACHE_MB, default 64]
     --client-id-hours N           a retried send (same user, same client id) is recognised for
                                   at least N hours [PARLEY_CLIENT_ID_HOURS, default 24, at least 24]
-    --client-ids-in-memory N      recent sends with a client id kept in memory, 50 to 95 bytes
+    --client-ids-in-memory N      recent sends with a client id kept in memory, 51 to 61 bytes
                                   each; beyond, they are recorded in sled, which is slower
                                   [PARLEY_CLIENT_IDS_IN_MEMORY, default: as many as fit in a
                                   32nd of the memory (the machine's, or the cgroup's limit) at 96
