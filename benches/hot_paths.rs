@@ -9,6 +9,7 @@ use std::rc::Rc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use parley::api;
+use parley::clock::Stamp;
 use parley::chat::{Chat, ConnId, Frame};
 use parley::config::Limits;
 use parley::http::{self, Parsed};
@@ -63,7 +64,11 @@ fn decode_and_encode(c: &mut Criterion) {
     let (message_id, group_id, user_id) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     let data = "Hello, how are you? 0123456789";
     group.bench_function("encode/message", |b| {
-        b.iter(|| protocol::message_event(black_box(WALL), message_id, data, group_id, user_id))
+        let stamp = Stamp {
+            seq: 1 << 40,
+            timestamp: WALL,
+        };
+        b.iter(|| protocol::message_event(black_box(stamp), message_id, data, group_id, user_id))
     });
     group.finish();
 }
@@ -97,6 +102,7 @@ impl Write for MockSocket {
 fn fanout(c: &mut Criterion) {
     let event: Rc<str> = protocol::encode(
         20,
+        Some(1 << 40),
         None,
         WALL,
         &MessageBody {

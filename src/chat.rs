@@ -9,13 +9,14 @@ use std::sync::Arc;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, Stamp};
 use crate::error::ApiError;
 use crate::idmap::IdMap;
 use crate::metrics::Metrics;
-use crate::protocol::{self, event, Call, Rpc, RpcError};
+use crate::protocol::{self, event, Call, Cursor, Rpc, RpcError};
 use crate::store::{
-    Audience, GroupRecord, MessageParts, ReceiptKind, RetryKey, Store, StoreResult, TickWrites,
+    message_id, Audience, Ceiling, GroupRecord, MessageParts, ReceiptKind, RetryKey, Store,
+    StoreResult, TickWrites,
 };
 
 /// A live connection: its slab key and a serial that is never reused, so that a delivery meant
@@ -43,10 +44,12 @@ pub enum Release {
     /// Once the tick's writes are durable: answers and acks, which promise that something is
     /// stored, and whatever a sync reads.
     Durable,
-    /// As soon as no timestamp up to `ts` can be handed out again after a crash (the clock
-    /// ceiling): events to the other connections, which acknowledge nothing to their reader.
-    /// They may arrive before the flush; a crash in between loses them, unacknowledged.
-    Early { ts: u64 },
+    /// As soon as `seq` can never be handed out again after a crash (it is under the durable
+    /// seq ceiling): stored events to the other connections, which acknowledge nothing to their
+    /// reader. They may arrive before the flush; a crash in between loses them, unacknowledged.
+    Early { seq: u64 },
+    /// At once: transient events (typing), which carry no seq and promise nothing.
+    Now,
 }
 
 impl Frame {
@@ -58,12 +61,12 @@ impl Frame {
     }
 }
 
-/// How far ahead of the clock each tick's write puts the clock ceiling, in milliseconds. Events
-/// may leave before their flush only with timestamps up to the durable ceiling (otherwise a
-/// crash could hand the same timestamps out again and a client's sync cursor would skip what
-/// they stamp), so the ceiling runs ahead; after a crash the clock restarts from it, at most
-/// this far ahead of the last timestamp issued.
-pub const CLOCK_LEASE_MS: u64 = 1000;
+/// How far ahead of the last seq each tick's write puts the seq ceiling. Events may leave
+/// before their flush only with seqs up to the durable ceiling (otherwise a crash could hand the
+/// same seqs out again and a client's sync cursor would skip what they number), so the ceiling
+/// runs ahead by more than the events of the commits in flight; after a crash seqs restart
+/// from it, leaving a gap (seqs are increasing, not consecutive).
+pub const SEQ_LEASE: u64 = 1 << 16;
 
 /// Everything a tick wants to send, in order, each with its [`Release`].
 #[derive(Debug, Default)]
@@ -112,13 +115,14 @@ pub struct ChatLimits {
 pub struct Chat {
     store: Store,
     clock: Clock,
-    /// The clock ceiling of the last [`Chat::write_tick`]; a tick that hands out a timestamp
-    /// above it must write a new one.
+    /// The seq ceiling of the last [`Chat::write_tick`]; a tick that hands out a seq above it
+    /// must write a new one.
     ceiling_written: u64,
     groups: IdMap<GroupRecord>,
     /// Group ids by ordinal - 1: message ids carry the ordinal, receipts find the group here.
     group_ids: Vec<Uuid>,
-    /// Fills the random bits of message ids.
+    /// Fills the random bits of message ids (they only make ids from different servers unlikely
+    /// to collide; uniqueness here comes from the seq).
     rng: XorShift,
     presence: Presence,
     pub outbox: Outbox,
@@ -129,8 +133,8 @@ pub struct Chat {
 impl Chat {
     /// Rebuilds the in-memory indices from the store.
     pub fn open(store: Store, limits: ChatLimits) -> StoreResult<Chat> {
-        let ceiling = store.clock_ceiling()?;
-        let clock = Clock::new(ceiling);
+        let ceiling = store.ceiling()?;
+        let clock = Clock::new(ceiling.seq, ceiling.time);
         let mut records = store.all_groups()?;
         records.sort_by_key(|group| group.ordinal);
         let group_ids = records.iter().map(|group| group.id).collect();
@@ -138,7 +142,7 @@ impl Chat {
         Ok(Chat {
             store,
             clock,
-            ceiling_written: ceiling,
+            ceiling_written: ceiling.seq,
             groups,
             group_ids,
             rng: XorShift::seeded(),
@@ -158,27 +162,29 @@ impl Chat {
         &mut self.store
     }
 
-    /// Whether the tick must write to the store: it changed something, or handed out
-    /// timestamps above the clock ceiling written last.
+    /// Whether the tick must write to the store: it changed something, or handed out seqs
+    /// above the ceiling written last.
     pub fn needs_write(&self) -> bool {
-        self.store.has_pending() || self.clock.last() > self.ceiling_written
+        self.store.has_pending() || self.clock.seq() > self.ceiling_written
     }
 
-    /// Seals the tick's changes as commit number `commit`, with a clock ceiling
-    /// [`CLOCK_LEASE_MS`] ahead of the clock, for the flusher.
-    pub fn write_tick(&mut self, commit: u64, wall: u64) -> Arc<TickWrites> {
-        // Never lower: early events may already have left under a higher ceiling (the wall
-        // clock can step back).
-        let ceiling = (self.clock.last().max(wall) + CLOCK_LEASE_MS).max(self.ceiling_written);
-        self.ceiling_written = ceiling;
-        self.store.write(commit, ceiling)
+    /// Seals the tick's changes as commit number `commit`, with a seq ceiling [`SEQ_LEASE`]
+    /// ahead of the clock, for the flusher.
+    pub fn write_tick(&mut self, commit: u64) -> Arc<TickWrites> {
+        // Never lower: early events may already have left under a higher ceiling.
+        let seq = (self.clock.seq() + SEQ_LEASE).max(self.ceiling_written);
+        self.ceiling_written = seq;
+        let time = self.clock.time();
+        self.store.write(commit, Ceiling { seq, time })
     }
 
-    /// Writes and flushes on the calling thread, with the ceiling at the clock itself, so a
-    /// clean restart's timestamps do not jump ahead: for shutdown, tools and benches.
+    /// Writes and flushes on the calling thread, with the ceiling at the clock itself, so that
+    /// a clean restart's seqs go on without a gap: for shutdown, tools and benches.
     pub fn commit(&mut self) -> StoreResult<()> {
-        self.store.commit(self.clock.last())?;
-        self.ceiling_written = self.clock.last();
+        let seq = self.clock.seq().max(self.ceiling_written);
+        let time = self.clock.time();
+        self.store.commit(Ceiling { seq, time })?;
+        self.ceiling_written = seq;
         Ok(())
     }
 
@@ -241,24 +247,24 @@ impl Chat {
         members.push(creator);
 
         let group_id = Uuid::new_v4();
-        let ts = self.clock.next(wall);
+        let stamp = self.clock.stamp(wall);
         let ordinal = self.group_ids.len() as u32 + 1;
         let group = GroupRecord {
             id: group_id,
             name: name.to_string(),
             creator,
-            created_at: ts,
+            created_at: stamp.timestamp,
             ordinal,
             members,
         };
-        let created = self.encode_group(ts, &group);
+        let created = self.encode_group(stamp, &group);
         self.store.put_group(&group);
         for member in &group.members {
-            self.store.open_membership(*member, group_id, ts)?;
+            self.store.open_membership(*member, group_id, stamp.seq)?;
         }
         self.store
-            .append(group_id, ts, Audience::All, created.as_bytes());
-        self.deliver_to_users(&group.members, None, &created, ts);
+            .append(group_id, stamp, Audience::All, created.as_bytes());
+        self.deliver_to_users(&group.members, None, &created, stamp);
         self.group_ids.push(group_id);
         self.groups.insert(group_id, group);
         Ok(group_id)
@@ -283,21 +289,22 @@ impl Chat {
             return Err(ApiError::conflict("already a member of this group"));
         }
 
-        let welcome_ts = self.clock.next(wall);
-        let joined_ts = self.clock.next(wall);
+        let welcome_stamp = self.clock.stamp(wall);
+        let joined_stamp = self.clock.stamp(wall);
         let group = self.groups.get_mut(&group_id).expect("checked above");
         group.members.push(target);
         let group = group.clone();
-        let welcome = self.encode_group(welcome_ts, &group);
-        let joined = encode_membership(event::JOINED, joined_ts, group_id, target);
+        let welcome = self.encode_group(welcome_stamp, &group);
+        let joined = encode_membership(event::JOINED, joined_stamp, group_id, target);
         self.store.put_group(&group);
         self.store
-            .append(target, welcome_ts, Audience::All, welcome.as_bytes());
-        self.store.open_membership(target, group_id, joined_ts)?;
+            .append(target, welcome_stamp, Audience::All, welcome.as_bytes());
         self.store
-            .append(group_id, joined_ts, Audience::All, joined.as_bytes());
-        self.deliver_to_users(&[target], None, &welcome, welcome_ts);
-        self.deliver_to_users(&group.members, None, &joined, joined_ts);
+            .open_membership(target, group_id, joined_stamp.seq)?;
+        self.store
+            .append(group_id, joined_stamp, Audience::All, joined.as_bytes());
+        self.deliver_to_users(&[target], None, &welcome, welcome_stamp);
+        self.deliver_to_users(&group.members, None, &joined, joined_stamp);
         Ok(view(&group))
     }
 
@@ -320,17 +327,17 @@ impl Chat {
             return Err(ApiError::conflict("not a member of this group"));
         }
 
-        let ts = self.clock.next(wall);
+        let stamp = self.clock.stamp(wall);
         let group = self.groups.get_mut(&group_id).expect("checked above");
         group.members.retain(|m| *m != target);
         let group = group.clone();
-        let left = encode_membership(event::LEFT, ts, group_id, target);
+        let left = encode_membership(event::LEFT, stamp, group_id, target);
         self.store.put_group(&group);
         self.store
-            .append(group_id, ts, Audience::All, left.as_bytes());
-        self.store.close_membership(target, group_id, ts)?;
-        self.deliver_to_users(&group.members, None, &left, ts);
-        self.deliver_to_users(&[target], None, &left, ts);
+            .append(group_id, stamp, Audience::All, left.as_bytes());
+        self.store.close_membership(target, group_id, stamp.seq)?;
+        self.deliver_to_users(&group.members, None, &left, stamp);
+        self.deliver_to_users(&[target], None, &left, stamp);
         Ok(view(&group))
     }
 
@@ -366,14 +373,15 @@ impl Chat {
             method: err.method,
             id: err.id.as_deref(),
         };
-        let bytes = encode_event(
+        let bytes = protocol::encode(
             event::ERROR,
+            None,
             err.id.as_deref(),
-            self.clock.next(wall),
+            self.clock.now(wall),
             &body,
         );
         self.outbox
-            .push(conn, Frame::Event(bytes), Release::Durable);
+            .push(conn, Frame::Event(bytes.into()), Release::Durable);
     }
 
     fn dispatch(&mut self, conn: ConnId, user: Uuid, rpc: &Rpc, wall: u64) -> Result<(), ApiError> {
@@ -408,22 +416,26 @@ impl Chat {
         // is answered with the original ack and stores nothing, even if the sender has left
         // the group since (the message was stored).
         let retry_key = client_id.map(|client_id| self.store.retry_key(user, client_id));
-        let clock_before = self.clock.last();
+        let seq_before = self.clock.seq();
         if let Err(not_member) = self.member_group(group_id, user) {
             let retried = self.answer_retry(conn, retry_key.as_ref())?;
             return if retried { Ok(()) } else { Err(not_member) };
         }
-        let message_ts = self.clock.next(wall);
+        let stamp = self.clock.stamp(wall);
+        // The ack is the next seq at the same moment: a message id says both (see
+        // `message_id::ack_seq`).
+        let ack_stamp = Stamp {
+            seq: self.clock.stamp(wall).seq,
+            timestamp: stamp.timestamp,
+        };
         let ordinal = self.groups[&group_id].ordinal;
-        let message_id = message_id(message_ts, ordinal, &mut self.rng);
+        let message_id = message_id::new(stamp.seq, ordinal, self.rng.next());
         let message: Rc<str> =
-            protocol::message_event(message_ts, message_id, data, group_id, user).into();
-        let ack_ts = self.clock.next(wall);
-        let ack: Rc<str> = protocol::sent_event(client_id, ack_ts, message_id).into();
+            protocol::message_event(stamp, message_id, data, group_id, user).into();
+        let ack: Rc<str> = protocol::sent_event(client_id, ack_stamp, message_id).into();
         if self.answer_retry(conn, retry_key.as_ref())? {
-            // Nothing carries the two timestamps drawn for it, so they are handed out again:
-            // retries, which store nothing, must not push the clock ahead of the wall.
-            self.clock = Clock::new(clock_before);
+            // Nothing carries the two seqs drawn for it, so they are handed out again.
+            self.clock.give_back(seq_before);
             return Ok(());
         }
         // Stored as parts, the ack folded in (visible to the sender only): a sync renders both
@@ -431,21 +443,23 @@ impl Chat {
         self.store.append_message(
             group_id,
             &MessageParts {
-                ts: message_ts,
+                stamp,
                 message_id,
                 author: user,
                 data,
-                ack_ts,
+                ack_seq: ack_stamp.seq,
                 client_id,
             },
         );
         if let Some(retry_key) = &retry_key {
-            self.store.put_client_ack(retry_key, message_id, ack_ts);
+            self.store
+                .put_client_ack(retry_key, message_id, ack_stamp.timestamp);
         }
         self.outbox.push(conn, Frame::Event(ack), Release::Durable);
         let members = &self.groups[&group_id].members;
+        let early = Release::Early { seq: stamp.seq };
         self.presence
-            .deliver(&mut self.outbox, members, Some(conn), &message, message_ts);
+            .deliver(&mut self.outbox, members, Some(conn), &message, early);
         Ok(())
     }
 
@@ -472,7 +486,7 @@ impl Chat {
         wall: u64,
     ) -> Result<(), ApiError> {
         let unknown = || ApiError::not_found("unknown message");
-        let (ts, ordinal) = message_location(message_id);
+        let (seq, ordinal) = message_id::location(message_id);
         let group_id = *self
             .group_ids
             .get((ordinal as usize).wrapping_sub(1))
@@ -481,7 +495,7 @@ impl Chat {
         self.member_group(group_id, user)?;
         let author = self
             .store
-            .message_author(group_id, ts, message_id)?
+            .message_author(group_id, seq, message_id)?
             .ok_or_else(unknown)?;
         let kind = if read {
             ReceiptKind::Read
@@ -491,12 +505,11 @@ impl Chat {
         if !self.store.record_receipt(message_id, user, kind)? {
             return Ok(());
         }
-        let ts = self.clock.next(wall);
+        let stamp = self.clock.stamp(wall);
         let kind = if read { event::READ } else { event::DELIVERED };
         let receipt = encode_event(
             kind,
-            None,
-            ts,
+            stamp,
             &protocol::ReceiptBody {
                 message_id,
                 group_id,
@@ -504,13 +517,13 @@ impl Chat {
             },
         );
         self.store
-            .append(author, ts, Audience::All, receipt.as_bytes());
+            .append(author, stamp, Audience::All, receipt.as_bytes());
         if author != user {
             self.store
-                .append(user, ts, Audience::All, receipt.as_bytes());
-            self.deliver_to_users(&[author], None, &receipt, ts);
+                .append(user, stamp, Audience::All, receipt.as_bytes());
+            self.deliver_to_users(&[author], None, &receipt, stamp);
         }
-        self.deliver_to_users(&[user], Some(conn), &receipt, ts);
+        self.deliver_to_users(&[user], Some(conn), &receipt, stamp);
         Ok(())
     }
 
@@ -528,22 +541,23 @@ impl Chat {
         } else {
             event::TYPING_END
         };
-        let ts = self.clock.next(wall);
-        let typing = encode_event(
+        let typing: Rc<str> = protocol::encode(
             kind,
             None,
-            ts,
+            None,
+            self.clock.now(wall),
             &protocol::GroupUserBody {
                 group_id,
                 user_id: user,
             },
-        );
+        )
+        .into();
         let others = self.groups[&group_id]
             .members
             .iter()
             .filter(|m| **m != user);
         self.presence
-            .deliver(&mut self.outbox, others, Some(conn), &typing, ts);
+            .deliver(&mut self.outbox, others, Some(conn), &typing, Release::Now);
         Ok(())
     }
 
@@ -552,7 +566,7 @@ impl Chat {
         conn: ConnId,
         user: Uuid,
         client_id: Option<&str>,
-        cursor: u64,
+        cursor: Cursor,
         limit: Option<u64>,
         wall: u64,
     ) -> Result<(), ApiError> {
@@ -563,23 +577,40 @@ impl Chat {
         let (events, more) =
             self.store
                 .events_after(user, cursor, limit, self.limits.sync_max_bytes)?;
-        let last = events.last().map(|(ts, _)| *ts).unwrap_or(cursor);
-        for (_, bytes) in events {
-            let text = String::from_utf8(bytes)
+        // The 29 names the last event sent; after an empty page, the request's cursor for the
+        // field it gave, and the newest event's stamp (nothing is after the cursor) for the other.
+        let last = match (events.last(), cursor) {
+            (Some(last), _) => last.stamp(),
+            (None, cursor) => {
+                let newest = self.store.newest_event(user)?.unwrap_or(Stamp {
+                    seq: 0,
+                    timestamp: 0,
+                });
+                match cursor {
+                    Cursor::Seq(seq) => Stamp { seq, ..newest },
+                    Cursor::Timestamp(timestamp) => Stamp { timestamp, ..newest },
+                }
+            }
+        };
+        for event in events {
+            let text = String::from_utf8(event.bytes)
                 .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
             self.outbox
                 .push(conn, Frame::Event(text.into()), Release::Durable);
         }
-        let done = encode_event(
+        let done = protocol::encode(
             event::SYNC_COMPLETE,
+            None,
             client_id,
-            self.clock.next(wall),
+            self.clock.now(wall),
             &protocol::SyncCompleteBody {
-                timestamp: last,
+                timestamp: last.timestamp,
+                seq: last.seq,
                 more,
             },
         );
-        self.outbox.push(conn, Frame::Event(done), Release::Durable);
+        self.outbox
+            .push(conn, Frame::Event(done.into()), Release::Durable);
         Ok(())
     }
 
@@ -611,11 +642,10 @@ impl Chat {
         }
     }
 
-    fn encode_group(&self, ts: u64, group: &GroupRecord) -> Rc<str> {
+    fn encode_group(&self, stamp: Stamp, group: &GroupRecord) -> Rc<str> {
         encode_event(
             event::GROUP,
-            None,
-            ts,
+            stamp,
             &protocol::GroupBody {
                 group_id: group.id,
                 name: &group.name,
@@ -624,15 +654,17 @@ impl Chat {
         )
     }
 
+    /// Queues a stored event stamped `stamp` for every live connection of `users`.
     fn deliver_to_users(
         &mut self,
         users: &[Uuid],
         except: Option<ConnId>,
         frame: &Rc<str>,
-        ts: u64,
+        stamp: Stamp,
     ) {
+        let early = Release::Early { seq: stamp.seq };
         self.presence
-            .deliver(&mut self.outbox, users, except, frame, ts);
+            .deliver(&mut self.outbox, users, except, frame, early);
     }
 }
 
@@ -641,48 +673,26 @@ impl Chat {
 struct Presence(IdMap<Vec<ConnId>>);
 
 impl Presence {
-    /// Queues `frame` (an event stamped `ts`) for every live connection of `users`, except
-    /// `except`.
+    /// Queues `frame` for every live connection of `users`, except `except`.
     fn deliver<'a>(
         &self,
         outbox: &mut Outbox,
         users: impl IntoIterator<Item = &'a Uuid>,
         except: Option<ConnId>,
         frame: &Rc<str>,
-        ts: u64,
+        release: Release,
     ) {
         for user in users {
             for conn in self.0.get(user).into_iter().flatten() {
                 if Some(*conn) != except {
-                    outbox.push(*conn, Frame::Event(frame.clone()), Release::Early { ts });
+                    outbox.push(*conn, Frame::Event(frame.clone()), release);
                 }
             }
         }
     }
 }
 
-/// A message id: a UUID (version 8) that says where the message is stored, so receipts need no
-/// index: bytes 0..6 the message's timestamp, 9..13 its group's ordinal; the other 30 bits (after
-/// the version and variant) are random.
-fn message_id(ts: u64, group_ordinal: u32, rng: &mut XorShift) -> Uuid {
-    let mut bytes = rng.next().to_le_bytes().repeat(2);
-    bytes[..6].copy_from_slice(&ts.to_be_bytes()[2..]);
-    bytes[9..13].copy_from_slice(&group_ordinal.to_be_bytes());
-    Uuid::new_v8(bytes.try_into().expect("16 bytes"))
-}
-
-/// The timestamp and group ordinal a message id carries (garbage for ids we did not make,
-/// which then match no stored message).
-fn message_location(id: Uuid) -> (u64, u32) {
-    let bytes = id.as_bytes();
-    let mut ts = [0u8; 8];
-    ts[2..].copy_from_slice(&bytes[..6]);
-    let ordinal = u32::from_be_bytes(bytes[9..13].try_into().expect("4 bytes"));
-    (u64::from_be_bytes(ts), ordinal)
-}
-
-/// A fast generator for the non-secret random bits of message ids (they only make ids from
-/// different servers unlikely to collide; uniqueness here comes from the timestamp).
+/// A fast generator for the non-secret random bits of message ids.
 struct XorShift(u64);
 
 impl XorShift {
@@ -700,17 +710,13 @@ impl XorShift {
 }
 
 /// A joined (72) or left (73) event.
-fn encode_membership(kind: u16, ts: u64, group_id: Uuid, user_id: Uuid) -> Rc<str> {
-    encode_event(
-        kind,
-        None,
-        ts,
-        &protocol::GroupUserBody { group_id, user_id },
-    )
+fn encode_membership(kind: u16, stamp: Stamp, group_id: Uuid, user_id: Uuid) -> Rc<str> {
+    encode_event(kind, stamp, &protocol::GroupUserBody { group_id, user_id })
 }
 
-fn encode_event<B: Serialize>(kind: u16, id: Option<&str>, ts: u64, body: &B) -> Rc<str> {
-    protocol::encode(kind, id, ts, body).into()
+/// A stored event other than a message, encoded once for its recipients and the log.
+fn encode_event<B: Serialize>(kind: u16, stamp: Stamp, body: &B) -> Rc<str> {
+    protocol::encode(kind, Some(stamp.seq), None, stamp.timestamp, body).into()
 }
 
 fn view(group: &GroupRecord) -> GroupView {
@@ -738,16 +744,6 @@ mod tests {
     use super::*;
     use crate::store::client_ids::ClientIdLimits;
 
-    #[test]
-    fn message_ids_carry_their_location() {
-        let mut rng = XorShift(42);
-        let ts = 1_795_570_339_419;
-        let id = message_id(ts, 7, &mut rng);
-        assert_eq!(id.get_version_num(), 8);
-        assert_eq!(message_location(id), (ts, 7));
-        assert_ne!(id, message_id(ts, 7, &mut rng));
-    }
-
     fn test_limits() -> ChatLimits {
         ChatLimits {
             max_data_bytes: 1024,
@@ -771,33 +767,37 @@ mod tests {
         (dir, chat, user, ConnId { key: 1, serial: 1 }, group)
     }
 
+    /// Each commit leases seqs ahead; the lease is never lowered, and a tick that handed out
+    /// none needs no write.
     #[test]
-    fn the_clock_ceiling_never_goes_down_when_the_wall_clock_steps_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
-        let mut chat = Chat::open(store, test_limits()).unwrap();
-        let first = chat.write_tick(1, 50_000).clock_ceiling();
-        assert_eq!(first, 50_000 + CLOCK_LEASE_MS);
-        // The wall clock stepped back 10 s: early events may have left under `first` already.
-        let second = chat.write_tick(2, 40_000).clock_ceiling();
-        assert_eq!(second, first);
+    fn the_seq_ceiling_runs_ahead_and_never_goes_down() {
+        let wall = crate::clock::wall_ms();
+        let (_dir, mut chat, user, conn, group) = chat_with_a_group(ClientIdLimits::DEFAULT, wall);
+        let first = chat.write_tick(1).ceiling();
+        assert_eq!(first.seq, 1 + SEQ_LEASE, "the group's 70 took seq 1");
         assert!(!chat.needs_write(), "nothing new to write");
+        chat.send(conn, user, None, group, "hi", wall).unwrap();
+        let second = chat.write_tick(2).ceiling();
+        assert_eq!(second.seq, 3 + SEQ_LEASE);
+        assert_eq!(second.time, wall);
+        chat.commit().unwrap();
+        assert_eq!(chat.store.ceiling().unwrap().seq, second.seq, "never lower");
     }
 
-    /// A retry draws no timestamp for good: a storm of them in one wall-clock millisecond leaves
-    /// the clock where the original left it.
+    /// A retry draws no seq for good: a storm of them leaves the clock where the original left
+    /// it.
     #[test]
     fn retries_do_not_move_the_clock() {
         let wall = crate::clock::wall_ms();
         let (_dir, mut chat, user, conn, group) = chat_with_a_group(ClientIdLimits::DEFAULT, wall);
         chat.send(conn, user, Some("c-1"), group, "hi", wall)
             .unwrap();
-        let after_original = chat.clock.last();
+        let after_original = chat.clock.seq();
         for _ in 0..1_000 {
             chat.send(conn, user, Some("c-1"), group, "hi", wall)
                 .unwrap();
         }
-        assert_eq!(chat.clock.last(), after_original);
+        assert_eq!(chat.clock.seq(), after_original);
         let acks: Vec<String> = chat
             .outbox
             .drain()
@@ -809,18 +809,17 @@ mod tests {
         assert_eq!(acks.len(), 1_001, "the original ack and one for each retry");
         assert!(acks.iter().all(|ack| *ack == acks[0]), "the same ack");
         assert!(
-            acks[0].starts_with(r#"{"type":21,"id":"c-1""#),
+            acks[0].starts_with(r#"{"type":21,"seq":3,"id":"c-1""#),
             "{}",
             acks[0]
         );
     }
 
-    /// The retry window is real time: under more than 1,000 timestamps a second the server clock
-    /// runs ahead of the wall (here 3 sends per wall-clock millisecond, 6 timestamps, put the
-    /// clock 100 s ahead in 20 s), and a window counted in it forgot a send after 12.5 s of a
-    /// 60 s window.
+    /// Timestamps stay on the wall clock under any rate: 3 sends per millisecond for 20 s (the
+    /// first version's clock ran 100 s ahead in it, and its retry window, counted in it,
+    /// forgot a send after 12.5 s of 60), each event stamped with its own millisecond.
     #[test]
-    fn the_retry_window_is_wall_time_when_the_clock_runs_ahead() {
+    fn a_burst_keeps_timestamps_on_the_wall_and_the_retry_window() {
         let window = ClientIdLimits {
             window_ms: 60_000,
             max_entries: 10_000_000,
@@ -837,7 +836,8 @@ mod tests {
             }
             chat.outbox.drain();
         }
-        assert!(chat.clock.last() > start + 100_000, "the clock ran ahead");
+        assert_eq!(chat.clock.time(), start + 20_000, "on the wall");
+        assert_eq!(chat.clock.seq(), 1 + 2 + 2 * 60_000, "two seqs a send");
         assert!(chat
             .store
             .client_ack(&chat.store.retry_key(user, "first"))

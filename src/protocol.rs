@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
+use crate::clock::Stamp;
 use crate::error::ApiError;
 
 pub mod method {
@@ -41,9 +42,16 @@ pub struct Rpc {
     pub call: Call,
 }
 
+/// Where a sync starts: after a `seq` (exact), or after a `timestamp` (the walkthrough's cursor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    Seq(u64),
+    Timestamp(u64),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
-    Sync { cursor: u64, limit: Option<u64> },
+    Sync { cursor: Cursor, limit: Option<u64> },
     Send { group_id: Uuid, data: String },
     Receipt { message_id: Uuid, read: bool },
     Typing { group_id: Uuid, start: bool },
@@ -66,6 +74,8 @@ struct Envelope<'a> {
     #[serde(borrow)]
     timestamp: Option<&'a RawValue>,
     #[serde(borrow)]
+    seq: Option<&'a RawValue>,
+    #[serde(borrow)]
     limit: Option<&'a RawValue>,
     #[serde(borrow)]
     body: Option<&'a RawValue>,
@@ -74,6 +84,7 @@ struct Envelope<'a> {
 #[derive(Deserialize, Default)]
 struct SyncBody {
     timestamp: Option<u64>,
+    seq: Option<u64>,
     limit: Option<u64>,
 }
 
@@ -135,29 +146,43 @@ pub fn decode(text: &str) -> Result<Rpc, RpcError> {
                 Some(raw) => parse_body(raw).map_err(|e| fail(Some(method), e))?,
                 None => SyncBody::default(),
             };
-            if let Some(raw) = envelope.timestamp.filter(|raw| raw.get() != "null") {
-                sync.timestamp = Some(parse_body(raw).map_err(|_| {
-                    fail(
-                        Some(method),
-                        ApiError::bad_request("`timestamp` must be a non-negative integer"),
-                    )
-                })?);
+            // The top level wins over `body`, as the walkthrough puts `timestamp` there.
+            let top_level = [
+                (envelope.timestamp, &mut sync.timestamp, "timestamp"),
+                (envelope.seq, &mut sync.seq, "seq"),
+                (envelope.limit, &mut sync.limit, "limit"),
+            ];
+            for (raw, field, name) in top_level {
+                if let Some(raw) = raw.filter(|raw| raw.get() != "null") {
+                    *field = Some(parse_body(raw).map_err(|_| {
+                        fail(
+                            Some(method),
+                            ApiError::bad_request(format!(
+                                "`{name}` must be a non-negative integer"
+                            )),
+                        )
+                    })?);
+                }
             }
-            if let Some(raw) = envelope.limit.filter(|raw| raw.get() != "null") {
-                sync.limit = Some(parse_body(raw).map_err(|_| {
-                    fail(
-                        Some(method),
-                        ApiError::bad_request("`limit` must be a non-negative integer"),
-                    )
-                })?);
-            }
+            // With both cursors, `seq` wins (it is the exact one).
+            let cursor = match (sync.seq, sync.timestamp) {
+                (Some(seq), _) => Cursor::Seq(seq),
+                (None, Some(timestamp)) => Cursor::Timestamp(timestamp),
+                (None, None) => Cursor::Seq(0),
+            };
             Call::Sync {
-                cursor: sync.timestamp.unwrap_or(0),
+                cursor,
                 limit: sync.limit,
             }
         }
         method::SEND => {
             let send: SendBody = require_body(body).map_err(|e| fail(Some(method), e))?;
+            if send.data.is_empty() {
+                return Err(fail(
+                    Some(method),
+                    ApiError::bad_request("`data` must not be empty"),
+                ));
+            }
             Call::Send {
                 group_id: send.group_id,
                 data: send.data,
@@ -195,12 +220,21 @@ fn parse_body<T: DeserializeOwned>(raw: &RawValue) -> Result<T, ApiError> {
     serde_json::from_str(raw.get()).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
 }
 
-/// `{"type", "id"?, "timestamp", "body"}` serialized once.
-pub fn encode<B: Serialize>(kind: u16, id: Option<&str>, timestamp: u64, body: &B) -> String {
+/// `{"type", "seq"?, "id"?, "timestamp", "body"}` serialized once: stored events carry their
+/// `seq`, transient ones (typing, 29, 90) none.
+pub fn encode<B: Serialize>(
+    kind: u16,
+    seq: Option<u64>,
+    id: Option<&str>,
+    timestamp: u64,
+    body: &B,
+) -> String {
     #[derive(Serialize)]
     struct Event<'a, B> {
         #[serde(rename = "type")]
         kind: u16,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a str>,
         timestamp: u64,
@@ -208,6 +242,7 @@ pub fn encode<B: Serialize>(kind: u16, id: Option<&str>, timestamp: u64, body: &
     }
     serde_json::to_string(&Event {
         kind,
+        seq,
         id,
         timestamp,
         body,
@@ -215,20 +250,42 @@ pub fn encode<B: Serialize>(kind: u16, id: Option<&str>, timestamp: u64, body: &
     .expect("events serialize")
 }
 
+/// A stored event's JSON with `"seq":N` added after its `"type"`, where [`encode`] puts it: the
+/// first version stored events without one, and a sync gives them the seq they were upgraded
+/// to. Bytes that are not an event this server encoded come back as they are.
+pub fn with_seq(event: &[u8], seq: u64) -> Vec<u8> {
+    let Some(comma) = event
+        .starts_with(br#"{"type":"#)
+        .then(|| event.iter().position(|&b| b == b','))
+        .flatten()
+    else {
+        return event.to_vec();
+    };
+    let mut out = Vec::with_capacity(event.len() + 28);
+    out.extend_from_slice(&event[..=comma]);
+    out.extend_from_slice(br#""seq":"#);
+    serde_json::to_writer(&mut out, &seq).expect("a number serializes");
+    out.push(b',');
+    out.extend_from_slice(&event[comma + 1..]);
+    out
+}
+
 /// Event 20, a message, exactly as sent live and as a sync replays it: the store keeps only
 /// its parts and renders it again with this. Written out by hand, in [`encode`]'s exact bytes
 /// (a test compares the two): it runs for every send and every message a sync replays, and
 /// serde's path escapes every key and id as if it could hold a quote.
 pub fn message_event(
-    timestamp: u64,
+    stamp: Stamp,
     message_id: Uuid,
     data: &str,
     group_id: Uuid,
     user_id: Uuid,
 ) -> String {
-    let mut out = Vec::with_capacity(180 + data.len());
-    out.extend_from_slice(br#"{"type":20,"timestamp":"#);
-    serde_json::to_writer(&mut out, &timestamp).expect("a number serializes");
+    let mut out = Vec::with_capacity(200 + data.len());
+    out.extend_from_slice(br#"{"type":20,"seq":"#);
+    serde_json::to_writer(&mut out, &stamp.seq).expect("a number serializes");
+    out.extend_from_slice(br#","timestamp":"#);
+    serde_json::to_writer(&mut out, &stamp.timestamp).expect("a number serializes");
     out.extend_from_slice(br#","body":{"message_id":"#);
     push_uuid(&mut out, message_id);
     out.extend_from_slice(br#","data":"#);
@@ -253,8 +310,14 @@ fn push_uuid(out: &mut Vec<u8>, id: Uuid) {
 }
 
 /// Event 21, the sender's ack of a message, live and replayed (see [`message_event`]).
-pub fn sent_event(id: Option<&str>, timestamp: u64, message_id: Uuid) -> String {
-    encode(event::SENT, id, timestamp, &SentBody { message_id })
+pub fn sent_event(id: Option<&str>, stamp: Stamp, message_id: Uuid) -> String {
+    encode(
+        event::SENT,
+        Some(stamp.seq),
+        id,
+        stamp.timestamp,
+        &SentBody { message_id },
+    )
 }
 
 #[derive(Serialize)]
@@ -280,6 +343,7 @@ pub struct ReceiptBody {
 #[derive(Serialize)]
 pub struct SyncCompleteBody {
     pub timestamp: u64,
+    pub seq: u64,
     pub more: bool,
 }
 
@@ -318,7 +382,7 @@ mod tests {
         assert_eq!(
             sync.call,
             Call::Sync {
-                cursor: 1532786538556,
+                cursor: Cursor::Timestamp(1532786538556),
                 limit: None
             }
         );
@@ -353,7 +417,7 @@ mod tests {
         assert_eq!(
             rpc.call,
             Call::Sync {
-                cursor: 5,
+                cursor: Cursor::Timestamp(5),
                 limit: Some(2)
             }
         );
@@ -361,9 +425,25 @@ mod tests {
         assert_eq!(
             bare.call,
             Call::Sync {
-                cursor: 0,
+                cursor: Cursor::Seq(0),
                 limit: None
             }
+        );
+        let cases = [
+            (r#"{"method":20,"seq":9}"#, Cursor::Seq(9)),
+            (r#"{"method":20,"body":{"seq":9}}"#, Cursor::Seq(9)),
+            (r#"{"method":20,"timestamp":5,"seq":9}"#, Cursor::Seq(9)),
+            (r#"{"method":20,"timestamp":5,"body":{"seq":9}}"#, Cursor::Seq(9)),
+            (r#"{"method":20,"seq":null,"timestamp":5}"#, Cursor::Timestamp(5)),
+        ];
+        for (text, cursor) in cases {
+            let call = decode(text).unwrap().call;
+            assert_eq!(call, Call::Sync { cursor, limit: None }, "{text}");
+        }
+        let err = decode(r#"{"method":20,"seq":"9"}"#).unwrap_err();
+        assert_eq!(
+            (err.error.code, err.error.message.as_str()),
+            ("bad_request", "`seq` must be a non-negative integer")
         );
     }
 
@@ -384,6 +464,14 @@ mod tests {
         assert_eq!((err.method, err.error.code), (None, "bad_request"));
         let err = decode(r#"{"method":20,"timestamp":-1}"#).unwrap_err();
         assert_eq!(err.error.code, "bad_request");
+        let err = decode(&format!(
+            r#"{{"method":40,"id":"e","body":{{"group_id":"{GROUP}","data":""}}}}"#
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (err.id.as_deref(), err.error.message.as_str()),
+            (Some("e"), "`data` must not be empty")
+        );
         let err = decode(r#"{"method":40,"id":7}"#).unwrap_err();
         assert_eq!((err.method, err.error.code), (Some(40), "bad_request"));
     }
@@ -391,14 +479,33 @@ mod tests {
     #[test]
     fn encodes_the_envelope_in_walkthrough_order() {
         let id: Uuid = GROUP.parse().unwrap();
+        let body = SentBody { message_id: id };
         assert_eq!(
-            encode(event::SENT, None, 7, &SentBody { message_id: id }),
+            encode(event::SENT, None, None, 7, &body),
             format!(r#"{{"type":21,"timestamp":7,"body":{{"message_id":"{GROUP}"}}}}"#)
         );
         assert_eq!(
-            encode(event::SENT, Some("c-17"), 7, &SentBody { message_id: id }),
-            format!(r#"{{"type":21,"id":"c-17","timestamp":7,"body":{{"message_id":"{GROUP}"}}}}"#)
+            encode(event::SENT, Some(3), Some("c-17"), 7, &body),
+            format!(
+                r#"{{"type":21,"seq":3,"id":"c-17","timestamp":7,"body":{{"message_id":"{GROUP}"}}}}"#
+            )
         );
+    }
+
+    /// An event stored without a seq reads back as if encoded with it.
+    #[test]
+    fn with_seq_puts_the_seq_where_encode_does() {
+        let body = SentBody {
+            message_id: GROUP.parse().unwrap(),
+        };
+        for id in [None, Some("c,1")] {
+            let stored = encode(event::SENT, None, id, 7, &body);
+            assert_eq!(
+                with_seq(stored.as_bytes(), 12),
+                encode(event::SENT, Some(12), id, 7, &body).into_bytes()
+            );
+        }
+        assert_eq!(with_seq(b"[1,2]", 5), b"[1,2]");
     }
 
     /// The hand-written message event is byte for byte what serde makes of the same event, for
@@ -423,6 +530,10 @@ mod tests {
         datas.push((0u8..=0x7f).map(char::from).collect());
         for data in &datas {
             for (i, ts) in [0, 1, 1_764_060_000_000, u64::MAX].into_iter().enumerate() {
+                let stamp = Stamp {
+                    seq: ts / 3,
+                    timestamp: ts,
+                };
                 let (message_id, group_id, user_id) =
                     (ids[i % 3], ids[(i + 1) % 3], ids[(i + 2) % 3]);
                 let body = MessageBody {
@@ -432,8 +543,8 @@ mod tests {
                     user_id,
                 };
                 assert_eq!(
-                    message_event(ts, message_id, data, group_id, user_id),
-                    encode(event::MESSAGE, None, ts, &body),
+                    message_event(stamp, message_id, data, group_id, user_id),
+                    encode(event::MESSAGE, Some(stamp.seq), None, ts, &body),
                     "{data:?}"
                 );
             }

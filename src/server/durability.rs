@@ -3,8 +3,9 @@
 //! Every tick that changed something writes one numbered commit into the store and asks the
 //! [`Flusher`] thread to make it durable; the loop goes on serving while it does. Answers and
 //! acks ([`Release::Durable`]) wait until their commit is durable. Fan-out to other connections
-//! ([`Release::Early`]) leaves at once when its timestamp is under the durable clock ceiling and
-//! nothing is waiting ahead of it on its connection (a connection's frames always leave in the
+//! ([`Release::Early`]) leaves at once when its seq is under the durable seq ceiling, and
+//! transient events ([`Release::Now`]) at once, when nothing is waiting ahead of them on their
+//! connection (a connection's frames always leave in the
 //! order they were produced).
 //!
 //! Held frames stay in their connection's own queue ([`HeldFrame`]); [`Durability`] keeps only
@@ -26,9 +27,9 @@ use crate::store::{StoreResult, TickWrites};
 /// what the core can serve) would otherwise leave it ever further behind: sealed ticks and held
 /// acks growing without bound, and nothing acknowledged.
 const MAX_COMMITS_IN_FLIGHT: u64 = 64;
-/// Held frames past which the loop waits for the flusher likewise: ticks that only hand out
-/// timestamps (a typing flood) write a commit about once a second, so the commit count alone
-/// would let the held queue grow for a minute.
+/// Held frames past which the loop waits for the flusher likewise: frames held behind others
+/// for their connection's order (a typing flood to a connection waiting for an ack) add no
+/// commit, so the commit count alone would not bound them.
 const MAX_HELD_FRAMES: usize = 65_536;
 
 /// A frame its connection may not write yet.
@@ -44,9 +45,9 @@ pub struct Durability {
     written: u64,
     /// Every commit up to this one is durable.
     durable: u64,
-    /// Commits written but not known durable, with the clock ceiling each wrote, oldest first.
+    /// Commits written but not known durable, with the seq ceiling each wrote, oldest first.
     ceilings: VecDeque<(u64, u64)>,
-    /// No timestamp above this can be handed out again after a crash.
+    /// No seq up to this can be handed out again after a crash.
     durable_ceiling: u64,
     /// Connections holding a frame gated on a commit, in commit order (a connection once per
     /// gated frame).
@@ -79,7 +80,8 @@ impl Durability {
     pub fn may_leave(&self, release: Release, commit: u64) -> bool {
         match release {
             Release::Durable => commit <= self.durable,
-            Release::Early { ts } => ts <= self.durable_ceiling,
+            Release::Early { seq } => seq <= self.durable_ceiling,
+            Release::Now => true,
         }
     }
 
@@ -112,7 +114,7 @@ impl Durability {
         debug_assert_eq!(tick.commit(), self.written + 1);
         self.written = tick.commit();
         self.ceilings
-            .push_back((tick.commit(), tick.clock_ceiling()));
+            .push_back((tick.commit(), tick.ceiling().seq));
         self.flusher.request(tick);
     }
 
@@ -167,7 +169,11 @@ impl Durability {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::{Ceiling, Store};
+
+    fn ceiling(seq: u64) -> Ceiling {
+        Ceiling { seq, time: 0 }
+    }
 
     /// The connections whose gated frames may leave now, in commit order.
     fn released(durability: &mut Durability) -> Vec<usize> {
@@ -188,31 +194,31 @@ mod tests {
         let commit = durability.commit_of_tick(true);
         assert_eq!(commit, 1);
         assert!(!durability.may_leave(Release::Durable, commit));
-        assert!(!durability.may_leave(Release::Early { ts: 101 }, commit));
-        assert!(durability.may_leave(Release::Early { ts: 100 }, commit));
+        assert!(!durability.may_leave(Release::Early { seq: 101 }, commit));
+        assert!(durability.may_leave(Release::Early { seq: 100 }, commit));
         assert_eq!(durability.hold(a, Release::Durable, commit), Some(1));
-        durability.written(store.write(commit, 200));
+        durability.written(store.write(commit, ceiling(200)));
 
         // A tick that writes nothing depends on the last commit written.
         assert_eq!(durability.commit_of_tick(false), 1);
         let commit = durability.commit_of_tick(true);
         assert_eq!(durability.hold(b, Release::Durable, commit), Some(2));
         // Fan-out to `a`, behind its ack: it waits for that ack only, not for commit 2.
-        let behind = durability.hold(a, Release::Early { ts: 50 }, commit);
+        let behind = durability.hold(a, Release::Early { seq: 50 }, commit);
         assert_eq!(behind, None);
-        durability.written(store.write(commit, 300));
+        durability.written(store.write(commit, ceiling(300)));
 
         // Commit 1 alone durable (as if the flusher had reported it): `a` drains whole.
         durability.mark_durable(1);
         assert_eq!(released(&mut durability), [1]);
         assert!(durability.may_release(Some(1)) && durability.may_release(behind));
         assert!(!durability.may_release(Some(2)));
-        assert!(durability.may_leave(Release::Early { ts: 200 }, 2));
-        assert!(!durability.may_leave(Release::Early { ts: 201 }, 2));
+        assert!(durability.may_leave(Release::Early { seq: 200 }, 2));
+        assert!(!durability.may_leave(Release::Early { seq: 201 }, 2));
 
         durability.finish().unwrap();
         assert_eq!(released(&mut durability), [2]);
-        assert!(durability.may_leave(Release::Early { ts: 300 }, 2));
+        assert!(durability.may_leave(Release::Early { seq: 300 }, 2));
         assert!(durability.may_leave(Release::Durable, 2));
         durability.forget_held(3);
         assert!(!durability.too_far_behind());

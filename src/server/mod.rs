@@ -141,9 +141,9 @@ impl Server {
         };
         let ceiling = chat
             .store()
-            .clock_ceiling()
+            .ceiling()
             .map_err(|e| io::Error::other(format!("loading the store: {e}")))?;
-        let durability = Durability::new(flusher, ceiling);
+        let durability = Durability::new(flusher, ceiling.seq);
         let hasher = Hasher::start(config.hash_workers, limits.hash_queue, waker, helpers);
         let local_addr = listener.local_addr()?;
         let api = Api::new(
@@ -265,7 +265,7 @@ impl Server {
             }
             if tick_writes {
                 let commit = self.durability.commit_of_tick(true);
-                let tick = self.chat.write_tick(commit, wall);
+                let tick = self.chat.write_tick(commit);
                 self.durability.written(tick);
             }
             if self.durability.too_far_behind() {

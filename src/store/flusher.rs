@@ -180,8 +180,9 @@ mod tests {
 
     use uuid::Uuid;
 
+    use crate::clock::Stamp;
     use crate::protocol;
-    use crate::store::Store;
+    use crate::store::{Ceiling, Store};
 
     use super::*;
 
@@ -196,12 +197,17 @@ mod tests {
         });
         let user = Uuid::from_u128(7);
         let (first, second, other) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
-        let ack = |id: &str, ts, message_id| Some(protocol::sent_event(Some(id), ts, message_id));
+        let ack = |id: &str, timestamp, message_id| {
+            let seq = crate::store::message_id::ack_seq(message_id);
+            let stamp = Stamp { seq, timestamp };
+            Some(protocol::sent_event(Some(id), stamp, message_id))
+        };
+        let ceiling = |seq| Ceiling { seq, time: seq * 10 };
         store.put_client_ack(&store.retry_key(user, "a"), first, 10);
-        flusher.request(store.write(1, 100));
+        flusher.request(store.write(1, ceiling(100)));
         store.put_client_ack(&store.retry_key(user, "a"), second, 20);
         store.put_client_ack(&store.retry_key(user, "b"), other, 30);
-        flusher.request(store.write(2, 200));
+        flusher.request(store.write(2, ceiling(200)));
         // Before the flusher is known done, reads see the sealed ticks, newest first.
         assert_eq!(
             store.client_ack(&store.retry_key(user, "a")).unwrap(),
@@ -227,6 +233,6 @@ mod tests {
             store.client_ack(&store.retry_key(user, "b")).unwrap(),
             ack("b", 30, other)
         );
-        assert_eq!(store.clock_ceiling().unwrap(), 200);
+        assert_eq!(store.ceiling().unwrap(), ceiling(200));
     }
 }

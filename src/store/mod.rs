@@ -11,6 +11,7 @@
 pub mod client_ids;
 pub mod flusher;
 pub mod log;
+pub mod message_id;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
@@ -22,18 +23,40 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{IVec, Tree};
 use uuid::Uuid;
 
-use crate::clock;
+use crate::clock::{self, Stamp};
 use crate::idmap::IdMap;
 use crate::priority::Helpers;
-use crate::protocol;
+use crate::protocol::{self, Cursor};
 use client_ids::{ClientIdLimits, Fingerprint, RecentSends, Sent};
 pub use log::{Audience, MessageParts};
-use log::{EventLog, MemoryChunks, PendingChunk, StreamReader};
+use log::{EventLog, MemoryChunks, PendingChunk, Span, StreamReader};
 
 pub type StoreResult<T> = Result<T, sled::Error>;
 
-/// An event as stored: its timestamp and the bytes sent to clients.
-pub type StoredEvent = (u64, Vec<u8>);
+/// An event as a sync returns it: its stamp and the bytes sent to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub seq: u64,
+    pub timestamp: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl StoredEvent {
+    pub fn new(stamp: Stamp, bytes: Vec<u8>) -> StoredEvent {
+        StoredEvent {
+            seq: stamp.seq,
+            timestamp: stamp.timestamp,
+            bytes,
+        }
+    }
+
+    pub fn stamp(&self) -> Stamp {
+        Stamp {
+            seq: self.seq,
+            timestamp: self.timestamp,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UserRecord {
@@ -69,8 +92,9 @@ pub struct GroupRecord {
     pub members: Vec<Uuid>,
 }
 
-/// A span of membership: from the timestamp of the event that made the user a member to the
-/// timestamp of the event that ended it (both inclusive), or open.
+/// A span of membership: from the seq of the event that made the user a member to the seq of
+/// the event that ended it (both inclusive), or open. (Before format 5 seqs were timestamps,
+/// and stored intervals hold those: the upgrade made each event's seq its timestamp.)
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Interval {
     pub from: u64,
@@ -96,10 +120,11 @@ enum Table {
     Memberships,
     Receipts,
     ClientIds,
+    Times,
     Meta,
 }
 
-const TABLES: [(Table, &str); 10] = [
+const TABLES: [(Table, &str); 11] = [
     (Table::Users, "users"),
     (Table::Usernames, "usernames"),
     (Table::Emails, "emails"),
@@ -109,6 +134,7 @@ const TABLES: [(Table, &str); 10] = [
     (Table::Memberships, "memberships"),
     (Table::Receipts, "receipts"),
     (Table::ClientIds, "client_ids"),
+    (Table::Times, "times"),
     (Table::Meta, "meta"),
 ];
 
@@ -138,6 +164,10 @@ pub struct Store {
     /// Whether the `client_ids` table may hold records (of format 2 or 3, or of sends
     /// `recent_sends` had no room for): when not, a send with a new id costs no sled read.
     client_id_table_used: bool,
+    /// The first seq of format 5: every event below it was stamped with its seq.
+    seq_base: u64,
+    /// The newest second the `times` table has a record for.
+    last_second: u64,
 }
 
 /// One tick's writes, sealed by [`Store::write`] and applied by [`apply`].
@@ -145,9 +175,17 @@ pub struct TickWrites {
     commit: u64,
     tables: Vec<HashMap<Vec<u8>, Vec<u8>>>,
     chunks: IdMap<PendingChunk>,
-    clock_ceiling: u64,
+    ceiling: Ceiling,
     /// The retry index's time (wall-clock ms) when the tick was sealed.
     index_ms: u64,
+}
+
+/// What a commit stores of the clock: no seq above `seq` has left the server, and `time` is
+/// the last timestamp handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ceiling {
+    pub seq: u64,
+    pub time: u64,
 }
 
 impl TickWrites {
@@ -156,8 +194,8 @@ impl TickWrites {
         self.commit
     }
 
-    pub fn clock_ceiling(&self) -> u64 {
-        self.clock_ceiling
+    pub fn ceiling(&self) -> Ceiling {
+        self.ceiling
     }
 }
 
@@ -179,7 +217,8 @@ pub fn apply(trees: &[Tree], ticks: &[Arc<TickWrites>]) -> StoreResult<()> {
             // The newest tick's ceiling is the one that counts (the loop never lowers it).
             if let Some(newest) = ticks.last() {
                 let meta = &trees[Table::Meta as usize];
-                meta.set(CLOCK_KEY, &newest.clock_ceiling.to_be_bytes());
+                meta.set(SEQ_KEY, &newest.ceiling.seq.to_be_bytes());
+                meta.set(TIME_KEY, &newest.ceiling.time.to_be_bytes());
                 meta.set(INDEX_TIME_KEY, &newest.index_ms.to_be_bytes());
             }
             Ok::<(), ConflictableTransactionError<()>>(())
@@ -192,7 +231,15 @@ pub fn apply(trees: &[Tree], ticks: &[Arc<TickWrites>]) -> StoreResult<()> {
         })
 }
 
-const CLOCK_KEY: &[u8] = b"clock";
+/// The seq ceiling: no seq above it was handed out.
+const SEQ_KEY: &[u8] = b"seq";
+/// The last timestamp handed out, so that timestamps keep their order across a restart.
+const TIME_KEY: &[u8] = b"time";
+/// See [`Store::seq_base`].
+const SEQ_BASE_KEY: &[u8] = b"seq_base";
+/// Before format 5: the clock ceiling, no timestamp above it handed out. Timestamps were unique
+/// then, and the upgrade makes each event's seq its timestamp, so seqs go on from it.
+const OLD_CLOCK_KEY: &[u8] = b"clock";
 /// The retry index's time at the last commit: the next start's "now" is never before it, so a
 /// wall clock that is behind at start (no RTC, before NTP) does not make the rebuild read old
 /// history as recent.
@@ -203,11 +250,12 @@ const REBUILD_SLACK_MS: u64 = 5 * 60 * 1000;
 const FORMAT_KEY: &[u8] = b"format";
 /// Bumped whenever the layout changes in a way older data cannot be read with. 3: messages
 /// are stored as parts with their ack folded in (see [`log`]). 4: a send's client id is kept
-/// in its log entry only, not in the `client_ids` table (see [`client_ids`]).
-const FORMAT: u64 = 4;
+/// in its log entry only, not in the `client_ids` table (see [`client_ids`]). 5: events carry
+/// a seq apart from their timestamp.
+const FORMAT: u64 = 5;
 /// Formats this parley still reads: a directory in one of them is marked [`FORMAT`] when
 /// opened, so that an older parley refuses it instead of misreading what this one writes.
-const UPGRADES_FROM: [u64; 2] = [2, 3];
+const UPGRADES_FROM: [u64; 3] = [2, 3, 4];
 
 impl Store {
     /// Opens with the default limits on the index of recent client ids.
@@ -231,11 +279,18 @@ impl Store {
         let meta = db.open_tree("meta")?;
         match meta.get(FORMAT_KEY)? {
             None if db.tree_names().len() <= 2 => {
+                meta.insert(SEQ_BASE_KEY, &1u64.to_be_bytes())?;
                 meta.insert(FORMAT_KEY, &FORMAT.to_be_bytes())?;
                 db.flush()?;
             }
             Some(version) if read_u64(&version) == FORMAT => {}
             Some(version) if UPGRADES_FROM.contains(&read_u64(&version)) => {
+                // Every event so far had a unique timestamp, now its seq: seqs go on above the
+                // old clock ceiling. sled recovers a prefix of its writes, so the format is
+                // marked last, and an upgrade cut short is done again.
+                let old_ceiling = meta.get(OLD_CLOCK_KEY)?.map_or(0, |v| read_u64(&v));
+                meta.insert(SEQ_KEY, &old_ceiling.to_be_bytes())?;
+                meta.insert(SEQ_BASE_KEY, &(old_ceiling + 1).to_be_bytes())?;
                 meta.insert(FORMAT_KEY, &FORMAT.to_be_bytes())?;
                 db.flush()?;
             }
@@ -247,6 +302,7 @@ impl Store {
             }
         }
         let last_index_ms = meta.get(INDEX_TIME_KEY)?.map_or(0, |v| read_u64(&v));
+        let seq_base = meta.get(SEQ_BASE_KEY)?.map_or(1, |v| read_u64(&v));
         let mut trees = Vec::with_capacity(TABLES.len() + 1);
         for (_, name) in TABLES {
             trees.push(db.open_tree(name)?);
@@ -261,6 +317,12 @@ impl Store {
             unapplied: VecDeque::new(),
             recent_sends: RecentSends::new(client_ids, clock::wall_ms().max(last_index_ms)),
             client_id_table_used: true,
+            seq_base,
+            last_second: 0,
+        };
+        store.last_second = match store.tree(Table::Times).last()? {
+            Some((second, _)) => read_u64(&second),
+            None => 0,
         };
         store.load_client_ids(client_ids.window_ms)?;
         Ok(store)
@@ -271,13 +333,14 @@ impl Store {
     /// those the index now holds (their log entries name the client id). A send the index has
     /// no room for gets a record in the table.
     ///
-    /// A send's timestamps are never below the wall clock when it was made (the server clock
-    /// only runs ahead of it; give or take [`REBUILD_SLACK_MS`]), so every send of the window's
-    /// real time has an ack timestamp at or after the wall clock's horizon, and a timestamp
-    /// below it is older than the window.
+    /// A send's timestamp is the wall clock when it was made (before format 5 it could only be
+    /// ahead of it; give or take [`REBUILD_SLACK_MS`] for an NTP step), so every send of the
+    /// window's real time has an ack timestamp at or after the wall clock's horizon, and a
+    /// timestamp below it is older than the window.
     fn load_client_ids(&mut self, window_ms: u64) -> StoreResult<()> {
         let now = self.recent_sends.now();
         let horizon = now.saturating_sub(window_ms + REBUILD_SLACK_MS);
+        let from = self.first_seq_after(horizon.saturating_sub(1))?;
         let table = self.tree(Table::ClientIds).clone();
         let mut changed = false;
         let mut written = Ok(());
@@ -287,7 +350,7 @@ impl Store {
             };
             let recent_sends = &mut self.recent_sends;
             self.log
-                .client_sends(group, horizon, |user, client_id, message_id, ack_ts| {
+                .client_sends(group, from, horizon, |user, client_id, message_id, ack_ts| {
                     let sent = Sent { message_id, ack_ts };
                     // Made no later than its timestamp, nor than now (the clock may run ahead).
                     let made = ack_ts.min(now);
@@ -336,15 +399,15 @@ impl Store {
         self.pending.iter().any(|table| !table.is_empty()) || self.log.has_pending()
     }
 
-    /// Seals everything written since the last seal as commit number `commit`, with the clock
-    /// ceiling (no timestamp above it has left the server), so that timestamps keep increasing
-    /// across restarts. The flusher applies and flushes it; reads see it meanwhile.
-    pub fn write(&mut self, commit: u64, clock_ceiling: u64) -> Arc<TickWrites> {
+    /// Seals everything written since the last seal as commit number `commit`, with the clock's
+    /// ceiling, so that seqs are never handed out twice and timestamps keep their order across
+    /// restarts. The flusher applies and flushes it; reads see it meanwhile.
+    pub fn write(&mut self, commit: u64, ceiling: Ceiling) -> Arc<TickWrites> {
         let tick = Arc::new(TickWrites {
             commit,
             tables: std::mem::replace(&mut self.pending, vec![HashMap::new(); TABLES.len()]),
             chunks: self.log.take_pending(),
-            clock_ceiling,
+            ceiling,
             index_ms: self.recent_sends.now(),
         });
         self.unapplied.push_back(Arc::clone(&tick));
@@ -364,8 +427,8 @@ impl Store {
 
     /// Applies and flushes everything on the calling thread (at shutdown, when the flusher is
     /// done, and in tools and tests).
-    pub fn commit(&mut self, clock_ceiling: u64) -> StoreResult<()> {
-        let tick = self.write(0, clock_ceiling);
+    pub fn commit(&mut self, ceiling: Ceiling) -> StoreResult<()> {
+        let tick = self.write(0, ceiling);
         let ticks: Vec<_> = self.unapplied.drain(..).collect();
         debug_assert!(Arc::ptr_eq(&tick, ticks.last().expect("just sealed")));
         apply(&self.trees, &ticks)?;
@@ -382,12 +445,16 @@ impl Store {
         flusher::Flusher::start(self.db.clone(), self.trees.clone(), helpers, notify)
     }
 
-    /// No timestamp above this one left the server before the previous shutdown or crash.
-    pub fn clock_ceiling(&self) -> StoreResult<u64> {
-        Ok(self
-            .get(Table::Meta, CLOCK_KEY)?
-            .map(|v| read_u64(&v))
-            .unwrap_or(0))
+    /// The clock as the last commit left it: no seq above its `seq` left the server before
+    /// the previous shutdown or crash, and `time` was the last timestamp.
+    pub fn ceiling(&self) -> StoreResult<Ceiling> {
+        let read = |key| -> StoreResult<u64> {
+            Ok(self.get(Table::Meta, key)?.map_or(0, |v| read_u64(&v)))
+        };
+        Ok(Ceiling {
+            seq: read(SEQ_KEY)?,
+            time: read(TIME_KEY)?,
+        })
     }
 
     pub fn size_on_disk(&self) -> StoreResult<u64> {
@@ -420,8 +487,53 @@ impl Store {
         self.unapplied
             .iter()
             .filter_map(|tick| tick.chunks.get(&stream))
-            .map(|chunk| (chunk.first_ts, IVec::from(chunk.bytes.as_slice())))
+            .map(|chunk| (chunk.first_seq, IVec::from(chunk.bytes.as_slice())))
             .collect()
+    }
+
+    /// The newest record of `table` with a key at or before `key`, as this tick sees it.
+    fn last_at_or_before(&self, table: Table, key: &[u8]) -> StoreResult<Option<IVec>> {
+        let stored = self.tree(table).range(..=key).next_back().transpose()?;
+        let in_memory = self
+            .unapplied
+            .iter()
+            .map(|tick| &tick.tables[table as usize])
+            .chain(std::iter::once(&self.pending[table as usize]))
+            .flat_map(|writes| writes.iter())
+            .filter(|(k, _)| k.as_slice() <= key)
+            .max_by(|a, b| a.0.cmp(b.0));
+        Ok(match (stored, in_memory) {
+            (Some((k, v)), Some((mk, _))) if k.as_ref() >= mk.as_slice() => Some(v),
+            (_, Some((_, v))) => Some(IVec::from(v.as_slice())),
+            (stored, None) => stored.map(|(_, v)| v),
+        })
+    }
+
+    /// A seq at or below the first one stamped after `timestamp`: where a sync by timestamp
+    /// starts to look. Timestamps never decrease along seqs, and the `times` table holds the
+    /// first seq of each second that has events, so at most a second's worth of events lies
+    /// between the two. Events before format 5 were stamped with their seq.
+    fn first_seq_after(&self, timestamp: u64) -> StoreResult<u64> {
+        if timestamp < self.seq_base {
+            return Ok(timestamp + 1);
+        }
+        let second = (timestamp / 1000).to_be_bytes();
+        Ok(self
+            .last_at_or_before(Table::Times, &second)?
+            .map_or(self.seq_base, |seq| read_u64(&seq)))
+    }
+
+    /// Notes that an event is stored at `stamp`: the first of each second goes into `times`.
+    fn note_stamp(&mut self, stamp: Stamp) {
+        let second = stamp.timestamp / 1000;
+        if second > self.last_second {
+            self.last_second = second;
+            self.put(
+                Table::Times,
+                second.to_be_bytes(),
+                stamp.seq.to_be_bytes().to_vec(),
+            );
+        }
     }
 
     fn put(&mut self, table: Table, key: impl Into<Vec<u8>>, value: Vec<u8>) {
@@ -496,21 +608,25 @@ impl Store {
         Ok(groups)
     }
 
-    /// Records that `user` became a member of `group` at `ts` (inclusive).
-    pub fn open_membership(&mut self, user: Uuid, group: Uuid, ts: u64) -> StoreResult<()> {
+    /// Records that `user` became a member of `group` at `seq` (inclusive).
+    pub fn open_membership(&mut self, user: Uuid, group: Uuid, seq: u64) -> StoreResult<()> {
         let key = pair_key(user, group);
         let mut intervals = self.intervals(&key)?;
-        intervals.push(Interval { from: ts, to: None });
+        intervals.push(Interval {
+            from: seq,
+            to: None,
+        });
         self.put(Table::Memberships, key, to_json(&intervals));
         Ok(())
     }
 
-    /// Records that `user` stopped being a member of `group` at `ts` (inclusive: the 73 is theirs).
-    pub fn close_membership(&mut self, user: Uuid, group: Uuid, ts: u64) -> StoreResult<()> {
+    /// Records that `user` stopped being a member of `group` at `seq` (inclusive: the 73 is
+    /// theirs).
+    pub fn close_membership(&mut self, user: Uuid, group: Uuid, seq: u64) -> StoreResult<()> {
         let key = pair_key(user, group);
         let mut intervals = self.intervals(&key)?;
         if let Some(last) = intervals.last_mut() {
-            last.to = Some(ts);
+            last.to = Some(seq);
         }
         self.put(Table::Memberships, key, to_json(&intervals));
         Ok(())
@@ -544,12 +660,14 @@ impl Store {
     // --- events ------------------------------------------------------------------------------
 
     /// Appends an event to a group's or a user's stream; sealed at the next [`Store::write`].
-    pub fn append(&mut self, stream: Uuid, ts: u64, audience: Audience, event: &[u8]) {
-        self.log.append(stream, ts, audience, event);
+    pub fn append(&mut self, stream: Uuid, stamp: Stamp, audience: Audience, event: &[u8]) {
+        self.note_stamp(stamp);
+        self.log.append(stream, stamp, audience, event);
     }
 
     /// Appends a message and its sender's ack to the group's stream, as parts (see [`log`]).
     pub fn append_message(&mut self, group: Uuid, message: &MessageParts) {
+        self.note_stamp(message.stamp);
         self.log.append_message(group, message);
     }
 
@@ -557,7 +675,7 @@ impl Store {
     pub fn message_author(
         &self,
         group: Uuid,
-        ts: u64,
+        seq: u64,
         message_id: Uuid,
     ) -> StoreResult<Option<Uuid>> {
         let unapplied = self
@@ -565,40 +683,78 @@ impl Store {
             .iter()
             .rev()
             .filter_map(|tick| tick.chunks.get(&group));
-        self.log.message_author(group, ts, message_id, unapplied)
+        self.log.message_author(group, seq, message_id, unapplied)
     }
 
-    /// The user's events with a timestamp after `cursor`, oldest first, at most `limit` of them
+    /// The user's events after `cursor`, oldest first (in seq order), at most `limit` of them
     /// and about `max_bytes` (at least one event), and whether more exist after the last one.
+    /// After a timestamp cursor a page never ends inside a millisecond, so the last event's
+    /// timestamp is an exact cursor too: it takes the rest of that millisecond's events.
     pub fn events_after(
         &self,
         user: Uuid,
-        cursor: u64,
+        cursor: Cursor,
         limit: usize,
         max_bytes: usize,
     ) -> StoreResult<(Vec<StoredEvent>, bool)> {
-        let first = cursor.saturating_add(1);
-        let mut sources =
-            vec![self
+        let (from, after_time) = match cursor {
+            Cursor::Seq(seq) => (seq.saturating_add(1), None),
+            Cursor::Timestamp(ts) => (self.first_seq_after(ts)?, Some(ts)),
+        };
+        let mut sources = Vec::new();
+        for (stream, span) in self.spans_of(user, from, after_time)? {
+            sources.push(
+                self.log
+                    .reader(stream, span, user, self.memory_chunks(stream))?,
+            );
+        }
+        merge_streams(sources, limit, max_bytes, after_time.is_some())
+    }
+
+    /// The stamp of the user's newest event, if any: what an empty sync page reports.
+    pub fn newest_event(&self, user: Uuid) -> StoreResult<Option<Stamp>> {
+        let mut newest: Option<Stamp> = None;
+        for (stream, span) in self.spans_of(user, 1, None)? {
+            let found = self
                 .log
-                .reader(user, first, u64::MAX, user, self.memory_chunks(user))?];
+                .newest(stream, span, user, self.memory_chunks(stream))?;
+            if found.is_some_and(|found| newest.is_none_or(|newest| found.seq > newest.seq)) {
+                newest = found;
+            }
+        }
+        Ok(newest)
+    }
+
+    /// What a user reads of each stream from seq `from` on: their own stream, and each group's
+    /// within the intervals they were a member.
+    fn spans_of(
+        &self,
+        user: Uuid,
+        from: u64,
+        after_time: Option<u64>,
+    ) -> StoreResult<Vec<(Uuid, Span)>> {
+        let mut spans = vec![(
+            user,
+            Span {
+                from,
+                to: u64::MAX,
+                after_time,
+            },
+        )];
         for (key, intervals) in self.memberships_of(user)? {
             let group = Uuid::from_slice(&key[16..32]).unwrap_or_default();
             for interval in intervals {
-                let from = interval.from.max(first);
-                let to = interval.to.unwrap_or(u64::MAX);
-                if from <= to {
-                    sources.push(self.log.reader(
-                        group,
-                        from,
-                        to,
-                        user,
-                        self.memory_chunks(group),
-                    )?);
+                let span = Span {
+                    from: interval.from.max(from),
+                    to: interval.to.unwrap_or(u64::MAX),
+                    after_time,
+                };
+                if span.from <= span.to {
+                    spans.push((group, span));
                 }
             }
         }
-        merge_streams(sources, limit, max_bytes)
+        Ok(spans)
     }
 
     // --- receipts, client ids ----------------------------------------------------------------
@@ -637,8 +793,7 @@ impl Store {
     /// record of format 2 holds the ack's JSON itself, and is answered as it is).
     pub fn client_ack(&self, key: &RetryKey) -> StoreResult<Option<String>> {
         if let Some(sent) = self.recent_sends.get(key.fingerprint) {
-            let ack = protocol::sent_event(Some(key.client_id), sent.ack_ts, sent.message_id);
-            return Ok(Some(ack));
+            return Ok(Some(render_ack(key.client_id, sent)));
         }
         if !self.client_id_table_used {
             return Ok(None);
@@ -647,8 +802,12 @@ impl Store {
             return Ok(None);
         };
         let ack = match read_client_record(&value) {
-            Some(sent) => protocol::sent_event(Some(key.client_id), sent.ack_ts, sent.message_id),
-            None => String::from_utf8_lossy(&value).into_owned(),
+            Some(sent) => render_ack(key.client_id, sent),
+            // Format 2's JSON, stamped with its timestamp, which the upgrade made its seq.
+            None => {
+                let seq = json_ack_timestamp(&value).unwrap_or(0);
+                String::from_utf8_lossy(&protocol::with_seq(&value, seq)).into_owned()
+            }
         };
         Ok(Some(ack))
     }
@@ -672,6 +831,15 @@ impl Store {
     pub fn recent_client_ids(&self) -> usize {
         self.recent_sends.held()
     }
+}
+
+/// The ack (21) of a send, rendered again: its seq follows the message's, which the id carries.
+fn render_ack(client_id: &str, sent: Sent) -> String {
+    let stamp = Stamp {
+        seq: message_id::ack_seq(sent.message_id),
+        timestamp: sent.ack_ts,
+    };
+    protocol::sent_event(Some(client_id), stamp, sent.message_id)
 }
 
 /// A `client_ids` record: the message id and the ack's timestamp (24 bytes; format 2 kept the
@@ -758,34 +926,40 @@ fn open_when_free(config: &sled::Config) -> StoreResult<sled::Db> {
     }
 }
 
-/// Merges streams that are each sorted by timestamp into one, taking up to `limit` entries and
-/// about `max_bytes`, and telling whether more remain.
+/// Merges streams that are each sorted by seq into one, taking up to `limit` entries and about
+/// `max_bytes`, and telling whether more remain. With `whole_milliseconds`, a page that is full
+/// still takes the entries that share its last one's timestamp.
 fn merge_streams(
     mut sources: Vec<StreamReader>,
     limit: usize,
     max_bytes: usize,
+    whole_milliseconds: bool,
 ) -> StoreResult<(Vec<StoredEvent>, bool)> {
     let mut heads: Vec<Option<StoredEvent>> = Vec::with_capacity(sources.len());
     let mut heap = BinaryHeap::new();
     for (index, source) in sources.iter_mut().enumerate() {
         let head = source.next_entry()?;
-        if let Some((ts, _)) = &head {
-            heap.push(Reverse((*ts, index)));
+        if let Some(event) = &head {
+            heap.push(Reverse((event.seq, index)));
         }
         heads.push(head);
     }
-    let mut out = Vec::with_capacity(limit.min(1024));
+    let mut out: Vec<StoredEvent> = Vec::with_capacity(limit.min(1024));
     let mut bytes = 0;
     while let Some(Reverse((_, index))) = heap.pop() {
-        if out.len() == limit || (bytes >= max_bytes && !out.is_empty()) {
+        let entry = heads[index].take().expect("a heap entry has a head");
+        let full = out.len() >= limit || (bytes >= max_bytes && !out.is_empty());
+        let same_millisecond = out
+            .last()
+            .is_some_and(|last| whole_milliseconds && last.timestamp == entry.timestamp);
+        if full && !same_millisecond {
             return Ok((out, true));
         }
-        let entry = heads[index].take().expect("a heap entry has a head");
-        bytes += entry.1.len();
+        bytes += entry.bytes.len();
         out.push(entry);
         let head = sources[index].next_entry()?;
-        if let Some((ts, _)) = &head {
-            heap.push(Reverse((*ts, index)));
+        if let Some(event) = &head {
+            heap.push(Reverse((event.seq, index)));
         }
         heads[index] = head;
     }
@@ -842,27 +1016,30 @@ mod tests {
         }
     }
 
-    /// Stores a send as the chat does: its log entry names the client id, then the record.
+    /// Stores a send as the chat does, stamped at `ts` (its seq too, its ack's the next):
+    /// its log entry names the client id, then the record.
     fn store_send(store: &mut Store, group: Uuid, user: Uuid, client_id: &str, ts: u64) -> Uuid {
-        let message_id = Uuid::from_u128(u128::from(ts) << 8);
+        let message_id = message_id::new(ts, 1, 0);
         store.append_message(
             group,
             &MessageParts {
-                ts,
+                stamp: at(ts),
                 message_id,
                 author: user,
                 data: "hi",
-                ack_ts: ts + 1,
+                ack_seq: ts + 1,
                 client_id: Some(client_id),
             },
         );
-        store.put_client_ack(&store.retry_key(user, client_id), message_id, ts + 1);
+        store.put_client_ack(&store.retry_key(user, client_id), message_id, ts);
         message_id
     }
 
-    fn expected_ack(client_id: &str, ack_ts: u64, message_id: Uuid) -> String {
+    /// The ack of a send [`store_send`] stored at `ts`, written out.
+    fn expected_ack(client_id: &str, ts: u64, message_id: Uuid) -> String {
         format!(
-            r#"{{"type":21,"id":{},"timestamp":{ack_ts},"body":{{"message_id":"{message_id}"}}}}"#,
+            r#"{{"type":21,"seq":{},"id":{},"timestamp":{ts},"body":{{"message_id":"{message_id}"}}}}"#,
+            ts + 1,
             serde_json::to_string(client_id).unwrap()
         )
     }
@@ -881,14 +1058,18 @@ mod tests {
             let mut store = Store::open(dir.path(), 1 << 20).unwrap();
             store.put_group(&test_group(group, &[user]));
             let mid = store_send(&mut store, group, user, id, ts);
-            expected = expected_ack(id, ts + 1, mid);
-            assert_eq!(protocol::sent_event(Some(id), ts + 1, mid), expected);
+            expected = expected_ack(id, ts, mid);
+            let ack_stamp = Stamp {
+                seq: ts + 1,
+                timestamp: ts,
+            };
+            assert_eq!(protocol::sent_event(Some(id), ack_stamp, mid), expected);
             assert_eq!(
                 client_ack_of(&store, user, id).as_deref(),
                 Some(&expected[..]),
                 "pending"
             );
-            let tick = store.write(1, ts + 1);
+            let tick = store.write(1, ceil(ts + 1));
             assert_eq!(
                 client_ack_of(&store, user, id).as_deref(),
                 Some(&expected[..]),
@@ -938,7 +1119,7 @@ mod tests {
                 client_key(user, "old"),
                 client_record(sent),
             );
-            store.commit(now).unwrap();
+            store.commit(ceil(now)).unwrap();
         }
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         assert!(
@@ -966,7 +1147,7 @@ mod tests {
             let mut store = Store::open(dir.path(), 1 << 20).unwrap();
             store.put_group(&test_group(group, &[user]));
             store_send(&mut store, group, user, "hour-old", now - 3_600_000);
-            store.commit(now + 2 * window).unwrap();
+            store.commit(ceil(now + 2 * window)).unwrap();
         }
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         assert!(client_ack_of(&store, user, "hour-old").is_some());
@@ -988,7 +1169,7 @@ mod tests {
                 store_send(&mut store, group, user, &format!("h{h}"), truth - h * hour);
             }
             store.recent_sends = RecentSends::new(ClientIdLimits::DEFAULT, truth);
-            store.commit(truth + 1000).unwrap();
+            store.commit(ceil(truth + 1000)).unwrap();
         }
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         // The window (24 h and the rebuild's slack) of the last commit's time, not the wall's.
@@ -1007,8 +1188,8 @@ mod tests {
             let mut store = Store::open(dir.path(), 1 << 20).unwrap();
             store.put_group(&test_group(group, &[user]));
             store_send(&mut store, group, user, "a", now - 10);
-            store_send(&mut store, group, user, "z", u64::MAX - 10);
-            store.commit(now).unwrap();
+            store_send(&mut store, group, user, "z", message_id::MAX_SEQ - 10);
+            store.commit(ceil(now)).unwrap();
         }
         let mut store = Store::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(store.recent_client_ids(), 2);
@@ -1029,7 +1210,7 @@ mod tests {
             store.put_group(&test_group(group, &[user]));
             store_send(&mut store, group, user, "a", now - 10);
             store_send(&mut store, group, user, "b", now - 5);
-            store.commit(now).unwrap();
+            store.commit(ceil(now)).unwrap();
             assert!(store.tree(Table::ClientIds).is_empty());
         }
         let one = ClientIdLimits {
@@ -1070,9 +1251,9 @@ mod tests {
             sends.push(("b", ts, store_send(&mut store, group, user, "b", ts)));
             assert_eq!(store.recent_client_ids(), 1);
             assert_eq!(store.pending[Table::ClientIds as usize].len(), 2);
-            store.commit(now).unwrap();
+            store.commit(ceil(now)).unwrap();
             for (id, ts, mid) in &sends {
-                let ack = expected_ack(id, ts + 1, *mid);
+                let ack = expected_ack(id, *ts, *mid);
                 assert_eq!(client_ack_of(&store, user, id), Some(ack), "{id}");
             }
         }
@@ -1137,8 +1318,21 @@ mod tests {
         (dir, store)
     }
 
-    fn timestamps(events: &[(u64, Vec<u8>)]) -> Vec<u64> {
-        events.iter().map(|(ts, _)| *ts).collect()
+    fn timestamps(events: &[StoredEvent]) -> Vec<u64> {
+        events.iter().map(|event| event.seq).collect()
+    }
+
+    /// The stamp these tests give an event: its seq is its timestamp, as before format 5.
+    fn at(seq: u64) -> Stamp {
+        Stamp {
+            seq,
+            timestamp: seq,
+        }
+    }
+
+    /// A ceiling at `seq`, the time with it.
+    fn ceil(seq: u64) -> Ceiling {
+        Ceiling { seq, time: seq }
     }
 
     /// The flusher may put a sealed tick into sled before the loop hears of it: a sync in
@@ -1148,22 +1342,22 @@ mod tests {
         let (_dir, mut store) = store();
         let (user, group) = (Uuid::from_u128(1), Uuid::from_u128(2));
         store.open_membership(user, group, 10).unwrap();
-        store.append(group, 10, Audience::All, b"first");
-        store.commit(10).unwrap();
-        store.append(group, 20, Audience::All, b"second");
-        store.append(user, 21, Audience::All, b"receipt");
-        let sealed = store.write(1, 21);
-        store.append(group, 30, Audience::All, b"third");
+        store.append(group, at(10), Audience::All, b"first");
+        store.commit(ceil(10)).unwrap();
+        store.append(group, at(20), Audience::All, b"second");
+        store.append(user, at(21), Audience::All, b"receipt");
+        let sealed = store.write(1, ceil(21));
+        store.append(group, at(30), Audience::All, b"third");
         let expected = [10, 20, 21, 30];
-        let (events, _) = store.events_after(user, 0, 100, usize::MAX).unwrap();
+        let (events, _) = store.events_after(user, Cursor::Seq(0), 100, usize::MAX).unwrap();
         assert_eq!(timestamps(&events), expected, "sealed, not yet applied");
         apply(&store.trees, &[sealed]).unwrap();
-        let (events, _) = store.events_after(user, 0, 100, usize::MAX).unwrap();
+        let (events, _) = store.events_after(user, Cursor::Seq(0), 100, usize::MAX).unwrap();
         assert_eq!(timestamps(&events), expected, "applied, not yet forgotten");
         store.forget_applied(1);
-        let (events, _) = store.events_after(user, 0, 100, usize::MAX).unwrap();
+        let (events, _) = store.events_after(user, Cursor::Seq(0), 100, usize::MAX).unwrap();
         assert_eq!(timestamps(&events), expected, "forgotten: read from sled");
-        let (events, _) = store.events_after(user, 15, 100, usize::MAX).unwrap();
+        let (events, _) = store.events_after(user, Cursor::Seq(15), 100, usize::MAX).unwrap();
         assert_eq!(
             timestamps(&events),
             [20, 21, 30],
@@ -1183,15 +1377,15 @@ mod tests {
             // One tick: 20 events of 1 kB, a 20 kB chunk; a leaf of 17 such is 340 kB.
             for _ in 0..20 {
                 ts += 1;
-                store.append(group, ts, Audience::All, &event);
+                store.append(group, at(ts), Audience::All, &event);
             }
-            store.commit(ts).unwrap();
+            store.commit(ceil(ts)).unwrap();
         }
         let blobs = std::fs::read_dir(dir.path().join("blobs"))
             .map(|files| files.count())
             .unwrap_or(0);
         assert_eq!(blobs, 0, "log nodes written as blob files");
-        let (events, _) = store.events_after(group, 0, 1000, usize::MAX).unwrap();
+        let (events, _) = store.events_after(group, Cursor::Seq(0), 1000, usize::MAX).unwrap();
         assert_eq!(
             events.len(),
             1000,
@@ -1212,9 +1406,9 @@ mod tests {
         for _ in 0..300 {
             for _ in 0..20 {
                 ts += 1;
-                store.append(group, ts, Audience::All, &event(ts));
+                store.append(group, at(ts), Audience::All, &event(ts));
             }
-            store.commit(ts).unwrap();
+            store.commit(ceil(ts)).unwrap();
         }
         drop(store);
         let log_bytes = std::fs::metadata(dir.path().join("db")).unwrap().len();
@@ -1226,15 +1420,14 @@ mod tests {
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         let mut last = 0;
         loop {
-            let (events, _) = store.events_after(group, last, 1000, usize::MAX).unwrap();
-            let Some((newest, _)) = events.last() else {
+            let (events, _) = store.events_after(group, Cursor::Seq(last), 1000, usize::MAX).unwrap();
+            let Some(newest) = events.last().map(|event| event.seq) else {
                 break;
             };
-            let newest = *newest;
-            for (ts, bytes) in events {
-                assert_eq!(ts, last + 1, "an event lost or out of order");
-                assert!(bytes == event(ts), "event {ts} read back different");
-                last = ts;
+            for StoredEvent { seq, bytes, .. } in events {
+                assert_eq!(seq, last + 1, "an event lost or out of order");
+                assert!(bytes == event(seq), "event {seq} read back different");
+                last = seq;
             }
             assert_eq!(last, newest);
         }
@@ -1270,7 +1463,7 @@ mod tests {
             Uuid::from_u128(2),
             1,
         );
-        store.commit(1).unwrap();
+        store.commit(ceil(1)).unwrap();
         drop(store);
 
         for dir in [old.path(), fresh.path()] {
@@ -1287,26 +1480,29 @@ mod tests {
     fn sync_merges_own_and_group_streams_within_membership() {
         let (_dir, mut store) = store();
         let (user, other, group) = (Uuid::from_u128(1), Uuid::from_u128(9), Uuid::from_u128(2));
-        store.append(group, 10, Audience::All, b"before join");
-        store.commit(10).unwrap();
+        store.append(group, at(10), Audience::All, b"before join");
+        store.commit(ceil(10)).unwrap();
         store.open_membership(user, group, 20).unwrap();
-        store.append(group, 20, Audience::All, b"joined");
-        store.append(user, 25, Audience::All, b"receipt");
-        store.append(group, 30, Audience::All, b"message");
-        store.append(group, 31, Audience::Only(other), b"someone else's ack");
-        store.commit(31).unwrap();
-        store.append(group, 32, Audience::Only(user), b"my ack");
+        store.append(group, at(20), Audience::All, b"joined");
+        store.append(user, at(25), Audience::All, b"receipt");
+        store.append(group, at(30), Audience::All, b"message");
+        store.append(group, at(31), Audience::Only(other), b"someone else's ack");
+        store.commit(ceil(31)).unwrap();
+        store.append(group, at(32), Audience::Only(user), b"my ack");
         store.close_membership(user, group, 40).unwrap();
-        store.append(group, 40, Audience::All, b"left");
-        store.append(group, 50, Audience::All, b"after leaving");
+        store.append(group, at(40), Audience::All, b"left");
+        store.append(group, at(50), Audience::All, b"after leaving");
 
         // Read before and after the commit: the tick's own chunks are visible either way.
         for commit in [false, true] {
             if commit {
-                store.commit(50).unwrap();
+                store.commit(ceil(50)).unwrap();
             }
-            let (events, more) = store.events_after(user, 0, 100, usize::MAX).unwrap();
-            let seen: Vec<(u64, &[u8])> = events.iter().map(|(t, v)| (*t, v.as_slice())).collect();
+            let (events, more) = store.events_after(user, Cursor::Seq(0), 100, usize::MAX).unwrap();
+            let seen: Vec<(u64, &[u8])> = events
+                .iter()
+                .map(|event| (event.seq, event.bytes.as_slice()))
+                .collect();
             assert_eq!(
                 seen,
                 vec![
@@ -1320,11 +1516,11 @@ mod tests {
             assert!(!more);
         }
 
-        let (page, more) = store.events_after(user, 20, 2, usize::MAX).unwrap();
+        let (page, more) = store.events_after(user, Cursor::Seq(20), 2, usize::MAX).unwrap();
         assert_eq!((timestamps(&page), more), (vec![25, 30], true));
-        let (rest, more) = store.events_after(user, 30, 2, usize::MAX).unwrap();
+        let (rest, more) = store.events_after(user, Cursor::Seq(30), 2, usize::MAX).unwrap();
         assert_eq!((timestamps(&rest), more), (vec![32, 40], false));
-        let (by_size, more) = store.events_after(user, 0, 100, 1).unwrap();
+        let (by_size, more) = store.events_after(user, Cursor::Seq(0), 100, 1).unwrap();
         assert_eq!((timestamps(&by_size), more), (vec![20], true));
     }
 
@@ -1335,17 +1531,17 @@ mod tests {
         store.append_message(
             group,
             &MessageParts {
-                ts: 100,
+                stamp: at(100),
                 message_id: id,
                 author,
                 data: "m",
-                ack_ts: 101,
+                ack_seq: 101,
                 client_id: None,
             },
         );
         assert_eq!(store.message_author(group, 100, id).unwrap(), Some(author));
-        store.commit(100).unwrap();
-        store.append(group, 200, Audience::All, b"later");
+        store.commit(ceil(100)).unwrap();
+        store.append(group, at(200), Audience::All, b"later");
         assert_eq!(store.message_author(group, 100, id).unwrap(), Some(author));
         assert_eq!(
             store
@@ -1368,43 +1564,67 @@ mod tests {
         assert!(Store::open(dir.path(), 1 << 20).is_err());
     }
 
+    /// Makes the directory of `store` look as an older parley left it: marked `format`, its
+    /// clock ceiling `clock` (timestamps were seqs then), none of format 5's keys.
+    fn make_old(store: &Store, format: u64, clock: u64) {
+        let meta = store.tree(Table::Meta);
+        for key in [SEQ_KEY, TIME_KEY, SEQ_BASE_KEY] {
+            meta.remove(key).unwrap();
+        }
+        meta.insert(OLD_CLOCK_KEY, &clock.to_be_bytes()).unwrap();
+        meta.insert(FORMAT_KEY, &format.to_be_bytes()).unwrap();
+        store.db.flush().unwrap();
+    }
+
+    /// After an upgrade, seqs go on above the old clock ceiling, and a sync by timestamp from
+    /// before it or after it finds what is after it.
+    fn assert_upgraded(store: &Store, old_clock: u64) {
+        let format = store.tree(Table::Meta).get(FORMAT_KEY).unwrap().unwrap();
+        assert_eq!(read_u64(&format), FORMAT);
+        assert_eq!(store.ceiling().unwrap().seq, old_clock);
+        assert_eq!(store.seq_base, old_clock + 1);
+    }
+
     /// A format 2 directory (messages stored as JSON, acks as entries of their own) opens, its
-    /// events read as they were written, and it is marked format 4, which an older parley
-    /// refuses rather than misreading the entries this one adds. Its client-id records (the
-    /// ack's JSON) are answered as they are while the window lasts, and pruned after.
+    /// events read as they were written, each with its timestamp for a seq, and it is marked
+    /// format 5, which an older parley refuses rather than misreading the entries this one
+    /// adds. Its client-id records (the ack's JSON) are answered as they are (with their seq)
+    /// while the window lasts, and pruned after.
     #[test]
     fn upgrades_format_2_and_keeps_its_events() {
         let dir = tempfile::tempdir().unwrap();
-        let (user, group) = (log::format_2::AUTHOR, log::format_2::GROUP);
+        let (user, group) = (log::old_formats::AUTHOR, log::old_formats::GROUP);
         let now = clock::wall_ms();
-        let recent_ack = log::format_2::ACK_JSON
+        let recent_ack = log::old_formats::ACK_JSON
             .replace("\"c1\"", "\"c0\"")
             .replace(":21,", &format!(":{now},"));
         {
             let mut store = Store::open(dir.path(), 1 << 20).unwrap();
             store.open_membership(user, group, 10).unwrap();
             store.log.append_format_2();
-            store.commit(30).unwrap();
-            let ack = log::format_2::ACK_JSON.as_bytes();
+            store.commit(ceil(30)).unwrap();
+            let ack = log::old_formats::ACK_JSON.as_bytes();
             let clients = store.tree(Table::ClientIds);
             clients.insert(client_key(user, "c1"), ack).unwrap();
             clients
                 .insert(client_key(user, "c0"), recent_ack.as_bytes())
                 .unwrap();
-            store
-                .tree(Table::Meta)
-                .insert(FORMAT_KEY, &2u64.to_be_bytes())
-                .unwrap();
-            store.db.flush().unwrap();
+            make_old(&store, 2, 30);
         }
         let store = Store::open(dir.path(), 1 << 20).unwrap();
-        let format = store.tree(Table::Meta).get(FORMAT_KEY).unwrap().unwrap();
-        assert_eq!(read_u64(&format), FORMAT);
-        let (events, _) = store.events_after(user, 0, 100, usize::MAX).unwrap();
-        assert_eq!(events, log::format_2::events());
+        assert_upgraded(&store, 30);
+        let (events, _) = store
+            .events_after(user, Cursor::Seq(0), 100, usize::MAX)
+            .unwrap();
+        assert_eq!(events, log::old_formats::events());
+        let (events, _) = store
+            .events_after(user, Cursor::Timestamp(20), 100, usize::MAX)
+            .unwrap();
+        assert_eq!(events, log::old_formats::events()[1..]);
         // A retry's ack: kept as JSON by format 2 and answered as it is, within the window.
         let kept = client_ack_of(&store, user, "c0");
-        assert_eq!(kept.as_deref(), Some(&recent_ack[..]));
+        let with_seq = protocol::with_seq(recent_ack.as_bytes(), now);
+        assert_eq!(kept.as_deref().map(str::as_bytes), Some(&with_seq[..]));
         assert_eq!(
             client_ack_of(&store, user, "c1"),
             None,
@@ -1412,27 +1632,35 @@ mod tests {
         );
         assert_eq!(store.tree(Table::ClientIds).len(), 1);
         let mut store = store;
-        store.put_client_ack(&store.retry_key(user, "c2"), log::format_2::MESSAGE_ID, 21);
+        let mid = log::old_formats::MESSAGE_ID;
+        store.put_client_ack(&store.retry_key(user, "c2"), mid, 21);
         let rendered = client_ack_of(&store, user, "c2").unwrap();
-        assert_eq!(
-            rendered,
-            log::format_2::ACK_JSON.replace("\"c1\"", "\"c2\"")
-        );
+        let ack = log::old_formats::ACK_JSON.replace("\"c1\"", "\"c2\"");
+        assert_eq!(rendered.as_bytes(), protocol::with_seq(ack.as_bytes(), 21));
     }
 
     /// A format 3 directory kept a 24-byte record for every send with a client id; its log
-    /// entries name the id too, so opening it rebuilds the index and empties the table.
+    /// entries name the id too, so opening it rebuilds the index and empties the table. Its
+    /// message ids carry the message's timestamp, now its seq, so a receipt still finds it.
     #[test]
     fn upgrades_format_3_into_the_index() {
         let dir = tempfile::tempdir().unwrap();
         let (user, group) = (Uuid::from_u128(1), Uuid::from_u128(9));
         let ts = clock::wall_ms();
-        let message_id;
+        let message_id = message_id::new(ts, 1, 0);
         {
             let mut store = Store::open(dir.path(), 1 << 20).unwrap();
             store.put_group(&test_group(group, &[user]));
-            message_id = store_send(&mut store, group, user, "c1", ts);
-            store.commit(ts + 1).unwrap();
+            let parts = MessageParts {
+                stamp: at(ts),
+                message_id,
+                author: user,
+                data: "hi",
+                ack_seq: ts + 1,
+                client_id: Some("c1"),
+            };
+            store.log.append_message_as_format_4(group, &parts);
+            store.commit(ceil(ts + 1)).unwrap();
             let sent = Sent {
                 message_id,
                 ack_ts: ts + 1,
@@ -1441,29 +1669,34 @@ mod tests {
             clients
                 .insert(client_key(user, "c1"), client_record(sent))
                 .unwrap();
-            let meta = store.tree(Table::Meta);
-            meta.insert(FORMAT_KEY, &3u64.to_be_bytes()).unwrap();
-            store.db.flush().unwrap();
+            make_old(&store, 3, ts + 1000);
         }
         let store = Store::open(dir.path(), 1 << 20).unwrap();
-        let format = store.tree(Table::Meta).get(FORMAT_KEY).unwrap().unwrap();
-        assert_eq!(read_u64(&format), FORMAT);
+        assert_upgraded(&store, ts + 1000);
         assert!(store.tree(Table::ClientIds).is_empty());
         assert!(!store.client_id_table_used);
+        let old_ack = format!(
+            r#"{{"type":21,"seq":{},"id":"c1","timestamp":{},"body":{{"message_id":"{message_id}"}}}}"#,
+            ts + 1,
+            ts + 1
+        );
+        assert_eq!(client_ack_of(&store, user, "c1"), Some(old_ack));
         assert_eq!(
-            client_ack_of(&store, user, "c1"),
-            Some(expected_ack("c1", ts + 1, message_id))
+            store.message_author(group, ts, message_id).unwrap(),
+            Some(user)
         );
     }
 
-    /// The same random history written as format 2 (JSON, acks as entries of their own) and as
-    /// format 3 (parts): every sync of every user, from every cursor, in pages of every size,
-    /// with chunks pending, sealed, applied and forgotten, returns the same events, and paging
-    /// stitches together to the whole history once.
+    /// The same random history written as format 2 (JSON, acks as entries of their own), as
+    /// format 4 (parts) and as format 5 (with timestamps of their own, several events to a
+    /// millisecond): every sync of every user, from every cursor, in pages of every size, with
+    /// chunks pending, sealed, applied and forgotten, returns the same events from formats 2 and
+    /// 4, and from format 5 exactly what its whole history says, by seq and by timestamp;
+    /// paging stitches together to the whole history once.
     #[test]
-    fn format_2_and_format_3_agree_on_every_sync() {
+    fn every_format_syncs_exactly_by_seq_and_by_timestamp() {
         for seed in 1..=6u64 {
-            same_syncs_in_both_formats(seed);
+            same_syncs_in_every_format(seed);
         }
     }
 
@@ -1478,18 +1711,22 @@ mod tests {
         }
     }
 
+    /// Every page from `cursor` on, stitched together, each page's last event the next cursor.
     fn all_pages(
         store: &Store,
         user: Uuid,
-        mut cursor: u64,
+        mut cursor: Cursor,
         limit: usize,
         bytes: usize,
     ) -> Vec<StoredEvent> {
         let mut events = Vec::new();
         loop {
             let (page, more) = store.events_after(user, cursor, limit, bytes).unwrap();
-            if let Some((ts, _)) = page.last() {
-                cursor = *ts;
+            if let Some(last) = page.last() {
+                cursor = match cursor {
+                    Cursor::Seq(_) => Cursor::Seq(last.seq),
+                    Cursor::Timestamp(_) => Cursor::Timestamp(last.timestamp),
+                };
             }
             events.extend(page);
             if !more {
@@ -1498,10 +1735,44 @@ mod tests {
         }
     }
 
-    fn same_syncs_in_both_formats(seed: u64) {
+    /// The page a sync should return from the events after its cursor, by the rules of
+    /// `events_after` written out plainly.
+    fn model_page(
+        after: &[StoredEvent],
+        limit: usize,
+        max_bytes: usize,
+        whole_milliseconds: bool,
+    ) -> (Vec<StoredEvent>, bool) {
+        let mut page: Vec<StoredEvent> = Vec::new();
+        let mut bytes = 0;
+        for event in after {
+            let full = page.len() >= limit || (bytes >= max_bytes && !page.is_empty());
+            let same = page
+                .last()
+                .is_some_and(|last| whole_milliseconds && last.timestamp == event.timestamp);
+            if full && !same {
+                return (page, true);
+            }
+            bytes += event.bytes.len();
+            page.push(event.clone());
+        }
+        (page, false)
+    }
+
+    /// Format 5's stamps here: three seqs to a timestamp, 400 ms apart, so that pages meet
+    /// shared milliseconds and the `times` table new seconds.
+    fn stamp_5(seq: u64) -> Stamp {
+        Stamp {
+            seq,
+            timestamp: 1_000_000 + seq / 3 * 400,
+        }
+    }
+
+    fn same_syncs_in_every_format(seed: u64) {
         let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let (_dir_2, mut old) = store();
-        let (_dir_3, mut new) = store();
+        let (_dir_4, mut mid) = store();
+        let (_dir_5, mut new) = store();
         let users: Vec<Uuid> = (1..=3).map(Uuid::from_u128).collect();
         let groups: Vec<Uuid> = (100..=101).map(Uuid::from_u128).collect();
         let mut members: Vec<Vec<Uuid>> = vec![Vec::new(); groups.len()];
@@ -1509,11 +1780,11 @@ mod tests {
             "hi",
             "\"quotes\", \\ and \n",
             "é ü 😀 \u{2028}",
-            "",
+            "x",
             "<script>",
         ];
         let client_ids = [None, Some("c1"), Some("a \"q\""), Some("x\u{1}")];
-        let (mut ts, mut commit, mut message_id) = (1000u64, 1, 0u128);
+        let (mut seq, mut commit, mut message_id) = (1000u64, 1, 0u128);
         let mut sealed = Vec::new();
         let mut messages = Vec::new();
         for _tick in 0..30 {
@@ -1524,38 +1795,45 @@ mod tests {
                     0..=2 if !members[g].is_empty() => {
                         let author = members[g][rng.below(members[g].len() as u64) as usize];
                         message_id += 1;
+                        seq += 1 + rng.below(3);
                         let message = MessageParts {
-                            ts: ts + 1 + rng.below(3),
+                            stamp: at(seq),
                             message_id: Uuid::from_u128(message_id),
                             author,
                             data: datas[rng.below(datas.len() as u64) as usize],
-                            ack_ts: 0,
+                            ack_seq: seq + 1,
                             client_id: client_ids[rng.below(4) as usize],
                         };
-                        ts = message.ts + 1 + rng.below(2);
-                        let message = MessageParts {
-                            ack_ts: ts,
-                            ..message
-                        };
+                        seq += 1;
                         old.log.append_message_as_format_2(group, &message);
-                        new.append_message(group, &message);
-                        messages.push((group, message.ts, message.message_id, author));
+                        mid.log.append_message_as_format_4(group, &message);
+                        new.append_message(
+                            group,
+                            &MessageParts {
+                                stamp: stamp_5(message.stamp.seq),
+                                ..message
+                            },
+                        );
+                        messages.push((group, message.stamp.seq, message.message_id, author));
                     }
                     0..=4 => {
                         let user = users[rng.below(users.len() as u64) as usize];
-                        ts += 1 + rng.below(3);
+                        seq += 1 + rng.below(3);
                         let joins = !members[g].contains(&user);
                         let event = format!(
-                            "{{\"type\":{},\"timestamp\":{ts}}}",
+                            "{{\"type\":{},\"timestamp\":{seq}}}",
                             if joins { 72 } else { 73 }
                         );
-                        for store in [&mut old, &mut new] {
+                        for (store, stamp) in [(&mut old, at(seq)), (&mut mid, at(seq))]
+                            .into_iter()
+                            .chain([(&mut new, stamp_5(seq))])
+                        {
                             if joins {
-                                store.open_membership(user, group, ts).unwrap();
+                                store.open_membership(user, group, seq).unwrap();
                             }
-                            store.append(group, ts, Audience::All, event.as_bytes());
+                            store.append(group, stamp, Audience::All, event.as_bytes());
                             if !joins {
-                                store.close_membership(user, group, ts).unwrap();
+                                store.close_membership(user, group, seq).unwrap();
                             }
                         }
                         if joins {
@@ -1566,33 +1844,37 @@ mod tests {
                     }
                     _ => {
                         let user = users[rng.below(users.len() as u64) as usize];
-                        ts += 1;
-                        let receipt = format!("{{\"type\":22,\"timestamp\":{ts}}}");
-                        for store in [&mut old, &mut new] {
-                            store.append(user, ts, Audience::All, receipt.as_bytes());
+                        seq += 1;
+                        let receipt = format!("{{\"type\":22,\"timestamp\":{seq}}}");
+                        for store in [&mut old, &mut mid] {
+                            store.append(user, at(seq), Audience::All, receipt.as_bytes());
                         }
+                        new.append(user, stamp_5(seq), Audience::All, receipt.as_bytes());
                     }
                 }
             }
             match rng.below(4) {
                 0 => {
-                    old.commit(ts).unwrap();
-                    new.commit(ts).unwrap();
+                    for store in [&mut old, &mut mid, &mut new] {
+                        store.commit(ceil(seq)).unwrap();
+                    }
                     sealed.clear();
                 }
                 1 | 2 => {
                     commit += 1;
-                    sealed.push((old.write(commit, ts), new.write(commit, ts)));
+                    sealed.push([&mut old, &mut mid, &mut new].map(|s| s.write(commit, ceil(seq))));
                     if rng.below(2) == 0 {
                         // The flusher applies some sealed ticks; the loop may not know yet.
                         let n = rng.below(sealed.len() as u64 + 1) as usize;
-                        let (old_ticks, new_ticks): (Vec<_>, Vec<_>) = sealed.drain(..n).unzip();
-                        if let Some(last) = new_ticks.last().map(|tick| tick.commit()) {
-                            apply(&old.trees, &old_ticks).unwrap();
-                            apply(&new.trees, &new_ticks).unwrap();
-                            if rng.below(2) == 0 {
-                                old.forget_applied(last);
-                                new.forget_applied(last);
+                        let applied: Vec<_> = sealed.drain(..n).collect();
+                        if let Some(last) = applied.last().map(|ticks| ticks[0].commit()) {
+                            let forget = rng.below(2) == 0;
+                            for (i, store) in [&mut old, &mut mid, &mut new].into_iter().enumerate() {
+                                let ticks: Vec<_> = applied.iter().map(|t| t[i].clone()).collect();
+                                apply(&store.trees, &ticks).unwrap();
+                                if forget {
+                                    store.forget_applied(last);
+                                }
                             }
                         }
                     }
@@ -1600,42 +1882,69 @@ mod tests {
                 _ => {}
             }
             for &user in &users {
-                let whole = all_pages(&old, user, 0, usize::MAX, usize::MAX);
+                let whole = all_pages(&new, user, Cursor::Seq(0), usize::MAX, usize::MAX);
                 assert!(
-                    whole.windows(2).all(|w| w[0].0 < w[1].0),
+                    whole.windows(2).all(|w| w[0].seq < w[1].seq),
                     "seed {seed}: order"
                 );
+                assert_eq!(
+                    new.newest_event(user).unwrap(),
+                    whole.last().map(StoredEvent::stamp),
+                    "seed {seed}: newest"
+                );
                 let mut cursors: Vec<u64> =
-                    (0..10).map(|_| 990 + rng.below(ts + 2 - 990)).collect();
+                    (0..10).map(|_| 990 + rng.below(seq + 2 - 990)).collect();
                 cursors.push(0);
-                cursors.extend(whole.iter().rev().take(3).map(|(ts, _)| *ts));
+                cursors.extend(whole.iter().rev().take(3).map(|event| event.seq));
                 for cursor in cursors {
+                    let by_seq: Vec<_> =
+                        whole.iter().filter(|e| e.seq > cursor).cloned().collect();
+                    let time = stamp_5(cursor).timestamp;
+                    let by_time: Vec<_> =
+                        whole.iter().filter(|e| e.timestamp > time).cloned().collect();
                     for limit in [1, 2, 3, 7, 1000] {
                         for bytes in [1, 150, 400, usize::MAX] {
-                            assert_eq!(
-                                old.events_after(user, cursor, limit, bytes).unwrap(),
-                                new.events_after(user, cursor, limit, bytes).unwrap(),
+                            let at = Cursor::Seq(cursor);
+                            let context = format!(
                                 "seed {seed} user {user} cursor {cursor} limit {limit} bytes {bytes}"
+                            );
+                            assert_eq!(
+                                old.events_after(user, at, limit, bytes).unwrap(),
+                                mid.events_after(user, at, limit, bytes).unwrap(),
+                                "{context}"
+                            );
+                            assert_eq!(
+                                new.events_after(user, at, limit, bytes).unwrap(),
+                                model_page(&by_seq, limit, bytes, false),
+                                "{context}"
+                            );
+                            let at = Cursor::Timestamp(time);
+                            assert_eq!(
+                                new.events_after(user, at, limit, bytes).unwrap(),
+                                model_page(&by_time, limit, bytes, true),
+                                "{context} by time"
                             );
                         }
                     }
-                    let after: Vec<_> = whole
-                        .iter()
-                        .filter(|(ts, _)| *ts > cursor)
-                        .cloned()
-                        .collect();
                     let limit = 1 + rng.below(4) as usize;
-                    assert_eq!(
-                        all_pages(&new, user, cursor, limit, 300),
-                        after,
-                        "seed {seed}: pages"
-                    );
+                    for store in [&old, &mid] {
+                        let after: Vec<_> = all_pages(store, user, Cursor::Seq(0), 1000, 1 << 20)
+                            .into_iter()
+                            .filter(|e| e.seq > cursor)
+                            .collect();
+                        let pages = all_pages(store, user, Cursor::Seq(cursor), limit, 300);
+                        assert_eq!(pages, after, "seed {seed}: pages");
+                    }
+                    let pages = all_pages(&new, user, Cursor::Seq(cursor), limit, 300);
+                    assert_eq!(pages, by_seq, "seed {seed}: pages by seq");
+                    let pages = all_pages(&new, user, Cursor::Timestamp(time), limit, 300);
+                    assert_eq!(pages, by_time, "seed {seed}: pages by timestamp");
                 }
             }
-            for &(group, ts, id, author) in &messages {
-                for store in [&old, &new] {
-                    assert_eq!(store.message_author(group, ts, id).unwrap(), Some(author));
-                    assert_eq!(store.message_author(group, ts + 1, id).unwrap(), None);
+            for &(group, seq, id, author) in &messages {
+                for store in [&old, &mid, &new] {
+                    assert_eq!(store.message_author(group, seq, id).unwrap(), Some(author));
+                    assert_eq!(store.message_author(group, seq + 1, id).unwrap(), None);
                 }
             }
         }

@@ -108,7 +108,7 @@ fn sync_cursor_forms() {
     b.assert_quiet();
 }
 
-fn after_all(all: &[Value]) -> Vec<(u64, u64, Value)> {
+fn after_all(all: &[Value]) -> Vec<(u64, u64, u64, Value)> {
     all.iter().map(ident).collect()
 }
 

@@ -57,6 +57,27 @@ pub fn assert_ms(v: &Value) -> u64 {
     t
 }
 
+/// Event types that are never stored, and so carry no `seq`.
+pub const TRANSIENT: [u64; 4] = [29, 40, 41, 90];
+
+/// `v` is a seq: an integer from 1 to 2^53 - 1; returns it.
+#[track_caller]
+pub fn assert_seq(v: &Value) -> u64 {
+    let seq = v
+        .as_u64()
+        .unwrap_or_else(|| panic!("expected an integer seq, got {v}"));
+    assert!((1..1 << 53).contains(&seq), "seq {seq} out of range");
+    seq
+}
+
+/// The `seq` of a stored event.
+#[track_caller]
+pub fn seq(ev: &Value) -> u64 {
+    ev["seq"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("event without a numeric seq: {ev}"))
+}
+
 /// The `type` of an event.
 #[track_caller]
 pub fn ty(ev: &Value) -> u64 {
@@ -73,18 +94,19 @@ pub fn ts(ev: &Value) -> u64 {
         .unwrap_or_else(|| panic!("event without a numeric timestamp: {ev}"))
 }
 
-/// The event's identity for comparisons: `(type, timestamp, body)`.
-pub fn ident(ev: &Value) -> (u64, u64, Value) {
-    (ty(ev), ts(ev), ev["body"].clone())
+/// The event's identity for comparisons: `(type, seq, timestamp, body)` (`seq` 0 for a
+/// transient event).
+pub fn ident(ev: &Value) -> (u64, u64, u64, Value) {
+    (ty(ev), ev["seq"].as_u64().unwrap_or(0), ts(ev), ev["body"].clone())
 }
 
-/// `events` have strictly increasing timestamps.
+/// `events` have strictly increasing seqs and timestamps that never decrease.
 #[track_caller]
 pub fn assert_strictly_increasing(events: &[Value]) {
     for w in events.windows(2) {
         assert!(
-            ts(&w[0]) < ts(&w[1]),
-            "timestamps not strictly increasing:\n  {}\n  {}",
+            seq(&w[0]) < seq(&w[1]) && ts(&w[0]) <= ts(&w[1]),
+            "seqs not strictly increasing, or timestamps decreasing:\n  {}\n  {}",
             w[0],
             w[1]
         );

@@ -18,7 +18,7 @@ use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tungstenite::protocol::frame::Frame;
 use tungstenite::{Message, WebSocket};
 
-use super::check::{assert_keys, assert_keys_within, assert_ms, ty};
+use super::check::{assert_keys, assert_keys_within, assert_ms, assert_seq, ty, TRANSIENT};
 use super::DEADLINE;
 
 /// 2100-01-01 in ms: a sync cursor after every real event.
@@ -275,13 +275,19 @@ impl Ws {
         }
     }
 
-    /// The next event, which must be of type `t`, with the envelope `{type, timestamp, body}`
-    /// (plus `id` when the RPC carried one). Returns the whole event.
+    /// The next event, which must be of type `t`, with the envelope `{type, seq, timestamp,
+    /// body}` (no `seq` for the transient types 29, 40, 41; plus `id` when the RPC carried
+    /// one). Returns the whole event.
     #[track_caller]
     pub fn expect(&mut self, t: u64) -> Value {
         let ev = self.recv_event();
         assert_eq!(ty(&ev), t, "{}: expected event {t}, got {ev}", self.name);
-        assert_keys_within(&ev, &["type", "timestamp", "body"], &["id"]);
+        if TRANSIENT.contains(&t) {
+            assert_keys_within(&ev, &["type", "timestamp", "body"], &["id"]);
+        } else {
+            assert_keys_within(&ev, &["type", "seq", "timestamp", "body"], &["id"]);
+            assert_seq(&ev["seq"]);
+        }
         assert_ms(&ev["timestamp"]);
         assert!(
             ev["body"].is_object(),
@@ -362,8 +368,9 @@ impl Ws {
             let ev = self.recv_event();
             if ty(&ev) == 29 {
                 let body = ev["body"].clone();
-                assert_keys(&body, &["timestamp", "more"]);
+                assert_keys(&body, &["timestamp", "seq", "more"]);
                 assert!(body["timestamp"].is_u64(), "29 timestamp: {ev}");
+                assert!(body["seq"].is_u64(), "29 seq: {ev}");
                 assert!(body["more"].is_boolean(), "29 more: {ev}");
                 return (events, body);
             }
@@ -376,7 +383,7 @@ impl Ws {
     pub fn sync_page(&mut self, cursor: Option<u64>, limit: Option<u64>) -> (Vec<Value>, Value) {
         let mut rpc = json!({"method": 20});
         if let Some(c) = cursor {
-            rpc["timestamp"] = json!(c);
+            rpc["seq"] = json!(c);
         }
         if let Some(l) = limit {
             rpc["limit"] = json!(l);
@@ -392,7 +399,7 @@ impl Ws {
         for _ in 0..1000 {
             let (events, done) = self.sync_page(cursor, None);
             all.extend(events);
-            cursor = Some(done["timestamp"].as_u64().unwrap());
+            cursor = Some(done["seq"].as_u64().unwrap());
             if done["more"] == false {
                 return all;
             }
