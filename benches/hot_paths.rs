@@ -9,8 +9,8 @@ use std::rc::Rc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use parley::api;
-use parley::clock::Stamp;
 use parley::chat::{Chat, ConnId, Frame};
+use parley::clock::Stamp;
 use parley::config::Limits;
 use parley::http::{self, Parsed};
 use parley::protocol::{self, MessageBody};

@@ -588,7 +588,10 @@ impl Chat {
                 });
                 match cursor {
                     Cursor::Seq(seq) => Stamp { seq, ..newest },
-                    Cursor::Timestamp(timestamp) => Stamp { timestamp, ..newest },
+                    Cursor::Timestamp(timestamp) => Stamp {
+                        timestamp,
+                        ..newest
+                    },
                 }
             }
         };

@@ -433,12 +433,25 @@ mod tests {
             (r#"{"method":20,"seq":9}"#, Cursor::Seq(9)),
             (r#"{"method":20,"body":{"seq":9}}"#, Cursor::Seq(9)),
             (r#"{"method":20,"timestamp":5,"seq":9}"#, Cursor::Seq(9)),
-            (r#"{"method":20,"timestamp":5,"body":{"seq":9}}"#, Cursor::Seq(9)),
-            (r#"{"method":20,"seq":null,"timestamp":5}"#, Cursor::Timestamp(5)),
+            (
+                r#"{"method":20,"timestamp":5,"body":{"seq":9}}"#,
+                Cursor::Seq(9),
+            ),
+            (
+                r#"{"method":20,"seq":null,"timestamp":5}"#,
+                Cursor::Timestamp(5),
+            ),
         ];
         for (text, cursor) in cases {
             let call = decode(text).unwrap().call;
-            assert_eq!(call, Call::Sync { cursor, limit: None }, "{text}");
+            assert_eq!(
+                call,
+                Call::Sync {
+                    cursor,
+                    limit: None
+                },
+                "{text}"
+            );
         }
         let err = decode(r#"{"method":20,"seq":"9"}"#).unwrap_err();
         assert_eq!(

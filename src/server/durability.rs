@@ -113,8 +113,7 @@ impl Durability {
     pub fn written(&mut self, tick: Arc<TickWrites>) {
         debug_assert_eq!(tick.commit(), self.written + 1);
         self.written = tick.commit();
-        self.ceilings
-            .push_back((tick.commit(), tick.ceiling().seq));
+        self.ceilings.push_back((tick.commit(), tick.ceiling().seq));
         self.flusher.request(tick);
     }
 

@@ -202,7 +202,10 @@ mod tests {
             let stamp = Stamp { seq, timestamp };
             Some(protocol::sent_event(Some(id), stamp, message_id))
         };
-        let ceiling = |seq| Ceiling { seq, time: seq * 10 };
+        let ceiling = |seq| Ceiling {
+            seq,
+            time: seq * 10,
+        };
         store.put_client_ack(&store.retry_key(user, "a"), first, 10);
         flusher.request(store.write(1, ceiling(100)));
         store.put_client_ack(&store.retry_key(user, "a"), second, 20);

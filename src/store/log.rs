@@ -288,7 +288,10 @@ impl EventLog {
     /// Appends a message and its sender's ack to the group's stream. Nothing may be appended to
     /// the stream with a seq between the two.
     pub fn append_message(&mut self, group: Uuid, message: &MessageParts) {
-        debug_assert!(message.ack_seq > message.stamp.seq, "an ack after its message");
+        debug_assert!(
+            message.ack_seq > message.stamp.seq,
+            "an ack after its message"
+        );
         encode_message(
             self.chunk(group, message.stamp.seq, message.ack_seq),
             message,
@@ -330,9 +333,7 @@ impl EventLog {
         mut memory: MemoryChunks,
     ) -> StoreResult<StreamReader> {
         let end = match memory.first() {
-            Some((first_seq, _)) => {
-                Bound::Excluded(IVec::from(&chunk_key(stream, *first_seq)[..]))
-            }
+            Some((first_seq, _)) => Bound::Excluded(IVec::from(&chunk_key(stream, *first_seq)[..])),
             None => Bound::Included(IVec::from(&chunk_key(stream, span.to)[..])),
         };
         let start = self.chunk_holding(stream, span.from)?;
@@ -663,7 +664,15 @@ pub mod old_formats {
     /// Format 4's (and 3's) encoder of a message as parts, written out likewise.
     fn encode_4(chunk: &mut Vec<u8>, message: &MessageParts) {
         chunk.extend_from_slice(&message.stamp.seq.to_le_bytes());
-        chunk.push(MESSAGE | PARTS | if message.client_id.is_some() { ACK_ID } else { 0 });
+        chunk.push(
+            MESSAGE
+                | PARTS
+                | if message.client_id.is_some() {
+                    ACK_ID
+                } else {
+                    0
+                },
+        );
         chunk.extend_from_slice(message.message_id.as_bytes());
         chunk.extend_from_slice(message.author.as_bytes());
         chunk.extend_from_slice(&message.ack_seq.to_le_bytes());
@@ -772,10 +781,7 @@ mod tests {
         });
         for client_id in [Some("c1"), None] {
             let entry = decode_entry(&chunk, &mut pos).unwrap();
-            let ack = FoldedAck {
-                seq: 21,
-                client_id,
-            };
+            let ack = FoldedAck { seq: 21, client_id };
             assert_eq!(entry.ack_stamp(&ack), stamp(21, 1_000));
             assert_eq!(
                 (

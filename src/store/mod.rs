@@ -349,8 +349,11 @@ impl Store {
                 continue;
             };
             let recent_sends = &mut self.recent_sends;
-            self.log
-                .client_sends(group, from, horizon, |user, client_id, message_id, ack_ts| {
+            self.log.client_sends(
+                group,
+                from,
+                horizon,
+                |user, client_id, message_id, ack_ts| {
                     let sent = Sent { message_id, ack_ts };
                     // Made no later than its timestamp, nor than now (the clock may run ahead).
                     let made = ack_ts.min(now);
@@ -360,7 +363,8 @@ impl Store {
                         written = table.insert(key, client_record(sent)).map(drop);
                         changed = true;
                     }
-                })?;
+                },
+            )?;
         }
         written?;
         for entry in table.iter() {
@@ -1349,15 +1353,23 @@ mod tests {
         let sealed = store.write(1, ceil(21));
         store.append(group, at(30), Audience::All, b"third");
         let expected = [10, 20, 21, 30];
-        let (events, _) = store.events_after(user, Cursor::Seq(0), 100, usize::MAX).unwrap();
+        let (events, _) = store
+            .events_after(user, Cursor::Seq(0), 100, usize::MAX)
+            .unwrap();
         assert_eq!(timestamps(&events), expected, "sealed, not yet applied");
         apply(&store.trees, &[sealed]).unwrap();
-        let (events, _) = store.events_after(user, Cursor::Seq(0), 100, usize::MAX).unwrap();
+        let (events, _) = store
+            .events_after(user, Cursor::Seq(0), 100, usize::MAX)
+            .unwrap();
         assert_eq!(timestamps(&events), expected, "applied, not yet forgotten");
         store.forget_applied(1);
-        let (events, _) = store.events_after(user, Cursor::Seq(0), 100, usize::MAX).unwrap();
+        let (events, _) = store
+            .events_after(user, Cursor::Seq(0), 100, usize::MAX)
+            .unwrap();
         assert_eq!(timestamps(&events), expected, "forgotten: read from sled");
-        let (events, _) = store.events_after(user, Cursor::Seq(15), 100, usize::MAX).unwrap();
+        let (events, _) = store
+            .events_after(user, Cursor::Seq(15), 100, usize::MAX)
+            .unwrap();
         assert_eq!(
             timestamps(&events),
             [20, 21, 30],
@@ -1385,7 +1397,9 @@ mod tests {
             .map(|files| files.count())
             .unwrap_or(0);
         assert_eq!(blobs, 0, "log nodes written as blob files");
-        let (events, _) = store.events_after(group, Cursor::Seq(0), 1000, usize::MAX).unwrap();
+        let (events, _) = store
+            .events_after(group, Cursor::Seq(0), 1000, usize::MAX)
+            .unwrap();
         assert_eq!(
             events.len(),
             1000,
@@ -1420,7 +1434,9 @@ mod tests {
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         let mut last = 0;
         loop {
-            let (events, _) = store.events_after(group, Cursor::Seq(last), 1000, usize::MAX).unwrap();
+            let (events, _) = store
+                .events_after(group, Cursor::Seq(last), 1000, usize::MAX)
+                .unwrap();
             let Some(newest) = events.last().map(|event| event.seq) else {
                 break;
             };
@@ -1498,7 +1514,9 @@ mod tests {
             if commit {
                 store.commit(ceil(50)).unwrap();
             }
-            let (events, more) = store.events_after(user, Cursor::Seq(0), 100, usize::MAX).unwrap();
+            let (events, more) = store
+                .events_after(user, Cursor::Seq(0), 100, usize::MAX)
+                .unwrap();
             let seen: Vec<(u64, &[u8])> = events
                 .iter()
                 .map(|event| (event.seq, event.bytes.as_slice()))
@@ -1516,9 +1534,13 @@ mod tests {
             assert!(!more);
         }
 
-        let (page, more) = store.events_after(user, Cursor::Seq(20), 2, usize::MAX).unwrap();
+        let (page, more) = store
+            .events_after(user, Cursor::Seq(20), 2, usize::MAX)
+            .unwrap();
         assert_eq!((timestamps(&page), more), (vec![25, 30], true));
-        let (rest, more) = store.events_after(user, Cursor::Seq(30), 2, usize::MAX).unwrap();
+        let (rest, more) = store
+            .events_after(user, Cursor::Seq(30), 2, usize::MAX)
+            .unwrap();
         assert_eq!((timestamps(&rest), more), (vec![32, 40], false));
         let (by_size, more) = store.events_after(user, Cursor::Seq(0), 100, 1).unwrap();
         assert_eq!((timestamps(&by_size), more), (vec![20], true));
@@ -1869,7 +1891,8 @@ mod tests {
                         let applied: Vec<_> = sealed.drain(..n).collect();
                         if let Some(last) = applied.last().map(|ticks| ticks[0].commit()) {
                             let forget = rng.below(2) == 0;
-                            for (i, store) in [&mut old, &mut mid, &mut new].into_iter().enumerate() {
+                            for (i, store) in [&mut old, &mut mid, &mut new].into_iter().enumerate()
+                            {
                                 let ticks: Vec<_> = applied.iter().map(|t| t[i].clone()).collect();
                                 apply(&store.trees, &ticks).unwrap();
                                 if forget {
@@ -1897,11 +1920,13 @@ mod tests {
                 cursors.push(0);
                 cursors.extend(whole.iter().rev().take(3).map(|event| event.seq));
                 for cursor in cursors {
-                    let by_seq: Vec<_> =
-                        whole.iter().filter(|e| e.seq > cursor).cloned().collect();
+                    let by_seq: Vec<_> = whole.iter().filter(|e| e.seq > cursor).cloned().collect();
                     let time = stamp_5(cursor).timestamp;
-                    let by_time: Vec<_> =
-                        whole.iter().filter(|e| e.timestamp > time).cloned().collect();
+                    let by_time: Vec<_> = whole
+                        .iter()
+                        .filter(|e| e.timestamp > time)
+                        .cloned()
+                        .collect();
                     for limit in [1, 2, 3, 7, 1000] {
                         for bytes in [1, 150, 400, usize::MAX] {
                             let at = Cursor::Seq(cursor);

@@ -364,8 +364,9 @@ fn data_round_trips_exactly() {
         mut b,
         ..
     } = pair(&server);
+    a.send_json(&json!({"method": 40, "id": "e", "body": {"group_id": group, "data": ""}}));
+    a.expect_error("bad_request", Some(40), Some("e"));
     for data in [
-        "",
         " ",
         "quotes \" and \\ backslash",
         "line\nbreak\ttab\u{0}nul",

@@ -16,6 +16,11 @@ fn history(server: &Server, n: usize) -> (String, User, Vec<Value>) {
     (group, bob, acks)
 }
 
+/// The 29 a page ends with: the stamp of its last event.
+fn done_after(last: &Value, more: bool) -> Value {
+    json!({"timestamp": ts(last), "seq": seq(last), "more": more})
+}
+
 #[test]
 fn sync_cursor_forms() {
     let server = Server::start();
@@ -35,9 +40,16 @@ fn sync_cursor_forms() {
         .map(|e| e["body"]["data"].as_str().unwrap())
         .collect();
     assert_eq!(data, ["m0", "m1", "m2", "m3", "m4"]);
-    let last = ts(&all[5]);
-    assert_eq!(done, json!({"timestamp": last, "more": false}));
-    let after = |i: usize| all[i + 1..].iter().map(ident).collect::<Vec<_>>();
+    let last = &all[5];
+    assert_eq!(done, done_after(last, false));
+    let after_seq = |i: usize| all[i + 1..].iter().map(ident).collect::<Vec<_>>();
+    // Several events may share a millisecond: by timestamp, a sync returns every later one.
+    let after_time = |t: u64| {
+        all.iter()
+            .filter(|e| ts(e) > t)
+            .map(ident)
+            .collect::<Vec<_>>()
+    };
 
     // Each form of the cursor.
     let cases = [
@@ -47,33 +59,58 @@ fn sync_cursor_forms() {
             after_all(&all),
         ),
         (
-            "top-level 0",
+            "top-level seq 0",
+            json!({"method": 20, "seq": 0}),
+            after_all(&all),
+        ),
+        (
+            "top-level timestamp 0",
             json!({"method": 20, "timestamp": 0}),
             after_all(&all),
         ),
         (
-            "body 0",
+            "body timestamp 0",
             json!({"method": 20, "body": {"timestamp": 0}}),
             after_all(&all),
         ),
         (
-            "top-level after 70",
+            "top-level seq after 70",
+            json!({"method": 20, "seq": seq(&all[0])}),
+            after_seq(0),
+        ),
+        (
+            "body seq after m1",
+            json!({"method": 20, "body": {"seq": seq(&all[2])}}),
+            after_seq(2),
+        ),
+        (
+            "seq just before m3",
+            json!({"method": 20, "seq": seq(&all[4]) - 1}),
+            after_seq(3),
+        ),
+        (
+            "both: seq wins",
+            json!({"method": 20, "seq": seq(&all[2]), "timestamp": 0}),
+            after_seq(2),
+        ),
+        (
+            "top-level timestamp of the 70",
             json!({"method": 20, "timestamp": ts(&all[0])}),
-            after(0),
+            after_time(ts(&all[0])),
         ),
         (
-            "body after m1",
+            "body timestamp of m1",
             json!({"method": 20, "body": {"timestamp": ts(&all[2])}}),
-            after(2),
+            after_time(ts(&all[2])),
         ),
         (
-            "top-level just before m3",
-            json!({"method": 20, "timestamp": ts(&all[4]) - 1}),
-            after(3),
+            "at the last seq",
+            json!({"method": 20, "seq": seq(last)}),
+            vec![],
         ),
         (
-            "at the last",
-            json!({"method": 20, "timestamp": last}),
+            "at the last timestamp",
+            json!({"method": 20, "timestamp": ts(last)}),
             vec![],
         ),
     ];
@@ -81,30 +118,37 @@ fn sync_cursor_forms() {
         let (events, done) = b.sync_raw(rpc.clone());
         let got: Vec<_> = events.iter().map(ident).collect();
         assert_eq!(got, want, "{what}: {rpc}");
-        let cursor = match events.last() {
-            Some(e) => ts(e),
-            None => rpc["timestamp"]
-                .as_u64()
-                .or(rpc["body"]["timestamp"].as_u64())
-                .unwrap(),
+        // After an empty page the request's cursor comes back, and the newest event's stamp
+        // for the other field.
+        let expected = match events.last() {
+            Some(e) => done_after(e, false),
+            None if rpc.get("seq").is_some() => {
+                json!({"timestamp": ts(last), "seq": rpc["seq"], "more": false})
+            }
+            None => json!({"timestamp": rpc["timestamp"], "seq": seq(last), "more": false}),
         };
-        assert_eq!(
-            done,
-            json!({"timestamp": cursor, "more": false}),
-            "{what}: 29"
-        );
+        assert_eq!(done, expected, "{what}: 29");
     }
     // The RPC's client id comes back on the 29.
-    b.send_json(&json!({"method": 20, "id": "sync-1", "timestamp": ts(&all[4])}));
-    assert_eq!(ident(&b.expect(20)), ident(&all[5]));
+    b.send_json(&json!({"method": 20, "id": "sync-1", "seq": seq(&all[4])}));
+    assert_eq!(ident(&b.expect(20)), ident(last));
     let done = b.expect(29);
     assert_eq!(done["id"], "sync-1", "the client id on the 29: {done}");
-    assert_eq!(done["body"], json!({"timestamp": last, "more": false}));
+    assert_eq!(done["body"], done_after(last, false));
     // A cursor in the future: nothing, and the cursor comes back.
     let future = now_ms() + 3_600_000;
     let (events, done) = b.sync_raw(json!({"method": 20, "timestamp": future}));
     assert!(events.is_empty());
-    assert_eq!(done, json!({"timestamp": future, "more": false}));
+    assert_eq!(
+        done,
+        json!({"timestamp": future, "seq": seq(last), "more": false})
+    );
+    let (events, done) = b.sync_raw(json!({"method": 20, "seq": 1u64 << 50}));
+    assert!(events.is_empty());
+    assert_eq!(
+        done,
+        json!({"timestamp": ts(last), "seq": 1u64 << 50, "more": false})
+    );
     b.assert_quiet();
 }
 
@@ -112,78 +156,117 @@ fn after_all(all: &[Value]) -> Vec<(u64, u64, u64, Value)> {
     all.iter().map(ident).collect()
 }
 
+/// Pages by seq and by timestamp, the cursor at the top level or in the body, stitch into the
+/// full history: no gap, no repeat. A page by seq holds exactly `limit` events; one by timestamp
+/// holds more only to finish the millisecond of its last event, so that its timestamp is an
+/// exact cursor. The 23 messages are sent in one burst, so several share a millisecond.
 #[test]
 fn sync_pages_stitch_into_the_full_history() {
     let server = Server::start();
-    let (_group, bob, _acks) = history(&server, 23);
+    let alice = server.user("alice");
+    let bob = server.user("bob");
+    let mut a = server.connect(&alice);
+    let group = server.create_group(&alice, "history", &[&bob]);
+    a.expect(70);
+    for i in 0..23 {
+        a.queue_json(&json!({"method": 40, "body": {"group_id": group, "data": format!("m{i}")}}));
+    }
+    a.flush();
+    for _ in 0..23 {
+        a.expect(21);
+    }
     let mut b = server.connect(&bob);
     let (full, done) = b.sync_raw(json!({"method": 20}));
     assert_eq!(full.len(), 24, "70 and 23 messages:\n{}", show(&full));
     assert_eq!(done["more"], false);
     let full_ids: Vec<_> = full.iter().map(ident).collect();
 
-    // (limit, where the limit goes, expected page sizes)
-    let plans: [(u64, bool, &[usize]); 5] = [
-        (5, false, &[5, 5, 5, 5, 4]),
-        (7, true, &[7, 7, 7, 3]),
-        (8, false, &[8, 8, 8]),
-        (24, true, &[24]),
-        (1, false, &[1; 24]),
+    // (limit, where the limit goes, the cursor field, expected page sizes by seq)
+    let plans: [(u64, bool, &str, &[usize]); 7] = [
+        (5, false, "seq", &[5, 5, 5, 5, 4]),
+        (7, true, "seq", &[7, 7, 7, 3]),
+        (24, true, "seq", &[24]),
+        (1, false, "seq", &[1; 24]),
+        (5, false, "timestamp", &[]),
+        (7, true, "timestamp", &[]),
+        (1, false, "timestamp", &[]),
     ];
-    for (limit, in_body, sizes) in plans {
-        let mut stitched = Vec::new();
-        let mut cursor: Option<u64> = None;
+    for (limit, in_body, field, sizes) in plans {
+        let mut stitched: Vec<Value> = Vec::new();
+        // A sync by timestamp starts from 0: without a cursor, pages go by seq.
+        let mut cursor: Option<u64> = (field == "timestamp").then_some(0);
         let mut got_sizes = Vec::new();
         loop {
             let mut rpc = json!({"method": 20});
-            if in_body {
-                rpc["body"] = json!({"limit": limit});
-                if let Some(c) = cursor {
-                    rpc["body"]["timestamp"] = json!(c);
-                }
+            let target = if in_body {
+                rpc["body"] = json!({});
+                &mut rpc["body"]
             } else {
-                rpc["limit"] = json!(limit);
-                if let Some(c) = cursor {
-                    rpc["timestamp"] = json!(c);
-                }
+                &mut rpc
+            };
+            target["limit"] = json!(limit);
+            if let Some(c) = cursor {
+                target[field] = json!(c);
             }
             let (page, done) = b.sync_raw(rpc);
-            assert!(
-                page.len() as u64 <= limit,
-                "limit {limit}: page of {}",
-                page.len()
-            );
             got_sizes.push(page.len());
-            let next = page.last().map(ts).or(cursor).unwrap_or(0);
-            assert_eq!(
-                done["timestamp"], next,
-                "limit {limit}: 29 carries the last timestamp sent"
-            );
+            if let Some(last) = page.last() {
+                assert_eq!(
+                    done,
+                    done_after(last, done["more"] == true),
+                    "{field} {limit}"
+                );
+                if page.len() as u64 > limit {
+                    // Longer than the limit only to finish a millisecond.
+                    let edge = ts(&page[limit as usize - 1]);
+                    assert!(
+                        page[limit as usize..].iter().all(|e| ts(e) == edge),
+                        "{field} {limit}: a page past its limit:\n{}",
+                        show(&page)
+                    );
+                }
+                if field == "timestamp" {
+                    assert!(
+                        stitched.last().is_none_or(|prev| ts(prev) < ts(&page[0])),
+                        "{field} {limit}: a page ended inside a millisecond"
+                    );
+                }
+            } else {
+                assert_eq!(done["more"], false, "an empty page with more");
+            }
             stitched.extend(page);
             let more = done["more"].as_bool().unwrap();
             assert_eq!(
                 more,
                 stitched.len() < full.len(),
-                "limit {limit}: more is true exactly when events remain"
+                "{field} {limit}: more is true exactly when events remain"
             );
             if !more {
                 break;
             }
-            assert!(got_sizes.len() <= 30, "limit {limit}: too many pages");
-            cursor = Some(next);
+            assert!(got_sizes.len() <= 30, "{field} {limit}: too many pages");
+            cursor = Some(done[field].as_u64().unwrap());
         }
         let stitched_ids: Vec<_> = stitched.iter().map(ident).collect();
         assert_eq!(
             stitched_ids, full_ids,
-            "limit {limit}: pages stitch into the full history, no gap, no repeat"
+            "{field} {limit}: pages stitch into the full history, no gap, no repeat"
         );
-        assert_eq!(got_sizes, sizes, "limit {limit}: page sizes");
+        if field == "seq" {
+            assert_eq!(got_sizes, sizes, "limit {limit}: page sizes");
+        }
     }
+    let shared = full.windows(2).filter(|w| ts(&w[0]) == ts(&w[1])).count();
+    assert!(
+        shared > 0,
+        "the burst shared no millisecond:\n{}",
+        show(&full)
+    );
 }
 
-/// A client that remembers the last timestamp it saw catches up exactly by syncing from it.
+/// A client that remembers the last seq it saw catches up exactly by syncing from it.
 #[test]
-fn reconnect_and_catch_up_from_the_last_seen_timestamp() {
+fn reconnect_and_catch_up_from_the_last_seen_seq() {
     let server = Server::start();
     let alice = server.user("alice");
     let bob = server.user("bob");
@@ -194,7 +277,7 @@ fn reconnect_and_catch_up_from_the_last_seen_timestamp() {
     a.expect(70);
     b.expect(70);
     a.send_and_ack(&group, "before");
-    let last_seen = ts(&b.expect(20));
+    let last_seen = seq(&b.expect(20));
     drop(b);
 
     let missed: Vec<Value> = (0..3)
@@ -216,7 +299,11 @@ fn reconnect_and_catch_up_from_the_last_seen_timestamp() {
     for (ev, ack) in events.iter().zip(&missed) {
         assert_eq!(ev["body"]["message_id"], ack["body"]["message_id"]);
     }
-    assert_eq!(done, json!({"timestamp": ts(&events[2]), "more": false}));
+    let last = &events[2];
+    assert_eq!(
+        done,
+        json!({"timestamp": ts(last), "seq": seq(last), "more": false})
+    );
     b.assert_quiet();
 }
 
@@ -341,7 +428,7 @@ fn sync_shows_a_group_only_while_a_member() {
     assert!(events.is_empty());
     assert_eq!(
         done,
-        json!({"timestamp": 0, "more": false}),
+        json!({"timestamp": 0, "seq": 0, "more": false}),
         "an empty sync from the beginning"
     );
     let eve_history = e.sync_all(None);
@@ -409,7 +496,11 @@ fn sync_default_page_is_500_and_pages_are_at_most_1000() {
     let mut fresh = server.connect(&alice);
     let (page, done) = fresh.sync_page(None, None);
     assert_eq!(page.len(), 500, "default page size");
-    assert_eq!(done, json!({"timestamp": ts(&page[499]), "more": true}));
+    let last = &page[499];
+    assert_eq!(
+        done,
+        json!({"timestamp": ts(last), "seq": seq(last), "more": true})
+    );
     let (page, done) = fresh.sync_page(None, Some(5000));
     assert_eq!(page.len(), 1000, "a page holds at most 1000");
     assert_eq!(done["more"], true);
@@ -478,7 +569,7 @@ fn sync_of_large_events_returns_everything() {
             "an empty page with more = true"
         );
         all.extend(page);
-        cursor = Some(done["timestamp"].as_u64().unwrap());
+        cursor = Some(done["seq"].as_u64().unwrap());
         if done["more"] == false {
             break;
         }

@@ -122,7 +122,7 @@ fn walkthrough(server: &Server) -> Walkthrough {
         );
         assert_eq!(
             done,
-            json!({"timestamp": t, "more": false}),
+            json!({"timestamp": t, "seq": 0, "more": false}),
             "{}: sync of nothing",
             ws.name
         );
@@ -338,10 +338,10 @@ fn walkthrough_history_replays_on_sync() {
             show(&events)
         );
         assert_strictly_increasing(&events);
-        let last = ts(events.last().unwrap());
+        let last = events.last().unwrap();
         assert_eq!(
             done,
-            json!({"timestamp": last, "more": false}),
+            json!({"timestamp": ts(last), "seq": seq(last), "more": false}),
             "{who}: sync complete"
         );
         ws.assert_quiet();
