@@ -427,3 +427,105 @@ fn hashing_does_not_block_other_requests() {
         "health answered after {health:?}, the 12 logins after {all_logins:?}: hashing blocks the loop?"
     );
 }
+
+// ---- Host (RFC 9112 §3.2) ----
+
+/// The exact 400 of a refused `Host`; the connection closes after it, as after any framing error.
+#[track_caller]
+fn assert_host_refused(mut http: Http, what: &str, message: &str) {
+    let answer = http.read_response();
+    assert_eq!(
+        answer.expect(400),
+        json!({"error": message, "code": "bad_request"}),
+        "{what}"
+    );
+    assert_eq!(answer.header("connection"), Some("close"), "{what}");
+    assert!(http.closed_by_peer(), "{what}: the connection stays open");
+}
+
+#[test]
+fn two_host_headers_are_400() {
+    let server = Server::start();
+    for (first, second) in [("Host", "Host"), ("Host", "host"), ("HOST", "hOsT")] {
+        for (a, b) in [("127.0.0.1", "127.0.0.1"), ("a.example", "b.example")] {
+            let mut http = server.http();
+            http.send_raw(
+                format!("GET /healthz HTTP/1.1\r\n{first}: {a}\r\n{second}: {b}\r\n\r\n")
+                    .as_bytes(),
+            );
+            assert_host_refused(
+                http,
+                &format!("{first}: {a} + {second}: {b}"),
+                "more than one Host header",
+            );
+        }
+    }
+    assert_eq!(server.get("/healthz").expect(200), json!({"status": "ok"}));
+}
+
+#[test]
+fn a_host_that_is_no_host_and_port_is_400_and_never_reaches_messaging_url() {
+    let server = Server::start();
+    let user = server.user("host");
+    let auth = format!("Bearer {}", user.token);
+    let body = session_body().to_string();
+    let open_session = |host: &[u8]| {
+        let mut http = server.http();
+        let mut raw = b"POST /sessions HTTP/1.1\r\nHost: ".to_vec();
+        raw.extend_from_slice(host);
+        raw.extend_from_slice(
+            format!(
+                "\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        http.send_raw(&raw);
+        http
+    };
+    for bad in [
+        &b"evil.example/phish"[..],
+        b"evil.example:80/x",
+        b"a b",
+        b"user@evil.example",
+        b"\"quoted\"",
+        b"<script>",
+        b"evil.example?x",
+        b"evil.example#x",
+        b"evil.example\\x",
+        b"tab\there",
+        b"caf\xc3\xa9.example",
+        b"host:8o",
+        b"host:80:80",
+        b":80",
+        b"[::1",
+        b"[not-an-ip]:80",
+        b"",
+    ] {
+        let what = format!("Host {:?}", String::from_utf8_lossy(bad));
+        assert_host_refused(
+            open_session(bad),
+            &what,
+            "invalid Host header; expected host[:port]",
+        );
+    }
+    for (good, base) in [
+        ("chat.example.com", "ws://chat.example.com/"),
+        ("Chat.Example.com:8443", "ws://Chat.Example.com:8443/"),
+        ("192.0.2.7:3000", "ws://192.0.2.7:3000/"),
+        ("[2001:db8::1]:3000", "ws://[2001:db8::1]:3000/"),
+        ("xn--bcher-kva.example", "ws://xn--bcher-kva.example/"),
+    ] {
+        let answer = open_session(good.as_bytes()).read_response();
+        let url = answer.expect(201)["messaging_url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(url.starts_with(base), "Host {good}: messaging_url {url}");
+        assert_eq!(
+            url_token(&url).len(),
+            64,
+            "Host {good}: messaging_url {url}"
+        );
+    }
+}
