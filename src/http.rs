@@ -161,6 +161,18 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, FramingError> {
     Ok(Parsed::Complete(Box::new(request), total))
 }
 
+/// The method named at the front of `buf` (after the empty lines [`parse`] skips), or `""`: what
+/// a request that failed to parse asked for, since a HEAD's answer has no body even then.
+pub fn leading_method(buf: &[u8]) -> &str {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let line = &buf[start..];
+    let end = line.iter().position(|&b| b == b' ').unwrap_or(0);
+    std::str::from_utf8(&line[..end]).unwrap_or("")
+}
+
 /// A header value without the optional whitespace around it (RFC 9110 §5.5).
 fn trim_ows(value: &[u8]) -> &[u8] {
     let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
@@ -286,8 +298,15 @@ impl Response {
 
     /// The bytes on the wire. `keep_alive` false adds `Connection: close`.
     pub fn encode(&self, keep_alive: bool) -> Vec<u8> {
+        self.encode_for("GET", keep_alive)
+    }
+
+    /// The bytes answering a request of `method`: to a HEAD, the same head, `Content-Length` of
+    /// the body included, and no body (RFC 9110 §9.3.2).
+    pub fn encode_for(&self, method: &str, keep_alive: bool) -> Vec<u8> {
         use std::io::Write;
-        let mut out = Vec::with_capacity(160 + self.body.len());
+        let with_body = method != "HEAD";
+        let mut out = Vec::with_capacity(160 + if with_body { self.body.len() } else { 0 });
         let _ = write!(
             out,
             "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\n",
@@ -303,7 +322,9 @@ impl Response {
             out.extend_from_slice(b"connection: close\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(&self.body);
+        if with_body {
+            out.extend_from_slice(&self.body);
+        }
         out
     }
 }
@@ -471,6 +492,19 @@ mod tests {
             Parsed::Complete(req, _) => assert_eq!(req.host, None),
             Parsed::Partial => panic!("partial"),
         }
+    }
+
+    #[test]
+    fn a_head_answer_has_the_get_head_and_no_body() {
+        let response = Response::json(200, &serde_json::json!({"status": "ok"}));
+        let get = response.encode(true);
+        let head = response.encode_for("HEAD", true);
+        assert_eq!(head, &get[..get.len() - response.body.len()]);
+        assert!(String::from_utf8(head)
+            .unwrap()
+            .contains("content-length: 15\r\n"));
+        assert_eq!(leading_method(b"\r\nHEAD / HTTP/1.1\r\nHost: a b"), "HEAD");
+        assert_eq!(leading_method(b"GARBAGE"), "");
     }
 
     #[test]
