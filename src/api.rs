@@ -102,7 +102,10 @@ pub fn route(method: &str, path: &str) -> Result<Route, NoRoute> {
             };
             only("PUT", route)
         }
-        [token] if !token.is_empty() => only(GET, Route::Messaging(token.to_string())),
+        // Any other segment may be a token, which only GET uses: to other methods, an unknown path.
+        [token] if !token.is_empty() && allows(GET, method) => {
+            Ok(Route::Messaging(token.to_string()))
+        }
         _ => Err(NoRoute::NotFound),
     }
 }
@@ -196,6 +199,10 @@ impl Api {
         chat.metrics.http_requests += 1;
         let route = match route(&req.method, &req.path) {
             Ok(Route::Echo) if !self.echo_enabled => Err(NoRoute::NotFound),
+            // Without --echo-endpoint `/_echo` is no route, so no method is "allowed" there.
+            Err(NoRoute::MethodNotAllowed(_)) if !self.echo_enabled && is_echo(&req.path) => {
+                Err(NoRoute::NotFound)
+            }
             other => other,
         };
         let route = match route {
@@ -508,6 +515,12 @@ impl Api {
     }
 }
 
+/// Whether `path` (query aside) is the echo endpoint's.
+fn is_echo(path: &str) -> bool {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    path.trim_start_matches('/') == "_echo"
+}
+
 fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     if let Some(content_type) = &req.content_type {
         let mime = content_type
@@ -624,7 +637,6 @@ mod tests {
             route("GET", "/users"),
             Err(NoRoute::MethodNotAllowed("POST"))
         );
-        assert_eq!(route("POST", "/abc"), Err(NoRoute::MethodNotAllowed(GET)));
         assert_eq!(
             route("PUT", "/groups/not-a-uuid/join"),
             Err(NoRoute::NotFound)
@@ -662,6 +674,28 @@ mod tests {
             NoRoute::MethodNotAllowed(GET).response().headers,
             vec![("allow", "GET, HEAD".to_string())]
         );
+    }
+
+    #[test]
+    fn a_single_unknown_segment_is_a_token_path_for_get_only() {
+        for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "head"] {
+            assert_eq!(route(method, "/user"), Err(NoRoute::NotFound), "{method}");
+            assert_eq!(
+                route(method, "/foo?x=1"),
+                Err(NoRoute::NotFound),
+                "{method}"
+            );
+        }
+        // Real single-segment routes keep their 405.
+        assert_eq!(
+            route("GET", "/login"),
+            Err(NoRoute::MethodNotAllowed("POST"))
+        );
+        assert_eq!(
+            route("PUT", "/metrics"),
+            Err(NoRoute::MethodNotAllowed(GET))
+        );
+        assert!(is_echo("/_echo?x") && is_echo("//_echo") && !is_echo("/_echo/x"));
     }
 
     #[test]

@@ -684,3 +684,55 @@ fn a_refused_head_gets_its_head_only() {
     assert_eq!(answer.header("connection"), Some("close"));
     assert!(http.closed_by_peer(), "a body after the head, or no close");
 }
+
+// ---- one unknown segment is a token path for GET only ----
+
+#[test]
+fn a_single_unknown_segment_with_another_method_is_404() {
+    let server = Server::start();
+    let user = server.user("typo");
+    let url = server.messaging_url(&user.token);
+    let token_path = format!("/{}", url_token(&url));
+    for (method, path) in [
+        ("POST", "/user"),
+        ("POST", "/logins"),
+        ("PUT", "/foo"),
+        ("DELETE", "/session"),
+        ("PATCH", "/groups1"),
+        ("OPTIONS", "/x?y=1"),
+        ("POST", token_path.as_str()),
+        ("DELETE", token_path.as_str()),
+        ("POST", "/_echo"),
+    ] {
+        let answer = server.http().request(method, path, &[], None);
+        assert_eq!(
+            answer.expect(404),
+            json!({"error": "no such endpoint", "code": "not_found"}),
+            "{method} {path}"
+        );
+        assert_eq!(answer.header("allow"), None, "{method} {path}");
+    }
+    // Real routes keep their 405.
+    for (method, path, allow) in [
+        ("GET", "/users", "POST"),
+        ("GET", "/login", "POST"),
+        ("PUT", "/sessions", "POST"),
+    ] {
+        let answer = server.http().request(method, path, &[], None);
+        answer.expect_error(405, "method_not_allowed");
+        assert_eq!(answer.header("allow"), Some(allow), "{method} {path}");
+    }
+}
+
+#[test]
+fn the_echo_endpoint_is_a_route_only_when_enabled() {
+    let server = Server::start_with_args(&["--echo-endpoint"]);
+    let answer = server.http().request("POST", "/_echo", &[], None);
+    answer.expect_error(405, "method_not_allowed");
+    assert_eq!(answer.header("allow"), Some("GET, HEAD"));
+    let get = assert_head_like_get(&server, "/_echo", &[]);
+    assert_eq!(
+        get.expect(404),
+        json!({"error": "no such endpoint", "code": "not_found"})
+    );
+}
