@@ -66,10 +66,18 @@ impl NoRoute {
     }
 }
 
+/// The `Allow` of a GET route: a HEAD is answered wherever a GET is (RFC 9110 §9.3.2).
+const GET: &str = "GET, HEAD";
+
+/// Whether an `Allow` value lists `method`.
+fn allows(allow: &str, method: &str) -> bool {
+    allow.split(", ").any(|m| m == method)
+}
+
 pub fn route(method: &str, path: &str) -> Result<Route, NoRoute> {
     let path = path.split_once('?').map_or(path, |(p, _)| p);
     let only = |allowed: &'static str, route: Route| {
-        if method == allowed {
+        if allows(allowed, method) {
             Ok(route)
         } else {
             Err(NoRoute::MethodNotAllowed(allowed))
@@ -77,10 +85,10 @@ pub fn route(method: &str, path: &str) -> Result<Route, NoRoute> {
     };
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
-        [""] => only("GET", Route::ClientPage),
-        ["healthz"] => only("GET", Route::Healthz),
-        ["metrics"] => only("GET", Route::Metrics),
-        ["_echo"] => only("GET", Route::Echo),
+        [""] => only(GET, Route::ClientPage),
+        ["healthz"] => only(GET, Route::Healthz),
+        ["metrics"] => only(GET, Route::Metrics),
+        ["_echo"] => only(GET, Route::Echo),
         ["users"] => only("POST", Route::Register),
         ["login"] => only("POST", Route::Login),
         ["sessions"] => only("POST", Route::CreateSession),
@@ -94,7 +102,10 @@ pub fn route(method: &str, path: &str) -> Result<Route, NoRoute> {
             };
             only("PUT", route)
         }
-        [token] if !token.is_empty() => only("GET", Route::Messaging(token.to_string())),
+        // Any other segment may be a token, which only GET uses: to other methods, an unknown path.
+        [token] if !token.is_empty() && allows(GET, method) => {
+            Ok(Route::Messaging(token.to_string()))
+        }
         _ => Err(NoRoute::NotFound),
     }
 }
@@ -188,6 +199,10 @@ impl Api {
         chat.metrics.http_requests += 1;
         let route = match route(&req.method, &req.path) {
             Ok(Route::Echo) if !self.echo_enabled => Err(NoRoute::NotFound),
+            // Without --echo-endpoint `/_echo` is no route, so no method is "allowed" there.
+            Err(NoRoute::MethodNotAllowed(_)) if !self.echo_enabled && is_echo(&req.path) => {
+                Err(NoRoute::NotFound)
+            }
             other => other,
         };
         let route = match route {
@@ -451,7 +466,8 @@ impl Api {
 
     /// Checks a WebSocket upgrade's headers and Origin; returns its `Sec-WebSocket-Key`.
     fn check_upgrade(&self, req: &Request) -> Result<String, ApiError> {
-        if !req.wants_upgrade {
+        // Only a GET upgrades (RFC 6455 §4.1); a HEAD gets what a plain GET gets.
+        if !req.wants_upgrade || req.method != "GET" {
             return Err(ApiError::not_found("no such endpoint"));
         }
         let key = req
@@ -497,6 +513,12 @@ impl Api {
             }
         }
     }
+}
+
+/// Whether `path` (query aside) is the echo endpoint's.
+fn is_echo(path: &str) -> bool {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    path.trim_start_matches('/') == "_echo"
 }
 
 fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
@@ -615,17 +637,65 @@ mod tests {
             route("GET", "/users"),
             Err(NoRoute::MethodNotAllowed("POST"))
         );
-        assert_eq!(route("POST", "/abc"), Err(NoRoute::MethodNotAllowed("GET")));
         assert_eq!(
             route("PUT", "/groups/not-a-uuid/join"),
             Err(NoRoute::NotFound)
         );
         assert_eq!(route("GET", "/"), Ok(Route::ClientPage));
-        assert_eq!(route("POST", "/"), Err(NoRoute::MethodNotAllowed("GET")));
+        assert_eq!(route("POST", "/"), Err(NoRoute::MethodNotAllowed(GET)));
+        assert_eq!(
+            route("DELETE", "/healthz"),
+            Err(NoRoute::MethodNotAllowed(GET))
+        );
         assert_eq!(route("GET", "/a/b"), Err(NoRoute::NotFound));
         let response = NoRoute::MethodNotAllowed("POST").response();
         assert_eq!(response.status, 405);
         assert_eq!(response.headers, vec![("allow", "POST".to_string())]);
+    }
+
+    #[test]
+    fn head_goes_wherever_get_goes() {
+        for (path, expected) in [
+            ("/", Route::ClientPage),
+            ("/healthz", Route::Healthz),
+            ("/metrics", Route::Metrics),
+            ("/_echo", Route::Echo),
+            ("/abc?x=1", Route::Messaging("abc".into())),
+        ] {
+            assert_eq!(route("HEAD", path), Ok(expected.clone()), "HEAD {path}");
+            assert_eq!(route("GET", path), Ok(expected), "GET {path}");
+        }
+        assert_eq!(
+            route("HEAD", "/users"),
+            Err(NoRoute::MethodNotAllowed("POST"))
+        );
+        assert_eq!(route("HEAD", "/a/b"), Err(NoRoute::NotFound));
+        assert_eq!(
+            NoRoute::MethodNotAllowed(GET).response().headers,
+            vec![("allow", "GET, HEAD".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_single_unknown_segment_is_a_token_path_for_get_only() {
+        for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "head"] {
+            assert_eq!(route(method, "/user"), Err(NoRoute::NotFound), "{method}");
+            assert_eq!(
+                route(method, "/foo?x=1"),
+                Err(NoRoute::NotFound),
+                "{method}"
+            );
+        }
+        // Real single-segment routes keep their 405.
+        assert_eq!(
+            route("GET", "/login"),
+            Err(NoRoute::MethodNotAllowed("POST"))
+        );
+        assert_eq!(
+            route("PUT", "/metrics"),
+            Err(NoRoute::MethodNotAllowed(GET))
+        );
+        assert!(is_echo("/_echo?x") && is_echo("//_echo") && !is_echo("/_echo/x"));
     }
 
     #[test]

@@ -108,7 +108,19 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, FramingError> {
         } else if name.eq_ignore_ascii_case("authorization") {
             request.authorization = Some(value());
         } else if name.eq_ignore_ascii_case("host") {
-            request.host = Some(value());
+            // RFC 9112 §3.2: a second Host is a 400, not a choice between them.
+            if request.host.is_some() {
+                return Err(FramingError(ApiError::bad_request(
+                    "more than one Host header",
+                )));
+            }
+            let host = trim_ows(header.value);
+            if !valid_host(host) {
+                return Err(FramingError(ApiError::bad_request(
+                    "invalid Host header; expected host[:port]",
+                )));
+            }
+            request.host = Some(String::from_utf8_lossy(host).into_owned());
         } else if name.eq_ignore_ascii_case("content-type") {
             request.content_type = Some(value());
         } else if name.eq_ignore_ascii_case("origin") {
@@ -147,6 +159,76 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, FramingError> {
     }
     request.body = buf[head_len..total].to_vec();
     Ok(Parsed::Complete(Box::new(request), total))
+}
+
+/// The method named at the front of `buf` (after the empty lines [`parse`] skips), or `""`: what
+/// a request that failed to parse asked for, since a HEAD's answer has no body even then.
+pub fn leading_method(buf: &[u8]) -> &str {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let line = &buf[start..];
+    let end = line.iter().position(|&b| b == b' ').unwrap_or(0);
+    std::str::from_utf8(&line[..end]).unwrap_or("")
+}
+
+/// A header value without the optional whitespace around it (RFC 9110 §5.5).
+fn trim_ows(value: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !is_ows(b)).unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |i| i + 1);
+    &value[start..end]
+}
+
+/// Whether `value` is a Host: `uri-host [":" port]` (RFC 9110 §7.2), where the host is an IPv6
+/// literal in brackets or a non-empty RFC 3986 reg-name (an IPv4 address is one), and the port
+/// is digits. Empty is refused: an http URI's authority cannot be empty (RFC 9110 §4.2.1).
+pub fn valid_host(value: &[u8]) -> bool {
+    let (host, port) = if let Some(rest) = value.strip_prefix(b"[") {
+        let Some(close) = rest.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let literal = std::str::from_utf8(&rest[..close]).ok();
+        if literal
+            .and_then(|l| l.parse::<std::net::Ipv6Addr>().ok())
+            .is_none()
+        {
+            return false;
+        }
+        (None, &rest[close + 1..])
+    } else {
+        let colon = value.iter().position(|&b| b == b':').unwrap_or(value.len());
+        (Some(&value[..colon]), &value[colon..])
+    };
+    let port_ok = match port.split_first() {
+        None => true,
+        Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    };
+    port_ok && host.is_none_or(valid_reg_name)
+}
+
+/// RFC 3986 §3.2.2 `reg-name`, non-empty: unreserved, sub-delims and `%XX`.
+fn valid_reg_name(name: &[u8]) -> bool {
+    let mut i = 0;
+    while i < name.len() {
+        match name[i] {
+            b'%' => {
+                let hex = name.get(i + 1..i + 3);
+                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                    return false;
+                }
+                i += 3;
+            }
+            b if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b) => i += 1,
+            _ => return false,
+        }
+    }
+    !name.is_empty()
 }
 
 fn head_too_large(limits: &Limits) -> FramingError {
@@ -216,8 +298,15 @@ impl Response {
 
     /// The bytes on the wire. `keep_alive` false adds `Connection: close`.
     pub fn encode(&self, keep_alive: bool) -> Vec<u8> {
+        self.encode_for("GET", keep_alive)
+    }
+
+    /// The bytes answering a request of `method`: to a HEAD, the same head, `Content-Length` of
+    /// the body included, and no body (RFC 9110 §9.3.2).
+    pub fn encode_for(&self, method: &str, keep_alive: bool) -> Vec<u8> {
         use std::io::Write;
-        let mut out = Vec::with_capacity(160 + self.body.len());
+        let with_body = method != "HEAD";
+        let mut out = Vec::with_capacity(160 + if with_body { self.body.len() } else { 0 });
         let _ = write!(
             out,
             "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\n",
@@ -233,7 +322,9 @@ impl Response {
             out.extend_from_slice(b"connection: close\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(&self.body);
+        if with_body {
+            out.extend_from_slice(&self.body);
+        }
         out
     }
 }
@@ -332,6 +423,88 @@ mod tests {
                 Parsed::Partial => panic!("partial"),
             }
         }
+    }
+
+    #[test]
+    fn one_valid_host_is_required_of_a_request_that_has_one() {
+        let with_hosts = |hosts: &[&[u8]]| {
+            let mut raw = b"GET /healthz HTTP/1.1\r\n".to_vec();
+            for host in hosts {
+                raw.extend_from_slice(b"Host:");
+                raw.extend_from_slice(host);
+                raw.extend_from_slice(b"\r\n");
+            }
+            raw.extend_from_slice(b"\r\n");
+            parse_all(&raw)
+        };
+        for good in [
+            &b" chat.example.com"[..],
+            b" 127.0.0.1:3000 ",
+            b"\tlocalhost:",
+            b"[::1]:8080",
+            b"[2001:db8::7]",
+            b"xn--bcher-kva.example",
+            b"a%20b",
+            b"a_b~c!$&'()*+,;=",
+        ] {
+            match with_hosts(&[good]) {
+                Ok(Parsed::Complete(req, _)) => {
+                    let text = String::from_utf8_lossy(good);
+                    assert_eq!(req.host.as_deref(), Some(text.trim()));
+                }
+                other => panic!("Host {:?}: {other:?}", String::from_utf8_lossy(good)),
+            }
+        }
+        for bad in [
+            &b""[..],
+            b"   ",
+            b" a b",
+            b"a/b",
+            b"user@host",
+            b"a\"b",
+            b"<script>",
+            b"a\x01b",
+            b"caf\xc3\xa9",
+            b":80",
+            b"host:8x",
+            b"host:80:81",
+            b"a%2",
+            b"a%zz",
+            b"[::1",
+            b"[not-v6]",
+            b"[::1]x",
+            b"::1",
+        ] {
+            let err = with_hosts(&[bad]).unwrap_err().0;
+            assert_eq!(
+                (err.status, err.code),
+                (400, "bad_request"),
+                "Host {:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let err = with_hosts(&[b"a", b"a"]).unwrap_err().0;
+        assert_eq!(
+            (err.status, err.message.as_str()),
+            (400, "more than one Host header")
+        );
+        match with_hosts(&[]).unwrap() {
+            Parsed::Complete(req, _) => assert_eq!(req.host, None),
+            Parsed::Partial => panic!("partial"),
+        }
+    }
+
+    #[test]
+    fn a_head_answer_has_the_get_head_and_no_body() {
+        let response = Response::json(200, &serde_json::json!({"status": "ok"}));
+        let get = response.encode(true);
+        let head = response.encode_for("HEAD", true);
+        assert_eq!(head, &get[..get.len() - response.body.len()]);
+        assert!(String::from_utf8(head)
+            .unwrap()
+            .contains("content-length: 15\r\n"));
+        assert_eq!(leading_method(b"\r\nHEAD / HTTP/1.1\r\nHost: a b"), "HEAD");
+        assert_eq!(leading_method(b"GARBAGE"), "");
     }
 
     #[test]

@@ -466,11 +466,12 @@ impl Server {
                     request
                 }
                 Err(framing) => {
+                    let method = http::leading_method(&http.inbuf);
+                    let answer = Response::error(&framing.0).encode_for(method, false);
                     http.inbuf.clear();
                     conn.close_after_write = true;
                     self.chat.metrics.count_error(framing.0.code);
-                    self.chat
-                        .respond(id, Response::error(&framing.0).encode(false));
+                    self.chat.respond(id, answer);
                     return;
                 }
             };
@@ -480,7 +481,8 @@ impl Server {
             let ip = conn.ip;
             match self.api.handle(&mut self.chat, &request, ip, wall, now) {
                 Outcome::Respond(response) => {
-                    self.chat.respond(id, response.encode(keep_alive));
+                    self.chat
+                        .respond(id, response.encode_for(&request.method, keep_alive));
                     if !keep_alive {
                         self.conns[key].close_after_write = true;
                         return;
@@ -488,8 +490,9 @@ impl Server {
                 }
                 Outcome::Metrics => {
                     let body = self.chat.metrics.render(&self.gauges());
+                    let response = Response::metrics(body);
                     self.chat
-                        .respond(id, Response::metrics(body).encode(keep_alive));
+                        .respond(id, response.encode_for(&request.method, keep_alive));
                     if !keep_alive {
                         self.conns[key].close_after_write = true;
                         return;

@@ -427,3 +427,312 @@ fn hashing_does_not_block_other_requests() {
         "health answered after {health:?}, the 12 logins after {all_logins:?}: hashing blocks the loop?"
     );
 }
+
+// ---- Host (RFC 9112 §3.2) ----
+
+/// The exact 400 of a refused `Host`; the connection closes after it, as after any framing error.
+#[track_caller]
+fn assert_host_refused(mut http: Http, what: &str, message: &str) {
+    let answer = http.read_response();
+    assert_eq!(
+        answer.expect(400),
+        json!({"error": message, "code": "bad_request"}),
+        "{what}"
+    );
+    assert_eq!(answer.header("connection"), Some("close"), "{what}");
+    assert!(http.closed_by_peer(), "{what}: the connection stays open");
+}
+
+#[test]
+fn two_host_headers_are_400() {
+    let server = Server::start();
+    for (first, second) in [("Host", "Host"), ("Host", "host"), ("HOST", "hOsT")] {
+        for (a, b) in [("127.0.0.1", "127.0.0.1"), ("a.example", "b.example")] {
+            let mut http = server.http();
+            http.send_raw(
+                format!("GET /healthz HTTP/1.1\r\n{first}: {a}\r\n{second}: {b}\r\n\r\n")
+                    .as_bytes(),
+            );
+            assert_host_refused(
+                http,
+                &format!("{first}: {a} + {second}: {b}"),
+                "more than one Host header",
+            );
+        }
+    }
+    assert_eq!(server.get("/healthz").expect(200), json!({"status": "ok"}));
+}
+
+#[test]
+fn a_host_that_is_no_host_and_port_is_400_and_never_reaches_messaging_url() {
+    let server = Server::start();
+    let user = server.user("host");
+    let auth = format!("Bearer {}", user.token);
+    let body = session_body().to_string();
+    let open_session = |host: &[u8]| {
+        let mut http = server.http();
+        let mut raw = b"POST /sessions HTTP/1.1\r\nHost: ".to_vec();
+        raw.extend_from_slice(host);
+        raw.extend_from_slice(
+            format!(
+                "\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        http.send_raw(&raw);
+        http
+    };
+    for bad in [
+        &b"evil.example/phish"[..],
+        b"evil.example:80/x",
+        b"a b",
+        b"user@evil.example",
+        b"\"quoted\"",
+        b"<script>",
+        b"evil.example?x",
+        b"evil.example#x",
+        b"evil.example\\x",
+        b"tab\there",
+        b"caf\xc3\xa9.example",
+        b"host:8o",
+        b"host:80:80",
+        b":80",
+        b"[::1",
+        b"[not-an-ip]:80",
+        b"",
+    ] {
+        let what = format!("Host {:?}", String::from_utf8_lossy(bad));
+        assert_host_refused(
+            open_session(bad),
+            &what,
+            "invalid Host header; expected host[:port]",
+        );
+    }
+    for (good, base) in [
+        ("chat.example.com", "ws://chat.example.com/"),
+        ("Chat.Example.com:8443", "ws://Chat.Example.com:8443/"),
+        ("192.0.2.7:3000", "ws://192.0.2.7:3000/"),
+        ("[2001:db8::1]:3000", "ws://[2001:db8::1]:3000/"),
+        ("xn--bcher-kva.example", "ws://xn--bcher-kva.example/"),
+    ] {
+        let answer = open_session(good.as_bytes()).read_response();
+        let url = answer.expect(201)["messaging_url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(url.starts_with(base), "Host {good}: messaging_url {url}");
+        assert_eq!(
+            url_token(&url).len(),
+            64,
+            "Host {good}: messaging_url {url}"
+        );
+    }
+}
+
+// ---- HEAD (RFC 9110 §9.3.2) ----
+
+/// `HEAD path` answers the status and headers `GET path` answers, `Content-Length` of its body
+/// included, and no body: a GET pipelined behind it on the same connection reads cleanly.
+#[track_caller]
+fn assert_head_like_get(server: &Server, path: &str, headers: &[(&str, &str)]) -> Response {
+    let get = server.http().request("GET", path, headers, None);
+    let mut http = server.http();
+    let mut bytes = http.build("HEAD", path, headers, None);
+    bytes.extend(http.build("GET", "/healthz", &[], None));
+    http.send_raw(&bytes);
+    let head = http.read_head_answer();
+    assert_eq!(head.status, get.status, "HEAD {path}");
+    assert_eq!(head.headers, get.headers, "HEAD {path}");
+    let length = get.body.len().to_string();
+    assert_eq!(
+        head.header("content-length"),
+        Some(length.as_str()),
+        "HEAD {path}"
+    );
+    assert_eq!(
+        http.read_response().expect(200),
+        json!({"status": "ok"}),
+        "the answer after HEAD {path}"
+    );
+    assert!(
+        http.leftover().is_empty(),
+        "bytes after HEAD {path}: {:?}",
+        http.leftover()
+    );
+    get
+}
+
+#[test]
+fn head_answers_what_get_answers_without_the_body() {
+    let server = Server::start();
+    let get = assert_head_like_get(&server, "/healthz", &[]);
+    assert_eq!(get.expect(200), json!({"status": "ok"}));
+    let get = assert_head_like_get(&server, "/", &[]);
+    assert_eq!(get.status, 200);
+    assert_eq!(get.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(String::from_utf8_lossy(&get.body).contains("<html"));
+    let get = assert_head_like_get(&server, "/healthz?probe=1", &[("Connection", "keep-alive")]);
+    assert_eq!(get.expect(200), json!({"status": "ok"}));
+    // Errors too: an unknown path, and a real route's 405.
+    let get = assert_head_like_get(&server, "/no/such/path", &[]);
+    assert_eq!(
+        get.expect(404),
+        json!({"error": "no such endpoint", "code": "not_found"})
+    );
+    let get = assert_head_like_get(&server, "/users", &[]);
+    get.expect_error(405, "method_not_allowed");
+    assert_eq!(get.header("allow"), Some("POST"));
+}
+
+#[test]
+fn head_of_metrics_is_its_head() {
+    let server = Server::start();
+    let mut http = server.http();
+    let mut bytes = http.build("HEAD", "/metrics", &[], None);
+    bytes.extend(http.build("GET", "/metrics", &[], None));
+    http.send_raw(&bytes);
+    let head = http.read_head_answer();
+    // One tick normally answers both, where only the request counter moves; the slack covers a
+    // tick between them (the tick-time histogram then moves too).
+    let get = http.read_response();
+    assert_eq!((head.status, get.status), (200, 200));
+    for answer in [&head, &get] {
+        assert_eq!(
+            answer.header("content-type"),
+            Some("text/plain; version=0.0.4")
+        );
+    }
+    let head_length: usize = head.header("content-length").unwrap().parse().unwrap();
+    assert!(
+        head_length.abs_diff(get.body.len()) < 64,
+        "HEAD says {head_length} bytes, GET sent {}",
+        get.body.len()
+    );
+    assert!(String::from_utf8_lossy(&get.body).contains("parley_"));
+    assert!(http.leftover().is_empty(), "bytes after GET /metrics");
+}
+
+#[test]
+fn head_of_a_messaging_token_answers_the_plain_get_and_never_upgrades() {
+    let server = Server::start();
+    let user = server.user("headws");
+    let url = server.messaging_url(&user.token);
+    let path = format!("/{}", url_token(&url));
+    let not_found = json!({"error": "no such endpoint", "code": "not_found"});
+    assert_eq!(
+        assert_head_like_get(&server, &path, &[]).expect(404),
+        not_found
+    );
+    assert_eq!(
+        assert_head_like_get(&server, "/unknown-token", &[]).expect(404),
+        not_found
+    );
+    // With every upgrade header a HEAD still gets what a plain GET gets: no 101.
+    let upgrade = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    let mut http = server.http();
+    let mut bytes = http.build("HEAD", &path, &upgrade, None);
+    bytes.extend(http.build("GET", "/healthz", &[], None));
+    http.send_raw(&bytes);
+    let head = http.read_head_answer();
+    assert_eq!(head.status, 404, "HEAD with upgrade headers");
+    assert_eq!(
+        head.header("content-length"),
+        Some(not_found.to_string().len().to_string().as_str())
+    );
+    assert_eq!(http.read_response().expect(200), json!({"status": "ok"}));
+    // The token is untouched: a real upgrade works.
+    Ws::connect(&url, "headws").assert_quiet();
+}
+
+#[test]
+fn allow_lists_head_wherever_it_lists_get() {
+    let server = Server::start();
+    for (method, path) in [
+        ("POST", "/"),
+        ("POST", "/healthz"),
+        ("DELETE", "/healthz"),
+        ("PUT", "/metrics"),
+    ] {
+        let answer = server.http().request(method, path, &[], None);
+        assert_eq!(
+            answer.expect(405),
+            json!({"error": "method not allowed; allowed: GET, HEAD", "code": "method_not_allowed"}),
+            "{method} {path}"
+        );
+        assert_eq!(answer.header("allow"), Some("GET, HEAD"), "{method} {path}");
+    }
+}
+
+#[test]
+fn a_refused_head_gets_its_head_only() {
+    let server = Server::start();
+    let mut http = server.http();
+    http.send_raw(b"HEAD /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+    let answer = http.read_head_answer();
+    assert_eq!(answer.status, 400);
+    let body = json!({"error": "more than one Host header", "code": "bad_request"});
+    assert_eq!(
+        answer.header("content-length"),
+        Some(body.to_string().len().to_string().as_str())
+    );
+    assert_eq!(answer.header("connection"), Some("close"));
+    assert!(http.closed_by_peer(), "a body after the head, or no close");
+}
+
+// ---- one unknown segment is a token path for GET only ----
+
+#[test]
+fn a_single_unknown_segment_with_another_method_is_404() {
+    let server = Server::start();
+    let user = server.user("typo");
+    let url = server.messaging_url(&user.token);
+    let token_path = format!("/{}", url_token(&url));
+    for (method, path) in [
+        ("POST", "/user"),
+        ("POST", "/logins"),
+        ("PUT", "/foo"),
+        ("DELETE", "/session"),
+        ("PATCH", "/groups1"),
+        ("OPTIONS", "/x?y=1"),
+        ("POST", token_path.as_str()),
+        ("DELETE", token_path.as_str()),
+        ("POST", "/_echo"),
+    ] {
+        let answer = server.http().request(method, path, &[], None);
+        assert_eq!(
+            answer.expect(404),
+            json!({"error": "no such endpoint", "code": "not_found"}),
+            "{method} {path}"
+        );
+        assert_eq!(answer.header("allow"), None, "{method} {path}");
+    }
+    // Real routes keep their 405.
+    for (method, path, allow) in [
+        ("GET", "/users", "POST"),
+        ("GET", "/login", "POST"),
+        ("PUT", "/sessions", "POST"),
+    ] {
+        let answer = server.http().request(method, path, &[], None);
+        answer.expect_error(405, "method_not_allowed");
+        assert_eq!(answer.header("allow"), Some(allow), "{method} {path}");
+    }
+}
+
+#[test]
+fn the_echo_endpoint_is_a_route_only_when_enabled() {
+    let server = Server::start_with_args(&["--echo-endpoint"]);
+    let answer = server.http().request("POST", "/_echo", &[], None);
+    answer.expect_error(405, "method_not_allowed");
+    assert_eq!(answer.header("allow"), Some("GET, HEAD"));
+    let get = assert_head_like_get(&server, "/_echo", &[]);
+    assert_eq!(
+        get.expect(404),
+        json!({"error": "no such endpoint", "code": "not_found"})
+    );
+}

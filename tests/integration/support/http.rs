@@ -183,8 +183,27 @@ impl Http {
             .unwrap_or_else(|e| panic!("reading an HTTP answer: {e}"))
     }
 
+    /// `HEAD path`, and its answer: the head alone, whatever its `Content-Length` says.
+    pub fn head(&mut self, path: &str) -> Response {
+        let bytes = self.build("HEAD", path, &[], None);
+        self.send_raw(&bytes);
+        self.read_head_answer()
+    }
+
+    /// Reads the answer to a HEAD: status and headers, no body (RFC 9110 §9.3.2). A body the
+    /// server wrongly sent stays buffered, where the next read or `leftover` finds it.
+    #[track_caller]
+    pub fn read_head_answer(&mut self) -> Response {
+        self.try_read(true)
+            .unwrap_or_else(|e| panic!("reading the answer to a HEAD: {e}"))
+    }
+
     /// Reads one answer; `Err` says why there is none (closed, timed out, garbled).
     pub fn try_read_response(&mut self) -> Result<Response, String> {
+        self.try_read(false)
+    }
+
+    fn try_read(&mut self, head_only: bool) -> Result<Response, String> {
         let deadline = Instant::now() + DEADLINE;
         let head_end = loop {
             if let Some(i) = find(&self.buf, b"\r\n\r\n") {
@@ -231,6 +250,7 @@ impl Http {
             ));
         }
         let body = match header("content-length") {
+            _ if head_only => Vec::new(),
             Some(cl) => {
                 let len: usize = cl
                     .parse()
