@@ -179,12 +179,15 @@ impl Chat {
     }
 
     /// Writes and flushes on the calling thread, with the ceiling at the clock itself, so that
-    /// a clean restart's seqs go on without a gap: for shutdown, tools and benches.
+    /// a clean restart's seqs go on without a gap: for shutdown (when every event handed out is
+    /// durable, so no lease is needed), tools and benches.
     pub fn commit(&mut self) -> StoreResult<()> {
-        let seq = self.clock.seq().max(self.ceiling_written);
-        let time = self.clock.time();
-        self.store.commit(Ceiling { seq, time })?;
-        self.ceiling_written = seq;
+        let ceiling = Ceiling {
+            seq: self.clock.seq(),
+            time: self.clock.time(),
+        };
+        self.store.commit(ceiling)?;
+        self.ceiling_written = ceiling.seq;
         Ok(())
     }
 
@@ -783,8 +786,10 @@ mod tests {
         let second = chat.write_tick(2).ceiling();
         assert_eq!(second.seq, 3 + SEQ_LEASE);
         assert_eq!(second.time, wall);
+        let third = chat.write_tick(3).ceiling();
+        assert_eq!(third.seq, second.seq, "never lower");
         chat.commit().unwrap();
-        assert_eq!(chat.store.ceiling().unwrap().seq, second.seq, "never lower");
+        assert_eq!(chat.store.ceiling().unwrap().seq, 3, "a clean stop leaves no gap");
     }
 
     /// A retry draws no seq for good: a storm of them leaves the clock where the original left
