@@ -386,6 +386,10 @@ impl State {
 
     /// One RPC from a connection: its replies, or an error event 90, go to that connection.
     pub fn rpc(&mut self, conn: u64, text: &str) {
+        // A delivery that failed may have dropped the connection while this message was read.
+        let Some(user) = self.conns.get(&conn).map(|c| c.user.clone()) else {
+            return;
+        };
         let rpc: Value = serde_json::from_str(text).unwrap_or(Value::Null);
         let id = rpc.get("id").and_then(Value::as_str).map(str::to_string);
         let method = rpc.get("method").and_then(Value::as_u64);
@@ -393,7 +397,9 @@ impl State {
             (Value::Object(_), _) if rpc.get("id").is_some_and(|i| !i.is_string()) => {
                 bad("`id` must be a string")
             }
-            (Value::Object(_), Some(method)) => self.dispatch(conn, method, id.as_deref(), &rpc),
+            (Value::Object(_), Some(method)) => {
+                self.dispatch(conn, &user, method, id.as_deref(), &rpc)
+            }
             _ => bad("send a JSON object with a numeric `method`"),
         };
         if let Err(refusal) = outcome {
@@ -411,17 +417,17 @@ impl State {
     fn dispatch(
         &mut self,
         conn: u64,
+        user: &str,
         method: u64,
         id: Option<&str>,
         rpc: &Value,
     ) -> Result<(), Refusal> {
-        let user = self.conns[&conn].user.clone();
         let body = &rpc["body"];
         match method {
-            20 => self.sync(conn, &user, rpc),
-            40 => self.send(conn, &user, id, object(body).map(|_| body)?),
-            41 | 42 => self.receipt(conn, &user, 22 + method - 41, object(body).map(|_| body)?),
-            60 | 61 => self.typing(conn, &user, 40 + method - 60, object(body).map(|_| body)?),
+            20 => self.sync(conn, user, rpc),
+            40 => self.send(conn, user, id, object(body).map(|_| body)?),
+            41 | 42 => self.receipt(conn, user, 22 + method - 41, object(body).map(|_| body)?),
+            60 | 61 => self.typing(conn, user, 40 + method - 60, object(body).map(|_| body)?),
             _ => refuse(
                 400,
                 "unknown_method",
