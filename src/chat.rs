@@ -789,7 +789,11 @@ mod tests {
         let third = chat.write_tick(3).ceiling();
         assert_eq!(third.seq, second.seq, "never lower");
         chat.commit().unwrap();
-        assert_eq!(chat.store.ceiling().unwrap().seq, 3, "a clean stop leaves no gap");
+        assert_eq!(
+            chat.store.ceiling().unwrap().seq,
+            3,
+            "a clean stop leaves no gap"
+        );
     }
 
     /// A retry draws no seq for good: a storm of them leaves the clock where the original left

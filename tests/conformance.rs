@@ -1,6 +1,7 @@
 //! Runs the conformance kit (`parley-conformance`) against the `parley` binary of this build:
-//! every case, the slow ones and the durability mode included, then once more against the same
-//! server (which now holds data), and checks the kit's own failure reporting and exit statuses.
+//! every case of both levels, the slow ones and the durability mode included, then once more
+//! against the same server (which now holds data), and checks the kit's own failure reporting,
+//! levels and exit statuses. (The kit against an independent server: `conformance_standin.rs`.)
 //!
 //! The kit drives kills and restarts through shell commands, so the server is started and killed
 //! by the small script that `docs/CONFORMANCE.md` shows (read from there, so the documented script
@@ -179,6 +180,16 @@ fn the_whole_kit_passes_against_this_build() {
     );
     assert_eq!(full["failed"], 0);
     assert_eq!(full["passed"].as_u64(), Some(listed as u64));
+    for level in ["core", "parley"] {
+        let cases = full["cases"].as_array().unwrap();
+        let of_level = cases.iter().filter(|c| c["level"] == level).count();
+        assert!(of_level > 0, "{level} cases ran");
+        assert_eq!(
+            full["levels"][level]["passed"].as_u64(),
+            Some(of_level as u64)
+        );
+        assert_eq!(full["levels"][level]["failed"], 0);
+    }
     for must_run in [
         "walkthrough",
         "keepalive.ping",
@@ -200,6 +211,8 @@ fn the_whole_kit_passes_against_this_build() {
         "walkthrough",
         "--filter",
         "sync.",
+        "--filter",
+        "seq.",
         "--filter",
         "authz.",
     ]);
@@ -241,7 +254,17 @@ fn failures_are_reported_with_the_exchange_and_exit_1() {
     assert_eq!(output.status.code(), Some(1));
     let report = report(&output);
     assert_eq!(report["failed"], 2, "{report:#}");
-    let case = &report["cases"][0];
+    assert_eq!(
+        report["levels"]["core"]["failed_cases"],
+        serde_json::json!(["rest.register.created"])
+    );
+    assert_eq!(
+        report["levels"]["parley"]["failed_cases"],
+        serde_json::json!(["rest.healthz"])
+    );
+    // Core first, then parley.
+    assert_eq!(report["cases"][0]["id"], "rest.register.created");
+    let case = &report["cases"][1];
     assert_eq!(case["id"], "rest.healthz");
     assert!(
         case["message"].as_str().unwrap().contains("healthz body"),
@@ -267,6 +290,7 @@ fn failures_are_reported_with_the_exchange_and_exit_1() {
 #[test]
 fn usage_errors_and_unreachable_servers_exit_2() {
     assert_eq!(kit(&["--bogus"]).status.code(), Some(2));
+    assert_eq!(kit(&["--level", "strict"]).status.code(), Some(2));
     assert_eq!(kit(&["--kill-cmd", "true"]).status.code(), Some(2));
     let free = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -283,6 +307,26 @@ fn list_and_filter() {
     let all = String::from_utf8(kit(&["--list"]).stdout).unwrap();
     assert!(all.lines().next().unwrap().starts_with("walkthrough "));
     assert!(all.contains("keepalive.ping") && all.contains("[slow]"));
+    let core = String::from_utf8(kit(&["--list", "--level", "core"]).stdout).unwrap();
+    let parley = String::from_utf8(kit(&["--list", "--level", "parley"]).stdout).unwrap();
+    assert_eq!(
+        core.lines().count() + parley.lines().count(),
+        all.lines().count()
+    );
+    assert!(
+        core.lines()
+            .all(|l| l.split_whitespace().nth(1) == Some("core")),
+        "{core}"
+    );
+    assert!(
+        parley
+            .lines()
+            .all(|l| l.split_whitespace().nth(1) == Some("parley")),
+        "{parley}"
+    );
+    let unseq = String::from_utf8(kit(&["--list", "--skip", "seq."]).stdout).unwrap();
+    assert!(unseq.lines().count() < all.lines().count());
+    assert!(unseq.lines().all(|l| !l.starts_with("seq.")), "{unseq}");
     let sync = String::from_utf8(kit(&["--list", "--filter", "sync."]).stdout).unwrap();
     assert!(
         !sync.is_empty() && sync.lines().all(|l| l.contains("sync.")),

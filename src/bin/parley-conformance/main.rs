@@ -1,5 +1,6 @@
 //! `parley-conformance`: runs the cases of `docs/PROTOCOL.md` against a server at a base URL, over
-//! real sockets, and reports pass, fail or skip per case. Exit status: 0 when nothing failed,
+//! real sockets, and reports pass, fail or skip per case, the `core` level (what every server must
+//! do) apart from the `parley` level (parley's own choices). Exit status: 0 when nothing failed,
 //! 1 when a case failed, 2 for bad arguments or an unreachable server.
 
 mod cases;
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use cases::{Ctx, Restarts};
 use http::{BaseUrl, Http};
-use registry::{Needs, Stop};
+use registry::{Level, Needs, Selection, Stop};
 use report::{CaseReport, Status};
 use transcript::Transcript;
 
@@ -28,7 +29,10 @@ USAGE:
 
 OPTIONS:
     --url URL             the server's base URL                  [default http://127.0.0.1:3000]
+    --level LEVEL         core (the protocol: every server), parley (parley's own choices)
+                          or all                                 [default all]
     --filter PATTERN      run only cases whose id contains PATTERN (repeatable)
+    --skip PATTERN        leave out cases whose id contains PATTERN (repeatable)
     --list                list the cases (after --filter) and exit
     --json                print the report as JSON on stdout
     --verbose             show the exchanges of every case, not only of failed ones
@@ -44,7 +48,7 @@ EXIT STATUS: 0 nothing failed, 1 a case failed, 2 bad arguments or the server is
 
 struct Options {
     url: String,
-    filters: Vec<String>,
+    selection: Selection,
     list: bool,
     json: bool,
     verbose: bool,
@@ -61,7 +65,7 @@ enum Parsed {
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
     let mut options = Options {
         url: "http://127.0.0.1:3000".to_string(),
-        filters: Vec::new(),
+        selection: Selection::default(),
         list: false,
         json: false,
         verbose: false,
@@ -91,7 +95,18 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
             "--slow" => options.slow = true,
             "--verbose" => options.verbose = true,
             "--url" => options.url = value()?,
-            "--filter" => options.filters.push(value()?),
+            "--filter" => options.selection.filters.push(value()?),
+            "--skip" => options.selection.skips.push(value()?),
+            "--level" => {
+                let text = value()?;
+                options.selection.level =
+                    match text.as_str() {
+                        "all" => None,
+                        _ => Some(Level::parse(&text).ok_or_else(|| {
+                            format!("--level {text}: expected core, parley or all")
+                        })?),
+                    };
+            }
             "--kill-cmd" => kill_cmd = Some(value()?),
             "--restart-cmd" => restart_cmd = Some(value()?),
             "--timeout-secs" => {
@@ -129,7 +144,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let selected = registry::select(&registry::all(), &options.filters);
+    let selected = registry::select(&registry::all(), &options.selection);
     if options.list {
         list(&selected, options.json);
         return ExitCode::SUCCESS;
@@ -157,7 +172,7 @@ fn list(cases: &[&registry::Case], json: bool) {
     if json {
         let listing: Vec<serde_json::Value> = cases
             .iter()
-            .map(|c| serde_json::json!({"id": c.id, "summary": c.summary, "needs": needs_word(c.needs)}))
+            .map(|c| serde_json::json!({"id": c.id, "level": c.level.word(), "summary": c.summary, "needs": needs_word(c.needs)}))
             .collect();
         println!("{}", serde_json::Value::Array(listing));
     } else {
@@ -166,7 +181,12 @@ fn list(cases: &[&registry::Case], json: bool) {
                 Needs::Nothing => String::new(),
                 other => format!(" [{}]", needs_word(other)),
             };
-            println!("{:<32} {}{needs}", case.id, case.summary);
+            println!(
+                "{:<36} {:<6} {}{needs}",
+                case.id,
+                case.level.word(),
+                case.summary
+            );
         }
     }
 }
@@ -190,11 +210,14 @@ fn run(options: &Options, base: BaseUrl, cases: &[&registry::Case]) -> Vec<CaseR
         options.restarts.clone(),
     );
     let started = Instant::now();
-    let mut reports = Vec::new();
+    let mut reports: Vec<CaseReport> = Vec::new();
     if !options.json {
         println!("parley-conformance: {} cases against {target}", cases.len());
     }
     for case in cases {
+        if !options.json && reports.last().is_none_or(|r| r.level != case.level) {
+            println!("{}", report::level_heading(case.level));
+        }
         let skip = match case.needs {
             Needs::Time if !options.slow => Some("slow; run with --slow"),
             Needs::Restarts if options.restarts.is_none() => {
@@ -228,6 +251,7 @@ fn run(options: &Options, base: BaseUrl, cases: &[&registry::Case]) -> Vec<CaseR
         let report = CaseReport {
             id: case.id,
             summary: case.summary,
+            level: case.level,
             status,
             duration: case_started.elapsed(),
             message,
@@ -280,13 +304,18 @@ mod tests {
             "sync.",
             "--filter",
             "walkthrough",
+            "--skip=seq.",
+            "--level",
+            "core",
             "--json",
             "--timeout-secs",
             "3",
         ])
         .unwrap();
         assert_eq!(options.url, "http://127.0.0.1:9");
-        assert_eq!(options.filters, vec!["sync.", "walkthrough"]);
+        assert_eq!(options.selection.filters, vec!["sync.", "walkthrough"]);
+        assert_eq!(options.selection.skips, vec!["seq."]);
+        assert_eq!(options.selection.level, Some(Level::Core));
         assert!(options.json && !options.slow && options.restarts.is_none());
         assert_eq!(options.timeout, Duration::from_secs(3));
     }
@@ -302,6 +331,17 @@ mod tests {
         );
         assert!(parse(&["--bogus"]).is_err());
         assert!(parse(&["--timeout-secs", "0"]).is_err());
+    }
+
+    #[test]
+    fn levels() {
+        assert_eq!(parse(&[]).unwrap().selection.level, None);
+        assert_eq!(parse(&["--level", "all"]).unwrap().selection.level, None);
+        assert_eq!(
+            parse(&["--level=parley"]).unwrap().selection.level,
+            Some(Level::Parley)
+        );
+        assert!(parse(&["--level", "strict"]).is_err());
     }
 
     #[test]

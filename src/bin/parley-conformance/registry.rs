@@ -1,5 +1,5 @@
-//! The case registry: every case's stable id, what it checks, what it needs to run, and how a
-//! case says it passed, failed or could not run.
+//! The case registry: every case's stable id, what it checks, its level, what it needs to run,
+//! and how a case says it passed, failed or could not run.
 
 use std::fmt::Debug;
 
@@ -31,35 +31,115 @@ pub enum Needs {
     Restarts,
 }
 
+/// Whose rule a case checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// The walkthrough and the protocol notes' decisions: what every server must pass.
+    Core,
+    /// parley's own documented choices where the notes leave the answer open.
+    Parley,
+}
+
+impl Level {
+    pub const ALL: [Level; 2] = [Level::Core, Level::Parley];
+
+    pub fn word(self) -> &'static str {
+        match self {
+            Level::Core => "core",
+            Level::Parley => "parley",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Level> {
+        Level::ALL.into_iter().find(|level| level.word() == text)
+    }
+}
+
 pub struct Case {
     /// Stable: `docs/PROTOCOL.md` and `docs/CONFORMANCE.md` cite it.
     pub id: &'static str,
     pub summary: &'static str,
+    pub level: Level,
     pub needs: Needs,
     pub run: fn(&mut Ctx) -> Outcome,
 }
 
+impl Case {
+    /// A case of the protocol every server must pass, needing nothing beyond the server's API.
+    pub const fn core(
+        id: &'static str,
+        summary: &'static str,
+        run: fn(&mut Ctx) -> Outcome,
+    ) -> Case {
+        Case {
+            id,
+            summary,
+            level: Level::Core,
+            needs: Needs::Nothing,
+            run,
+        }
+    }
+
+    /// A case of one of parley's own choices, needing nothing beyond the server's API.
+    pub const fn parley(
+        id: &'static str,
+        summary: &'static str,
+        run: fn(&mut Ctx) -> Outcome,
+    ) -> Case {
+        Case {
+            level: Level::Parley,
+            ..Case::core(id, summary, run)
+        }
+    }
+
+    pub const fn needing(self, needs: Needs) -> Case {
+        Case { needs, ..self }
+    }
+}
+
+/// Which cases a run takes.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// `None`: both levels.
+    pub level: Option<Level>,
+    /// Ids containing one of these (all when empty).
+    pub filters: Vec<String>,
+    /// Ids containing one of these are left out.
+    pub skips: Vec<String>,
+}
+
 /// Every case in running order: the walkthrough first, the cases that restart the server last.
 pub fn all() -> Vec<&'static Case> {
-    let groups: [&'static [Case]; 7] = [
+    let groups: [&'static [Case]; 8] = [
         cases::walkthrough::CASES,
         cases::rest::CASES,
         cases::groups::CASES,
         cases::messaging::CASES,
         cases::delivery::CASES,
         cases::sync::CASES,
+        cases::seq::CASES,
         cases::durability::CASES,
     ];
     groups.into_iter().flatten().collect()
 }
 
-/// The cases whose id contains one of `filters` (all of them when there is none).
-pub fn select<'a>(cases: &[&'a Case], filters: &[String]) -> Vec<&'a Case> {
-    cases
+/// The selected cases, core first, each level in running order.
+pub fn select<'a>(cases: &[&'a Case], selection: &Selection) -> Vec<&'a Case> {
+    let mut chosen: Vec<&Case> = cases
         .iter()
         .copied()
-        .filter(|case| filters.is_empty() || filters.iter().any(|f| case.id.contains(f.as_str())))
-        .collect()
+        .filter(|case| selection.level.is_none_or(|level| case.level == level))
+        .filter(|case| {
+            selection.filters.is_empty()
+                || selection
+                    .filters
+                    .iter()
+                    .any(|f| case.id.contains(f.as_str()))
+        })
+        .filter(|case| !selection.skips.iter().any(|s| case.id.contains(s.as_str())))
+        .collect();
+    chosen.sort_by_key(|case| case.level);
+    chosen
 }
 
 pub fn fail<T>(message: impl Into<String>) -> Result<T, Stop> {
@@ -101,16 +181,18 @@ mod tests {
         assert_eq!(all()[0].id, "walkthrough");
     }
 
-    /// The reference and the kit cannot drift apart: every case is listed in the kit's docs, and
-    /// every case the protocol cites exists.
+    /// The reference and the kit cannot drift apart: every case is listed in the kit's docs with
+    /// its level, and every case the protocol cites exists.
     #[test]
     fn docs_and_cases_agree() {
         let ids: HashSet<&str> = all().iter().map(|c| c.id).collect();
         let listing = include_str!("../../../docs/CONFORMANCE.md");
-        for id in &ids {
+        for case in all() {
+            let row = format!("| `{}` | {} |", case.id, case.level.word());
             assert!(
-                listing.contains(&format!("`{id}`")),
-                "docs/CONFORMANCE.md does not list case `{id}`"
+                listing.contains(&row),
+                "docs/CONFORMANCE.md does not list case `{}` as `{row}`",
+                case.id
             );
         }
         let protocol = include_str!("../../../docs/PROTOCOL.md");
@@ -129,9 +211,46 @@ mod tests {
     #[test]
     fn filters_match_substrings() {
         let cases = all();
-        let sync = select(&cases, &["sync.".to_string()]);
+        let only = |filters: &[&str], skips: &[&str], level| Selection {
+            level,
+            filters: filters.iter().map(|s| s.to_string()).collect(),
+            skips: skips.iter().map(|s| s.to_string()).collect(),
+        };
+        let sync = select(&cases, &only(&["sync."], &[], None));
         assert!(!sync.is_empty());
         assert!(sync.iter().all(|c| c.id.contains("sync.")));
-        assert_eq!(select(&cases, &[]).len(), cases.len());
+        assert_eq!(select(&cases, &Selection::default()).len(), cases.len());
+        let unsynced = select(&cases, &only(&[], &["sync."], None));
+        assert_eq!(unsynced.len() + sync.len(), cases.len());
+        assert!(unsynced.iter().all(|c| !c.id.contains("sync.")));
+    }
+
+    #[test]
+    fn levels_split_the_cases_core_first() {
+        let cases = all();
+        let everything = select(&cases, &Selection::default());
+        let first_parley = everything
+            .iter()
+            .position(|c| c.level == Level::Parley)
+            .expect("parley cases exist");
+        assert!(everything[..first_parley]
+            .iter()
+            .all(|c| c.level == Level::Core));
+        assert!(everything[first_parley..]
+            .iter()
+            .all(|c| c.level == Level::Parley));
+        assert_eq!(everything[0].id, "walkthrough");
+        for level in Level::ALL {
+            let chosen = select(
+                &cases,
+                &Selection {
+                    level: Some(level),
+                    ..Selection::default()
+                },
+            );
+            assert!(!chosen.is_empty() && chosen.iter().all(|c| c.level == level));
+        }
+        assert_eq!(Level::parse("core"), Some(Level::Core));
+        assert_eq!(Level::parse("all"), None);
     }
 }

@@ -1,9 +1,11 @@
 //! The report: one line per case as it finishes (pass, fail or skip), the failing request and what
-//! came back, a closing tally, and the same in JSON.
+//! came back, a closing tally per level and in all, and the same in JSON.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
+
+use crate::registry::Level;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -25,12 +27,22 @@ impl Status {
 pub struct CaseReport {
     pub id: &'static str,
     pub summary: &'static str,
+    pub level: Level,
     pub status: Status,
     pub duration: Duration,
     /// Why it failed or was skipped.
     pub message: Option<String>,
     /// The exchanges leading to a failure (or of every case with `--verbose`).
     pub transcript: Vec<String>,
+}
+
+/// The line that opens a level's cases in the text report.
+pub fn level_heading(level: Level) -> String {
+    let what = match level {
+        Level::Core => "the protocol, what every server must do",
+        Level::Parley => "parley's own choices, where the protocol leaves the answer open",
+    };
+    format!("-- {}: {what}", level.word())
 }
 
 /// The human-readable lines for one finished case.
@@ -53,26 +65,57 @@ pub fn case_text(report: &CaseReport) -> String {
     text
 }
 
-pub fn count(reports: &[CaseReport], status: Status) -> usize {
-    reports.iter().filter(|r| r.status == status).count()
+fn count<'a>(reports: impl IntoIterator<Item = &'a CaseReport>, status: Status) -> usize {
+    reports.into_iter().filter(|r| r.status == status).count()
+}
+
+fn failed_ids<'a>(reports: impl IntoIterator<Item = &'a CaseReport>) -> Vec<&'static str> {
+    reports
+        .into_iter()
+        .filter(|r| r.status == Status::Fail)
+        .map(|r| r.id)
+        .collect()
+}
+
+/// The levels that ran, with their reports, core first.
+fn by_level(reports: &[CaseReport]) -> Vec<(Level, Vec<&CaseReport>)> {
+    Level::ALL
+        .into_iter()
+        .map(|level| (level, reports.iter().filter(|r| r.level == level).collect()))
+        .filter(|(_, of_level): &(Level, Vec<&CaseReport>)| !of_level.is_empty())
+        .collect()
+}
+
+fn tally(passed: usize, failed: usize, skipped: usize) -> String {
+    format!("{passed} passed, {failed} failed, {skipped} skipped")
 }
 
 pub fn tally_text(reports: &[CaseReport], elapsed: Duration) -> String {
-    let failed: Vec<&str> = reports
-        .iter()
-        .filter(|r| r.status == Status::Fail)
-        .map(|r| r.id)
-        .collect();
-    let mut text = format!(
-        "{} passed, {} failed, {} skipped in {:.1} s",
-        count(reports, Status::Pass),
-        failed.len(),
-        count(reports, Status::Skip),
-        elapsed.as_secs_f64()
-    );
-    if !failed.is_empty() {
-        text.push_str(&format!("\nfailed: {}", failed.join(" ")));
+    let mut text = String::new();
+    for (level, of_level) in by_level(reports) {
+        let failed = failed_ids(of_level.iter().copied());
+        text.push_str(&format!(
+            "{:<7} {}\n",
+            format!("{}:", level.word()),
+            tally(
+                count(of_level.iter().copied(), Status::Pass),
+                failed.len(),
+                count(of_level.iter().copied(), Status::Skip)
+            )
+        ));
+        if !failed.is_empty() {
+            text.push_str(&format!("        failed: {}\n", failed.join(" ")));
+        }
     }
+    text.push_str(&format!(
+        "all:    {} in {:.1} s",
+        tally(
+            count(reports, Status::Pass),
+            count(reports, Status::Fail),
+            count(reports, Status::Skip)
+        ),
+        elapsed.as_secs_f64()
+    ));
     text
 }
 
@@ -82,6 +125,7 @@ pub fn json_report(reports: &[CaseReport], target: &str, elapsed: Duration) -> V
         .map(|r| {
             let mut case = json!({
                 "id": r.id,
+                "level": r.level.word(),
                 "summary": r.summary,
                 "status": r.status.word(),
                 "duration_ms": r.duration.as_millis() as u64,
@@ -95,12 +139,79 @@ pub fn json_report(reports: &[CaseReport], target: &str, elapsed: Duration) -> V
             case
         })
         .collect();
+    let mut levels = serde_json::Map::new();
+    for (level, of_level) in by_level(reports) {
+        levels.insert(
+            level.word().to_string(),
+            json!({
+                "passed": count(of_level.iter().copied(), Status::Pass),
+                "failed": count(of_level.iter().copied(), Status::Fail),
+                "skipped": count(of_level.iter().copied(), Status::Skip),
+                "failed_cases": failed_ids(of_level.iter().copied()),
+            }),
+        );
+    }
     json!({
         "target": target,
         "passed": count(reports, Status::Pass),
         "failed": count(reports, Status::Fail),
         "skipped": count(reports, Status::Skip),
+        "levels": levels,
         "duration_ms": elapsed.as_millis() as u64,
         "cases": cases,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(id: &'static str, level: Level, status: Status) -> CaseReport {
+        CaseReport {
+            id,
+            summary: "",
+            level,
+            status,
+            duration: Duration::ZERO,
+            message: None,
+            transcript: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn levels_are_tallied_apart() {
+        let reports = [
+            report("a", Level::Core, Status::Pass),
+            report("b", Level::Core, Status::Fail),
+            report("c", Level::Parley, Status::Skip),
+            report("d", Level::Parley, Status::Fail),
+        ];
+        assert_eq!(
+            tally_text(&reports, Duration::from_millis(1500)),
+            "core:   1 passed, 1 failed, 0 skipped\n        failed: b\n\
+             parley: 0 passed, 1 failed, 1 skipped\n        failed: d\n\
+             all:    1 passed, 2 failed, 1 skipped in 1.5 s"
+        );
+        let json = json_report(&reports, "http://x", Duration::ZERO);
+        assert_eq!(
+            json["levels"],
+            json!({
+                "core": {"passed": 1, "failed": 1, "skipped": 0, "failed_cases": ["b"]},
+                "parley": {"passed": 0, "failed": 1, "skipped": 1, "failed_cases": ["d"]},
+            })
+        );
+        assert_eq!(
+            (json["passed"].clone(), json["failed"].clone()),
+            (json!(1), json!(2))
+        );
+        assert_eq!(json["cases"][3]["level"], "parley");
+    }
+
+    #[test]
+    fn a_level_that_did_not_run_is_not_reported() {
+        let reports = [report("a", Level::Core, Status::Pass)];
+        let json = json_report(&reports, "http://x", Duration::ZERO);
+        assert_eq!(json["levels"].as_object().unwrap().len(), 1);
+        assert!(!tally_text(&reports, Duration::ZERO).contains("parley"));
+    }
 }

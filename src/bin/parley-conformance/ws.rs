@@ -272,6 +272,16 @@ impl Ws {
         }
     }
 
+    /// Closes the connection with the closing handshake and waits until the server has ended it.
+    pub fn close(mut self) -> Result<(), String> {
+        self.transcript
+            .note(format!("-> [{}] close (1000)", self.label));
+        self.socket
+            .close(None)
+            .map_err(|e| format!("[{}] close failed: {e}", self.label))?;
+        self.expect_close().map(|_| ())
+    }
+
     /// Waits for the server to close the connection; the close code, if a close frame came.
     pub fn expect_close(&mut self) -> Result<Option<u16>, String> {
         let deadline = Instant::now() + self.timeout;

@@ -4,8 +4,8 @@
 //! The restart command's contract: it returns once it has started the server (it need not wait
 //! for it to be ready); if the new server listens elsewhere, the command prints the new base URL
 //! (`http://...`) as the last such line on its stdout, otherwise the kit keeps the URL it had. The
-//! kit then polls `GET /healthz` until it answers 200. Neither command may leave a process holding
-//! its stdout open (redirect the server's output).
+//! kit then polls `POST /login` until the server answers it. Neither command may leave a process
+//! holding its stdout open (redirect the server's output).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -16,26 +16,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::sync::sync_all;
+use super::sync::{sync_all, By};
 use super::{expect_status, Ctx};
 use crate::http::BaseUrl;
 use crate::registry::{ensure, ensure_eq, fail, Case, Needs, Outcome, Stop};
 use crate::ws::{Incoming, Ws};
 
 pub const CASES: &[Case] = &[
-    case("durability.acked_messages", "every message acknowledged (21) before a kill -9 is stored after the restart, exactly once", acked_messages),
-    case("durability.idempotent_restart", "a send retried after a restart gets its original ack; unacknowledged ones complete exactly once", idempotent_restart),
-    case("durability.rest_answers", "users, sessions and groups answered 2xx right before a kill -9 exist after the restart", rest_answers),
+    Case::core("durability.acked_messages", "every message acknowledged (21) before a kill -9 is stored after the restart, exactly once", acked_messages).needing(Needs::Restarts),
+    Case::core("durability.idempotent_restart", "a send retried after a restart gets its original ack; unacknowledged ones complete exactly once", idempotent_restart).needing(Needs::Restarts),
+    Case::core("durability.rest_answers", "users, sessions and groups answered 2xx right before a kill -9 exist after the restart", rest_answers).needing(Needs::Restarts),
 ];
-
-const fn case(id: &'static str, summary: &'static str, run: fn(&mut Ctx) -> Outcome) -> Case {
-    Case {
-        id,
-        summary,
-        needs: Needs::Restarts,
-        run,
-    }
-}
 
 /// How long the kill and restart commands, and the server's return to health, may take.
 const COMMAND_DEADLINE: Duration = Duration::from_secs(60);
@@ -63,9 +54,9 @@ fn acked_messages(ctx: &mut Ctx) -> Outcome {
         restart(ctx)?;
     }
     let mut ws = ctx.connect(&sender_token, "sender-after")?;
-    let sender_events = sync_all(&mut ws, 0, 1000)?;
+    let sender_events = sync_all(&mut ws, By::Timestamp, 0, 1000)?;
     let mut reader_ws = ctx.connect(&reader_token, "reader-after")?;
-    let reader_events = sync_all(&mut reader_ws, 0, 1000)?;
+    let reader_events = sync_all(&mut reader_ws, By::Timestamp, 0, 1000)?;
     for (client_id, ack) in &acked {
         let message_id = &ack["body"]["message_id"];
         ensure(
@@ -127,7 +118,7 @@ fn idempotent_restart(ctx: &mut Ctx) -> Outcome {
         )?;
     }
     let mut reader_ws = ctx.connect(&reader_token, "reader")?;
-    let events = sync_all(&mut reader_ws, 0, 1000)?;
+    let events = sync_all(&mut reader_ws, By::Timestamp, 0, 1000)?;
     for id in &ids {
         let copies = events
             .iter()
@@ -156,7 +147,7 @@ fn rest_answers(ctx: &mut Ctx) -> Outcome {
     let owner_token =
         ctx.login(&json!({"username": owner.username, "password": owner.password}))?;
     let mut ws = ctx.connect(&messaging, "owner-after")?;
-    let events = sync_all(&mut ws, 0, 1000)?;
+    let events = sync_all(&mut ws, By::Timestamp, 0, 1000)?;
     ensure(
         events
             .iter()
@@ -259,8 +250,10 @@ fn restart(ctx: &mut Ctx) -> Outcome {
     let deadline = Instant::now() + COMMAND_DEADLINE;
     let mut last = String::new();
     while Instant::now() < deadline {
-        match ctx.http.call("GET", "/healthz", None, None) {
-            Ok(response) if response.status == 200 => return Ok(()),
+        // Every server has `/login`; an empty login is refused at once, and any answer short of
+        // a 5xx means the server is serving again.
+        match ctx.http.call("POST", "/login", None, Some(&json!({}))) {
+            Ok(response) if response.status < 500 => return Ok(()),
             Ok(response) => last = format!("status {}", response.status),
             Err(err) => last = err,
         }
@@ -268,7 +261,7 @@ fn restart(ctx: &mut Ctx) -> Outcome {
         thread::sleep(Duration::from_millis(50));
     }
     fail(format!(
-        "the server did not answer GET /healthz with 200 within {COMMAND_DEADLINE:?} of the restart (last: {last})"
+        "the server did not answer POST /login within {COMMAND_DEADLINE:?} of the restart (last: {last})"
     ))
 }
 

@@ -3,59 +3,64 @@
 
 use serde_json::json;
 
-use super::{case, expect_error, expect_event, expect_status, Ctx};
+use super::{expect_error, expect_event, expect_group, expect_status, Ctx};
 use crate::registry::{ensure_eq, Case, Outcome};
 
 pub const CASES: &[Case] = &[
-    case(
+    Case::core(
         "authz.join.self",
         "anyone may join a group by its id; the joiner gets 70 and 72, members get 72",
         join_self,
     ),
-    case(
+    Case::core(
         "authz.join.by_member",
         "a member may add another user",
         join_by_member,
     ),
-    case(
+    Case::core(
         "authz.join.forbidden",
         "a non-member adding someone else answers 403 forbidden and changes nothing",
         join_forbidden,
     ),
-    case(
+    Case::core(
         "authz.join.conflict",
         "joining (or adding) a member answers 409 conflict",
         join_conflict,
     ),
-    case(
+    Case::core(
         "authz.left.self",
         "a member may leave; 73 goes to the remaining members and to the one who left",
         left_self,
     ),
-    case(
+    Case::core(
         "authz.left.creator_removes",
         "the creator may remove a member",
         left_creator_removes,
     ),
-    case(
+    Case::core(
         "authz.left.forbidden",
         "anyone but the creator removing someone else answers 403 forbidden",
         left_forbidden,
     ),
-    case(
+    Case::core(
         "authz.left.conflict",
         "leaving (or removing) a non-member answers 409 conflict",
         left_conflict,
     ),
-    case(
+    Case::core(
         "authz.group.not_found",
         "join or leave of an unknown group answers 404 not_found",
         group_not_found,
     ),
-    case(
+    Case::parley(
         "authz.group.unknown_user",
         "join or leave naming an unknown user answers 400 bad_request",
         unknown_user,
+    ),
+    Case::parley(
+        "authz.body.caller",
+        "a join or leave body that is absent, empty or `{}` means the caller",
+        body_caller,
     ),
 ];
 
@@ -65,32 +70,22 @@ fn join_self(ctx: &mut Ctx) -> Outcome {
     let group = ctx.group(&owner, &[])?;
     let mut owner_ws = ctx.device(&owner, "owner")?;
     let mut joiner_ws = ctx.device(&joiner, "joiner")?;
-    // An empty body means the caller.
-    let response = ctx.http.send(
-        "PUT",
-        &format!("/groups/{group}/join"),
-        &[("authorization", format!("Bearer {}", joiner.token))],
-        b"",
-    )?;
+    let response = ctx.membership("join", &joiner, &group, None)?;
     expect_status(&response, 200, "join by group id")?;
     let view = response.json();
-    ensure_eq(
-        "join answer `group_id`",
-        view["group_id"].as_str(),
-        Some(group.as_str()),
-    )?;
-    ensure_eq(
-        "join answer `user_ids`",
-        view["user_ids"].clone(),
-        json!([owner.id, joiner.id]),
-    )?;
+    let name = view["name"].as_str().unwrap_or("").to_string();
+    let members = [owner.id.as_str(), joiner.id.as_str()];
+    expect_group(&view, &group, &name, &members, "join answer")?;
     let joined = json!({"group_id": group, "user_id": joiner.id});
     let mut got = [joiner_ws.next_event()?, joiner_ws.next_event()?];
     got.sort_by_key(|e| e["type"].as_u64());
-    expect_event(
-        &got[0],
-        70,
-        &json!({"group_id": group, "name": view["name"], "user_ids": [owner.id, joiner.id]}),
+    expect_event(&got[0], 70, &json!({}))?;
+    expect_group(
+        &got[0]["body"],
+        &group,
+        &name,
+        &members,
+        "the joiner's event 70",
     )?;
     expect_event(&got[1], 72, &joined)?;
     expect_event(&owner_ws.expect(72)?, 72, &joined)?;
@@ -106,10 +101,13 @@ fn join_by_member(ctx: &mut Ctx) -> Outcome {
     let mut added_ws = ctx.device(&added, "added")?;
     let response = ctx.membership("join", &member, &group, Some(&added))?;
     expect_status(&response, 200, "a member adds another user")?;
-    ensure_eq(
-        "join answer `user_ids`",
-        response.json()["user_ids"].clone(),
-        json!([member.id, owner.id, added.id]),
+    let view = response.json();
+    expect_group(
+        &view,
+        &group,
+        view["name"].as_str().unwrap_or(""),
+        &[&member.id, &owner.id, &added.id],
+        "join answer",
     )?;
     let got = [added_ws.next_event()?, added_ws.next_event()?];
     let mut kinds: Vec<u64> = got.iter().filter_map(|e| e["type"].as_u64()).collect();
@@ -156,10 +154,13 @@ fn left_self(ctx: &mut Ctx) -> Outcome {
     let mut member_ws = ctx.device(&member, "member")?;
     let response = ctx.membership("left", &member, &group, None)?;
     expect_status(&response, 200, "a member leaves")?;
-    ensure_eq(
-        "left answer `user_ids`",
-        response.json()["user_ids"].clone(),
-        json!([owner.id]),
+    let view = response.json();
+    expect_group(
+        &view,
+        &group,
+        view["name"].as_str().unwrap_or(""),
+        &[&owner.id],
+        "left answer",
     )?;
     let left = json!({"group_id": group, "user_id": member.id});
     expect_event(&owner_ws.expect(73)?, 73, &left)?;
@@ -177,10 +178,13 @@ fn left_creator_removes(ctx: &mut Ctx) -> Outcome {
     let mut member_ws = ctx.device(&member, "member")?;
     let response = ctx.membership("left", &owner, &group, Some(&member))?;
     expect_status(&response, 200, "the creator removes a member")?;
-    ensure_eq(
-        "left answer `user_ids`",
-        response.json()["user_ids"].clone(),
-        json!([owner.id]),
+    let view = response.json();
+    expect_group(
+        &view,
+        &group,
+        view["name"].as_str().unwrap_or(""),
+        &[&owner.id],
+        "left answer",
     )?;
     expect_event(
         &member_ws.expect(73)?,
@@ -263,5 +267,41 @@ fn unknown_user(ctx: &mut Ctx) -> Outcome {
             &format!("{action} naming an unknown user"),
         )?;
     }
+    Ok(())
+}
+
+fn body_caller(ctx: &mut Ctx) -> Outcome {
+    let owner = ctx.user()?;
+    let group = ctx.group(&owner, &[])?;
+    let path = |action: &str| format!("/groups/{group}/{action}");
+    let (first, second) = (ctx.user()?, ctx.user()?);
+    // No body at all, then `{}`: each joins the caller, and `{}` takes them out again.
+    let bare = ctx.http.send(
+        "PUT",
+        &path("join"),
+        &[("authorization", format!("Bearer {}", first.token))],
+        b"",
+    )?;
+    expect_status(&bare, 200, "a join without a body")?;
+    let empty = ctx.call("PUT", &path("join"), Some(&second.token), Some(&json!({})))?;
+    expect_status(&empty, 200, "a join with `{}`")?;
+    let view = empty.json();
+    let name = view["name"].as_str().unwrap_or("").to_string();
+    expect_group(
+        &view,
+        &group,
+        &name,
+        &[&owner.id, &first.id, &second.id],
+        "join answer",
+    )?;
+    let left = ctx.call("PUT", &path("left"), Some(&first.token), Some(&json!({})))?;
+    expect_status(&left, 200, "a leave with `{}`")?;
+    expect_group(
+        &left.json(),
+        &group,
+        &name,
+        &[&owner.id, &second.id],
+        "left answer",
+    )?;
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod durability;
 pub mod groups;
 pub mod messaging;
 pub mod rest;
+pub mod seq;
 pub mod sync;
 pub mod walkthrough;
 
@@ -18,19 +19,9 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::http::{Http, Response};
-use crate::registry::{ensure, ensure_eq, fail, Case, Needs, Outcome, Stop};
+use crate::registry::{ensure, ensure_eq, fail, Stop};
 use crate::transcript::Transcript;
 use crate::ws::Ws;
-
-/// A case that needs nothing of the server beyond its API (most cases).
-pub const fn case(id: &'static str, summary: &'static str, run: fn(&mut Ctx) -> Outcome) -> Case {
-    Case {
-        id,
-        summary,
-        needs: Needs::Nothing,
-        run,
-    }
-}
 
 /// How to kill and restart the server, for the durability cases.
 #[derive(Debug, Clone)]
@@ -122,7 +113,7 @@ impl Ctx {
             Some(&json!({"username": username, "email": email, "password": password})),
         )?;
         expect_status(&response, 201, "register")?;
-        let id = uuid_field(&response.json(), "id", "register answer")?;
+        let id = id_field(&response.json(), "id", "register answer")?;
         Ok((id, username, email, password))
     }
 
@@ -193,10 +184,11 @@ impl Ctx {
             Some(&json!({"name": name, "user_ids": ids})),
         )?;
         expect_status(&response, 201, "create a group")?;
-        uuid_field(&response.json(), "id", "create-group answer")
+        id_field(&response.json(), "id", "create-group answer")
     }
 
-    /// `PUT /groups/{group}/{action}` by `caller` on `target` (the caller when `None`).
+    /// `PUT /groups/{group}/{action}` by `caller` on `target` (the caller when `None`), naming
+    /// the target in the body as the walkthrough does.
     pub fn membership(
         &self,
         action: &str,
@@ -204,10 +196,7 @@ impl Ctx {
         group: &str,
         target: Option<&User>,
     ) -> Result<Response, Stop> {
-        let body = match target {
-            Some(user) => json!({"user_id": user.id}),
-            None => json!({}),
-        };
+        let body = json!({"user_id": target.unwrap_or(caller).id});
         self.call(
             "PUT",
             &format!("/groups/{group}/{action}"),
@@ -247,7 +236,7 @@ fn with_backoff(request: impl Fn() -> Result<Response, String>) -> Result<Respon
 pub fn send_message(ws: &mut Ws, group: &str, data: &str) -> Result<Value, Stop> {
     ws.send_json(&json!({"method": 40, "body": {"group_id": group, "data": data}}))?;
     let ack = ws.expect(21)?;
-    uuid_field(&ack["body"], "message_id", "event 21 body")?;
+    id_field(&ack["body"], "message_id", "event 21 body")?;
     Ok(ack)
 }
 
@@ -278,21 +267,46 @@ pub fn expect_status(response: &Response, status: u16, what: &str) -> Result<(),
     })
 }
 
-/// A hyphenated lower-case UUID at `value[key]`.
-pub fn uuid_field(value: &Value, key: &str, what: &str) -> Result<String, Stop> {
+/// An id at `value[key]`: a non-empty string (the walkthrough shows UUIDs; only parley's level
+/// requires them, `rest.ids.uuid`).
+pub fn id_field(value: &Value, key: &str, what: &str) -> Result<String, Stop> {
     match value[key].as_str() {
-        Some(text) if is_uuid(text) => Ok(text.to_string()),
+        Some(text) if !text.is_empty() => Ok(text.to_string()),
         _ => fail(format!(
-            "{what}: `{key}` must be a hyphenated lower-case UUID, got {}",
+            "{what}: `{key}` must be a non-empty string id, got {}",
             value[key]
         )),
     }
 }
 
-pub fn is_uuid(text: &str) -> bool {
-    text.len() == 36
-        && Uuid::parse_str(text).is_ok()
-        && !text.chars().any(|c| c.is_ascii_uppercase())
+/// Checks a group as a join or leave answer (`{"group_id", "name", "user_ids"}`) or an event 70's
+/// body (`{"group_id", ...}`) shows it: members compared as a set, since after a join or a leave
+/// the protocol leaves their order open.
+pub fn expect_group(
+    value: &Value,
+    group: &str,
+    name: &str,
+    members: &[&str],
+    what: &str,
+) -> Result<(), Stop> {
+    ensure_eq(
+        &format!("{what}: `group_id`"),
+        value["group_id"].as_str(),
+        Some(group),
+    )?;
+    ensure_eq(
+        &format!("{what}: `name`"),
+        value["name"].as_str(),
+        Some(name),
+    )?;
+    let Some(listed) = value["user_ids"].as_array() else {
+        return fail(format!("{what}: `user_ids` must be a list: {value}"));
+    };
+    let mut listed: Vec<&str> = listed.iter().filter_map(Value::as_str).collect();
+    let mut want = members.to_vec();
+    listed.sort_unstable();
+    want.sort_unstable();
+    ensure_eq(&format!("{what}: `user_ids` (in any order)"), listed, want)
 }
 
 /// Checks an event's envelope and that its body holds `fields` (more fields are allowed: the
@@ -315,21 +329,28 @@ pub fn expect_event(event: &Value, kind: u64, fields: &Value) -> Result<u64, Sto
     Ok(timestamp)
 }
 
-/// The messaging token at the end of a `messaging_url`: 64 hex characters.
+/// The messaging token at the end of a `messaging_url` (`ws://HOST/<access token>`); its shape is
+/// the server's own (parley's is checked by `rest.session.token`).
 pub fn messaging_token(session: &Value) -> Result<String, Stop> {
     let url = session["messaging_url"].as_str().unwrap_or("");
-    let Some((_, token)) = url.rsplit_once('/') else {
-        return fail(format!("`messaging_url` is not a URL: {session}"));
+    let Some(rest) = url
+        .strip_prefix("ws://")
+        .or_else(|| url.strip_prefix("wss://"))
+    else {
+        return fail(format!(
+            "`messaging_url` must be ws:// or wss://, got {}",
+            session["messaging_url"]
+        ));
     };
-    ensure(
-        url.starts_with("ws://") || url.starts_with("wss://"),
-        || format!("`messaging_url` must be ws:// or wss://, got `{url}`"),
-    )?;
-    ensure(
-        token.len() == 64 && token.chars().all(|c| c.is_ascii_hexdigit()),
-        || format!("the messaging token must be 64 hex characters, got `{token}`"),
-    )?;
-    Ok(token.to_string())
+    match rest
+        .split_once('/')
+        .and_then(|(_, path)| path.rsplit('/').next())
+    {
+        Some(token) if !token.is_empty() && !token.contains(['?', '#']) => Ok(token.to_string()),
+        _ => fail(format!(
+            "`messaging_url` must end with the access token: `{url}`"
+        )),
+    }
 }
 
 /// The wall clock in ms, for cursors "from now".
@@ -338,6 +359,12 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Whether an event is of a stored kind (what sync replays), as opposed to a transient one (sync
+/// complete 29, typing 40/41, presence 50, error 90).
+pub fn stored(event: &Value) -> bool {
+    !matches!(event["type"].as_u64(), Some(29 | 40 | 41 | 50 | 90))
 }
 
 /// The types of a list of events, for readable comparisons.

@@ -1,88 +1,284 @@
-//! Sync (method 20): it returns exactly what the user's connections received live (typing and
-//! errors aside), pages with an exact cursor, and follows membership over time.
+//! Sync (method 20) by timestamp: it returns exactly what the user's connections received live
+//! (typing and errors aside), pages with an exact cursor (a page never ends inside a millisecond,
+//! since timestamps may repeat), and follows membership over time. Sync by `seq` is in `seq.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 
 use serde_json::{json, Value};
 
-use super::{case, expect_event, expect_status, send_message, types, Ctx};
+use super::{expect_event, expect_status, send_message, stored, types, Ctx};
 use crate::registry::{ensure, ensure_eq, fail, Case, Outcome, Stop};
 use crate::ws::Ws;
 
 pub const CASES: &[Case] = &[
-    case("sync.exact", "a sync from 0 returns exactly the stored events the user's connections received live, oldest first", exact),
-    case("sync.paging", "pages of `limit` events chain by the 29 cursor; `more` is true exactly while events remain", paging),
-    case("sync.cursor", "a sync from any event's timestamp returns exactly the events after it", cursor),
-    case("sync.membership", "group events reach a user's sync only while the user is a member", membership),
+    Case::core("sync.exact", "a sync from 0 returns exactly the stored events the user's connections received live, oldest first", exact),
+    Case::core("sync.paging", "pages of `limit` events chain by the 29 cursor; `more` is true exactly while events remain", paging),
+    Case::core("sync.cursor", "a sync from any timestamp returns exactly the events with a later timestamp", cursor),
+    Case::core("sync.membership", "group events reach a user's sync only while the user is a member", membership),
+    Case::core("sync.timestamp_pages", "after a burst, pages by timestamp of every size never end inside a millisecond and chain exactly", timestamp_pages),
 ];
 
-/// Every event after `cursor`, paging with `limit`; checks each page's 29 on the way.
-pub(super) fn sync_all(ws: &mut Ws, cursor: u64, limit: u64) -> Result<Vec<Value>, Stop> {
+/// The cursor a sync pages by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    Timestamp,
+    Seq,
+}
+
+impl By {
+    pub fn field(self) -> &'static str {
+        match self {
+            By::Timestamp => "timestamp",
+            By::Seq => "seq",
+        }
+    }
+}
+
+/// A sync RPC from `cursor` by `by`, at most `limit` events.
+pub(super) fn sync_rpc(by: By, cursor: u64, limit: u64) -> Value {
+    let mut rpc = json!({"method": 20, "limit": limit});
+    rpc[by.field()] = json!(cursor);
+    rpc
+}
+
+/// Every event after `cursor`, paging with `limit` by `by`; checks on the way that events come
+/// oldest first, that pages keep to the limit, and that each 29 carries the last event's cursor
+/// (both fields when paging by seq).
+pub(super) fn sync_all(ws: &mut Ws, by: By, cursor: u64, limit: u64) -> Result<Vec<Value>, Stop> {
     let mut cursor = cursor;
-    let mut all = Vec::new();
+    let mut all: Vec<Value> = Vec::new();
     loop {
-        let (page, done) =
-            ws.sync_page(&json!({"method": 20, "timestamp": cursor, "limit": limit}))?;
-        ensure(page.len() as u64 <= limit, || {
-            format!("a page of limit {limit} held {} events", page.len())
-        })?;
-        let last = page
-            .last()
-            .and_then(|e| e["timestamp"].as_u64())
-            .unwrap_or(cursor);
+        let (page, done) = ws.sync_page(&sync_rpc(by, cursor, limit))?;
+        check_page_size(&page, by, limit)?;
         let Some(more) = done["body"]["more"].as_bool() else {
             return fail(format!("event 29 must carry a boolean `more`: {done}"));
         };
-        expect_event(&done, 29, &json!({"timestamp": last}))?;
+        let next = match page.last() {
+            Some(last) => {
+                let Some(next) = last[by.field()].as_u64() else {
+                    return fail(format!(
+                        "a synced event without an integer `{}`: {last}",
+                        by.field()
+                    ));
+                };
+                let mut cursors = json!({"timestamp": last["timestamp"]});
+                if by == By::Seq {
+                    cursors["seq"] = last["seq"].clone();
+                }
+                expect_event(&done, 29, &cursors)?;
+                next
+            }
+            None => {
+                let mut cursors = json!({});
+                cursors[by.field()] = json!(cursor);
+                expect_event(&done, 29, &cursors)?;
+                cursor
+            }
+        };
         all.extend(page);
         if !more {
+            check_oldest_first(&all, by)?;
             return Ok(all);
         }
-        ensure(last > cursor, || {
-            format!("`more` is true but the page from {cursor} was empty")
+        ensure(next > cursor, || {
+            format!(
+                "`more` is true but the page from {} {cursor} was empty",
+                by.field()
+            )
         })?;
-        cursor = last;
+        cursor = next;
     }
 }
 
-/// The stored kinds of event: what sync must return.
-fn stored(event: &Value) -> bool {
-    !matches!(event["type"].as_u64(), Some(29 | 40 | 41 | 90))
-}
-
-/// The union of what several connections received, by timestamp, without duplicates.
-fn union_of(connections: &[&[Value]]) -> Vec<Value> {
-    let mut by_time = BTreeMap::new();
-    for events in connections {
-        for event in events.iter().filter(|e| stored(e)) {
-            by_time.insert(event["timestamp"].as_u64().unwrap_or(0), event.clone());
-        }
-    }
-    by_time.into_values().collect()
-}
-
-fn compare(what: &str, synced: &[Value], live: &[Value]) -> Outcome {
-    if synced == live {
+/// A page by seq holds at most `limit` events; a page by timestamp goes past it only to finish
+/// the millisecond of its `limit`-th event.
+fn check_page_size(page: &[Value], by: By, limit: u64) -> Outcome {
+    let limit = limit as usize;
+    if page.len() <= limit {
         return Ok(());
     }
-    let show = |events: &[Value]| {
-        events
+    let finishes_a_millisecond = by == By::Timestamp
+        && page[limit - 1..]
             .iter()
-            .map(|e| format!("{}@{}", e["type"], e["timestamp"]))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+            .all(|e| e["timestamp"] == page[limit - 1]["timestamp"]);
+    ensure(finishes_a_millisecond, || {
+        format!(
+            "a page of limit {limit} by {} held {} events: [{}]",
+            by.field(),
+            page.len(),
+            show(page)
+        )
+    })
+}
+
+/// Sync replays oldest first: seqs increase, timestamps never decrease.
+fn check_oldest_first(events: &[Value], by: By) -> Outcome {
+    for pair in events.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        ensure(a["timestamp"].as_u64() <= b["timestamp"].as_u64(), || {
+            format!("a sync went back in time: {a} then {b}")
+        })?;
+        if by == By::Seq {
+            ensure(a["seq"].as_u64() < b["seq"].as_u64(), || {
+                format!("a sync by seq is not in increasing seq order: {a} then {b}")
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// The events of `everything` with a timestamp after `cursor`: what a sync from it returns.
+fn after(everything: &[Value], cursor: u64) -> Vec<Value> {
+    everything
+        .iter()
+        .filter(|e| e["timestamp"].as_u64().is_some_and(|t| t > cursor))
+        .cloned()
+        .collect()
+}
+
+/// One page by timestamp against what it must hold: a non-empty prefix of `rest` (the events
+/// after `cursor`) that ends at a millisecond's end, past `limit` only to finish a millisecond,
+/// closed by a 29 with the last event's timestamp (the cursor when empty) and `more` exactly
+/// when events remain.
+fn check_timestamp_page(
+    page: &[Value],
+    done: &Value,
+    rest: &[Value],
+    cursor: u64,
+    limit: u64,
+) -> Outcome {
+    let what = format!("the page from timestamp {cursor} with limit {limit}");
+    let k = page.len();
+    ensure(k <= rest.len() && page == &rest[..k], || {
+        format!(
+            "{what} is [{}], not a prefix of the events after it [{}]",
+            show(page),
+            show(rest)
+        )
+    })?;
+    ensure(k > 0 || rest.is_empty(), || {
+        format!(
+            "{what} is empty, but events after it exist: [{}]",
+            show(rest)
+        )
+    })?;
+    if k > 0 && k < rest.len() {
+        ensure(rest[k]["timestamp"] != rest[k - 1]["timestamp"], || {
+            format!(
+                "{what} ends inside millisecond {}: {} is left for the next page, which starts after it",
+                rest[k - 1]["timestamp"],
+                rest[k]
+            )
+        })?;
+    }
+    check_page_size(page, By::Timestamp, limit)?;
+    let last = page
+        .last()
+        .map_or(json!(cursor), |e| e["timestamp"].clone());
+    expect_event(
+        done,
+        29,
+        &json!({"timestamp": last, "more": k < rest.len()}),
+    )?;
+    Ok(())
+}
+
+/// Pages through `everything` by timestamp with `limit`, checking every page.
+fn page_through(ws: &mut Ws, everything: &[Value], limit: u64) -> Outcome {
+    let mut cursor = 0;
+    loop {
+        let rest = after(everything, cursor);
+        let (page, done) = ws.sync_page(&sync_rpc(By::Timestamp, cursor, limit))?;
+        check_timestamp_page(&page, &done, &rest, cursor, limit)?;
+        match page.last() {
+            Some(last) if page.len() < rest.len() => {
+                cursor = last["timestamp"].as_u64().unwrap_or(0)
+            }
+            _ => return Ok(()),
+        }
+    }
+}
+
+fn show(events: &[Value]) -> String {
+    events
+        .iter()
+        .map(|e| match e["seq"].as_u64() {
+            Some(seq) => format!("{}@{}#{seq}", e["type"], e["timestamp"]),
+            None => format!("{}@{}", e["type"], e["timestamp"]),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub(super) fn compare(what: &str, synced: &[Value], want: &[Value]) -> Outcome {
+    if synced == want {
+        return Ok(());
+    }
     let first_difference = synced
         .iter()
-        .zip(live)
-        .find(|(s, l)| s != l)
-        .map(|(s, l)| format!("; first difference: synced {s} vs live {l}"))
+        .zip(want)
+        .find(|(s, w)| s != w)
+        .map(|(s, w)| format!("; first difference: synced {s} vs expected {w}"))
         .unwrap_or_default();
     fail(format!(
-        "{what}: sync returned [{}] but the connections received [{}]{first_difference}",
+        "{what}: sync returned [{}] but expected [{}]{first_difference}",
         show(synced),
-        show(live)
+        show(want)
     ))
+}
+
+/// The stored events several connections received, each once (an event that reached two
+/// connections is the same JSON on both).
+pub(super) fn union_of(connections: &[&[Value]]) -> Vec<Value> {
+    let mut seen = HashSet::new();
+    connections
+        .iter()
+        .flat_map(|events| events.iter())
+        .filter(|e| stored(e) && seen.insert(e.to_string()))
+        .cloned()
+        .collect()
+}
+
+/// Checks that `synced` holds exactly the stored events the connections received live, each once,
+/// and in the order each connection received them (timestamps may repeat, so the order of events
+/// of different connections is left to the sync).
+pub(super) fn compare_with_live(what: &str, synced: &[Value], connections: &[&[Value]]) -> Outcome {
+    let live = union_of(connections);
+    let synced_set: HashSet<String> = synced.iter().map(Value::to_string).collect();
+    let live_set: HashSet<String> = live.iter().map(Value::to_string).collect();
+    ensure(synced_set.len() == synced.len(), || {
+        format!("{what}: sync returned an event twice: [{}]", show(synced))
+    })?;
+    if let Some(missing) = live.iter().find(|e| !synced_set.contains(&e.to_string())) {
+        return fail(format!(
+            "{what}: sync lacks {missing}, received live; sync returned [{}]",
+            show(synced)
+        ));
+    }
+    if let Some(extra) = synced.iter().find(|e| !live_set.contains(&e.to_string())) {
+        return fail(format!(
+            "{what}: sync returned {extra}, never received live"
+        ));
+    }
+    for events in connections {
+        let theirs: HashSet<String> = events
+            .iter()
+            .filter(|e| stored(e))
+            .map(Value::to_string)
+            .collect();
+        let in_sync: Vec<Value> = synced
+            .iter()
+            .filter(|e| theirs.contains(&e.to_string()))
+            .cloned()
+            .collect();
+        let live_order: Vec<Value> = events.iter().filter(|e| stored(e)).cloned().collect();
+        compare(
+            &format!("{what} (in the order one connection received them)"),
+            &in_sync,
+            &live_order,
+        )?;
+    }
+    Ok(())
 }
 
 fn exact(ctx: &mut Ctx) -> Outcome {
@@ -116,8 +312,7 @@ fn exact(ctx: &mut Ctx) -> Outcome {
 
     a_act.barrier()?;
     a_watch.barrier()?;
-    let live = union_of(&[a_act.received(), a_watch.received()]);
-    let mut kinds = types(&live);
+    let mut kinds = types(&union_of(&[a_act.received(), a_watch.received()]));
     kinds.sort_unstable();
     ensure_eq(
         "kinds of stored events a received live",
@@ -125,8 +320,12 @@ fn exact(ctx: &mut Ctx) -> Outcome {
         vec![20, 20, 21, 22, 23, 70, 72, 73],
     )?;
     let mut reader = ctx.device(&a, "a-sync")?;
-    let synced = sync_all(&mut reader, 0, 1000)?;
-    compare("a's sync from 0", &synced, &live)
+    let synced = sync_all(&mut reader, By::Timestamp, 0, 1000)?;
+    compare_with_live(
+        "a's sync from 0",
+        &synced,
+        &[a_act.received(), a_watch.received()],
+    )
 }
 
 fn paging(ctx: &mut Ctx) -> Outcome {
@@ -137,32 +336,21 @@ fn paging(ctx: &mut Ctx) -> Outcome {
         send_message(&mut ws, &group, &format!("page {i}"))?;
     }
     // 1 group event + 11 messages + 11 acks.
-    let everything = sync_all(&mut ws, 0, 1000)?;
+    let everything = sync_all(&mut ws, By::Timestamp, 0, 1000)?;
     ensure_eq("events stored for the user", everything.len(), 23)?;
-    let paged = sync_all(&mut ws, 0, 5)?;
-    compare("pages of 5 chained", &paged, &everything)?;
+    page_through(&mut ws, &everything, 5)?;
 
     let (page, done) =
         ws.sync_page(&json!({"method": 20, "body": {"timestamp": 0, "limit": 5}}))?;
-    ensure_eq(
-        "the first page (limit in body)",
-        &page[..],
-        &everything[..5],
-    )?;
-    expect_event(
-        &done,
-        29,
-        &json!({"timestamp": everything[4]["timestamp"], "more": true}),
-    )?;
+    check_timestamp_page(&page, &done, &everything, 0, 5)?;
     let last = everything[22]["timestamp"].as_u64().unwrap_or(0);
     let (page, done) = ws.sync_page(&json!({"method": 20, "timestamp": last, "limit": 5}))?;
-    ensure_eq("events after the last one", page.len(), 0)?;
-    expect_event(&done, 29, &json!({"timestamp": last, "more": false}))?;
+    check_timestamp_page(&page, &done, &[], last, 5)?;
     // A page that ends exactly at the last event says there is no more.
-    let (page, done) =
-        ws.sync_page(&json!({"method": 20, "timestamp": everything[17]["timestamp"], "limit": 5}))?;
-    ensure_eq("the exact last page", &page[..], &everything[18..])?;
-    expect_event(&done, 29, &json!({"timestamp": last, "more": false}))?;
+    let from = everything[17]["timestamp"].as_u64().unwrap_or(0);
+    let rest = after(&everything, from);
+    let (page, done) = ws.sync_page(&json!({"method": 20, "timestamp": from, "limit": 5}))?;
+    check_timestamp_page(&page, &done, &rest, from, 5)?;
     Ok(())
 }
 
@@ -178,22 +366,16 @@ fn cursor(ctx: &mut Ctx) -> Outcome {
         b_ws.send_json(&json!({"method": 41, "body": {"message_id": ack["body"]["message_id"]}}))?;
         a_ws.expect(22)?;
     }
-    let everything = sync_all(&mut a_ws, 0, 1000)?;
-    for i in 0..everything.len() {
-        let from = everything[i]["timestamp"].as_u64().unwrap_or(0);
-        let after = sync_all(&mut a_ws, from, 1000)?;
-        compare(
-            &format!("sync from event {i}"),
-            &after,
-            &everything[i + 1..],
-        )?;
-        // A cursor between two events skips nothing: one below the next event's timestamp.
-        if let Some(next) = everything.get(i + 1).and_then(|e| e["timestamp"].as_u64()) {
-            let between = sync_all(&mut a_ws, next - 1, 1000)?;
+    let everything = sync_all(&mut a_ws, By::Timestamp, 0, 1000)?;
+    for (i, event) in everything.iter().enumerate() {
+        let from = event["timestamp"].as_u64().unwrap_or(0);
+        // From the event's own timestamp, and from just before it: neither skips anything.
+        for cursor in [from, from.saturating_sub(1)] {
+            let synced = sync_all(&mut a_ws, By::Timestamp, cursor, 1000)?;
             compare(
-                &format!("sync from just before event {}", i + 1),
-                &between,
-                &everything[i + 1..],
+                &format!("sync from timestamp {cursor} (event {i} is at {from})"),
+                &synced,
+                &after(&everything, cursor),
             )?;
         }
     }
@@ -226,10 +408,9 @@ fn membership(ctx: &mut Ctx) -> Outcome {
     let back = send_message(&mut owner_ws, &group, "after coming back")?;
 
     member_ws.barrier()?;
-    let live = union_of(&[member_ws.received()]);
     let mut reader = ctx.device(&member, "member-sync")?;
-    let synced = sync_all(&mut reader, 0, 1000)?;
-    compare("the member's sync from 0", &synced, &live)?;
+    let synced = sync_all(&mut reader, By::Timestamp, 0, 1000)?;
+    compare_with_live("the member's sync from 0", &synced, &[member_ws.received()])?;
     let ids: Vec<&Value> = synced
         .iter()
         .filter(|e| e["type"] == 20)
@@ -246,4 +427,36 @@ fn membership(ctx: &mut Ctx) -> Outcome {
             .any(|e| e["body"]["message_id"] == gone["body"]["message_id"]),
         || "a message sent while the user was away reached their sync".to_string(),
     )
+}
+
+const BURST: usize = 15;
+
+fn timestamp_pages(ctx: &mut Ctx) -> Outcome {
+    let a = ctx.user()?;
+    let b = ctx.user()?;
+    let group = ctx.group(&a, &[&b])?;
+    let mut a_ws = ctx.device(&a, "a")?;
+    let mut b_ws = ctx.device(&b, "b")?;
+    // Both bursts in flight together: the events they make crowd into few milliseconds.
+    for i in 0..BURST {
+        for ws in [&mut a_ws, &mut b_ws] {
+            ws.send_json(
+                &json!({"method": 40, "body": {"group_id": group, "data": format!("burst {i}")}}),
+            )?;
+        }
+    }
+    for ws in [&mut a_ws, &mut b_ws] {
+        for _ in 0..BURST {
+            ws.wait_for(21)?;
+        }
+    }
+    // The last of b's messages, live on a's connection, come before a's sync.
+    a_ws.barrier()?;
+    let everything = sync_all(&mut a_ws, By::Timestamp, 0, 1000)?;
+    // 1 group event, a's messages and acks, b's messages.
+    ensure_eq("events stored for a", everything.len(), 1 + 3 * BURST)?;
+    for limit in [1, 2, 3, 4, 7] {
+        page_through(&mut a_ws, &everything, limit)?;
+    }
+    Ok(())
 }
