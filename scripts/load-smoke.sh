@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # CI's proof that the load generator works (benchmarks are not timed tests): builds parley,
 # parley-load and the benches, starts parley on 127.0.0.1:0 with a temporary data dir, runs a
-# short fanout, sync and idle against it, and fails unless each exits 0 and the fanout reports
-# deliveries. No figure is compared with anything.
+# short fanout, sync and idle against it, and fails unless each exits 0, the fanout reports
+# deliveries and the sync replays every event once, in seq order. No figure is compared with
+# anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,6 +49,15 @@ assert result["deliveries_per_s"] > 0, "fanout delivered nothing"
 assert result["acks_per_s"] > 0, "fanout got no acks"
 assert result["delivery_p50_us"] > 0, "no latency measured"
 PY
-load sync --events 500
+# More events than a page (1,000) holds, so the replay pages by seq.
+sync=$(load sync --events 2500)
+echo "$sync"
+python3 - "$sync" <<'PY'
+import json, sys
+result = json.loads(sys.argv[1])
+assert result["replayed"] >= 2500, "sync replayed fewer events than were stored"
+assert result["pages"] >= 3, "sync did not page"
+assert result["repeated_or_out_of_order"] == 0, "sync replayed a seq twice or out of order"
+PY
 load idle --conns 200 --users 2 --hold 1
 echo "load-smoke: parley-load ran fanout, sync and idle against a real parley"

@@ -86,7 +86,7 @@ const exchangeMessages = step(async (vars, events) => {
   const bob = (vars.bob = new Peer('bob', vars.bobUrl));
   await Promise.all([alice.opened, bob.opened]);
   for (const peer of [alice, bob]) {
-    peer.rpc(20, { timestamp: 0 });
+    peer.rpc(20, { seq: 0 });
     const group = await peer.next(70);
     expect(group.body.user_ids.join() === [vars.bobId, vars.aliceId].join(), '70 with bob, then alice');
     await peer.next(29);

@@ -164,10 +164,11 @@ async function walkthrough() {
   try {
     await Promise.all([alice.opened, bob.opened]);
 
-    // Sync from the beginning: a fresh user has nothing stored, so 29 comes alone.
-    alice.rpc(20, { timestamp: 0 });
+    // Sync from the beginning (seq 0): a fresh user has nothing stored, so 29 comes alone and
+    // hands the cursor back.
+    alice.rpc(20, { seq: 0 });
     const synced = await alice.next(29);
-    check(synced, { 'sync: 29 with more=false': (e) => e.body.more === false });
+    check(synced, { 'sync: 29 with more=false at seq 0': (e) => e.body.more === false && e.body.seq === 0 });
 
     // Create the group: both members get 70, the creator last in user_ids.
     const group = expectStatus(
@@ -191,6 +192,11 @@ async function walkthrough() {
     const message = await bob.next(20);
     deliveryLatency.add(Date.now() - sentAt);
     check(ack, { 'send: 21 echoes the client id': (e) => e.id === `${tag}-m1` });
+    // Both are stored events, each with its own seq (timestamps may be shared).
+    check([ack, message], {
+      'send: 21 and 20 carry distinct seqs': ([a, m]) =>
+        Number.isInteger(a.seq) && Number.isInteger(m.seq) && a.seq !== m.seq,
+    });
     check(message, {
       'send: 20 carries the message': (e) =>
         e.body.message_id === ack.body.message_id &&
@@ -217,7 +223,8 @@ async function walkthrough() {
     bob.rpc(61, { group_id: group.id });
     const [typingStart, typingEnd] = [await alice.next(40), await alice.next(41)];
     check([typingStart, typingEnd], {
-      'typing: 40 and 41 from user2': (pair) => pair.every((e) => e.body.user_id === user2.id),
+      'typing: 40 and 41 from user2, transient (no seq)': (pair) =>
+        pair.every((e) => e.body.user_id === user2.id && e.seq === undefined),
     });
 
     // Leave and join again: 73 to both, then 70 to the joiner and 72 to both.

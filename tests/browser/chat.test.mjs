@@ -222,10 +222,14 @@ async function run(browser) {
     }
   }, 600);
   await see(receipt(a, 'bulk 600 of 600', 'read'), 'the last bulk message read by bob');
-  // Count the sync requests on the wire itself, as the browser sends them.
-  let syncRequests = 0;
+  // Many of them share a millisecond: none may be taken for a duplicate of another.
+  const live = await theirMessage(b, '').count();
+  if (live !== before + 600) throw new Error(`bob has ${live} of alice's messages live, not ${before + 600}`);
+  // Count the sync requests on the wire itself, as the browser sends them; each pages by seq.
+  const syncs = [];
   b.on('websocket', (socket) => socket.on('framesent', (frame) => {
-    if (JSON.parse(frame.payload).method === 20) syncRequests += 1;
+    const rpc = JSON.parse(frame.payload);
+    if (rpc.method === 20) syncs.push(rpc);
   }));
   await b.reload();
   await see(b.locator('#conn-status[data-state="online"]'), 'bob online after the second reload');
@@ -233,8 +237,13 @@ async function run(browser) {
   await see(theirMessage(b, 'bulk 600 of 600'), 'the last bulk message after bob\'s reload');
   const synced = await theirMessage(b, '').count();
   if (synced !== before + 600) throw new Error(`bob has ${synced} of alice's messages, not ${before + 600}`);
-  if (syncRequests < 2) throw new Error(`bob's sync asked for ${syncRequests} page(s); expected several`);
-  step(`bob synced ${synced} messages from alice in ${syncRequests} sync requests`);
+  if (syncs.length < 2) throw new Error(`bob's sync asked for ${syncs.length} page(s); expected several`);
+  // A fresh page starts at seq 0 and each page continues from the previous page's last seq.
+  const cursors = syncs.map((rpc) => ('timestamp' in rpc ? NaN : rpc.seq));
+  if (cursors[0] !== 0 || cursors.some((seq, i) => !Number.isInteger(seq) || (i > 0 && seq <= cursors[i - 1]))) {
+    throw new Error(`bob's sync requests do not page by increasing seq: ${JSON.stringify(syncs)}`);
+  }
+  step(`bob synced ${synced} messages from alice in ${syncs.length} sync requests`);
 
   const problems = [...alice.problems, ...bob.problems];
   if (problems.length) throw new Error(problems.join('\n'));

@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 use crate::http_client::HttpClient;
 use crate::setup::{self, Endpoint, Fleet, Target};
 use crate::stats::{proc_sample, Histogram, Latency, ProcSample};
-use crate::swarm::{after_key, data_stamp, event_type, leading_number, now_ns, Replies, Swarm};
+use crate::swarm::{
+    after_key, data_stamp, event_seq, event_type, leading_number, now_ns, Replies, Swarm,
+};
 
 /// Handshakes in flight while opening clients.
 const CONNECT_IN_FLIGHT: usize = 256;
@@ -534,10 +536,10 @@ pub fn sync(options: &Options) -> Result<Report, String> {
     )?;
     let started = Instant::now();
     let before = sample(options);
-    reader.send(0, r#"{"method":20,"timestamp":0,"limit":1000}"#.to_string());
+    reader.send(0, r#"{"method":20,"seq":0,"limit":1000}"#.to_string());
     let mut replayed = 0u64;
     let mut repeated = 0u64;
-    let mut last_ts = 0u64;
+    let mut last_seq = 0u64;
     let mut pages = 0u64;
     let mut done = false;
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -550,29 +552,24 @@ pub fn sync(options: &Options) -> Result<Report, String> {
             if event_type(text) == Some(29) {
                 pages += 1;
                 if text.contains("\"more\":true") {
-                    next_cursor = text
-                        .rfind("\"timestamp\":")
-                        .and_then(|at| leading_number(&text[at + 12..]));
+                    // Event 29 is transient: its only `seq` is the body's, the page's last.
+                    next_cursor = after_key(text, "\"seq\":").and_then(leading_number);
                 } else {
                     done = true;
                 }
             } else {
                 replayed += 1;
-                // Events come oldest first with unique timestamps: anything else is a bug.
-                let ts = after_key(text, "\"timestamp\":")
-                    .and_then(leading_number)
-                    .unwrap_or(0);
-                if ts <= last_ts {
+                // Stored events come oldest first, each with its own seq: a repeated,
+                // decreasing or missing seq is a bug (timestamps may be shared).
+                let seq = event_seq(text).unwrap_or(0);
+                if seq <= last_seq {
                     repeated += 1;
                 }
-                last_ts = ts;
+                last_seq = last_seq.max(seq);
             }
         })?;
         if let Some(cursor) = next_cursor {
-            reader.send(
-                0,
-                format!(r#"{{"method":20,"timestamp":{cursor},"limit":1000}}"#),
-            );
+            reader.send(0, format!(r#"{{"method":20,"seq":{cursor},"limit":1000}}"#));
         }
         if reader.closed > 0 {
             return Err(format!(

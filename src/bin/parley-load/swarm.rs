@@ -320,6 +320,14 @@ pub fn event_type(text: &str) -> Option<u16> {
     leading_number(text.strip_prefix("{\"type\":")?).map(|n| n as u16)
 }
 
+/// The `seq` of a stored event, which parley puts right after its `type`; none on transient ones.
+pub fn event_seq(text: &str) -> Option<u64> {
+    let after_type = text
+        .strip_prefix("{\"type\":")?
+        .trim_start_matches(|c: char| c.is_ascii_digit());
+    leading_number(after_type.strip_prefix(",\"seq\":")?)
+}
+
 /// The send stamp at the start of a message's `data`.
 pub fn data_stamp(text: &str) -> Option<u64> {
     leading_number(after_key(text, "\"data\":\"")?)
@@ -351,12 +359,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_type_and_stamp() {
-        let event = r#"{"type":20,"timestamp":17,"body":{"message_id":"m","data":"123456 xx","group_id":"g","user_id":"u"}}"#;
+    fn reads_type_seq_and_stamp() {
+        let event = r#"{"type":20,"seq":5,"timestamp":1796665039690,"body":{"message_id":"m","data":"123456 xx","group_id":"g","user_id":"u"}}"#;
         assert_eq!(event_type(event), Some(20));
+        assert_eq!(event_seq(event), Some(5));
         assert_eq!(data_stamp(event), Some(123456));
-        assert_eq!(event_type(r#"{"type":21,"timestamp":1}"#), Some(21));
-        assert_eq!(data_stamp(r#"{"type":21}"#), None);
+        let ack =
+            r#"{"type":21,"seq":6,"id":"c1","timestamp":1796665039690,"body":{"message_id":"m"}}"#;
+        assert_eq!(event_type(ack), Some(21));
+        assert_eq!(event_seq(ack), Some(6));
+        assert_eq!(data_stamp(ack), None);
+        // Transient events carry no seq; the sync-complete's body seq is not the event's.
+        let typing =
+            r#"{"type":40,"timestamp":1796665039690,"body":{"group_id":"g","user_id":"u"}}"#;
+        assert_eq!(event_seq(typing), None);
+        let done = r#"{"type":29,"timestamp":1796665039690,"body":{"timestamp":1796665039690,"seq":6,"more":false}}"#;
+        assert_eq!(event_seq(done), None);
         assert_eq!(
             after_key(r#"{"a":"x","data":"1"}"#, "\"data\":\""),
             Some("1\"}")
