@@ -286,10 +286,12 @@ impl Store {
             Some(version) if read_u64(&version) == FORMAT => {}
             Some(version) if UPGRADES_FROM.contains(&read_u64(&version)) => {
                 // Every event so far had a unique timestamp, now its seq: seqs go on above the
-                // old clock ceiling. sled recovers a prefix of its writes, so the format is
-                // marked last, and an upgrade cut short is done again.
+                // old clock ceiling. Timestamps hold at it while the wall is behind (that clock
+                // ran ahead under load), so they never go back. sled recovers a prefix of its
+                // writes, so the format is marked last, and an upgrade cut short is done again.
                 let old_ceiling = meta.get(OLD_CLOCK_KEY)?.map_or(0, |v| read_u64(&v));
                 meta.insert(SEQ_KEY, &old_ceiling.to_be_bytes())?;
+                meta.insert(TIME_KEY, &old_ceiling.to_be_bytes())?;
                 meta.insert(SEQ_BASE_KEY, &(old_ceiling + 1).to_be_bytes())?;
                 meta.insert(FORMAT_KEY, &FORMAT.to_be_bytes())?;
                 db.flush()?;
@@ -1598,12 +1600,15 @@ mod tests {
         store.db.flush().unwrap();
     }
 
-    /// After an upgrade, seqs go on above the old clock ceiling, and a sync by timestamp from
-    /// before it or after it finds what is after it.
+    /// After an upgrade, seqs go on above the old clock ceiling, and timestamps never below it.
     fn assert_upgraded(store: &Store, old_clock: u64) {
         let format = store.tree(Table::Meta).get(FORMAT_KEY).unwrap().unwrap();
         assert_eq!(read_u64(&format), FORMAT);
-        assert_eq!(store.ceiling().unwrap().seq, old_clock);
+        let ceiling = Ceiling {
+            seq: old_clock,
+            time: old_clock,
+        };
+        assert_eq!(store.ceiling().unwrap(), ceiling);
         assert_eq!(store.seq_base, old_clock + 1);
     }
 
@@ -1707,6 +1712,44 @@ mod tests {
             store.message_author(group, ts, message_id).unwrap(),
             Some(user)
         );
+    }
+
+    /// Before format 5 the clock ran ahead of the wall under load (a millisecond per event), for
+    /// good. Upgraded, timestamps hold at the old clock's ceiling until the wall catches up, as
+    /// after a clock step back: they never go back in the server's order, so a client that
+    /// syncs by its last old timestamp (as every client of the first version does) gets what
+    /// came after it.
+    #[test]
+    fn timestamps_hold_at_an_old_clock_ahead_of_the_wall() {
+        let dir = tempfile::tempdir().unwrap();
+        let (user, group) = (Uuid::from_u128(1), Uuid::from_u128(9));
+        let old_clock = clock::wall_ms() + 60 * 60 * 1000;
+        let last_old = old_clock - 1000;
+        {
+            let mut store = Store::open(dir.path(), 1 << 20).unwrap();
+            store.put_group(&test_group(group, &[user]));
+            store.open_membership(user, group, last_old).unwrap();
+            let joined = format!(r#"{{"type":72,"seq":0,"timestamp":{last_old},"body":{{}}}}"#);
+            store.log.append_as_format_4(group, last_old, &joined);
+            store.commit(ceil(last_old)).unwrap();
+            make_old(&store, 4, old_clock);
+        }
+        let mut store = Store::open(dir.path(), 1 << 20).unwrap();
+        let ceiling = store.ceiling().unwrap();
+        let stamp = clock::Clock::new(ceiling.seq, ceiling.time).stamp(clock::wall_ms());
+        assert_eq!(
+            stamp,
+            Stamp {
+                seq: old_clock + 1,
+                timestamp: old_clock
+            }
+        );
+        let left = protocol::with_seq(br#"{"type":73,"timestamp":0}"#, stamp.seq);
+        store.append(group, stamp, Audience::All, &left);
+        let (events, more) = store
+            .events_after(user, Cursor::Timestamp(last_old), 10, usize::MAX)
+            .unwrap();
+        assert_eq!((events, more), (vec![StoredEvent::new(stamp, left)], false));
     }
 
     /// The same random history written as format 2 (JSON, acks as entries of their own), as

@@ -16,6 +16,7 @@
 //! - `sync`: method 20, cursors, paging, and who may see what.
 //! - `durability`: restarts and `kill -9`.
 //! - `lifecycle`: pings, dropping silent connections, SIGTERM.
+//! - `upgrade`: a data directory of the release before `seq` upgrades in place, nothing lost.
 
 mod support;
 
@@ -28,4 +29,5 @@ mod http;
 mod lifecycle;
 mod messaging;
 mod sync;
+mod upgrade;
 mod walkthrough;

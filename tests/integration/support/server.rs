@@ -21,6 +21,8 @@ const LISTENING: &str = "parley: listening on ";
 
 pub struct Server {
     child: Child,
+    /// The executable: this build's `parley`, or another release's.
+    exe: PathBuf,
     /// The address the server listens on (port chosen by the OS).
     pub addr: SocketAddr,
     data_dir: PathBuf,
@@ -58,7 +60,20 @@ impl Server {
 
     /// A server on an existing data directory (which the caller keeps alive).
     pub fn start_in(dir: &Path) -> Server {
-        Self::spawn(dir, Vec::new(), Vec::new())
+        Self::start_in_with_args(dir, &[])
+    }
+
+    /// A server on an existing data directory (which the caller keeps alive), with extra
+    /// command-line arguments.
+    pub fn start_in_with_args(dir: &Path, args: &[&str]) -> Server {
+        Self::start_exe_in(Path::new(env!("CARGO_BIN_EXE_parley")), dir, args)
+    }
+
+    /// Another `parley` executable (an older release's, say) on an existing data directory,
+    /// with extra arguments. It must print the same start-up line.
+    pub fn start_exe_in(exe: &Path, dir: &Path, args: &[&str]) -> Server {
+        let args = args.iter().map(|s| s.to_string()).collect();
+        Self::spawn_exe(exe, dir, args, Vec::new())
     }
 
     /// Kill this server (SIGKILL) and start a new one on the same data directory and arguments.
@@ -66,7 +81,12 @@ impl Server {
     pub fn restart(mut self) -> Server {
         self.kill();
         let dir = self.dir.take();
-        let mut next = Self::spawn(&self.data_dir, self.args.clone(), self.envs.clone());
+        let mut next = Self::spawn_exe(
+            &self.exe,
+            &self.data_dir,
+            self.args.clone(),
+            self.envs.clone(),
+        );
         next.dir = dir;
         next
     }
@@ -118,7 +138,16 @@ impl Server {
     }
 
     fn spawn(data_dir: &Path, args: Vec<String>, envs: Vec<(String, String)>) -> Server {
-        let exe = env!("CARGO_BIN_EXE_parley");
+        let exe = Path::new(env!("CARGO_BIN_EXE_parley"));
+        Self::spawn_exe(exe, data_dir, args, envs)
+    }
+
+    fn spawn_exe(
+        exe: &Path,
+        data_dir: &Path,
+        args: Vec<String>,
+        envs: Vec<(String, String)>,
+    ) -> Server {
         let mut child = Command::new(exe)
             .arg("--listen")
             .arg("127.0.0.1:0")
@@ -131,7 +160,7 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {exe}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
 
         // Drain stdout for the life of the process.
         let mut stdout = child.stdout.take().unwrap();
@@ -194,6 +223,7 @@ impl Server {
 
         Server {
             child,
+            exe: exe.to_path_buf(),
             addr,
             data_dir: data_dir.to_path_buf(),
             dir: None,

@@ -212,6 +212,25 @@ impl Ws {
         }
     }
 
+    /// The next event as the exact text the server sent (also logged, parsed), waiting at most
+    /// `DEADLINE`: for comparing events byte for byte.
+    #[track_caller]
+    pub fn recv_text(&mut self) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        match self.next_message_before(deadline) {
+            Some(Message::Text(t)) => {
+                self.log_text(t.as_str());
+                t.as_str().to_string()
+            }
+            None => panic!(
+                "{}: no event within {DEADLINE:?}; events so far:\n{}",
+                self.name,
+                super::show(&self.log)
+            ),
+            Some(other) => panic!("{}: expected a text event, got {other:?}", self.name),
+        }
+    }
+
     /// One message read before `deadline`, `Ok(None)` once it has passed. Read timeouts and
     /// interruptions are retried, so callers see only messages and real errors.
     fn read_before(&mut self, deadline: Instant) -> Result<Option<Message>, tungstenite::Error> {
