@@ -63,10 +63,12 @@ impl Frame {
 
 /// How far ahead of the last seq each tick's write puts the seq ceiling. Events may leave
 /// before their flush only with seqs up to the durable ceiling (otherwise a crash could hand the
-/// same seqs out again and a client's sync cursor would skip what they number), so the ceiling
-/// runs ahead by more than the events of the commits in flight; after a crash seqs restart
-/// from it, leaving a gap (seqs are increasing, not consecutive).
-pub const SEQ_LEASE: u64 = 1 << 16;
+/// same seqs out again and a client's sync cursor would skip what they number). At the rates a
+/// flush keeps up with, the ceiling stays ahead of every event; on a saturated core, where the
+/// flusher runs only when the loop waits, fan-out then waits for the flush too, and leaves in
+/// bigger writes (docs/BENCHMARKS.md, "The seq lease"). After a crash seqs restart from it,
+/// leaving a gap (seqs are increasing, not consecutive).
+pub const SEQ_LEASE: u64 = 1 << 10;
 
 /// Everything a tick wants to send, in order, each with its [`Release`].
 #[derive(Debug, Default)]

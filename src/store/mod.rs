@@ -217,9 +217,10 @@ pub fn apply(trees: &[Tree], ticks: &[Arc<TickWrites>]) -> StoreResult<()> {
             // The newest tick's ceiling is the one that counts (the loop never lowers it).
             if let Some(newest) = ticks.last() {
                 let meta = &trees[Table::Meta as usize];
-                meta.set(SEQ_KEY, &newest.ceiling.seq.to_be_bytes());
-                meta.set(TIME_KEY, &newest.ceiling.time.to_be_bytes());
-                meta.set(INDEX_TIME_KEY, &newest.index_ms.to_be_bytes());
+                meta.set(
+                    CLOCK_KEY,
+                    &clock_record(newest.ceiling, newest.index_ms)[..],
+                );
             }
             Ok::<(), ConflictableTransactionError<()>>(())
         })
@@ -231,18 +232,18 @@ pub fn apply(trees: &[Tree], ticks: &[Arc<TickWrites>]) -> StoreResult<()> {
         })
 }
 
-/// The seq ceiling: no seq above it was handed out.
-const SEQ_KEY: &[u8] = b"seq";
-/// The last timestamp handed out, so that timestamps keep their order across a restart.
-const TIME_KEY: &[u8] = b"time";
+/// What each commit stores of the clocks, in one value so that a commit sets one key: the seq
+/// ceiling (no seq above it was handed out), the last timestamp (so that timestamps keep their
+/// order across a restart), and the retry index's time (see [`INDEX_TIME_KEY`]); 24 bytes.
+const CLOCK_KEY: &[u8] = b"clocks";
 /// See [`Store::seq_base`].
 const SEQ_BASE_KEY: &[u8] = b"seq_base";
 /// Before format 5: the clock ceiling, no timestamp above it handed out. Timestamps were unique
 /// then, and the upgrade makes each event's seq its timestamp, so seqs go on from it.
 const OLD_CLOCK_KEY: &[u8] = b"clock";
-/// The retry index's time at the last commit: the next start's "now" is never before it, so a
-/// wall clock that is behind at start (no RTC, before NTP) does not make the rebuild read old
-/// history as recent.
+/// Before format 5, the retry index's time at the last commit (now in [`CLOCK_KEY`]): the next
+/// start's "now" is never before it, so a wall clock that is behind at start (no RTC, before
+/// NTP) does not make the rebuild read old history as recent.
 const INDEX_TIME_KEY: &[u8] = b"index_time";
 /// The rebuild reads this much more than the window: a send's timestamp can be below the wall
 /// clock of its moment by a tick's length, or by an NTP step made since.
@@ -290,10 +291,16 @@ impl Store {
                 // ran ahead under load), so they never go back. sled recovers a prefix of its
                 // writes, so the format is marked last, and an upgrade cut short is done again.
                 let old_ceiling = meta.get(OLD_CLOCK_KEY)?.map_or(0, |v| read_u64(&v));
-                meta.insert(SEQ_KEY, &old_ceiling.to_be_bytes())?;
-                meta.insert(TIME_KEY, &old_ceiling.to_be_bytes())?;
+                let index_ms = meta.get(INDEX_TIME_KEY)?.map_or(0, |v| read_u64(&v));
+                let ceiling = Ceiling {
+                    seq: old_ceiling,
+                    time: old_ceiling,
+                };
+                meta.insert(CLOCK_KEY, &clock_record(ceiling, index_ms)[..])?;
                 meta.insert(SEQ_BASE_KEY, &(old_ceiling + 1).to_be_bytes())?;
                 meta.insert(FORMAT_KEY, &FORMAT.to_be_bytes())?;
+                meta.remove(OLD_CLOCK_KEY)?;
+                meta.remove(INDEX_TIME_KEY)?;
                 db.flush()?;
             }
             found => {
@@ -303,7 +310,7 @@ impl Store {
                 )));
             }
         }
-        let last_index_ms = meta.get(INDEX_TIME_KEY)?.map_or(0, |v| read_u64(&v));
+        let (_, last_index_ms) = read_clock_record(meta.get(CLOCK_KEY)?.as_deref());
         let seq_base = meta.get(SEQ_BASE_KEY)?.map_or(1, |v| read_u64(&v));
         let mut trees = Vec::with_capacity(TABLES.len() + 1);
         for (_, name) in TABLES {
@@ -454,13 +461,8 @@ impl Store {
     /// The clock as the last commit left it: no seq above its `seq` left the server before
     /// the previous shutdown or crash, and `time` was the last timestamp.
     pub fn ceiling(&self) -> StoreResult<Ceiling> {
-        let read = |key| -> StoreResult<u64> {
-            Ok(self.get(Table::Meta, key)?.map_or(0, |v| read_u64(&v)))
-        };
-        Ok(Ceiling {
-            seq: read(SEQ_KEY)?,
-            time: read(TIME_KEY)?,
-        })
+        let record = self.get(Table::Meta, CLOCK_KEY)?;
+        Ok(read_clock_record(record.as_deref()).0)
     }
 
     pub fn size_on_disk(&self) -> StoreResult<u64> {
@@ -837,6 +839,25 @@ impl Store {
     pub fn recent_client_ids(&self) -> usize {
         self.recent_sends.held()
     }
+}
+
+/// The [`CLOCK_KEY`] record.
+fn clock_record(ceiling: Ceiling, index_ms: u64) -> [u8; 24] {
+    let mut record = [0u8; 24];
+    record[..8].copy_from_slice(&ceiling.seq.to_be_bytes());
+    record[8..16].copy_from_slice(&ceiling.time.to_be_bytes());
+    record[16..].copy_from_slice(&index_ms.to_be_bytes());
+    record
+}
+
+/// A [`CLOCK_KEY`] record's ceiling and index time; zeros when there is none.
+fn read_clock_record(record: Option<&[u8]>) -> (Ceiling, u64) {
+    let field = |at: usize| record.and_then(|r| r.get(at..at + 8)).map_or(0, read_u64);
+    let ceiling = Ceiling {
+        seq: field(0),
+        time: field(8),
+    };
+    (ceiling, field(16))
 }
 
 /// The ack (21) of a send, rendered again: its seq follows the message's, which the id carries.
@@ -1592,7 +1613,10 @@ mod tests {
     /// clock ceiling `clock` (timestamps were seqs then), none of format 5's keys.
     fn make_old(store: &Store, format: u64, clock: u64) {
         let meta = store.tree(Table::Meta);
-        for key in [SEQ_KEY, TIME_KEY, SEQ_BASE_KEY] {
+        let (_, index_ms) = read_clock_record(meta.get(CLOCK_KEY).unwrap().as_deref());
+        meta.insert(INDEX_TIME_KEY, &index_ms.to_be_bytes())
+            .unwrap();
+        for key in [CLOCK_KEY, SEQ_BASE_KEY] {
             meta.remove(key).unwrap();
         }
         meta.insert(OLD_CLOCK_KEY, &clock.to_be_bytes()).unwrap();
