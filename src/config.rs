@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::chat::ChatLimits;
-use crate::log::Level;
+use crate::log;
 use crate::store::client_ids::ClientIdLimits;
 
 pub const USAGE: &str = "\
@@ -50,7 +50,8 @@ OPTIONS (each also read from the environment variable in brackets):
     -V, --version                 print the version
 
 ENVIRONMENT:
-    PARLEY_LOG           log level: error, warn, info (default) or debug
+    PARLEY_LOG           log level: error, warn, info (default), debug or trace, then optionally
+                         target=level pairs for dependencies (default warn), e.g. info,sled=debug
     PARLEY_JWT_SECRET    secret for signing tokens (at least 32 bytes); when unset, a random secret
                          is generated on first start and kept in DATA_DIR/jwt-secret
 ";
@@ -139,7 +140,7 @@ pub struct Config {
     pub hash_workers: usize,
     pub cache_bytes: u64,
     pub client_ids: ClientIdLimits,
-    pub log_level: Level,
+    pub log: log::Filter,
     /// Origins allowed to open a WebSocket; empty = any.
     pub allowed_origins: Vec<String>,
     pub echo_endpoint: bool,
@@ -164,7 +165,7 @@ impl Config {
             hash_workers: default_hash_workers(),
             cache_bytes: 64 * 1024 * 1024,
             client_ids: ClientIdLimits::DEFAULT,
-            log_level: Level::Info,
+            log: log::Filter::default(),
             allowed_origins: Vec::new(),
             echo_endpoint: false,
             limits: Limits::default(),
@@ -319,10 +320,11 @@ pub fn parse(
         max_entries: number("--client-ids-in-memory", client_ids_in_memory, 0, 1 << 32)?
             .map_or_else(default_client_ids_in_memory, |n| n as usize),
     };
-    let log_level = match env("PARLEY_LOG") {
-        Some(text) => Level::parse(&text)
-            .ok_or_else(|| format!("PARLEY_LOG={text}: expected error, warn, info or debug"))?,
-        None => Level::Info,
+    let log = match env("PARLEY_LOG") {
+        Some(text) => {
+            log::Filter::parse(&text).map_err(|err| format!("PARLEY_LOG={text}: {err}"))?
+        }
+        None => log::Filter::default(),
     };
     let jwt_secret = match env("PARLEY_JWT_SECRET") {
         Some(secret) if secret.len() < crate::auth::MIN_SECRET_BYTES => {
@@ -363,7 +365,7 @@ pub fn parse(
         hash_workers,
         cache_bytes,
         client_ids,
-        log_level,
+        log,
         allowed_origins,
         echo_endpoint,
         limits,
@@ -531,6 +533,18 @@ mod tests {
         // The protocol promises at least a day.
         let refused = run(&["--client-id-hours", "23"], &[]).err().unwrap();
         assert!(refused.contains("from 24"), "{refused}");
+    }
+
+    #[test]
+    fn log_filter() {
+        let config = run(&[], &[("PARLEY_LOG", "debug,sled=info")]).unwrap();
+        assert_eq!(config.log, log::Filter::parse("debug,sled=info").unwrap());
+        assert_eq!(run(&[], &[]).unwrap().log, log::Filter::default());
+        let refused = run(&[], &[("PARLEY_LOG", "info,sled=loud")]).err().unwrap();
+        assert!(
+            refused.starts_with("PARLEY_LOG=info,sled=loud: "),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -50,7 +50,7 @@ impl ApiError {
 
     /// The store failed. Nothing was acknowledged; the client may retry.
     pub fn internal(err: impl fmt::Display) -> Self {
-        crate::error!("store error: {err}");
+        log::error!("store error: {err}");
         Self::new(500, "internal", "internal error; nothing was stored")
     }
 }

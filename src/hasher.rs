@@ -116,7 +116,7 @@ fn give_hash_memory_back() {
 /// A burst of logins cannot delay the event loop even when both share one core.
 fn yield_to_the_loop() {
     if !priority::lower_to_idle(0) {
-        crate::warn!("password hashing runs at normal priority (SCHED_IDLE refused)");
+        log::warn!("password hashing runs at normal priority (SCHED_IDLE refused)");
     }
 }
 

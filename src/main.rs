@@ -33,8 +33,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    parley::log::set_level(config.log_level);
-    parley::info!(
+    parley::log::install(config.log.clone());
+    log::info!(
         "retry index: up to {} sends in memory (--client-ids-in-memory)",
         config.client_ids.max_entries
     );

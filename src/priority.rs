@@ -85,7 +85,7 @@ impl Helpers {
             && !state.raise_refused
         {
             state.raise_refused = true;
-            crate::warn!(
+            log::warn!(
                 "store flushes stay at idle priority while passwords are hashed: leaving \
                  SCHED_IDLE needs RLIMIT_NICE of 20 or more (systemd: LimitNICE=20) or CAP_SYS_NICE"
             );

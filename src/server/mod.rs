@@ -297,7 +297,7 @@ impl Server {
                     }
                     self.chat.store_mut().forget_applied(last);
                     self.chat.commit().map_err(store_failed)?;
-                    crate::info!("stopped: {} connections left", self.conns.len());
+                    log::info!("stopped: {} connections left", self.conns.len());
                     return Ok(());
                 }
             }
@@ -315,7 +315,7 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    crate::warn!("accept failed: {e}; retrying shortly");
+                    log::warn!("accept failed: {e}; retrying shortly");
                     self.accept_pending = true;
                     return;
                 }
@@ -348,7 +348,7 @@ impl Server {
                 Token(key),
                 Interest::READABLE | Interest::WRITABLE,
             ) {
-                crate::warn!("register failed: {e}");
+                log::warn!("register failed: {e}");
                 continue;
             }
             self.next_serial += 1;
@@ -810,7 +810,7 @@ impl Server {
         if self.shutdown_deadline.is_some() {
             return;
         }
-        crate::info!("shutting down: closing {} connections", self.conns.len());
+        log::info!("shutting down: closing {} connections", self.conns.len());
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }

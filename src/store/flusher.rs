@@ -139,7 +139,7 @@ fn flush_on_request(
     // for long.
     let (_registered, allowed) = helpers.flusher_started();
     if !allowed {
-        crate::warn!("store flushes run at normal priority (SCHED_IDLE refused)");
+        log::warn!("store flushes run at normal priority (SCHED_IDLE refused)");
     }
     let mut state = shared.lock();
     loop {

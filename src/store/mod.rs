@@ -23,13 +23,13 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{IVec, Tree};
 use uuid::Uuid;
 
+pub use self::log::{Audience, MessageParts};
+use self::log::{EventLog, MemoryChunks, PendingChunk, Span, StreamReader};
 use crate::clock::{self, Stamp};
 use crate::idmap::IdMap;
 use crate::priority::Helpers;
 use crate::protocol::{self, Cursor};
 use client_ids::{ClientIdLimits, Fingerprint, RecentSends, Sent};
-pub use log::{Audience, MessageParts};
-use log::{EventLog, MemoryChunks, PendingChunk, Span, StreamReader};
 
 pub type StoreResult<T> = Result<T, sled::Error>;
 
