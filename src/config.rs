@@ -1,60 +1,17 @@
 //! Configuration from flags and environment variables, validated once at start, plus the limits
 //! every other module reads from it.
 
+use std::ffi::OsString;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
+
 use crate::chat::ChatLimits;
 use crate::log;
 use crate::store::client_ids::ClientIdLimits;
-
-pub const USAGE: &str = "\
-parley: a group-chat server (HTTP + WebSocket on one event loop, durable in sled)
-
-USAGE:
-    parley [OPTIONS]
-
-OPTIONS (each also read from the environment variable in brackets):
-    --listen ADDR                 address to listen on [PARLEY_LISTEN, default 127.0.0.1:3000]
-    --data-dir DIR                the database and the generated JWT secret
-                                  [PARLEY_DATA_DIR, default ./parley-data]
-    --public-url URL              base URL clients reach the server at, used to build
-                                  messaging_url (http(s)://host[:port] or ws(s)://...)
-                                  [PARLEY_PUBLIC_URL, default: the request's Host header]
-    --hash-workers N              password-hashing threads
-                                  [PARLEY_HASH_WORKERS, default cores - 1, at least 1]
-    --cache-mb N                  sled page cache in MiB [PARLEY_CACHE_MB, default 64]
-    --client-id-hours N           a retried send (same user, same client id) is recognised for
-                                  at least N hours [PARLEY_CLIENT_ID_HOURS, default 24, at least 24]
-    --client-ids-in-memory N      recent sends with a client id kept in memory, 51 to 61 bytes
-                                  each; beyond, they are recorded in sled, which is slower
-                                  [PARLEY_CLIENT_IDS_IN_MEMORY, default: as many as fit in a
-                                  32nd of the memory (the machine's, or the cgroup's limit) at 96
-                                  bytes each, from 100000 to 16000000]
-    --max-connections N           open connections at most [PARLEY_MAX_CONNECTIONS, default 20000]
-    --max-connections-per-ip N    open connections per client address, 0 = no cap
-                                  [PARLEY_MAX_CONNECTIONS_PER_IP, default 1000]
-    --auth-rate N                 registrations + logins per minute per client address, 0 = no
-                                  limit [PARLEY_AUTH_RATE, default 60]
-    --allowed-origins LIST        comma-separated Origins allowed to open a WebSocket; requests
-                                  without Origin (non-browser clients) are always allowed
-                                  [PARLEY_ALLOWED_ORIGINS, default: any]
-    --request-timeout-secs N      a request must arrive whole within N s of its first byte
-                                  (408 beyond) [PARLEY_REQUEST_TIMEOUT_SECS, default 10]
-    --idle-timeout-secs N         close keep-alive connections idle this long
-                                  [PARLEY_IDLE_TIMEOUT_SECS, default 60]
-    --echo-endpoint               serve a WebSocket echo at /_echo (for the Autobahn conformance
-                                  cases; off in production) [PARLEY_ECHO_ENDPOINT=1]
-    -h, --help                    print this help
-    -V, --version                 print the version
-
-ENVIRONMENT:
-    PARLEY_LOG           log level: error, warn, info (default), debug or trace, then optionally
-                         target=level pairs for dependencies (default warn), e.g. info,sled=debug
-    PARLEY_JWT_SECRET    secret for signing tokens (at least 32 bytes); when unset, a random secret
-                         is generated on first start and kept in DATA_DIR/jwt-secret
-";
 
 /// Sizes and timeouts. Defaults are chosen for many small connections on a small host.
 #[derive(Debug, Clone)]
@@ -147,13 +104,6 @@ pub struct Config {
     pub limits: Limits,
 }
 
-/// What the command line asked for.
-pub enum Command {
-    Run(Box<Config>),
-    Help,
-    Version,
-}
-
 impl Config {
     /// A configuration for tests and embedding: everything default but the address and directory.
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
@@ -243,111 +193,231 @@ fn cgroup_memory_limit(cgroup: &str, read: impl Fn(&str) -> Option<String>) -> O
     }
 }
 
-/// Parses flags, falling back to the environment (`env` is passed in so tests need not touch the
-/// process environment).
-pub fn parse(
-    args: impl IntoIterator<Item = String>,
-    env: impl Fn(&str) -> Option<String>,
-) -> Result<Command, String> {
-    const OPTIONS: [(&str, &str); 14] = [
-        ("--listen", "PARLEY_LISTEN"),
-        ("--data-dir", "PARLEY_DATA_DIR"),
-        ("--public-url", "PARLEY_PUBLIC_URL"),
-        ("--hash-workers", "PARLEY_HASH_WORKERS"),
-        ("--cache-mb", "PARLEY_CACHE_MB"),
-        ("--max-connections", "PARLEY_MAX_CONNECTIONS"),
-        ("--max-connections-per-ip", "PARLEY_MAX_CONNECTIONS_PER_IP"),
-        ("--auth-rate", "PARLEY_AUTH_RATE"),
-        ("--allowed-origins", "PARLEY_ALLOWED_ORIGINS"),
-        ("--echo-endpoint", "PARLEY_ECHO_ENDPOINT"),
-        ("--request-timeout-secs", "PARLEY_REQUEST_TIMEOUT_SECS"),
-        ("--idle-timeout-secs", "PARLEY_IDLE_TIMEOUT_SECS"),
-        ("--client-id-hours", "PARLEY_CLIENT_ID_HOURS"),
-        ("--client-ids-in-memory", "PARLEY_CLIENT_IDS_IN_MEMORY"),
-    ];
-    let mut values: Vec<Option<String>> = OPTIONS.iter().map(|(_, var)| env(var)).collect();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_string(), Some(value.to_string()))
-            }
-            _ => (arg.clone(), None),
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "-V" | "--version" => return Ok(Command::Version),
-            "--echo-endpoint" => {
-                values[9] = Some(inline.unwrap_or_else(|| "1".to_string()));
-                continue;
-            }
-            _ => {}
-        }
-        let index = OPTIONS
-            .iter()
-            .position(|(name, _)| *name == flag)
-            .ok_or_else(|| format!("unknown argument `{arg}` (see --help)"))?;
-        let value = match inline {
-            Some(value) => value,
-            None => args
-                .next()
-                .ok_or_else(|| format!("{flag} needs a value (see --help)"))?,
-        };
-        values[index] = Some(value);
-    }
-    let [listen, data_dir, public_url, hash_workers, cache_mb, max_connections, per_ip, auth_rate, origins, echo, request_timeout, idle_timeout, client_id_hours, client_ids_in_memory] =
-        values.try_into().expect("one value per option");
+/// The command line: each flag falls back to its environment variable, a flag wins over it.
+/// Only the syntax lives here; [`parse`] turns it into a [`Config`]. The help texts are the
+/// README's configuration table (a test keeps the two the same).
+#[derive(Debug, Parser)]
+#[command(
+    name = "parley",
+    version,
+    about = "parley: a group-chat server (HTTP + WebSocket on one event loop, durable in sled)",
+    after_help = ENVIRONMENT_HELP,
+    after_long_help = ENVIRONMENT_HELP,
+    max_term_width = 100
+)]
+struct Args {
+    /// address to listen on (127.0.0.1:0 picks a free port; the log line says which)
+    #[arg(
+        long,
+        env = "PARLEY_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:3000",
+        value_parser = socket_addr
+    )]
+    listen: SocketAddr,
 
-    let listen_text = listen.unwrap_or_else(|| "127.0.0.1:3000".to_string());
-    let listen = listen_text
-        .to_socket_addrs()
-        .map_err(|e| format!("--listen {listen_text}: {e}"))?
+    /// the sled database (DIR/db) and the generated JWT secret (DIR/jwt-secret)
+    #[arg(
+        long,
+        env = "PARLEY_DATA_DIR",
+        value_name = "DIR",
+        default_value = "./parley-data"
+    )]
+    data_dir: PathBuf,
+
+    /// base of messaging_url (https://chat.example.com gives wss://chat.example.com/<token>);
+    /// without it the request's Host header is used [default: none]
+    #[arg(long, env = "PARLEY_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+
+    /// argon2 password-hashing threads; they never run on the event loop's thread and run as
+    /// SCHED_IDLE, so a login storm cannot delay the loop even on one core (logins then wait for
+    /// idle time); while they hash, the store's flush threads step up from SCHED_IDLE to normal
+    /// priority so acks do not wait behind them (needs RLIMIT_NICE ≥ 20 when not root:
+    /// ulimit -e 20, or the systemd unit's LimitNICE=20) [default: cores − 1, at least 1]
+    #[arg(long, env = "PARLEY_HASH_WORKERS", value_name = "N", value_parser = whole::<1, 64>)]
+    hash_workers: Option<u64>,
+
+    /// sled page cache (sled's own default is 1 GiB, too much for a small host)
+    #[arg(
+        long,
+        env = "PARLEY_CACHE_MB",
+        value_name = "N",
+        default_value_t = 64,
+        value_parser = whole::<1, 65536>
+    )]
+    cache_mb: u64,
+
+    /// a retried send (same user, same client id) is recognised and answered with its original
+    /// ack for at least this long; at least 24 (the protocol's promise)
+    #[arg(
+        long,
+        env = "PARLEY_CLIENT_ID_HOURS",
+        value_name = "N",
+        default_value_t = ClientIdLimits::DEFAULT.window_ms / (60 * 60 * 1000),
+        value_parser = whole::<24, { 24 * 366 }>
+    )]
+    client_id_hours: u64,
+
+    /// sends with a client id in the in-memory retry index, 51 to 61 bytes each resident (52
+    /// measured at 3 million; up to 95 allocated). The index holds a day of sends, so it only
+    /// fills on a server that stores that many sends with ids within the window (or in a load
+    /// test); beyond it, a send's record is written to sled, which costs the server about half
+    /// its speed for those sends; 0 keeps every record in sled [default: a 32nd of the memory at
+    /// 96 bytes a send, from 100000 to 16 million: about 350000 on a 1 GiB host, 8 million on 24
+    /// GiB; the process's cgroup memory limit (a systemd MemoryMax=, a container's) counts when
+    /// lower; the log's first line says the value]
+    #[arg(
+        long,
+        env = "PARLEY_CLIENT_IDS_IN_MEMORY",
+        value_name = "N",
+        value_parser = whole::<0, { 1 << 32 }>
+    )]
+    client_ids_in_memory: Option<u64>,
+
+    /// open connections at most; beyond, new ones get 503 and are closed
+    #[arg(
+        long,
+        env = "PARLEY_MAX_CONNECTIONS",
+        value_name = "N",
+        default_value_t = Limits::default().max_connections as u64,
+        value_parser = whole::<1, { 1 << 24 }>
+    )]
+    max_connections: u64,
+
+    /// open connections per client address (429 beyond); 0 = no cap (load tests from one
+    /// address)
+    #[arg(
+        long,
+        env = "PARLEY_MAX_CONNECTIONS_PER_IP",
+        value_name = "N",
+        default_value_t = Limits::default().max_connections_per_ip as u64,
+        value_parser = whole::<0, { 1 << 24 }>
+    )]
+    max_connections_per_ip: u64,
+
+    /// registrations + logins per minute per client address (429 with Retry-After beyond); 0 =
+    /// no limit
+    #[arg(
+        long,
+        env = "PARLEY_AUTH_RATE",
+        value_name = "N",
+        default_value_t = Limits::default().auth_rate_per_minute as u64,
+        value_parser = whole::<0, { 1 << 20 }>
+    )]
+    auth_rate: u64,
+
+    /// comma-separated Origins allowed to open a WebSocket (403 otherwise); requests without
+    /// Origin (non-browser clients) are always allowed [default: any]
+    #[arg(long, env = "PARLEY_ALLOWED_ORIGINS", value_name = "LIST")]
+    allowed_origins: Option<String>,
+
+    /// a request must arrive whole within this long of its first byte (408 and close beyond;
+    /// slowloris)
+    #[arg(
+        long,
+        env = "PARLEY_REQUEST_TIMEOUT_SECS",
+        value_name = "N",
+        default_value_t = Limits::default().request_timeout.as_secs(),
+        value_parser = whole::<1, 3600>
+    )]
+    request_timeout_secs: u64,
+
+    /// keep-alive connections with no request in progress are closed after this long
+    #[arg(
+        long,
+        env = "PARLEY_IDLE_TIMEOUT_SECS",
+        value_name = "N",
+        default_value_t = Limits::default().http_idle_timeout.as_secs(),
+        value_parser = whole::<1, 86400>
+    )]
+    idle_timeout_secs: u64,
+
+    /// a WebSocket echo at /_echo on the same connection code, for the Autobahn conformance
+    /// cases; on with the bare flag or 1, true, yes or on [default: off]
+    // `--echo-endpoint` alone is `=1`; `=VALUE` and the variable take any word, as before: one of
+    // the four is on, anything else off.
+    #[arg(
+        long,
+        env = "PARLEY_ECHO_ENDPOINT",
+        value_name = "ON",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "1",
+        value_parser = switch
+    )]
+    echo_endpoint: Option<bool>,
+}
+
+/// The variables without a flag, after the options in `--help`.
+const ENVIRONMENT_HELP: &str = "\
+Environment only:
+  PARLEY_LOG         log level: error, warn, info, debug or trace, then optionally comma-separated
+                     target=level pairs for the dependencies (warn unless named), e.g.
+                     info,sled=debug; logs never contain tokens, passwords or message contents
+                     [default: info]
+  PARLEY_JWT_SECRET  HS256 secret, at least 32 bytes; when unset, 32 random bytes are generated
+                     on first start and kept (mode 0600) in the data dir, so tokens survive
+                     restarts [default: generated]";
+
+/// A whole number from `MIN` to `MAX`.
+fn whole<const MIN: u64, const MAX: u64>(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (MIN..=MAX).contains(n))
+        .ok_or_else(|| format!("expected a whole number from {MIN} to {MAX}"))
+}
+
+/// The first address a host:port resolves to.
+fn socket_addr(text: &str) -> Result<SocketAddr, String> {
+    text.to_socket_addrs()
+        .map_err(|e| e.to_string())?
         .next()
-        .ok_or_else(|| format!("--listen {listen_text}: no address"))?;
-    let data_dir = PathBuf::from(data_dir.unwrap_or_else(|| "./parley-data".to_string()));
-    let public_url = public_url
+        .ok_or_else(|| "no address".to_string())
+}
+
+/// `--echo-endpoint`'s word: 1, true, yes or on is on; anything else off (never an error).
+fn switch(text: &str) -> Result<bool, String> {
+    Ok(matches!(text, "1" | "true" | "yes" | "on"))
+}
+
+/// Parses the command line (`args` starts with the program's name), each flag falling back to
+/// its `PARLEY_*` environment variable, and validates the result. `--help` and `--version` come
+/// back as errors of their kind: [`clap::Error::exit`] prints them on stdout and exits 0, and
+/// prints any other error on stderr and exits 2.
+pub fn parse<I, T>(args: I) -> Result<Config, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args = Args::try_parse_from(args)?;
+    let invalid = |message: String| Args::command().error(ErrorKind::ValueValidation, message);
+    let env = |key: &str| std::env::var(key).ok();
+
+    let public_url = args
+        .public_url
         .filter(|u| !u.trim().is_empty())
         .map(|u| normalize_public_url(&u))
-        .transpose()?;
-    let hash_workers = number("--hash-workers", hash_workers, 1, 64)?
-        .map_or_else(default_hash_workers, |n| n as usize);
-    let cache_bytes = number("--cache-mb", cache_mb, 1, 65536)?.unwrap_or(64) * 1024 * 1024;
-    let client_ids = ClientIdLimits {
-        window_ms: number("--client-id-hours", client_id_hours, 24, 24 * 366)?
-            .map_or(ClientIdLimits::DEFAULT.window_ms, |hours| {
-                hours * 60 * 60 * 1000
-            }),
-        max_entries: number("--client-ids-in-memory", client_ids_in_memory, 0, 1 << 32)?
-            .map_or_else(default_client_ids_in_memory, |n| n as usize),
-    };
+        .transpose()
+        .map_err(invalid)?;
     let log = match env("PARLEY_LOG") {
         Some(text) => {
-            log::Filter::parse(&text).map_err(|err| format!("PARLEY_LOG={text}: {err}"))?
+            log::Filter::parse(&text).map_err(|err| invalid(format!("PARLEY_LOG={text}: {err}")))?
         }
         None => log::Filter::default(),
     };
     let jwt_secret = match env("PARLEY_JWT_SECRET") {
         Some(secret) if secret.len() < crate::auth::MIN_SECRET_BYTES => {
-            return Err("PARLEY_JWT_SECRET must be at least 32 bytes".to_string())
+            return Err(invalid(
+                "PARLEY_JWT_SECRET must be at least 32 bytes".to_string(),
+            ))
         }
         Some(secret) => Some(secret.into_bytes()),
         None => None,
     };
-    let defaults = Limits::default();
-    let limits = Limits {
-        max_connections: number("--max-connections", max_connections, 1, 1 << 24)?
-            .map_or(defaults.max_connections, |n| n as usize),
-        max_connections_per_ip: number("--max-connections-per-ip", per_ip, 0, 1 << 24)?
-            .map_or(defaults.max_connections_per_ip, |n| n as usize),
-        auth_rate_per_minute: number("--auth-rate", auth_rate, 0, 1 << 20)?
-            .map_or(defaults.auth_rate_per_minute, |n| n as u32),
-        request_timeout: number("--request-timeout-secs", request_timeout, 1, 3600)?
-            .map_or(defaults.request_timeout, Duration::from_secs),
-        http_idle_timeout: number("--idle-timeout-secs", idle_timeout, 1, 86400)?
-            .map_or(defaults.http_idle_timeout, Duration::from_secs),
-        ..defaults
-    };
-    let allowed_origins = origins
+    let allowed_origins = args
+        .allowed_origins
         .map(|list| {
             list.split(',')
                 .map(|o| o.trim().trim_end_matches('/').to_string())
@@ -355,35 +425,34 @@ pub fn parse(
                 .collect()
         })
         .unwrap_or_default();
-    let echo_endpoint = matches!(echo.as_deref(), Some("1" | "true" | "yes" | "on"));
 
-    Ok(Command::Run(Box::new(Config {
-        listen,
-        data_dir,
+    Ok(Config {
+        listen: args.listen,
+        data_dir: args.data_dir,
         public_url,
         jwt_secret,
-        hash_workers,
-        cache_bytes,
-        client_ids,
+        hash_workers: args
+            .hash_workers
+            .map_or_else(default_hash_workers, |n| n as usize),
+        cache_bytes: args.cache_mb * 1024 * 1024,
+        client_ids: ClientIdLimits {
+            window_ms: args.client_id_hours * 60 * 60 * 1000,
+            max_entries: args
+                .client_ids_in_memory
+                .map_or_else(default_client_ids_in_memory, |n| n as usize),
+        },
         log,
         allowed_origins,
-        echo_endpoint,
-        limits,
-    })))
-}
-
-/// A whole number option within `min..=max`, if given.
-fn number(flag: &str, value: Option<String>, min: u64, max: u64) -> Result<Option<u64>, String> {
-    match value {
-        None => Ok(None),
-        Some(text) => text
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| (min..=max).contains(n))
-            .map(Some)
-            .ok_or_else(|| format!("{flag} {text}: expected a whole number from {min} to {max}")),
-    }
+        echo_endpoint: args.echo_endpoint.unwrap_or(false),
+        limits: Limits {
+            max_connections: args.max_connections as usize,
+            max_connections_per_ip: args.max_connections_per_ip as usize,
+            auth_rate_per_minute: args.auth_rate as u32,
+            request_timeout: Duration::from_secs(args.request_timeout_secs),
+            http_idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+            ..Limits::default()
+        },
+    })
 }
 
 /// Accepts `http(s)://` or `ws(s)://` with a host and an optional path prefix; returns the
@@ -408,16 +477,29 @@ fn normalize_public_url(url: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
+    /// Tests that set `PARLEY_*` variables take turns: clap reads the process's environment.
+    static ENVIRONMENT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// Parses `args` with exactly the `PARLEY_*` variables `env` (the rest removed meanwhile).
     fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, String> {
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+        let _turn = ENVIRONMENT.lock().unwrap_or_else(|e| e.into_inner());
+        let saved: Vec<(String, String)> = std::env::vars()
+            .filter(|(key, _)| key.starts_with("PARLEY_"))
             .collect();
-        let lookup = |key: &str| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-        match parse(args.iter().map(|s| s.to_string()), lookup)? {
-            Command::Run(config) => Ok(*config),
-            _ => Err("not a run".into()),
+        for (key, _) in &saved {
+            std::env::remove_var(key);
         }
+        for (key, value) in env {
+            std::env::set_var(key, value);
+        }
+        let parsed = parse(std::iter::once(&"parley").chain(args)).map_err(|e| e.to_string());
+        for (key, _) in env {
+            std::env::remove_var(key);
+        }
+        for (key, value) in saved {
+            std::env::set_var(key, value);
+        }
+        parsed
     }
 
     #[test]
@@ -536,22 +618,152 @@ mod tests {
     }
 
     #[test]
-    fn log_filter() {
-        let config = run(&[], &[("PARLEY_LOG", "debug,sled=info")]).unwrap();
-        assert_eq!(config.log, log::Filter::parse("debug,sled=info").unwrap());
-        assert_eq!(run(&[], &[]).unwrap().log, log::Filter::default());
-        let refused = run(&[], &[("PARLEY_LOG", "info,sled=loud")]).err().unwrap();
+    fn rejects_bad_input() {
+        assert!(run(&["--nope"], &[]).is_err());
+        assert!(run(&["--listen"], &[]).is_err());
+        assert!(run(&["--public-url", "ftp://x"], &[]).is_err());
         assert!(
-            refused.starts_with("PARLEY_LOG=info,sled=loud: "),
+            run(&["--echo-endpoint", "1"], &[]).is_err(),
+            "=1 or nothing"
+        );
+        let short = run(&[], &[("PARLEY_JWT_SECRET", "short")]).unwrap_err();
+        assert!(
+            short.contains("PARLEY_JWT_SECRET must be at least 32 bytes"),
+            "{short}"
+        );
+        let log = run(&[], &[("PARLEY_LOG", "loud")]).unwrap_err();
+        assert!(log.contains("PARLEY_LOG=loud"), "{log}");
+        let log = run(&[], &[("PARLEY_LOG", "info,sled=loud")]).unwrap_err();
+        assert!(log.contains("PARLEY_LOG=info,sled=loud: "), "{log}");
+    }
+
+    #[test]
+    fn both_flag_syntaxes() {
+        for args in [
+            &[
+                "--cache-mb",
+                "8",
+                "--public-url",
+                "http://h:1",
+                "--hash-workers",
+                "3",
+            ][..],
+            &[
+                "--cache-mb=8",
+                "--public-url=http://h:1",
+                "--hash-workers=3",
+            ],
+        ] {
+            let config = run(args, &[]).unwrap();
+            assert_eq!(config.cache_bytes, 8 * 1024 * 1024, "{args:?}");
+            assert_eq!(config.public_url.as_deref(), Some("ws://h:1"), "{args:?}");
+            assert_eq!(config.hash_workers, 3, "{args:?}");
+        }
+        // A value may itself contain `=`.
+        let config = run(&["--allowed-origins=https://a.example/?x=1"], &[]).unwrap();
+        assert_eq!(config.allowed_origins, vec!["https://a.example/?x=1"]);
+    }
+
+    #[test]
+    fn environment_fallback() {
+        let config = run(
+            &[],
+            &[
+                ("PARLEY_LISTEN", "127.0.0.1:7"),
+                ("PARLEY_DATA_DIR", "/tmp/env"),
+                ("PARLEY_CACHE_MB", "2"),
+                ("PARLEY_MAX_CONNECTIONS", "9"),
+                ("PARLEY_REQUEST_TIMEOUT_SECS", "3"),
+                ("PARLEY_IDLE_TIMEOUT_SECS", "4"),
+                ("PARLEY_ECHO_ENDPOINT", "yes"),
+                ("PARLEY_LOG", "debug"),
+                ("PARLEY_JWT_SECRET", &"s".repeat(32)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.listen, "127.0.0.1:7".parse().unwrap());
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/env"));
+        assert_eq!(config.cache_bytes, 2 * 1024 * 1024);
+        assert_eq!(config.limits.max_connections, 9);
+        assert_eq!(config.limits.request_timeout, Duration::from_secs(3));
+        assert_eq!(config.limits.http_idle_timeout, Duration::from_secs(4));
+        assert!(config.echo_endpoint);
+        assert_eq!(config.log, log::Filter::parse("debug").unwrap());
+        assert_eq!(config.jwt_secret, Some(vec![b's'; 32]));
+        // Any other word is off, as before; so is the flag with one.
+        let off = |args: &[&str], env: &[(&str, &str)]| !run(args, env).unwrap().echo_endpoint;
+        assert!(off(&[], &[("PARLEY_ECHO_ENDPOINT", "2")]));
+        assert!(off(
+            &["--echo-endpoint=off"],
+            &[("PARLEY_ECHO_ENDPOINT", "1")]
+        ));
+        // A bad value from the environment is refused like one from a flag.
+        let refused = run(&[], &[("PARLEY_CACHE_MB", "lots")]).unwrap_err();
+        assert!(refused.contains("--cache-mb"), "{refused}");
+        assert!(
+            refused.contains("expected a whole number from 1 to 65536"),
             "{refused}"
         );
     }
 
     #[test]
-    fn rejects_bad_input() {
-        assert!(run(&["--nope"], &[]).is_err());
-        assert!(run(&["--listen"], &[]).is_err());
-        assert!(run(&["--public-url", "ftp://x"], &[]).is_err());
-        assert!(run(&[], &[("PARLEY_JWT_SECRET", "short")]).is_err());
+    fn flags_win_over_environment_in_both_syntaxes() {
+        let env = [("PARLEY_AUTH_RATE", "7"), ("PARLEY_HASH_WORKERS", "5")];
+        for args in [&["--auth-rate", "8"][..], &["--auth-rate=8"]] {
+            let config = run(args, &env).unwrap();
+            assert_eq!(config.limits.auth_rate_per_minute, 8, "{args:?}");
+            assert_eq!(config.hash_workers, 5, "{args:?}");
+        }
+        // A good flag over a bad variable: the variable is never looked at.
+        let config = run(&["--auth-rate", "8"], &[("PARLEY_AUTH_RATE", "x")]).unwrap();
+        assert_eq!(config.limits.auth_rate_per_minute, 8);
+    }
+
+    /// The README's configuration table and `--help` say the same: each row's flag, variable,
+    /// default and meaning (markdown's backticks aside) are in the help.
+    #[test]
+    fn help_carries_the_readme_table() {
+        let readme = include_str!("../README.md");
+        let flat = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let help = flat(&Args::command().render_long_help().to_string());
+        let table = readme
+            .split("\n## Configuration\n")
+            .nth(1)
+            .expect("README has a Configuration section");
+        let rows: Vec<Vec<String>> = table
+            .lines()
+            .skip_while(|line| !line.starts_with("| flag |"))
+            .skip(2)
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| {
+                line.trim_matches('|')
+                    .split(" | ")
+                    .map(|cell| flat(&cell.replace('`', "")))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(rows.len(), 16, "every flag and variable has a row");
+        for row in &rows {
+            let [flag, env, default, meaning] = &row[..] else {
+                panic!("four cells: {row:?}");
+            };
+            let env = env.trim_end_matches("=1");
+            let mut flag = flag.split(' ');
+            let shown = match (flag.next(), flag.next()) {
+                (Some(""), None) => format!("{env} {meaning} [default: {default}]"),
+                (Some(name), Some(value)) => format!("{name} <{value}> {meaning}"),
+                (Some(name), None) => format!("{name}[=<ON>] {meaning}"),
+                _ => unreachable!(),
+            };
+            let at = help
+                .find(&shown)
+                .unwrap_or_else(|| panic!("`{shown}` not in --help:\n{help}"));
+            // What follows the meaning, up to the next option: the variable and the default.
+            let notes = help[at + shown.len()..].split(" --").next().unwrap();
+            if !shown.starts_with(env) {
+                assert!(notes.contains(&format!("[env: {env}=")), "{env}: {notes}");
+                assert!(notes.contains(&format!("[default: {default}]")), "{notes}");
+            }
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use parley::config::{self, Command};
+use parley::config;
 use parley::server::Server;
 
 /// Why mimalloc and not the system's malloc: see Cargo.toml.
@@ -18,21 +18,8 @@ fn main() -> ExitCode {
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
-    let config = match config::parse(std::env::args().skip(1), |key| std::env::var(key).ok()) {
-        Ok(Command::Run(config)) => config,
-        Ok(Command::Help) => {
-            print!("{}", config::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Version) => {
-            println!("parley {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("parley: {message}");
-            return ExitCode::from(2);
-        }
-    };
+    // Help and version on stdout with 0, bad arguments on stderr with 2.
+    let config = config::parse(std::env::args_os()).unwrap_or_else(|err| err.exit());
     parley::log::install(config.log.clone());
     log::info!(
         "retry index: up to {} sends in memory (--client-ids-in-memory)",

@@ -8,74 +8,133 @@ mod setup;
 mod stats;
 mod swarm;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use scenarios::{Options, Report};
 use setup::{Endpoint, Target};
 
-const USAGE: &str = "\
-parley-load: drive parley (or a bare reference relay) over real sockets and measure it
+/// The command line; `parse` turns it into the scenario's [`Options`].
+#[derive(Debug, Parser)]
+#[command(
+    name = "parley-load",
+    about = "parley-load: drive parley (or a bare reference relay) over real sockets and measure it",
+    arg_required_else_help = true,
+    after_help = "Progress goes to stderr; the result to stdout. Exit status 0 when the scenario \
+                  ran without errors or closed connections, 1 otherwise, 2 for bad arguments.",
+    max_term_width = 100
+)]
+struct Args {
+    /// what to run: fanout, rate, idle, sync or logins (see --help)
+    #[arg(value_parser = SCENARIOS, hide_possible_values = true, long_help = SCENARIO_HELP)]
+    scenario: String,
+    /// server base URL
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:3000")]
+    url: String,
+    /// parley (real setup) or relay (/ws?user=U&group=G, no auth)
+    #[arg(long, value_name = "KIND", default_value = "parley", value_parser = target)]
+    target: Target,
+    /// the server's process: CPU seconds and RSS from /proc
+    #[arg(long, value_name = "PID", value_parser = pid)]
+    server_pid: Option<u32>,
+    /// WebSocket clients (fanout, rate, logins)
+    #[arg(long, value_name = "C", default_value = "200", value_parser = number)]
+    clients: f64,
+    /// clients per group
+    #[arg(long, value_name = "G", default_value = "10", value_parser = number)]
+    group: f64,
+    /// sends outstanding per client (fanout; sync uses 16 W)
+    #[arg(long, value_name = "W", default_value = "4", value_parser = number)]
+    window: f64,
+    /// measured seconds (fanout, rate; each half of logins)
+    #[arg(long, value_name = "D", default_value = "10", value_parser = number)]
+    duration: f64,
+    /// seconds of traffic before measuring
+    #[arg(long, value_name = "S", default_value = "1", value_parser = number)]
+    warmup: f64,
+    /// sends per second (rate, logins)
+    #[arg(long, value_name = "R", default_value = "2000", value_parser = number)]
+    rate: f64,
+    /// connections (idle)
+    #[arg(long, value_name = "N", default_value = "10000", value_parser = number)]
+    conns: f64,
+    /// accounts the idle connections are spread over
+    #[arg(long, value_name = "U", default_value = "100", value_parser = number)]
+    users: f64,
+    /// seconds the idle connections are held
+    #[arg(long, value_name = "H", default_value = "5", value_parser = number)]
+    hold: f64,
+    /// events the sync user misses
+    #[arg(long, value_name = "E", default_value = "100000", value_parser = number)]
+    events: f64,
+    /// logins per second (logins)
+    #[arg(long, value_name = "L", default_value = "20", value_parser = number)]
+    logins: f64,
+    /// bytes of `data` per message (the send stamp, then padding)
+    #[arg(long, value_name = "B", default_value = "32", value_parser = number)]
+    data_bytes: f64,
+    /// give every send an `id`, as real clients do for retries: parley then also records (user,
+    /// id) for each message; relays ignore it
+    #[arg(long)]
+    client_ids: bool,
+    /// parallel REST connections during setup
+    #[arg(long, value_name = "T", default_value = "4", value_parser = number)]
+    setup_threads: f64,
+    /// a name for the server under test, carried into the output
+    #[arg(long, value_name = "NAME")]
+    label: Option<String>,
+    /// print one JSON object instead of the table
+    #[arg(long)]
+    json: bool,
+}
 
-USAGE:
-    parley-load SCENARIO [OPTIONS]
+const SCENARIOS: [&str; 5] = ["fanout", "rate", "idle", "sync", "logins"];
 
-SCENARIOS:
-    fanout   C clients in groups of G, each keeping W sends outstanding (closed loop) for D s:
-             deliveries/s, acks/s, send-to-receive and ack latency, deliveries per server-CPU-s
-    rate     open loop at R sends/s in total: latency percentiles
-    idle     N WebSockets held open for H s: server RSS per connection
-    sync     a user with E missed events reconnects and pages through them: events/s (parley only)
-    logins   open loop at R sends/s, D s without and D s with logins at L/s: the p99 each time
-             (parley only)
+const SCENARIO_HELP: &str = "\
+what to run:
+fanout   C clients in groups of G, each keeping W sends outstanding (closed loop) for
+         D s: deliveries/s, acks/s, send-to-receive and ack latency, deliveries per
+         server-CPU-s
+rate     open loop at R sends/s in total: latency percentiles
+idle     N WebSockets held open for H s: server RSS per connection
+sync     a user with E missed events reconnects and pages through them: events/s
+         (parley only)
+logins   open loop at R sends/s, D s without and D s with logins at L/s: the p99 each time
+         (parley only)";
 
-OPTIONS:
-    --url URL          server base URL                              [http://127.0.0.1:3000]
-    --target KIND      parley (real setup) or relay (/ws?user=U&group=G, no auth)   [parley]
-    --server-pid PID   the server's process: CPU seconds and RSS from /proc
-    --clients C        WebSocket clients (fanout, rate, logins)                     [200]
-    --group G          clients per group                                            [10]
-    --window W         sends outstanding per client (fanout; sync uses 16 W)        [4]
-    --duration D       measured seconds (fanout, rate; each half of logins)         [10]
-    --warmup S         seconds of traffic before measuring                          [1]
-    --rate R           sends per second (rate, logins)                              [2000]
-    --conns N          connections (idle)                                           [10000]
-    --users U          accounts the idle connections are spread over                [100]
-    --hold H           seconds the idle connections are held                        [5]
-    --events E         events the sync user misses                                  [100000]
-    --logins L         logins per second (logins)                                   [20]
-    --data-bytes B     bytes of `data` per message (the send stamp, then padding)   [32]
-    --client-ids       give every send an `id`, as real clients do for retries: parley
-                       then also records (user, id) for each message; relays ignore it
-    --setup-threads T  parallel REST connections during setup                       [4]
-    --label NAME       a name for the server under test, carried into the output
-    --json             print one JSON object instead of the table
-    -h, --help         print this help
+/// A finite number, at least 0.
+fn number(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .ok_or_else(|| "expected a non-negative number".to_string())
+}
 
-Progress goes to stderr; the result to stdout. Exit status 0 when the scenario ran without
-errors or closed connections, 1 otherwise, 2 for bad arguments.
-";
+fn target(text: &str) -> Result<Target, String> {
+    match text {
+        "parley" => Ok(Target::Parley),
+        "relay" => Ok(Target::Relay),
+        _ => Err("expected parley or relay".to_string()),
+    }
+}
+
+fn pid(text: &str) -> Result<u32, String> {
+    text.parse()
+        .map_err(|_| "expected a process id".to_string())
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.is_empty() || args.iter().any(|a| a == "-h" || a == "--help") {
-        print!("{USAGE}");
-        return if args.is_empty() {
-            ExitCode::from(2)
-        } else {
-            ExitCode::SUCCESS
-        };
-    }
+    // Help on stdout with 0; bad arguments, or none, on stderr with 2.
     let Cli {
         scenario,
         options,
         json,
         label,
-    } = match parse(&args) {
+    } = match parse(std::env::args_os()) {
         Ok(parsed) => parsed,
-        Err(message) => {
-            eprintln!("parley-load: {message}");
-            return ExitCode::from(2);
-        }
+        Err(err) => err.exit(),
     };
     let result = match scenario.as_str() {
         "fanout" => scenarios::fanout(&options),
@@ -118,96 +177,39 @@ struct Cli {
     label: Option<String>,
 }
 
-fn parse(args: &[String]) -> Result<Cli, String> {
-    let mut scenario = None;
-    let mut json = false;
-    let mut label = None;
-    let mut url = "http://127.0.0.1:3000".to_string();
-    let mut options = Options {
-        target: Target::Parley,
-        endpoint: Endpoint::parse(&url)?,
-        server_pid: None,
-        clients: 200,
-        group_size: 10,
-        window: 4,
-        duration: 10.0,
-        warmup: 1.0,
-        rate: 2000.0,
-        conns: 10_000,
-        users: 100,
-        hold: 5.0,
-        events: 100_000,
-        logins_per_sec: 20.0,
-        data_bytes: 32,
-        client_ids: false,
-        setup_threads: 4,
+fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args = Args::try_parse_from(args)?;
+    let endpoint = Endpoint::parse(&args.url).map_err(|message| {
+        Args::command().error(ErrorKind::ValueValidation, format!("--url: {message}"))
+    })?;
+    let options = Options {
+        target: args.target,
+        endpoint,
+        server_pid: args.server_pid,
+        clients: (args.clients as usize).max(1),
+        group_size: (args.group as usize).max(1),
+        window: (args.window as usize).max(1),
+        duration: args.duration,
+        warmup: args.warmup,
+        rate: args.rate.max(1.0),
+        conns: args.conns as usize,
+        users: (args.users as usize).max(1),
+        hold: args.hold,
+        events: args.events as usize,
+        logins_per_sec: args.logins.max(0.1),
+        data_bytes: args.data_bytes as usize,
+        client_ids: args.client_ids,
+        setup_threads: (args.setup_threads as usize).max(1),
     };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        if arg == "--json" {
-            json = true;
-            continue;
-        }
-        if arg == "--client-ids" {
-            options.client_ids = true;
-            continue;
-        }
-        if !arg.starts_with("--") {
-            if scenario.replace(arg.clone()).is_some() {
-                return Err(format!("unexpected argument `{arg}`"));
-            }
-            continue;
-        }
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{arg} needs a value (see --help)"))?;
-        let number = || {
-            value
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .ok_or_else(|| format!("{arg} {value}: expected a non-negative number"))
-        };
-        match arg.as_str() {
-            "--url" => url = value.clone(),
-            "--label" => label = Some(value.clone()),
-            "--target" => {
-                options.target = match value.as_str() {
-                    "parley" => Target::Parley,
-                    "relay" => Target::Relay,
-                    _ => return Err(format!("--target {value}: expected parley or relay")),
-                }
-            }
-            "--server-pid" => {
-                options.server_pid = Some(
-                    value
-                        .parse()
-                        .map_err(|_| format!("--server-pid {value}: expected a process id"))?,
-                )
-            }
-            "--clients" => options.clients = (number()? as usize).max(1),
-            "--group" => options.group_size = (number()? as usize).max(1),
-            "--window" => options.window = (number()? as usize).max(1),
-            "--duration" => options.duration = number()?,
-            "--warmup" => options.warmup = number()?,
-            "--rate" => options.rate = number()?.max(1.0),
-            "--conns" => options.conns = number()? as usize,
-            "--users" => options.users = (number()? as usize).max(1),
-            "--hold" => options.hold = number()?,
-            "--events" => options.events = number()? as usize,
-            "--logins" => options.logins_per_sec = number()?.max(0.1),
-            "--data-bytes" => options.data_bytes = number()? as usize,
-            "--setup-threads" => options.setup_threads = (number()? as usize).max(1),
-            _ => return Err(format!("unknown option `{arg}` (see --help)")),
-        }
-    }
-    options.endpoint = Endpoint::parse(&url)?;
-    let scenario = scenario.ok_or("no scenario given (see --help)")?;
     Ok(Cli {
-        scenario,
+        scenario: args.scenario,
         options,
-        json,
-        label,
+        json: args.json,
+        label: args.label,
     })
 }
 
@@ -241,4 +243,73 @@ fn healthy(report: &Report) -> bool {
         }
         _ => true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_args(args: &[&str]) -> Result<Cli, String> {
+        parse(std::iter::once(&"parley-load").chain(args)).map_err(|e| e.to_string())
+    }
+
+    fn refused(args: &[&str]) -> String {
+        match parse_args(args) {
+            Ok(_) => panic!("{args:?} accepted"),
+            Err(message) => message,
+        }
+    }
+
+    #[test]
+    fn both_flag_syntaxes() {
+        for args in [
+            &[
+                "fanout",
+                "--clients",
+                "8",
+                "--url",
+                "http://127.0.0.1:9",
+                "--json",
+            ][..],
+            &[
+                "--clients=8",
+                "fanout",
+                "--url=http://127.0.0.1:9",
+                "--json",
+            ],
+        ] {
+            let cli = parse_args(args).unwrap();
+            assert_eq!(cli.scenario, "fanout");
+            assert_eq!(cli.options.clients, 8, "{args:?}");
+            assert_eq!(cli.options.endpoint.host, "127.0.0.1:9", "{args:?}");
+            assert!(cli.json);
+        }
+    }
+
+    #[test]
+    fn defaults_and_floors() {
+        let cli = parse_args(&["idle", "--group", "0", "--rate=0", "--target", "relay"]).unwrap();
+        let o = &cli.options;
+        assert_eq!(
+            (o.clients, o.group_size, o.window, o.conns),
+            (200, 1, 4, 10_000)
+        );
+        assert_eq!((o.duration, o.rate, o.logins_per_sec), (10.0, 1.0, 20.0));
+        assert_eq!(o.target, Target::Relay);
+        assert!(!o.client_ids && o.server_pid.is_none() && cli.label.is_none());
+    }
+
+    #[test]
+    fn bad_arguments() {
+        let negative = refused(&["rate", "--rate=-1"]);
+        assert!(negative.contains("--rate"), "{negative}");
+        let word = refused(&["rate", "--rate=lots"]);
+        assert!(word.contains("expected a non-negative number"), "{word}");
+        assert!(parse_args(&["rate", "--target", "nginx"]).is_err());
+        assert!(parse_args(&["rate", "--server-pid", "x"]).is_err());
+        assert!(parse_args(&["walk"]).is_err());
+        assert!(parse_args(&["rate", "idle"]).is_err());
+        assert!(parse_args(&["rate", "--bogus"]).is_err());
+        assert!(parse_args(&["--clients", "3"]).is_err(), "no scenario");
+    }
 }
