@@ -333,7 +333,7 @@ impl Server {
             };
             if let Some((status, reason, message)) = refusal {
                 // Best effort: one write on a fresh socket, then close.
-                let answer = Response::error(&ApiError::new(status, "rate_limited", message))
+                let answer = Response::error(&ApiError::rate_limited(message).with_status(status))
                     .with_header("retry-after", "1")
                     .encode(false);
                 let _ = socket.write(&answer);
@@ -508,11 +508,10 @@ impl Server {
                             return;
                         }
                         Err(Busy) => {
-                            let busy = ApiError::new(
-                                503,
-                                "rate_limited",
+                            let busy = ApiError::rate_limited(
                                 "too many logins and registrations in progress; retry shortly",
-                            );
+                            )
+                            .with_status(503);
                             self.chat.metrics.count_error(busy.code);
                             let response = Response::error(&busy).with_header("retry-after", "1");
                             self.chat.respond(id, response.encode(keep_alive));
@@ -522,7 +521,8 @@ impl Server {
                 Outcome::Upgrade { .. } | Outcome::UpgradeEcho { .. }
                     if self.shutdown_deadline.is_some() =>
                 {
-                    let closing = ApiError::new(503, "rate_limited", "the server is shutting down");
+                    let closing =
+                        ApiError::rate_limited("the server is shutting down").with_status(503);
                     let response = Response::error(&closing).with_header("retry-after", "5");
                     self.chat.respond(id, response.encode(false));
                     self.conns[key].close_after_write = true;
@@ -781,14 +781,11 @@ impl Server {
         }
         for key in timed_out {
             let conn = &mut self.conns[key];
-            let late = ApiError::new(
-                408,
-                "bad_request",
-                format!(
-                    "the request did not arrive within {} s",
-                    self.limits.request_timeout.as_secs()
-                ),
-            );
+            let late = ApiError::bad_request(format!(
+                "the request did not arrive within {} s",
+                self.limits.request_timeout.as_secs()
+            ))
+            .with_status(408);
             // Through the outbox, so it cannot overtake an answer produced earlier in this tick
             // (a login whose hash finished just now) or one still waiting for its commit.
             conn.close_after_write = true;
