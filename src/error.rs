@@ -18,6 +18,10 @@ pub enum ErrorCode {
     TooLarge,
     UnsupportedMediaType,
     RateLimited,
+    /// 408: the request did not arrive whole in time.
+    Timeout,
+    /// 503: the server is shutting down or at its connection limit.
+    Unavailable,
     Internal,
 }
 
@@ -36,12 +40,14 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
     }
 
     /// The HTTP status an error of this code answers with, unless it names a more precise one
-    /// ([`ApiError::with_status`]: 408, 411, 431, 503).
+    /// ([`ApiError::with_status`]: 411, 431, a 503 for a full hash queue).
     pub const fn status(self) -> u16 {
         match self {
             ErrorCode::BadRequest | ErrorCode::UnknownMethod => 400,
@@ -49,11 +55,13 @@ impl ErrorCode {
             ErrorCode::Forbidden | ErrorCode::NotMember => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::Timeout => 408,
             ErrorCode::Conflict => 409,
             ErrorCode::TooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,
+            ErrorCode::Unavailable => 503,
         }
     }
 }
@@ -125,6 +133,10 @@ impl ApiError {
         Self::new(ErrorCode::RateLimited, message)
     }
 
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unavailable, message)
+    }
+
     /// The store failed. Nothing was acknowledged; the client may retry.
     pub fn internal(err: impl fmt::Display) -> Self {
         crate::error!("store error: {err}");
@@ -167,6 +179,8 @@ mod tests {
                 415,
             ),
             (ErrorCode::RateLimited, "rate_limited", 429),
+            (ErrorCode::Timeout, "timeout", 408),
+            (ErrorCode::Unavailable, "unavailable", 503),
             (ErrorCode::Internal, "internal", 500),
         ];
         for (code, wire, status) in all {
@@ -181,5 +195,6 @@ mod tests {
         assert_eq!(ApiError::too_large(431, "head").status, 431);
         let busy = ApiError::rate_limited("queue full").with_status(503);
         assert_eq!((busy.status, busy.code), (503, ErrorCode::RateLimited));
+        assert_eq!(ApiError::unavailable("closing").status, 503);
     }
 }

@@ -33,7 +33,7 @@ use crate::auth::{self, Jwt};
 use crate::chat::{Chat, ConnId, Frame};
 use crate::clock::wall_ms;
 use crate::config::{Config, Limits};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::hasher::{Busy, Hasher};
 use crate::http::{self, Parsed, Response};
 use crate::metrics::Gauges;
@@ -323,17 +323,19 @@ impl Server {
             let ip = peer.ip();
             let from_ip = self.conns_per_ip.get(&ip).copied().unwrap_or(0);
             let refusal = if self.conns.len() >= self.limits.max_connections {
-                Some((503, "capacity", "the server is at its connection limit"))
+                let full = ApiError::unavailable("the server is at its connection limit");
+                Some(("capacity", full))
             } else if self.limits.max_connections_per_ip > 0
                 && from_ip >= self.limits.max_connections_per_ip
             {
-                Some((429, "per_ip", "too many connections from this address"))
+                let per_ip = ApiError::rate_limited("too many connections from this address");
+                Some(("per_ip", per_ip))
             } else {
                 None
             };
-            if let Some((status, reason, message)) = refusal {
+            if let Some((reason, refused)) = refusal {
                 // Best effort: one write on a fresh socket, then close.
-                let answer = Response::error(&ApiError::rate_limited(message).with_status(status))
+                let answer = Response::error(&refused)
                     .with_header("retry-after", "1")
                     .encode(false);
                 let _ = socket.write(&answer);
@@ -521,8 +523,7 @@ impl Server {
                 Outcome::Upgrade { .. } | Outcome::UpgradeEcho { .. }
                     if self.shutdown_deadline.is_some() =>
                 {
-                    let closing =
-                        ApiError::rate_limited("the server is shutting down").with_status(503);
+                    let closing = ApiError::unavailable("the server is shutting down");
                     let response = Response::error(&closing).with_header("retry-after", "5");
                     self.chat.respond(id, response.encode(false));
                     self.conns[key].close_after_write = true;
@@ -781,11 +782,13 @@ impl Server {
         }
         for key in timed_out {
             let conn = &mut self.conns[key];
-            let late = ApiError::bad_request(format!(
-                "the request did not arrive within {} s",
-                self.limits.request_timeout.as_secs()
-            ))
-            .with_status(408);
+            let late = ApiError::new(
+                ErrorCode::Timeout,
+                format!(
+                    "the request did not arrive within {} s",
+                    self.limits.request_timeout.as_secs()
+                ),
+            );
             // Through the outbox, so it cannot overtake an answer produced earlier in this tick
             // (a login whose hash finished just now) or one still waiting for its commit.
             conn.close_after_write = true;
