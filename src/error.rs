@@ -1,7 +1,10 @@
 //! The one error value every handler returns: an HTTP status, a stable machine code and a text.
 //! REST answers render it as `{"error","code"}`; the WebSocket renders it as a type-90 event.
+//! Also the typed failures that start or stop the server ([`ServerError`]).
 
 use std::fmt;
+use std::io;
+use std::path::PathBuf;
 
 /// The machine-readable `code` of an error answer, on HTTP and in the 90 event. Clients switch
 /// on these strings, so [`ErrorCode::as_str`] is the protocol: never change one.
@@ -156,6 +159,59 @@ impl fmt::Display for ApiError {
     }
 }
 
+/// Why the server could not start, or had to stop: a bad configuration, the system refusing
+/// (a port, a file) or the store failing are told apart, and none is flattened to a string.
+#[derive(Debug)]
+pub enum ServerError {
+    /// The JWT secret kept in the data directory is too short to be trusted.
+    WeakSecret { path: PathBuf, min_bytes: usize },
+    /// A system call failed: binding, polling, the data directory.
+    Io(io::Error),
+    /// The store failed `during` opening, loading, writing or flushing.
+    Store {
+        during: &'static str,
+        source: sled::Error,
+    },
+}
+
+impl ServerError {
+    /// A `map_err` adapter naming what the store was doing.
+    pub fn store(during: &'static str) -> impl FnOnce(sled::Error) -> ServerError {
+        move |source| ServerError::Store { during, source }
+    }
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::WeakSecret { path, min_bytes } => write!(
+                f,
+                "{} holds fewer than {min_bytes} bytes; refusing a weak JWT secret \
+                 (delete the file to generate a new one; every token issued so far stops working)",
+                path.display()
+            ),
+            ServerError::Io(err) => err.fmt(f),
+            ServerError::Store { during, source } => write!(f, "{during}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServerError::WeakSecret { .. } => None,
+            ServerError::Io(err) => Some(err),
+            ServerError::Store { source, .. } => Some(source),
+        }
+    }
+}
+
+impl From<io::Error> for ServerError {
+    fn from(err: io::Error) -> Self {
+        ServerError::Io(err)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +252,20 @@ mod tests {
         let busy = ApiError::rate_limited("queue full").with_status(503);
         assert_eq!((busy.status, busy.code), (503, ErrorCode::RateLimited));
         assert_eq!(ApiError::unavailable("closing").status, 503);
+    }
+
+    #[test]
+    fn server_errors_say_what_failed() {
+        let store = ServerError::store("opening the store")(sled::Error::Unsupported("x".into()));
+        assert!(matches!(
+            store,
+            ServerError::Store {
+                during: "opening the store",
+                ..
+            }
+        ));
+        assert!(store.to_string().starts_with("opening the store: "));
+        let io: ServerError = io::Error::from(io::ErrorKind::AddrInUse).into();
+        assert!(matches!(io, ServerError::Io(_)));
     }
 }

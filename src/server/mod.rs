@@ -33,7 +33,7 @@ use crate::auth::{self, Jwt};
 use crate::chat::{Chat, ConnId, Frame};
 use crate::clock::wall_ms;
 use crate::config::{Config, Limits};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, ErrorCode, ServerError};
 use crate::hasher::{Busy, Hasher};
 use crate::http::{self, Parsed, Response};
 use crate::metrics::Gauges;
@@ -111,7 +111,7 @@ pub struct Server {
 
 impl Server {
     /// Opens the store, rebuilds the indices, binds the listener and starts the hash workers.
-    pub fn bind(config: &Config) -> io::Result<Server> {
+    pub fn bind(config: &Config) -> Result<Server, ServerError> {
         std::fs::create_dir_all(&config.data_dir)?;
         let secret = auth::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         let store = Store::open_with(
@@ -119,10 +119,10 @@ impl Server {
             config.cache_bytes,
             config.client_ids,
         )
-        .map_err(|e| io::Error::other(format!("opening the store: {e}")))?;
+        .map_err(ServerError::store("opening the store"))?;
         let limits = config.limits.clone();
-        let chat = Chat::open(store, limits.chat())
-            .map_err(|e| io::Error::other(format!("loading the store: {e}")))?;
+        let chat =
+            Chat::open(store, limits.chat()).map_err(ServerError::store("loading the store"))?;
 
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(config.listen)?;
@@ -142,7 +142,7 @@ impl Server {
         let ceiling = chat
             .store()
             .ceiling()
-            .map_err(|e| io::Error::other(format!("loading the store: {e}")))?;
+            .map_err(ServerError::store("loading the store"))?;
         let durability = Durability::new(flusher, ceiling.seq);
         let hasher = Hasher::start(config.hash_workers, limits.hash_queue, waker, helpers);
         let local_addr = listener.local_addr()?;
@@ -194,7 +194,7 @@ impl Server {
 
     /// Runs until SIGTERM or SIGINT has been handled (Ok), or the store fails (Err: nothing more
     /// could be acknowledged truthfully).
-    pub fn run(&mut self) -> io::Result<()> {
+    pub fn run(&mut self) -> Result<(), ServerError> {
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = if !self.read_again.is_empty() {
@@ -207,7 +207,7 @@ impl Server {
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
             let now = Instant::now();
             let wall = wall_ms();
@@ -860,7 +860,7 @@ impl Server {
 
     /// Catches up with the flusher and releases the frames that waited for what is now durable.
     /// A failed flush means acks would lie, so the server stops.
-    fn release_durable(&mut self) -> io::Result<()> {
+    fn release_durable(&mut self) -> Result<(), ServerError> {
         let (durable, flush_times) = self.durability.collect().map_err(store_failed)?;
         self.chat.store_mut().forget_applied(durable);
         for took in flush_times {
@@ -1121,6 +1121,9 @@ fn event_type(text: &str) -> u16 {
     text.get(8..10).and_then(|t| t.parse().ok()).unwrap_or(0)
 }
 
-fn store_failed(err: sled::Error) -> io::Error {
-    io::Error::other(format!("store write or flush failed: {err}"))
+fn store_failed(source: sled::Error) -> ServerError {
+    ServerError::Store {
+        during: "writing or flushing the store",
+        source,
+    }
 }
