@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::{self, Jwt};
 use crate::chat::Chat;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::hasher::{self, Work};
 use crate::http::{Request, Response};
 use crate::ratelimit::RateLimiter;
@@ -46,19 +46,18 @@ pub enum NoRoute {
 }
 
 impl NoRoute {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            NoRoute::NotFound => "not_found",
-            NoRoute::MethodNotAllowed(_) => "method_not_allowed",
+            NoRoute::NotFound => ErrorCode::NotFound,
+            NoRoute::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
         }
     }
 
     pub fn response(&self) -> Response {
         match self {
-            NoRoute::NotFound => Response::error(&ApiError::not_found("no such endpoint")),
+            NoRoute::NotFound => Response::error(&ApiError::new(self.code(), "no such endpoint")),
             NoRoute::MethodNotAllowed(allow) => Response::error(&ApiError::new(
-                405,
-                "method_not_allowed",
+                self.code(),
                 format!("method not allowed; allowed: {allow}"),
             ))
             .with_header("allow", *allow),
@@ -214,12 +213,10 @@ impl Api {
         };
         if matches!(route, Route::Register | Route::Login) {
             if let Err(wait) = self.auth_limiter.check(peer, now) {
-                chat.metrics.count_error("rate_limited");
-                let limited = ApiError::new(
-                    429,
-                    "rate_limited",
+                let limited = ApiError::rate_limited(
                     "too many registrations or logins from this address; retry later",
                 );
+                chat.metrics.count_error(limited.code);
                 let seconds = wait.as_secs() + 1;
                 return Outcome::Respond(
                     Response::error(&limited).with_header("retry-after", seconds.to_string()),
@@ -531,8 +528,7 @@ fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
             .to_ascii_lowercase();
         if mime != "application/json" && !mime.ends_with("+json") {
             return Err(ApiError::new(
-                415,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "the body must be JSON (content-type: application/json)",
             ));
         }

@@ -10,7 +10,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ServerError};
 
 /// How long a login token is valid.
 pub const TOKEN_LIFETIME_SECS: u64 = 14 * 24 * 3600;
@@ -76,7 +76,7 @@ impl Jwt {
 pub fn load_or_create_secret(
     configured: Option<&[u8]>,
     data_dir: &Path,
-) -> std::io::Result<Vec<u8>> {
+) -> Result<Vec<u8>, ServerError> {
     if let Some(secret) = configured {
         return Ok(secret.to_vec());
     }
@@ -86,13 +86,12 @@ pub fn load_or_create_secret(
             return Ok(text.trim().as_bytes().to_vec())
         }
         Ok(_) => {
-            return Err(std::io::Error::other(format!(
-                "{} holds fewer than {MIN_SECRET_BYTES} bytes; refusing a weak JWT secret \
-                 (delete the file to generate a new one; every token issued so far stops working)",
-                path.display()
-            )))
+            return Err(ServerError::WeakSecret {
+                path,
+                min_bytes: MIN_SECRET_BYTES,
+            })
         }
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err.into()),
         Err(_) => {}
     }
     // Written aside and renamed into place, so a crash never leaves a short secret behind.
@@ -163,6 +162,10 @@ mod tests {
     fn a_short_kept_secret_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("jwt-secret"), "").unwrap();
-        assert!(load_or_create_secret(None, dir.path()).is_err());
+        let refused = load_or_create_secret(None, dir.path()).unwrap_err();
+        assert!(
+            matches!(refused, ServerError::WeakSecret { min_bytes: 32, .. }),
+            "{refused}"
+        );
     }
 }

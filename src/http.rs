@@ -2,7 +2,7 @@
 //! the loop feeds a connection's buffer in and writes what comes out.
 
 use crate::config::Limits;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// One parsed request with the headers the server acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,7 +144,9 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, FramingError> {
             "chunked request bodies are not accepted; send Content-Length"
         };
         let status = if content_length.is_some() { 400 } else { 411 };
-        return Err(FramingError(ApiError::new(status, "bad_request", message)));
+        return Err(FramingError(
+            ApiError::bad_request(message).with_status(status),
+        ));
     }
     let body_len = content_length.unwrap_or(0);
     if body_len > limits.max_body_bytes {
@@ -280,7 +282,7 @@ impl Response {
         #[derive(serde::Serialize)]
         struct Body<'a> {
             error: &'a str,
-            code: &'a str,
+            code: ErrorCode,
         }
         Response::json(
             err.status,
@@ -478,7 +480,7 @@ mod tests {
             let err = with_hosts(&[bad]).unwrap_err().0;
             assert_eq!(
                 (err.status, err.code),
-                (400, "bad_request"),
+                (400, ErrorCode::BadRequest),
                 "Host {:?}",
                 String::from_utf8_lossy(bad)
             );

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use crate::error::ErrorCode;
+
 /// Latency buckets in seconds, from 50 us to 1 s.
 const LATENCY_BUCKETS: [f64; 12] = [
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1, 0.25, 1.0,
@@ -66,8 +68,8 @@ pub struct Gauges {
 }
 
 impl Metrics {
-    pub fn count_error(&mut self, code: &'static str) {
-        *self.errors.entry(code).or_default() += 1;
+    pub fn count_error(&mut self, code: ErrorCode) {
+        *self.errors.entry(code.as_str()).or_default() += 1;
     }
 
     pub fn count_drop(&mut self, reason: &'static str) {
@@ -194,7 +196,7 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let mut metrics = Metrics::default();
-        metrics.count_error("not_member");
+        metrics.count_error(ErrorCode::NotMember);
         *metrics.rpcs.entry(40).or_default() += 2;
         metrics.flush_seconds.observe(0.0002);
         let text = metrics.render(&Gauges {

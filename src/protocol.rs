@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::clock::Stamp;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 pub mod method {
     pub const SYNC: i64 = 20;
@@ -205,7 +205,7 @@ pub fn decode(text: &str) -> Result<Rpc, RpcError> {
         other => {
             return Err(fail(
                 Some(other),
-                ApiError::new(400, "unknown_method", format!("unknown method {other}")),
+                ApiError::new(ErrorCode::UnknownMethod, format!("unknown method {other}")),
             ))
         }
     };
@@ -363,7 +363,7 @@ pub struct GroupBody<'a> {
 
 #[derive(Serialize)]
 pub struct ErrorBody<'a> {
-    pub code: &'a str,
+    pub code: ErrorCode,
     pub error: &'a str,
     pub method: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -456,7 +456,10 @@ mod tests {
         let err = decode(r#"{"method":20,"seq":"9"}"#).unwrap_err();
         assert_eq!(
             (err.error.code, err.error.message.as_str()),
-            ("bad_request", "`seq` must be a non-negative integer")
+            (
+                ErrorCode::BadRequest,
+                "`seq` must be a non-negative integer"
+            )
         );
     }
 
@@ -465,18 +468,18 @@ mod tests {
         let err = decode(r#"{"method":99,"id":"x"}"#).unwrap_err();
         assert_eq!(
             (err.method, err.id.as_deref(), err.error.code),
-            (Some(99), Some("x"), "unknown_method")
+            (Some(99), Some("x"), ErrorCode::UnknownMethod)
         );
         let err =
             decode(r#"{"method":40,"id":"y","body":{"group_id":"nope","data":"d"}}"#).unwrap_err();
         assert_eq!(
             (err.method, err.id.as_deref(), err.error.code),
-            (Some(40), Some("y"), "bad_request")
+            (Some(40), Some("y"), ErrorCode::BadRequest)
         );
         let err = decode("not json").unwrap_err();
-        assert_eq!((err.method, err.error.code), (None, "bad_request"));
+        assert_eq!((err.method, err.error.code), (None, ErrorCode::BadRequest));
         let err = decode(r#"{"method":20,"timestamp":-1}"#).unwrap_err();
-        assert_eq!(err.error.code, "bad_request");
+        assert_eq!(err.error.code, ErrorCode::BadRequest);
         let err = decode(&format!(
             r#"{{"method":40,"id":"e","body":{{"group_id":"{GROUP}","data":""}}}}"#
         ))
@@ -486,7 +489,10 @@ mod tests {
             (Some("e"), "`data` must not be empty")
         );
         let err = decode(r#"{"method":40,"id":7}"#).unwrap_err();
-        assert_eq!((err.method, err.error.code), (Some(40), "bad_request"));
+        assert_eq!(
+            (err.method, err.error.code),
+            (Some(40), ErrorCode::BadRequest)
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ use crate::auth::{self, Jwt};
 use crate::chat::{Chat, ConnId, Frame};
 use crate::clock::wall_ms;
 use crate::config::{Config, Limits};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode, ServerError};
 use crate::hasher::{Busy, Hasher};
 use crate::http::{self, Parsed, Response};
 use crate::metrics::Gauges;
@@ -111,7 +111,7 @@ pub struct Server {
 
 impl Server {
     /// Opens the store, rebuilds the indices, binds the listener and starts the hash workers.
-    pub fn bind(config: &Config) -> io::Result<Server> {
+    pub fn bind(config: &Config) -> Result<Server, ServerError> {
         std::fs::create_dir_all(&config.data_dir)?;
         let secret = auth::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
         let store = Store::open_with(
@@ -119,10 +119,10 @@ impl Server {
             config.cache_bytes,
             config.client_ids,
         )
-        .map_err(|e| io::Error::other(format!("opening the store: {e}")))?;
+        .map_err(ServerError::store("opening the store"))?;
         let limits = config.limits.clone();
-        let chat = Chat::open(store, limits.chat())
-            .map_err(|e| io::Error::other(format!("loading the store: {e}")))?;
+        let chat =
+            Chat::open(store, limits.chat()).map_err(ServerError::store("loading the store"))?;
 
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(config.listen)?;
@@ -142,7 +142,7 @@ impl Server {
         let ceiling = chat
             .store()
             .ceiling()
-            .map_err(|e| io::Error::other(format!("loading the store: {e}")))?;
+            .map_err(ServerError::store("loading the store"))?;
         let durability = Durability::new(flusher, ceiling.seq);
         let hasher = Hasher::start(config.hash_workers, limits.hash_queue, waker, helpers);
         let local_addr = listener.local_addr()?;
@@ -194,7 +194,7 @@ impl Server {
 
     /// Runs until SIGTERM or SIGINT has been handled (Ok), or the store fails (Err: nothing more
     /// could be acknowledged truthfully).
-    pub fn run(&mut self) -> io::Result<()> {
+    pub fn run(&mut self) -> Result<(), ServerError> {
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = if !self.read_again.is_empty() {
@@ -207,7 +207,7 @@ impl Server {
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
             let now = Instant::now();
             let wall = wall_ms();
@@ -323,17 +323,19 @@ impl Server {
             let ip = peer.ip();
             let from_ip = self.conns_per_ip.get(&ip).copied().unwrap_or(0);
             let refusal = if self.conns.len() >= self.limits.max_connections {
-                Some((503, "capacity", "the server is at its connection limit"))
+                let full = ApiError::unavailable("the server is at its connection limit");
+                Some(("capacity", full))
             } else if self.limits.max_connections_per_ip > 0
                 && from_ip >= self.limits.max_connections_per_ip
             {
-                Some((429, "per_ip", "too many connections from this address"))
+                let per_ip = ApiError::rate_limited("too many connections from this address");
+                Some(("per_ip", per_ip))
             } else {
                 None
             };
-            if let Some((status, reason, message)) = refusal {
+            if let Some((reason, refused)) = refusal {
                 // Best effort: one write on a fresh socket, then close.
-                let answer = Response::error(&ApiError::new(status, "rate_limited", message))
+                let answer = Response::error(&refused)
                     .with_header("retry-after", "1")
                     .encode(false);
                 let _ = socket.write(&answer);
@@ -508,11 +510,10 @@ impl Server {
                             return;
                         }
                         Err(Busy) => {
-                            let busy = ApiError::new(
-                                503,
-                                "rate_limited",
+                            let busy = ApiError::rate_limited(
                                 "too many logins and registrations in progress; retry shortly",
-                            );
+                            )
+                            .with_status(503);
                             self.chat.metrics.count_error(busy.code);
                             let response = Response::error(&busy).with_header("retry-after", "1");
                             self.chat.respond(id, response.encode(keep_alive));
@@ -522,7 +523,7 @@ impl Server {
                 Outcome::Upgrade { .. } | Outcome::UpgradeEcho { .. }
                     if self.shutdown_deadline.is_some() =>
                 {
-                    let closing = ApiError::new(503, "rate_limited", "the server is shutting down");
+                    let closing = ApiError::unavailable("the server is shutting down");
                     let response = Response::error(&closing).with_header("retry-after", "5");
                     self.chat.respond(id, response.encode(false));
                     self.conns[key].close_after_write = true;
@@ -782,8 +783,7 @@ impl Server {
         for key in timed_out {
             let conn = &mut self.conns[key];
             let late = ApiError::new(
-                408,
-                "bad_request",
+                ErrorCode::Timeout,
                 format!(
                     "the request did not arrive within {} s",
                     self.limits.request_timeout.as_secs()
@@ -860,7 +860,7 @@ impl Server {
 
     /// Catches up with the flusher and releases the frames that waited for what is now durable.
     /// A failed flush means acks would lie, so the server stops.
-    fn release_durable(&mut self) -> io::Result<()> {
+    fn release_durable(&mut self) -> Result<(), ServerError> {
         let (durable, flush_times) = self.durability.collect().map_err(store_failed)?;
         self.chat.store_mut().forget_applied(durable);
         for took in flush_times {
@@ -1121,6 +1121,9 @@ fn event_type(text: &str) -> u16 {
     text.get(8..10).and_then(|t| t.parse().ok()).unwrap_or(0)
 }
 
-fn store_failed(err: sled::Error) -> io::Error {
-    io::Error::other(format!("store write or flush failed: {err}"))
+fn store_failed(source: sled::Error) -> ServerError {
+    ServerError::Store {
+        during: "writing or flushing the store",
+        source,
+    }
 }

@@ -345,7 +345,7 @@ fn total_connection_cap_answers_503_at_accept() {
     let server = Server::start_with_args(&["--max-connections", "4"]);
     let held = hold(server.addr, 4);
     let refused = first_answer(server.addr);
-    refused.expect_error(503, "rate_limited");
+    refused.expect_error(503, "unavailable");
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert_eq!(refused.header("connection"), Some("close"));
     served_after_one_leaves(server.addr, held, "capacity");

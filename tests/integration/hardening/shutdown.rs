@@ -105,3 +105,97 @@ fn sigterm_drains_every_kind_of_connection_and_exits_0() {
     assert_eq!(types(&history), vec![70, 20, 21]);
     assert_eq!(ident(&history[2]), ident(&ack));
 }
+
+/// Signals `pid` with `signal` (`-STOP`, `-TERM`, `-CONT`).
+fn signal(pid: u32, signal: &str) {
+    let sent = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill {signal} {pid}");
+}
+
+/// Waits until every thread of `pid` is stopped (`T` in /proc), so bytes sent now are read only
+/// after SIGCONT.
+fn wait_stopped(pid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let all_stopped = || {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .all(|task| {
+                let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('T'))
+            })
+    };
+    while !all_stopped() {
+        assert!(std::time::Instant::now() < deadline, "parley never stopped");
+        std::thread::sleep(Duration::from_millis(5)); // polling /proc under a deadline
+    }
+}
+
+/// A WebSocket upgrade read after SIGTERM answers `503 unavailable` (not `rate_limited`: nothing
+/// is being limited). To make the upgrade arrive after the signal without a race, the server is
+/// stopped while each connection sends one tick's read budget of requests (64) and then the
+/// upgrade, and SIGTERM is sent before it continues: the first tick serves the 64, the signal
+/// begins the shutdown, and the upgrade is the next request it serves.
+#[test]
+fn an_upgrade_during_shutdown_answers_503_unavailable() {
+    const READ_BUDGET_MESSAGES: usize = 64;
+    let dir = tempfile::tempdir().unwrap();
+    let launch = Launch {
+        args: &["--echo-endpoint"],
+        ..Launch::default()
+    };
+    let (mut process, addr) = Process::start(dir.path(), &launch);
+    let mut clients: Vec<Http> = (0..4).map(|_| Http::connect(addr)).collect();
+    for client in &mut clients {
+        assert_eq!(
+            client.get("/healthz").status,
+            200,
+            "connected before the stop"
+        );
+    }
+
+    signal(process.pid(), "-STOP");
+    wait_stopped(process.pid());
+    for client in &mut clients {
+        let mut pipeline = Vec::new();
+        for _ in 0..READ_BUDGET_MESSAGES {
+            pipeline.extend(client.build("GET", "/healthz", &[], None));
+        }
+        pipeline.extend(client.build(
+            "GET",
+            "/_echo",
+            &[
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                ("Sec-WebSocket-Version", "13"),
+            ],
+            None,
+        ));
+        client.send_raw(&pipeline);
+    }
+    signal(process.pid(), "-TERM");
+    signal(process.pid(), "-CONT");
+
+    for (i, client) in clients.iter_mut().enumerate() {
+        for n in 0..READ_BUDGET_MESSAGES {
+            let answer = client.read_response();
+            assert_eq!(answer.status, 200, "client {i}, healthz {n}");
+        }
+        let refused = client.read_response();
+        refused.expect_error_for(format_args!("client {i}"), 503, "unavailable");
+        assert_eq!(refused.header("retry-after"), Some("5"));
+        assert_eq!(refused.header("connection"), Some("close"));
+        assert!(
+            client.closed_by_peer(),
+            "client {i} is closed after the 503"
+        );
+    }
+    let status = process
+        .wait_exit(Duration::from_secs(6))
+        .expect("parley exits within the 3 s grace (+ slack)");
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
+}

@@ -63,10 +63,7 @@ fn assert_408(raw: &[u8], what: &str) {
     let text = String::from_utf8_lossy(raw);
     assert!(text.starts_with("HTTP/1.1 408 "), "{what}: {text}");
     assert!(text.contains("\r\nconnection: close\r\n"), "{what}: {text}");
-    assert!(
-        text.ends_with(r#","code":"bad_request"}"#),
-        "{what}: {text}"
-    );
+    assert!(text.ends_with(r#","code":"timeout"}"#), "{what}: {text}");
 }
 
 /// Twenty slowloris connections and five slow bodies, each dripping a header or a byte every
@@ -120,7 +117,7 @@ fn slowloris_and_slow_bodies_get_408_while_others_are_served() {
             assert!(after >= REQUEST_TIMEOUT, "{what}: 408 after only {after:?}");
         }
     });
-    assert!(metric(addr, "parley_errors_total{code=\"bad_request\"}") >= 25);
+    assert!(metric(addr, "parley_errors_total{code=\"timeout\"}") >= 25);
 }
 
 /// A client that pipelines thousands of requests and never reads an answer: the server stops
@@ -189,7 +186,7 @@ fn a_client_that_never_reads_its_answers_is_bounded_and_dropped() {
         thread::sleep(Duration::from_millis(100)); // polling a counter under a deadline
     }
     assert_eq!(
-        metric(addr, "parley_errors_total{code=\"bad_request\"}"),
+        metric(addr, "parley_errors_total{code=\"timeout\"}"),
         1,
         "one 408"
     );
