@@ -19,6 +19,9 @@ use std::thread;
 
 use serde_json::Value;
 
+mod kit_report;
+use kit_report::{case_ids, report};
+
 const KIT: &str = env!("CARGO_BIN_EXE_parley-conformance");
 const SERVER: &str = env!("CARGO_BIN_EXE_parley");
 
@@ -118,27 +121,6 @@ fn kit(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run parley-conformance")
-}
-
-/// The JSON report on stdout; on a failed expectation the whole report is shown.
-fn report(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "the kit's stdout is not a JSON report ({e}):\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
-}
-
-fn case_ids(report: &Value, status: &str) -> Vec<String> {
-    report["cases"]
-        .as_array()
-        .expect("cases")
-        .iter()
-        .filter(|c| c["status"] == status)
-        .map(|c| c["id"].as_str().unwrap_or("").to_string())
-        .collect()
 }
 
 #[test]

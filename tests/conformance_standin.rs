@@ -13,6 +13,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+mod kit_report;
+use kit_report::{case_ids, report};
+
 const KIT: &str = env!("CARGO_BIN_EXE_parley-conformance");
 const STANDIN: &str = env!("CARGO_BIN_EXE_conformance-standin");
 
@@ -67,24 +70,7 @@ fn kit(args: &[&str]) -> Output {
 /// The kit's exit status and JSON report for a run against `url`.
 fn run_kit(url: &str, args: &[&str]) -> (Option<i32>, Value) {
     let output = kit(&[&["--url", url, "--json"], args].concat());
-    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "the kit's stdout is not a JSON report ({e}):\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    (output.status.code(), report)
-}
-
-fn case_ids(report: &Value, status: &str) -> Vec<String> {
-    report["cases"]
-        .as_array()
-        .expect("cases")
-        .iter()
-        .filter(|c| c["status"] == status)
-        .map(|c| c["id"].as_str().unwrap_or("").to_string())
-        .collect()
+    (output.status.code(), report(&output))
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tungstenite::Message;
 
-use super::{expect_event, send_message, types, Ctx};
+use super::{expect_event, interleaved_bursts, send_message, types, Bursts, Ctx, BURST};
 use crate::registry::{ensure, ensure_eq, fail, Case, Needs, Outcome};
 use crate::ws::Incoming;
 
@@ -24,24 +24,12 @@ pub const CASES: &[Case] = &[
     Case::parley("keepalive.ping", "the server pings an idle WebSocket within ~10 s and keeps it open when the client pongs", keepalive_ping).needing(Needs::Time),
 ];
 
-const BURST: usize = 20;
-
 fn send_order(ctx: &mut Ctx) -> Outcome {
-    let a = ctx.user()?;
-    let b = ctx.user()?;
-    let observer = ctx.user()?;
-    let group = ctx.group(&a, &[&b, &observer])?;
-    let mut a_ws = ctx.device(&a, "a")?;
-    let mut b_ws = ctx.device(&b, "b")?;
-    let mut observer_ws = ctx.device(&observer, "observer")?;
-    // Both senders' bursts are in flight together, so the server interleaves them.
-    for i in 0..BURST {
-        for (ws, who) in [(&mut a_ws, "a"), (&mut b_ws, "b")] {
-            ws.send_json(
-                &json!({"method": 40, "body": {"group_id": group, "data": format!("{who}-{i}")}}),
-            )?;
-        }
-    }
+    let Bursts {
+        a: mut a_ws,
+        b: mut b_ws,
+        observer: mut observer_ws,
+    } = interleaved_bursts(ctx)?;
     for (ws, who) in [(&mut a_ws, "a"), (&mut b_ws, "b")] {
         let mut received = Vec::new();
         while received.iter().filter(|e: &&Value| e["type"] == 21).count() < BURST {

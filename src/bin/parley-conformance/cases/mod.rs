@@ -374,3 +374,35 @@ pub fn types(events: &[Value]) -> Vec<u64> {
         .map(|e| e["type"].as_u64().unwrap_or(0))
         .collect()
 }
+
+/// Sends in each of [`interleaved_bursts`]' two bursts.
+pub const BURST: usize = 20;
+
+/// Two members' connections and a third member's, after the two sent [`BURST`] messages each
+/// to one group, both bursts in flight together so that the server interleaves them. Nothing
+/// has been read from any of them yet.
+pub struct Bursts {
+    pub a: Ws,
+    pub b: Ws,
+    pub observer: Ws,
+}
+
+pub fn interleaved_bursts(ctx: &mut Ctx) -> Result<Bursts, Stop> {
+    let a = ctx.user()?;
+    let b = ctx.user()?;
+    let observer = ctx.user()?;
+    let group = ctx.group(&a, &[&b, &observer])?;
+    let mut bursts = Bursts {
+        a: ctx.device(&a, "a")?,
+        b: ctx.device(&b, "b")?,
+        observer: ctx.device(&observer, "observer")?,
+    };
+    for i in 0..BURST {
+        for (ws, who) in [(&mut bursts.a, "a"), (&mut bursts.b, "b")] {
+            ws.send_json(
+                &json!({"method": 40, "body": {"group_id": group, "data": format!("{who}-{i}")}}),
+            )?;
+        }
+    }
+    Ok(bursts)
+}

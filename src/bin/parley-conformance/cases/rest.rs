@@ -4,7 +4,8 @@
 use serde_json::{json, Value};
 
 use super::{
-    expect_error, expect_event, expect_status, id_field, messaging_token, now_ms, send_message, Ctx,
+    expect_error, expect_event, expect_status, id_field, messaging_token, now_ms, send_message,
+    Ctx, User,
 };
 use crate::registry::{ensure, ensure_eq, fail, Case, Outcome, Stop};
 
@@ -316,6 +317,15 @@ fn session_invalid(ctx: &mut Ctx) -> Outcome {
             "no model",
         ),
     ];
+    refuse_sessions(ctx, &user, bodies)
+}
+
+/// Each body opens no session: `400 bad_request`.
+fn refuse_sessions(
+    ctx: &mut Ctx,
+    user: &User,
+    bodies: impl IntoIterator<Item = (Value, &'static str)>,
+) -> Outcome {
     for (body, what) in bodies {
         let response = ctx.call("POST", "/sessions", Some(&user.token), Some(&body))?;
         expect_error(
@@ -554,7 +564,7 @@ fn session_token(ctx: &mut Ctx) -> Outcome {
 
 fn session_limits(ctx: &mut Ctx) -> Outcome {
     let user = ctx.user()?;
-    for (body, what) in [
+    let bodies = [
         (
             json!({"device_id": "d", "platform": "web", "model": "m", "build": "1"}),
             "build as a string",
@@ -563,16 +573,8 @@ fn session_limits(ctx: &mut Ctx) -> Outcome {
             json!({"device_id": "d".repeat(257), "platform": "web", "model": "m", "build": 1}),
             "a 257-character device_id",
         ),
-    ] {
-        let response = ctx.call("POST", "/sessions", Some(&user.token), Some(&body))?;
-        expect_error(
-            &response,
-            400,
-            "bad_request",
-            &format!("a session with {what}"),
-        )?;
-    }
-    Ok(())
+    ];
+    refuse_sessions(ctx, &user, bodies)
 }
 
 fn group_name_limits(ctx: &mut Ctx) -> Outcome {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::sync::{compare, compare_with_live, sync_all, sync_rpc, By};
-use super::{expect_event, send_message, stored, Ctx};
+use super::{expect_event, interleaved_bursts, send_message, stored, Bursts, Ctx, BURST};
 use crate::registry::{ensure, ensure_eq, fail, Case, Outcome, Stop};
 use crate::ws::Ws;
 
@@ -164,24 +164,12 @@ fn fanout(ctx: &mut Ctx) -> Outcome {
     Ok(())
 }
 
-const BURST: usize = 20;
-
 fn order(ctx: &mut Ctx) -> Outcome {
-    let a = ctx.user()?;
-    let b = ctx.user()?;
-    let observer = ctx.user()?;
-    let group = ctx.group(&a, &[&b, &observer])?;
-    let mut a_ws = ctx.device(&a, "a")?;
-    let mut b_ws = ctx.device(&b, "b")?;
-    let mut observer_ws = ctx.device(&observer, "observer")?;
-    // Both senders' bursts are in flight together, so the server interleaves them.
-    for i in 0..BURST {
-        for (ws, who) in [(&mut a_ws, "a"), (&mut b_ws, "b")] {
-            ws.send_json(
-                &json!({"method": 40, "body": {"group_id": group, "data": format!("{who}-{i}")}}),
-            )?;
-        }
-    }
+    let Bursts {
+        a: mut a_ws,
+        b: mut b_ws,
+        observer: mut observer_ws,
+    } = interleaved_bursts(ctx)?;
     for ws in [&mut a_ws, &mut b_ws] {
         for _ in 0..BURST {
             ws.wait_for(21)?;
