@@ -352,10 +352,11 @@ struct Args {
 /// The variables without a flag, after the options in `--help`.
 const ENVIRONMENT_HELP: &str = "\
 Environment only:
-  PARLEY_LOG         log level: error, warn, info, debug or trace, then optionally comma-separated
-                     target=level pairs for the dependencies (warn unless named), e.g.
-                     info,sled=debug; logs never contain tokens, passwords or message contents
-                     [default: info]
+  PARLEY_LOG         log level: error, warn, info, debug, trace, then optionally comma-separated
+                     target=level pairs for the dependencies' own lines (sled, mio, tungstenite;
+                     warn unless named, or quieter with a quieter level), e.g. info,sled=debug;
+                     a dependency's line names it, parley: WARN sled::pagecache: ...; logs never
+                     contain tokens, passwords or message contents [default: info]
   PARLEY_JWT_SECRET  HS256 secret, at least 32 bytes; when unset, 32 random bytes are generated
                      on first start and kept (mode 0600) in the data dir, so tokens survive
                      restarts [default: generated]";
