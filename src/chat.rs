@@ -584,9 +584,9 @@ impl Chat {
                 .events_after(user, cursor, limit, self.limits.sync_max_bytes)?;
         // The 29 names the last event sent; after an empty page, the request's cursor for the
         // field it gave, and the newest event's stamp (nothing is after the cursor) for the other.
-        let last = match (events.last(), cursor) {
-            (Some(last), _) => last.stamp(),
-            (None, cursor) => {
+        let last = match events.last() {
+            Some(last) => last.stamp,
+            None => {
                 let newest = self.store.newest_event(user)?.unwrap_or(Stamp {
                     seq: 0,
                     timestamp: 0,

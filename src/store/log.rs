@@ -846,7 +846,7 @@ mod tests {
                     .newest(old_formats::GROUP, span, viewer, Vec::new())
                     .unwrap();
                 if span.after_time.is_none() {
-                    assert_eq!(newest, expected.last().map(StoredEvent::stamp), "{span:?}");
+                    assert_eq!(newest, expected.last().map(|event| event.stamp), "{span:?}");
                 }
             }
         }

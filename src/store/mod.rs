@@ -36,25 +36,13 @@ pub type StoreResult<T> = Result<T, sled::Error>;
 /// An event as a sync returns it: its stamp and the bytes sent to clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
-    pub seq: u64,
-    pub timestamp: u64,
+    pub stamp: Stamp,
     pub bytes: Vec<u8>,
 }
 
 impl StoredEvent {
     pub fn new(stamp: Stamp, bytes: Vec<u8>) -> StoredEvent {
-        StoredEvent {
-            seq: stamp.seq,
-            timestamp: stamp.timestamp,
-            bytes,
-        }
-    }
-
-    pub fn stamp(&self) -> Stamp {
-        Stamp {
-            seq: self.seq,
-            timestamp: self.timestamp,
-        }
+        StoredEvent { stamp, bytes }
     }
 }
 
@@ -967,7 +955,7 @@ fn merge_streams(
     for (index, source) in sources.iter_mut().enumerate() {
         let head = source.next_entry()?;
         if let Some(event) = &head {
-            heap.push(Reverse((event.seq, index)));
+            heap.push(Reverse((event.stamp.seq, index)));
         }
         heads.push(head);
     }
@@ -976,9 +964,9 @@ fn merge_streams(
     while let Some(Reverse((_, index))) = heap.pop() {
         let entry = heads[index].take().expect("a heap entry has a head");
         let full = out.len() >= limit || (bytes >= max_bytes && !out.is_empty());
-        let same_millisecond = out
-            .last()
-            .is_some_and(|last| whole_milliseconds && last.timestamp == entry.timestamp);
+        let same_millisecond = out.last().is_some_and(|last| {
+            whole_milliseconds && last.stamp.timestamp == entry.stamp.timestamp
+        });
         if full && !same_millisecond {
             return Ok((out, true));
         }
@@ -986,7 +974,7 @@ fn merge_streams(
         out.push(entry);
         let head = sources[index].next_entry()?;
         if let Some(event) = &head {
-            heap.push(Reverse((event.seq, index)));
+            heap.push(Reverse((event.stamp.seq, index)));
         }
         heads[index] = head;
     }
@@ -1346,7 +1334,7 @@ mod tests {
     }
 
     fn timestamps(events: &[StoredEvent]) -> Vec<u64> {
-        events.iter().map(|event| event.seq).collect()
+        events.iter().map(|event| event.stamp.seq).collect()
     }
 
     /// The stamp these tests give an event: its seq is its timestamp, as before format 5.
@@ -1460,10 +1448,11 @@ mod tests {
             let (events, _) = store
                 .events_after(group, Cursor::Seq(last), 1000, usize::MAX)
                 .unwrap();
-            let Some(newest) = events.last().map(|event| event.seq) else {
+            let Some(newest) = events.last().map(|event| event.stamp.seq) else {
                 break;
             };
-            for StoredEvent { seq, bytes, .. } in events {
+            for StoredEvent { stamp, bytes } in events {
+                let seq = stamp.seq;
                 assert_eq!(seq, last + 1, "an event lost or out of order");
                 assert!(bytes == event(seq), "event {seq} read back different");
                 last = seq;
@@ -1542,7 +1531,7 @@ mod tests {
                 .unwrap();
             let seen: Vec<(u64, &[u8])> = events
                 .iter()
-                .map(|event| (event.seq, event.bytes.as_slice()))
+                .map(|event| (event.stamp.seq, event.bytes.as_slice()))
                 .collect();
             assert_eq!(
                 seen,
@@ -1813,8 +1802,8 @@ mod tests {
             let (page, more) = store.events_after(user, cursor, limit, bytes).unwrap();
             if let Some(last) = page.last() {
                 cursor = match cursor {
-                    Cursor::Seq(_) => Cursor::Seq(last.seq),
-                    Cursor::Timestamp(_) => Cursor::Timestamp(last.timestamp),
+                    Cursor::Seq(_) => Cursor::Seq(last.stamp.seq),
+                    Cursor::Timestamp(_) => Cursor::Timestamp(last.stamp.timestamp),
                 };
             }
             events.extend(page);
@@ -1836,9 +1825,9 @@ mod tests {
         let mut bytes = 0;
         for event in after {
             let full = page.len() >= limit || (bytes >= max_bytes && !page.is_empty());
-            let same = page
-                .last()
-                .is_some_and(|last| whole_milliseconds && last.timestamp == event.timestamp);
+            let same = page.last().is_some_and(|last| {
+                whole_milliseconds && last.stamp.timestamp == event.stamp.timestamp
+            });
             if full && !same {
                 return (page, true);
             }
@@ -1974,24 +1963,28 @@ mod tests {
             for &user in &users {
                 let whole = all_pages(&new, user, Cursor::Seq(0), usize::MAX, usize::MAX);
                 assert!(
-                    whole.windows(2).all(|w| w[0].seq < w[1].seq),
+                    whole.windows(2).all(|w| w[0].stamp.seq < w[1].stamp.seq),
                     "seed {seed}: order"
                 );
                 assert_eq!(
                     new.newest_event(user).unwrap(),
-                    whole.last().map(StoredEvent::stamp),
+                    whole.last().map(|event| event.stamp),
                     "seed {seed}: newest"
                 );
                 let mut cursors: Vec<u64> =
                     (0..10).map(|_| 990 + rng.below(seq + 2 - 990)).collect();
                 cursors.push(0);
-                cursors.extend(whole.iter().rev().take(3).map(|event| event.seq));
+                cursors.extend(whole.iter().rev().take(3).map(|event| event.stamp.seq));
                 for cursor in cursors {
-                    let by_seq: Vec<_> = whole.iter().filter(|e| e.seq > cursor).cloned().collect();
+                    let by_seq: Vec<_> = whole
+                        .iter()
+                        .filter(|e| e.stamp.seq > cursor)
+                        .cloned()
+                        .collect();
                     let time = stamp_5(cursor).timestamp;
                     let by_time: Vec<_> = whole
                         .iter()
-                        .filter(|e| e.timestamp > time)
+                        .filter(|e| e.stamp.timestamp > time)
                         .cloned()
                         .collect();
                     for limit in [1, 2, 3, 7, 1000] {
@@ -2022,7 +2015,7 @@ mod tests {
                     for store in [&old, &mid] {
                         let after: Vec<_> = all_pages(store, user, Cursor::Seq(0), 1000, 1 << 20)
                             .into_iter()
-                            .filter(|e| e.seq > cursor)
+                            .filter(|e| e.stamp.seq > cursor)
                             .collect();
                         let pages = all_pages(store, user, Cursor::Seq(cursor), limit, 300);
                         assert_eq!(pages, after, "seed {seed}: pages");
