@@ -1,0 +1,145 @@
+//! The REST actions on groups: create, join and leave, each stored as an event and delivered to
+//! the members it concerns.
+
+use uuid::Uuid;
+
+use super::{encode_membership, Chat, GroupView};
+use crate::error::ApiError;
+use crate::protocol::event;
+use crate::store::{Audience, GroupRecord};
+
+impl Chat {
+    pub fn create_group(
+        &mut self,
+        creator: Uuid,
+        name: &str,
+        user_ids: &[String],
+        wall: u64,
+    ) -> Result<Uuid, ApiError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 256 {
+            return Err(ApiError::bad_request("`name` must be 1 to 256 characters"));
+        }
+        let mut members: Vec<Uuid> = Vec::with_capacity(user_ids.len() + 1);
+        let mut unknown = Vec::new();
+        for text in user_ids {
+            match text.parse::<Uuid>() {
+                Ok(id) if self.store.user_exists(id)? => {
+                    if id != creator && !members.contains(&id) {
+                        members.push(id);
+                    }
+                }
+                _ => unknown.push(text.as_str()),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "unknown user ids: {}",
+                unknown.join(", ")
+            )));
+        }
+        members.push(creator);
+
+        let group_id = Uuid::new_v4();
+        let stamp = self.clock.stamp(wall);
+        let ordinal = self.group_ids.len() as u32 + 1;
+        let group = GroupRecord {
+            id: group_id,
+            name: name.to_string(),
+            creator,
+            created_at: stamp.timestamp,
+            ordinal,
+            members,
+        };
+        let created = self.encode_group(stamp, &group);
+        self.store.put_group(&group);
+        for member in &group.members {
+            self.store.open_membership(*member, group_id, stamp.seq)?;
+        }
+        self.store
+            .append(group_id, stamp, Audience::All, created.as_bytes());
+        self.deliver_to_users(&group.members, None, &created, stamp);
+        self.group_ids.push(group_id);
+        self.groups.insert(group_id, group);
+        Ok(group_id)
+    }
+
+    /// `caller` adds `target` (themselves when `None`) to a group.
+    pub fn join(
+        &mut self,
+        caller: Uuid,
+        group_id: Uuid,
+        target: Option<Uuid>,
+        wall: u64,
+    ) -> Result<GroupView, ApiError> {
+        let group = self.group(group_id)?;
+        let target = self.target_user(caller, target)?;
+        if target != caller && !group.members.contains(&caller) {
+            return Err(ApiError::forbidden(
+                "only a member may add someone else to a group",
+            ));
+        }
+        if group.members.contains(&target) {
+            return Err(ApiError::conflict("already a member of this group"));
+        }
+
+        let welcome_stamp = self.clock.stamp(wall);
+        let joined_stamp = self.clock.stamp(wall);
+        let group = self.groups.get_mut(&group_id).expect("checked above");
+        group.members.push(target);
+        let group = group.clone();
+        let welcome = self.encode_group(welcome_stamp, &group);
+        let joined = encode_membership(event::JOINED, joined_stamp, group_id, target);
+        self.store.put_group(&group);
+        self.store
+            .append(target, welcome_stamp, Audience::All, welcome.as_bytes());
+        self.store
+            .open_membership(target, group_id, joined_stamp.seq)?;
+        self.store
+            .append(group_id, joined_stamp, Audience::All, joined.as_bytes());
+        self.deliver_to_users(&[target], None, &welcome, welcome_stamp);
+        self.deliver_to_users(&group.members, None, &joined, joined_stamp);
+        Ok(view(&group))
+    }
+
+    /// `caller` removes `target` (themselves when `None`) from a group.
+    pub fn leave(
+        &mut self,
+        caller: Uuid,
+        group_id: Uuid,
+        target: Option<Uuid>,
+        wall: u64,
+    ) -> Result<GroupView, ApiError> {
+        let group = self.group(group_id)?;
+        let target = self.target_user(caller, target)?;
+        if target != caller && group.creator != caller {
+            return Err(ApiError::forbidden(
+                "only the group's creator may remove someone else",
+            ));
+        }
+        if !group.members.contains(&target) {
+            return Err(ApiError::conflict("not a member of this group"));
+        }
+
+        let stamp = self.clock.stamp(wall);
+        let group = self.groups.get_mut(&group_id).expect("checked above");
+        group.members.retain(|m| *m != target);
+        let group = group.clone();
+        let left = encode_membership(event::LEFT, stamp, group_id, target);
+        self.store.put_group(&group);
+        self.store
+            .append(group_id, stamp, Audience::All, left.as_bytes());
+        self.store.close_membership(target, group_id, stamp.seq)?;
+        self.deliver_to_users(&group.members, None, &left, stamp);
+        self.deliver_to_users(&[target], None, &left, stamp);
+        Ok(view(&group))
+    }
+}
+
+fn view(group: &GroupRecord) -> GroupView {
+    GroupView {
+        group_id: group.id,
+        name: group.name.clone(),
+        user_ids: group.members.clone(),
+    }
+}

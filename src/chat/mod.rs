@@ -1,0 +1,258 @@
+//! The chat core: groups and membership, who is connected, and for every action the events to
+//! store and the connections to deliver them to. No sockets here: deliveries go into the
+//! [`Outbox`], each marked with when it may leave ([`Release`]), and time is passed in, so all of
+//! it runs the same in tests.
+
+mod groups;
+mod outbox;
+mod rpc;
+#[cfg(test)]
+mod tests;
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::clock::{Clock, Stamp};
+use crate::error::ApiError;
+use crate::idmap::IdMap;
+use crate::metrics::Metrics;
+use crate::protocol::{self, event};
+use crate::store::{Ceiling, GroupRecord, Store, StoreResult, TickWrites};
+pub use outbox::{ConnId, Frame, Outbox, Release};
+
+/// How far ahead of the last seq each tick's write puts the seq ceiling. Events may leave
+/// before their flush only with seqs up to the durable ceiling (otherwise a crash could hand the
+/// same seqs out again and a client's sync cursor would skip what they number). At the rates a
+/// flush keeps up with, the ceiling stays ahead of every event; on a saturated core, where the
+/// flusher runs only when the loop waits, fan-out then waits for the flush too, and leaves in
+/// bigger writes (docs/BENCHMARKS.md, "The seq lease"). After a crash seqs restart from it,
+/// leaving a gap (seqs are increasing, not consecutive).
+pub const SEQ_LEASE: u64 = 1 << 10;
+
+/// Group members after a join or a leave: the body of the 200 answer.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct GroupView {
+    pub group_id: Uuid,
+    pub name: String,
+    pub user_ids: Vec<Uuid>,
+}
+
+/// Limits the core enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatLimits {
+    pub max_data_bytes: usize,
+    pub sync_default_limit: usize,
+    pub sync_max_limit: usize,
+    /// A sync page stops after about this many bytes, so it fits the connection's outbox.
+    pub sync_max_bytes: usize,
+}
+
+pub struct Chat {
+    store: Store,
+    clock: Clock,
+    /// The seq ceiling of the last [`Chat::write_tick`]; a tick that hands out a seq above it
+    /// must write a new one.
+    ceiling_written: u64,
+    groups: IdMap<GroupRecord>,
+    /// Group ids by ordinal - 1: message ids carry the ordinal, receipts find the group here.
+    group_ids: Vec<Uuid>,
+    /// Fills the random bits of message ids (they only make ids from different servers unlikely
+    /// to collide; uniqueness here comes from the seq).
+    rng: XorShift,
+    presence: Presence,
+    pub outbox: Outbox,
+    pub metrics: Metrics,
+    limits: ChatLimits,
+}
+
+impl Chat {
+    /// Rebuilds the in-memory indices from the store.
+    pub fn open(store: Store, limits: ChatLimits) -> StoreResult<Chat> {
+        let ceiling = store.ceiling()?;
+        let clock = Clock::new(ceiling.seq, ceiling.time);
+        let mut records = store.all_groups()?;
+        records.sort_by_key(|group| group.ordinal);
+        let group_ids = records.iter().map(|group| group.id).collect();
+        let groups = records.into_iter().map(|group| (group.id, group)).collect();
+        Ok(Chat {
+            store,
+            clock,
+            ceiling_written: ceiling.seq,
+            groups,
+            group_ids,
+            rng: XorShift::seeded(),
+            presence: Presence::default(),
+            outbox: Outbox::default(),
+            metrics: Metrics::default(),
+            limits,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// For the REST handlers that write records (users, sessions) directly.
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    /// Whether the tick must write to the store: it changed something, or handed out seqs
+    /// above the ceiling written last.
+    pub fn needs_write(&self) -> bool {
+        self.store.has_pending() || self.clock.seq() > self.ceiling_written
+    }
+
+    /// Seals the tick's changes as commit number `commit`, with a seq ceiling [`SEQ_LEASE`]
+    /// ahead of the clock, for the flusher.
+    pub fn write_tick(&mut self, commit: u64) -> Arc<TickWrites> {
+        // Never lower: early events may already have left under a higher ceiling.
+        let seq = (self.clock.seq() + SEQ_LEASE).max(self.ceiling_written);
+        self.ceiling_written = seq;
+        let time = self.clock.time();
+        self.store.write(commit, Ceiling { seq, time })
+    }
+
+    /// Writes and flushes on the calling thread, with the ceiling at the clock itself, so that
+    /// a clean restart's seqs go on without a gap: for shutdown (when every event handed out is
+    /// durable, so no lease is needed), tools and benches.
+    pub fn commit(&mut self) -> StoreResult<()> {
+        let ceiling = Ceiling {
+            seq: self.clock.seq(),
+            time: self.clock.time(),
+        };
+        self.store.commit(ceiling)?;
+        self.ceiling_written = ceiling.seq;
+        Ok(())
+    }
+
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn users_online(&self) -> usize {
+        self.presence.0.len()
+    }
+
+    pub fn respond(&mut self, to: ConnId, bytes: Vec<u8>) {
+        self.outbox.push(to, Frame::Http(bytes), Release::Durable);
+    }
+
+    pub fn connect(&mut self, user: Uuid, conn: ConnId) {
+        self.presence.0.entry(user).or_default().push(conn);
+    }
+
+    pub fn disconnect(&mut self, user: Uuid, conn: ConnId) {
+        if let Some(conns) = self.presence.0.get_mut(&user) {
+            conns.retain(|c| *c != conn);
+            if conns.is_empty() {
+                self.presence.0.remove(&user);
+            }
+        }
+    }
+
+    /// Who a join or leave is about: `target`, or the caller when absent; it must exist.
+    fn target_user(&self, caller: Uuid, target: Option<Uuid>) -> Result<Uuid, ApiError> {
+        match target {
+            Some(target) if target != caller && !self.store.user_exists(target)? => {
+                Err(ApiError::bad_request(format!("unknown user id: {target}")))
+            }
+            target => Ok(target.unwrap_or(caller)),
+        }
+    }
+
+    fn group(&self, group_id: Uuid) -> Result<&GroupRecord, ApiError> {
+        self.groups
+            .get(&group_id)
+            .ok_or_else(|| ApiError::not_found("unknown group"))
+    }
+
+    /// The group, if `user` is a member of it.
+    fn member_group(&self, group_id: Uuid, user: Uuid) -> Result<&GroupRecord, ApiError> {
+        let group = self.group(group_id)?;
+        if group.members.contains(&user) {
+            Ok(group)
+        } else {
+            Err(ApiError::not_member())
+        }
+    }
+
+    fn encode_group(&self, stamp: Stamp, group: &GroupRecord) -> Rc<str> {
+        encode_event(
+            event::GROUP,
+            stamp,
+            &protocol::GroupBody {
+                group_id: group.id,
+                name: &group.name,
+                user_ids: &group.members,
+            },
+        )
+    }
+
+    /// Queues a stored event stamped `stamp` for every live connection of `users`.
+    fn deliver_to_users(
+        &mut self,
+        users: &[Uuid],
+        except: Option<ConnId>,
+        frame: &Rc<str>,
+        stamp: Stamp,
+    ) {
+        let early = Release::Early { seq: stamp.seq };
+        self.presence
+            .deliver(&mut self.outbox, users, except, frame, early);
+    }
+}
+
+/// user -> that user's live WebSocket connections on this server.
+#[derive(Debug, Default)]
+struct Presence(IdMap<Vec<ConnId>>);
+
+impl Presence {
+    /// Queues `frame` for every live connection of `users`, except `except`.
+    fn deliver<'a>(
+        &self,
+        outbox: &mut Outbox,
+        users: impl IntoIterator<Item = &'a Uuid>,
+        except: Option<ConnId>,
+        frame: &Rc<str>,
+        release: Release,
+    ) {
+        for user in users {
+            for conn in self.0.get(user).into_iter().flatten() {
+                if Some(*conn) != except {
+                    outbox.push(*conn, Frame::Event(frame.clone()), release);
+                }
+            }
+        }
+    }
+}
+
+/// A fast generator for the non-secret random bits of message ids.
+struct XorShift(u64);
+
+impl XorShift {
+    fn seeded() -> XorShift {
+        let seed = u64::from_str_radix(&crate::auth::random_hex(8), 16).unwrap_or(0x9E37_79B9);
+        XorShift(seed | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// A joined (72) or left (73) event.
+fn encode_membership(kind: u16, stamp: Stamp, group_id: Uuid, user_id: Uuid) -> Rc<str> {
+    encode_event(kind, stamp, &protocol::GroupUserBody { group_id, user_id })
+}
+
+/// A stored event other than a message, encoded once for its recipients and the log.
+fn encode_event<B: Serialize>(kind: u16, stamp: Stamp, body: &B) -> Rc<str> {
+    protocol::encode(kind, Some(stamp.seq), None, stamp.timestamp, body).into()
+}

@@ -1,0 +1,300 @@
+//! The WebSocket RPCs: decode a text message, dispatch it (sync, send, receipts, typing) and
+//! queue its answer, ack or type-90 error in the outbox.
+
+use std::rc::Rc;
+
+use uuid::Uuid;
+
+use super::{encode_event, Chat, ConnId, Frame, Release};
+use crate::clock::Stamp;
+use crate::error::ApiError;
+use crate::protocol::{self, event, Call, Cursor, Rpc, RpcError};
+use crate::store::{message_id, Audience, MessageParts, ReceiptKind, RetryKey, StoreResult};
+
+impl Chat {
+    /// Handles one text message from `conn` of `user`. Failures become a type-90 event for
+    /// that connection; a store failure is reported the same way and nothing is acknowledged.
+    pub fn handle_text(&mut self, conn: ConnId, user: Uuid, text: &str, wall: u64) {
+        let result = match protocol::decode(text) {
+            Ok(rpc) => {
+                let method = rpc_method(&rpc.call);
+                *self.metrics.rpcs.entry(method).or_default() += 1;
+                self.dispatch(conn, user, &rpc, wall)
+                    .map_err(|error| RpcError {
+                        method: Some(method),
+                        id: rpc.id.clone(),
+                        error,
+                    })
+            }
+            Err(err) => Err(err),
+        };
+        if let Err(err) = result {
+            self.send_error(conn, &err, wall);
+        }
+    }
+
+    /// Answers a message the server cannot take (e.g. a binary frame) with a type-90 event.
+    pub fn send_error(&mut self, conn: ConnId, err: &RpcError, wall: u64) {
+        self.metrics.count_error(err.error.code);
+        let body = protocol::ErrorBody {
+            code: err.error.code,
+            error: &err.error.message,
+            method: err.method,
+            id: err.id.as_deref(),
+        };
+        let bytes = protocol::encode(
+            event::ERROR,
+            None,
+            err.id.as_deref(),
+            self.clock.now(wall),
+            &body,
+        );
+        self.outbox
+            .push(conn, Frame::Event(bytes.into()), Release::Durable);
+    }
+
+    fn dispatch(&mut self, conn: ConnId, user: Uuid, rpc: &Rpc, wall: u64) -> Result<(), ApiError> {
+        let id = rpc.id.as_deref();
+        match &rpc.call {
+            Call::Sync { cursor, limit } => self.sync(conn, user, id, *cursor, *limit, wall),
+            Call::Send { group_id, data } => self.send(conn, user, id, *group_id, data, wall),
+            Call::Receipt { message_id, read } => {
+                self.receipt(conn, user, *message_id, *read, wall)
+            }
+            Call::Typing { group_id, start } => self.typing(conn, user, *group_id, *start, wall),
+        }
+    }
+
+    pub(super) fn send(
+        &mut self,
+        conn: ConnId,
+        user: Uuid,
+        client_id: Option<&str>,
+        group_id: Uuid,
+        data: &str,
+        wall: u64,
+    ) -> Result<(), ApiError> {
+        if data.len() > self.limits.max_data_bytes {
+            return Err(ApiError::too_large(
+                413,
+                format!("`data` over {} bytes", self.limits.max_data_bytes),
+            ));
+        }
+        // The retry index is looked up once the events are rendered: its line is on its way
+        // from memory meanwhile (see `Store::retry_key`). A retry of a send we already stored
+        // is answered with the original ack and stores nothing, even if the sender has left
+        // the group since (the message was stored).
+        let retry_key = client_id.map(|client_id| self.store.retry_key(user, client_id));
+        let seq_before = self.clock.seq();
+        if let Err(not_member) = self.member_group(group_id, user) {
+            let retried = self.answer_retry(conn, retry_key.as_ref())?;
+            return if retried { Ok(()) } else { Err(not_member) };
+        }
+        let stamp = self.clock.stamp(wall);
+        // The ack is the next seq at the same moment: a message id says both (see
+        // `message_id::ack_seq`).
+        let ack_stamp = Stamp {
+            seq: self.clock.stamp(wall).seq,
+            timestamp: stamp.timestamp,
+        };
+        let ordinal = self.groups[&group_id].ordinal;
+        let message_id = message_id::new(stamp.seq, ordinal, self.rng.next());
+        let message: Rc<str> =
+            protocol::message_event(stamp, message_id, data, group_id, user).into();
+        let ack: Rc<str> = protocol::sent_event(client_id, ack_stamp, message_id).into();
+        if self.answer_retry(conn, retry_key.as_ref())? {
+            // Nothing carries the two seqs drawn for it, so they are handed out again.
+            self.clock.give_back(seq_before);
+            return Ok(());
+        }
+        // Stored as parts, the ack folded in (visible to the sender only): a sync renders both
+        // events again with the same functions, byte for byte.
+        self.store.append_message(
+            group_id,
+            &MessageParts {
+                stamp,
+                message_id,
+                author: user,
+                data,
+                ack_seq: ack_stamp.seq,
+                client_id,
+            },
+        );
+        if let Some(retry_key) = &retry_key {
+            self.store
+                .put_client_ack(retry_key, message_id, ack_stamp.timestamp);
+        }
+        self.outbox.push(conn, Frame::Event(ack), Release::Durable);
+        let members = &self.groups[&group_id].members;
+        let early = Release::Early { seq: stamp.seq };
+        self.presence
+            .deliver(&mut self.outbox, members, Some(conn), &message, early);
+        Ok(())
+    }
+
+    /// Queues the original ack of a send this one retries; whether there was one.
+    fn answer_retry(&mut self, conn: ConnId, retry_key: Option<&RetryKey>) -> StoreResult<bool> {
+        let Some(ack) = retry_key
+            .map(|key| self.store.client_ack(key))
+            .transpose()?
+            .flatten()
+        else {
+            return Ok(false);
+        };
+        self.outbox
+            .push(conn, Frame::Event(ack.into()), Release::Durable);
+        Ok(true)
+    }
+
+    fn receipt(
+        &mut self,
+        conn: ConnId,
+        user: Uuid,
+        message_id: Uuid,
+        read: bool,
+        wall: u64,
+    ) -> Result<(), ApiError> {
+        let unknown = || ApiError::not_found("unknown message");
+        let (seq, ordinal) = message_id::location(message_id);
+        let group_id = *self
+            .group_ids
+            .get((ordinal as usize).wrapping_sub(1))
+            .ok_or_else(unknown)?;
+        // Membership first, so a non-member cannot probe which message ids exist.
+        self.member_group(group_id, user)?;
+        let author = self
+            .store
+            .message_author(group_id, seq, message_id)?
+            .ok_or_else(unknown)?;
+        let kind = if read {
+            ReceiptKind::Read
+        } else {
+            ReceiptKind::Delivered
+        };
+        if !self.store.record_receipt(message_id, user, kind)? {
+            return Ok(());
+        }
+        let stamp = self.clock.stamp(wall);
+        let kind = if read { event::READ } else { event::DELIVERED };
+        let receipt = encode_event(
+            kind,
+            stamp,
+            &protocol::ReceiptBody {
+                message_id,
+                group_id,
+                user_id: user,
+            },
+        );
+        self.store
+            .append(author, stamp, Audience::All, receipt.as_bytes());
+        if author != user {
+            self.store
+                .append(user, stamp, Audience::All, receipt.as_bytes());
+            self.deliver_to_users(&[author], None, &receipt, stamp);
+        }
+        self.deliver_to_users(&[user], Some(conn), &receipt, stamp);
+        Ok(())
+    }
+
+    fn typing(
+        &mut self,
+        conn: ConnId,
+        user: Uuid,
+        group_id: Uuid,
+        start: bool,
+        wall: u64,
+    ) -> Result<(), ApiError> {
+        self.member_group(group_id, user)?;
+        let kind = if start {
+            event::TYPING_START
+        } else {
+            event::TYPING_END
+        };
+        let typing: Rc<str> = protocol::encode(
+            kind,
+            None,
+            None,
+            self.clock.now(wall),
+            &protocol::GroupUserBody {
+                group_id,
+                user_id: user,
+            },
+        )
+        .into();
+        let others = self.groups[&group_id]
+            .members
+            .iter()
+            .filter(|m| **m != user);
+        self.presence
+            .deliver(&mut self.outbox, others, Some(conn), &typing, Release::Now);
+        Ok(())
+    }
+
+    fn sync(
+        &mut self,
+        conn: ConnId,
+        user: Uuid,
+        client_id: Option<&str>,
+        cursor: Cursor,
+        limit: Option<u64>,
+        wall: u64,
+    ) -> Result<(), ApiError> {
+        // At least one event per page, or `more` could stay true for ever.
+        let limit = limit
+            .map(|l| l.clamp(1, self.limits.sync_max_limit as u64) as usize)
+            .unwrap_or(self.limits.sync_default_limit);
+        let (events, more) =
+            self.store
+                .events_after(user, cursor, limit, self.limits.sync_max_bytes)?;
+        // The 29 names the last event sent; after an empty page, the request's cursor for the
+        // field it gave, and the newest event's stamp (nothing is after the cursor) for the other.
+        let last = match events.last() {
+            Some(last) => last.stamp,
+            None => {
+                let newest = self.store.newest_event(user)?.unwrap_or(Stamp {
+                    seq: 0,
+                    timestamp: 0,
+                });
+                match cursor {
+                    Cursor::Seq(seq) => Stamp { seq, ..newest },
+                    Cursor::Timestamp(timestamp) => Stamp {
+                        timestamp,
+                        ..newest
+                    },
+                }
+            }
+        };
+        for event in events {
+            let text = String::from_utf8(event.bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            self.outbox
+                .push(conn, Frame::Event(text.into()), Release::Durable);
+        }
+        let done = protocol::encode(
+            event::SYNC_COMPLETE,
+            None,
+            client_id,
+            self.clock.now(wall),
+            &protocol::SyncCompleteBody {
+                timestamp: last.timestamp,
+                seq: last.seq,
+                more,
+            },
+        );
+        self.outbox
+            .push(conn, Frame::Event(done.into()), Release::Durable);
+        Ok(())
+    }
+}
+
+fn rpc_method(call: &Call) -> i64 {
+    use protocol::method;
+    match call {
+        Call::Sync { .. } => method::SYNC,
+        Call::Send { .. } => method::SEND,
+        Call::Receipt { read: false, .. } => method::DELIVERED,
+        Call::Receipt { read: true, .. } => method::READ,
+        Call::Typing { start: true, .. } => method::TYPING_START,
+        Call::Typing { start: false, .. } => method::TYPING_END,
+    }
+}

@@ -1,0 +1,109 @@
+use super::*;
+use crate::store::client_ids::ClientIdLimits;
+
+fn test_limits() -> ChatLimits {
+    ChatLimits {
+        max_data_bytes: 1024,
+        sync_default_limit: 10,
+        sync_max_limit: 10,
+        sync_max_bytes: 1 << 20,
+    }
+}
+
+/// A chat over a store in a temporary directory (kept alive by the first half), with one
+/// group of one member, who is sending on a connection: (chat, user, connection, group).
+fn chat_with_a_group(
+    client_ids: ClientIdLimits,
+    wall: u64,
+) -> (tempfile::TempDir, Chat, Uuid, ConnId, Uuid) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(dir.path(), 1 << 20, client_ids).unwrap();
+    let mut chat = Chat::open(store, test_limits()).unwrap();
+    let user = Uuid::from_u128(1);
+    let group = chat.create_group(user, "g", &[], wall).unwrap();
+    (dir, chat, user, ConnId { key: 1, serial: 1 }, group)
+}
+
+/// Each commit leases seqs ahead; the lease is never lowered, and a tick that handed out
+/// none needs no write.
+#[test]
+fn the_seq_ceiling_runs_ahead_and_never_goes_down() {
+    let wall = crate::clock::wall_ms();
+    let (_dir, mut chat, user, conn, group) = chat_with_a_group(ClientIdLimits::DEFAULT, wall);
+    let first = chat.write_tick(1).ceiling();
+    assert_eq!(first.seq, 1 + SEQ_LEASE, "the group's 70 took seq 1");
+    assert!(!chat.needs_write(), "nothing new to write");
+    chat.send(conn, user, None, group, "hi", wall).unwrap();
+    let second = chat.write_tick(2).ceiling();
+    assert_eq!(second.seq, 3 + SEQ_LEASE);
+    assert_eq!(second.time, wall);
+    let third = chat.write_tick(3).ceiling();
+    assert_eq!(third.seq, second.seq, "never lower");
+    chat.commit().unwrap();
+    assert_eq!(
+        chat.store.ceiling().unwrap().seq,
+        3,
+        "a clean stop leaves no gap"
+    );
+}
+
+/// A retry draws no seq for good: a storm of them leaves the clock where the original left
+/// it.
+#[test]
+fn retries_do_not_move_the_clock() {
+    let wall = crate::clock::wall_ms();
+    let (_dir, mut chat, user, conn, group) = chat_with_a_group(ClientIdLimits::DEFAULT, wall);
+    chat.send(conn, user, Some("c-1"), group, "hi", wall)
+        .unwrap();
+    let after_original = chat.clock.seq();
+    for _ in 0..1_000 {
+        chat.send(conn, user, Some("c-1"), group, "hi", wall)
+            .unwrap();
+    }
+    assert_eq!(chat.clock.seq(), after_original);
+    let acks: Vec<String> = chat
+        .outbox
+        .drain()
+        .filter_map(|(_, frame, _)| match frame {
+            Frame::Event(text) => Some(text.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks.len(), 1_001, "the original ack and one for each retry");
+    assert!(acks.iter().all(|ack| *ack == acks[0]), "the same ack");
+    assert!(
+        acks[0].starts_with(r#"{"type":21,"seq":3,"id":"c-1""#),
+        "{}",
+        acks[0]
+    );
+}
+
+/// Timestamps stay on the wall clock under any rate: 3 sends per millisecond for 20 s (the
+/// first version's clock ran 100 s ahead in it, and its retry window, counted in it,
+/// forgot a send after 12.5 s of 60), each event stamped with its own millisecond.
+#[test]
+fn a_burst_keeps_timestamps_on_the_wall_and_the_retry_window() {
+    let window = ClientIdLimits {
+        window_ms: 60_000,
+        max_entries: 10_000_000,
+    };
+    let start = crate::clock::wall_ms();
+    let (_dir, mut chat, user, conn, group) = chat_with_a_group(window, start);
+    chat.send(conn, user, Some("first"), group, "hi", start)
+        .unwrap();
+    for ms in 1..=20_000u64 {
+        for i in 0..3 {
+            let id = format!("{ms}-{i}");
+            chat.send(conn, user, Some(&id), group, "hi", start + ms)
+                .unwrap();
+        }
+        chat.outbox.drain();
+    }
+    assert_eq!(chat.clock.time(), start + 20_000, "on the wall");
+    assert_eq!(chat.clock.seq(), 1 + 2 + 2 * 60_000, "two seqs a send");
+    assert!(chat
+        .store
+        .client_ack(&chat.store.retry_key(user, "first"))
+        .unwrap()
+        .is_some());
+}
