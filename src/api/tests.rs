@@ -1,0 +1,118 @@
+use super::*;
+
+#[test]
+fn routes_every_endpoint() {
+    let g = "95ba5e74-810d-49b4-943f-0b2753d688c9";
+    assert_eq!(route("POST", "/users"), Ok(Route::Register));
+    assert_eq!(route("POST", "/login"), Ok(Route::Login));
+    assert_eq!(route("POST", "/sessions"), Ok(Route::CreateSession));
+    assert_eq!(route("POST", "/groups"), Ok(Route::CreateGroup));
+    assert_eq!(
+        route("PUT", &format!("/groups/{g}/join")),
+        Ok(Route::Join(g.parse().unwrap()))
+    );
+    assert_eq!(
+        route("PUT", &format!("/groups/{g}/left")),
+        Ok(Route::Leave(g.parse().unwrap()))
+    );
+    assert_eq!(route("GET", "/abc?x=1"), Ok(Route::Messaging("abc".into())));
+    assert_eq!(route("GET", "/healthz"), Ok(Route::Healthz));
+}
+
+#[test]
+fn wrong_method_and_unknown_path() {
+    assert_eq!(
+        route("GET", "/users"),
+        Err(NoRoute::MethodNotAllowed("POST"))
+    );
+    assert_eq!(
+        route("PUT", "/groups/not-a-uuid/join"),
+        Err(NoRoute::NotFound)
+    );
+    assert_eq!(route("GET", "/"), Ok(Route::ClientPage));
+    assert_eq!(route("POST", "/"), Err(NoRoute::MethodNotAllowed(GET)));
+    assert_eq!(
+        route("DELETE", "/healthz"),
+        Err(NoRoute::MethodNotAllowed(GET))
+    );
+    assert_eq!(route("GET", "/a/b"), Err(NoRoute::NotFound));
+    let response = NoRoute::MethodNotAllowed("POST").response();
+    assert_eq!(response.status, 405);
+    assert_eq!(response.headers, vec![("allow", "POST".to_string())]);
+}
+
+#[test]
+fn head_goes_wherever_get_goes() {
+    for (path, expected) in [
+        ("/", Route::ClientPage),
+        ("/healthz", Route::Healthz),
+        ("/metrics", Route::Metrics),
+        ("/_echo", Route::Echo),
+        ("/abc?x=1", Route::Messaging("abc".into())),
+    ] {
+        assert_eq!(route("HEAD", path), Ok(expected.clone()), "HEAD {path}");
+        assert_eq!(route("GET", path), Ok(expected), "GET {path}");
+    }
+    assert_eq!(
+        route("HEAD", "/users"),
+        Err(NoRoute::MethodNotAllowed("POST"))
+    );
+    assert_eq!(route("HEAD", "/a/b"), Err(NoRoute::NotFound));
+    assert_eq!(
+        NoRoute::MethodNotAllowed(GET).response().headers,
+        vec![("allow", "GET, HEAD".to_string())]
+    );
+}
+
+#[test]
+fn a_single_unknown_segment_is_a_token_path_for_get_only() {
+    for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "head"] {
+        assert_eq!(route(method, "/user"), Err(NoRoute::NotFound), "{method}");
+        assert_eq!(
+            route(method, "/foo?x=1"),
+            Err(NoRoute::NotFound),
+            "{method}"
+        );
+    }
+    // Real single-segment routes keep their 405.
+    assert_eq!(
+        route("GET", "/login"),
+        Err(NoRoute::MethodNotAllowed("POST"))
+    );
+    assert_eq!(
+        route("PUT", "/metrics"),
+        Err(NoRoute::MethodNotAllowed(GET))
+    );
+    assert!(is_echo("/_echo?x") && is_echo("//_echo") && !is_echo("/_echo/x"));
+}
+
+#[test]
+fn emails_are_checked_and_folded() {
+    assert_eq!(
+        normalize_email(" User1@Gmail.com ").unwrap(),
+        "user1@gmail.com"
+    );
+    assert!(normalize_email("[email protected]").is_err());
+    assert!(normalize_email("a@b@c").is_err());
+    assert!(normalize_email("@b").is_err());
+    assert!(normalize_email("a@").is_err());
+}
+
+#[test]
+fn build_numbers_are_whole_and_positive() {
+    let number = |text: &str| serde_json::from_str::<serde_json::Number>(text).unwrap();
+    assert_eq!(positive_whole_number(&number("102")), Some(102));
+    assert_eq!(positive_whole_number(&number("102.0")), Some(102));
+    assert_eq!(positive_whole_number(&number("102.5")), None);
+    assert_eq!(positive_whole_number(&number("0")), None);
+    assert_eq!(positive_whole_number(&number("-3")), None);
+    assert_eq!(positive_whole_number(&number("18446744073709551616")), None);
+}
+
+#[test]
+fn usernames_have_no_spaces_or_at() {
+    assert!(validate_username("user1").is_ok());
+    assert!(validate_username("").is_err());
+    assert!(validate_username("a b").is_err());
+    assert!(validate_username("a@b").is_err());
+}
