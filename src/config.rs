@@ -131,10 +131,10 @@ fn default_hash_workers() -> usize {
 }
 
 /// The retry index's default size: as many sends as fit in a 32nd of the memory the server may
-/// use, at 96 bytes each (what a send may take with its shard's record list just doubled; 52
-/// resident measured), at least 100,000 and at most 16 million (beyond, a growing table stalls the loop for longer than a shard was sized
-/// for). The index fills only as sends with ids arrive (it holds a day of them), so this bounds
-/// what a burst can take, not what a server uses: a 1 GiB host holds about 350,000 sends, a 24 GiB one 8 million.
+/// use, at 96 bytes each (what a send may take with its shard's record list just doubled), at
+/// least 100,000 and at most 16 million (beyond, a growing table stalls the loop for longer than
+/// a shard was sized for). The index fills only as sends with ids arrive (it holds a day of
+/// them), so this bounds what a burst can take, not what a server uses.
 /// When the memory is unknown, [`ClientIdLimits::DEFAULT`].
 fn default_client_ids_in_memory() -> usize {
     let read = |path: &str| std::fs::read_to_string(path).ok();

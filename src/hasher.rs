@@ -99,10 +99,10 @@ impl<T: Send + 'static> Hasher<T> {
 }
 
 /// glibc's default raises its mmap threshold after the first large block is freed and from then
-/// on keeps such blocks in its arenas (before the workers kept their memory, that was 150 MB of
-/// resident memory after a few dozen logins). A fixed threshold keeps every large block (a large
-/// sync page) an `mmap` that goes back to the OS when freed. This is for the library on the
-/// system allocator (tests, benches, an embedding); the `parley` binary allocates with mimalloc.
+/// on keeps such blocks in its arenas, so resident memory grew with every login burst. A fixed
+/// threshold keeps every large block (a large sync page) an `mmap` that goes back to the OS when
+/// freed. This is for the library on the system allocator (tests, benches, an embedding); the
+/// `parley` binary allocates with mimalloc.
 fn give_hash_memory_back() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

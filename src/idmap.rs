@@ -2,7 +2,8 @@
 //!
 //! The maps on the send path (groups, presence, a tick's log chunks) are keyed by ids the server
 //! made, random v4 UUIDs, and are looked up about a dozen times per message: SipHash, which
-//! defends a map against keys chosen to collide, was 2.7% of the loop's CPU under `fanout`.
+//! defends a map against keys chosen to collide, showed in the loop's profile under `fanout`
+//! (docs/BENCHMARKS.md, "Changes of 2026-11-25 (third session)").
 //! A client can look a key up but never insert one it chose, so the defence buys nothing here.
 //! The fold still mixes every bit into the low ones, so ids that are not random (tests use
 //! small integers) spread over the buckets too.

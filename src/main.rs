@@ -12,7 +12,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     // mimalloc is built without its huge-page advice, but on a host whose transparent huge
     // pages are `always` its arenas would get them anyway, and every sparsely used block would
-    // be resident 2 MiB at a time (66 MB at start, measured with huge pages advised).
+    // be resident 2 MiB at a time (docs/BENCHMARKS.md, "Changes of 2026-12-06 (fifth session)").
     #[cfg(target_os = "linux")]
     // SAFETY: sets a flag of this process; no memory is touched.
     unsafe {

@@ -4,11 +4,11 @@
 //!
 //! The hash workers run at `SCHED_IDLE` always. The flusher thread and sled's I/O threads run at
 //! `SCHED_IDLE` too while no hash is being computed: on a one-core host the loop then preempts a
-//! flush the moment a socket wakes it (a flusher at normal priority delayed the loop's wake-ups
-//! by 38 us on average; at nice 19, 54 us). But idle-class threads share the CPU evenly among
-//! themselves, so during a login storm a flush would get a third of what the hash workers leave:
-//! milliseconds, during which the answers and acks it holds back (and every later frame to
-//! their connections) wait. So while a hash runs, the flush threads run at normal priority.
+//! flush the moment a socket wakes it (at normal priority, or even at nice 19, a flusher delays
+//! the loop's wake-ups: docs/ARCHITECTURE.md, "Group commit off the loop thread"). But
+//! idle-class threads share the CPU evenly among themselves, so during a login storm a flush
+//! would get a third of what the hash workers leave: milliseconds, during which the answers and
+//! acks it holds back (and every later frame to their connections) wait. So while a hash runs, the flush threads run at normal priority.
 
 use std::io;
 use std::sync::{Arc, Mutex};
