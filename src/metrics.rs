@@ -1,5 +1,7 @@
 //! Counters and histograms the loop and the chat core update, rendered on `GET /metrics` in the
-//! Prometheus text format. Plain integers on the loop thread: no atomics, no locks.
+//! Prometheus text format. Plain integers on the loop thread: no atomics, no locks. Written here
+//! rather than with `prometheus-client`, whose metrics are shared atomics and whose labelled
+//! families sit behind a lock (docs/ARCHITECTURE.md, "Metrics").
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
