@@ -80,37 +80,39 @@ impl Metrics {
 
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::with_capacity(4096);
-        let mut gauge = |name: &str, help: &str, value: String| {
+        let gauges_read: [(&str, &str, u64); 5] = [
+            (
+                "parley_users_online",
+                "Users with at least one live WebSocket.",
+                gauges.users_online as u64,
+            ),
+            (
+                "parley_groups",
+                "Groups known to the server.",
+                gauges.groups as u64,
+            ),
+            (
+                "parley_hash_queue",
+                "Password hashes queued or running.",
+                gauges.hash_queue as u64,
+            ),
+            (
+                "parley_store_bytes",
+                "Size of the store on disk.",
+                gauges.store_bytes,
+            ),
+            (
+                "parley_recent_client_ids",
+                "Sends with a client id in the in-memory retry index.",
+                gauges.recent_client_ids as u64,
+            ),
+        ];
+        for (name, help, value) in gauges_read {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
             );
-        };
-        gauge(
-            "parley_users_online",
-            "Users with at least one live WebSocket.",
-            gauges.users_online.to_string(),
-        );
-        gauge(
-            "parley_groups",
-            "Groups known to the server.",
-            gauges.groups.to_string(),
-        );
-        gauge(
-            "parley_hash_queue",
-            "Password hashes queued or running.",
-            gauges.hash_queue.to_string(),
-        );
-        gauge(
-            "parley_store_bytes",
-            "Size of the sled database on disk.",
-            gauges.store_bytes.to_string(),
-        );
-        gauge(
-            "parley_recent_client_ids",
-            "Sends with a client id in the in-memory retry index.",
-            gauges.recent_client_ids.to_string(),
-        );
+        }
         let _ = writeln!(
             out,
             "# HELP parley_connections Open connections by phase.\n# TYPE parley_connections gauge\n\
