@@ -3,12 +3,12 @@
 //! (any [`Read`](std::io::Read)), acts on what it answers, and writes [`Connection::pending`] to
 //! the socket; unit tests and the `connection_bytes` fuzz target drive it the same way.
 //!
-//! Every change of lifecycle goes through [`Connection::step`], the table of legal transitions:
+//! Every change of lifecycle goes through `Connection::step`, the table of legal transitions:
 //!
 //! ```text
-//! Open --close_after_tick--> CloseAfterTick --send_close--> CloseAfterWrite
-//!   \------------------close_after_write--------------------/      |
-//!  any --kill--> Dead (final)                                       written, nothing held --> Dead
+//! Open -> CloseAfterTick(code)   a WebSocket close decided now, sent after the tick's events
+//! Open | CloseAfterTick -> CloseAfterWrite   close once everything queued is written
+//! any but Dead -> Dead           to be reaped at the end of the tick (final)
 //! ```
 //!
 //! and every change of phase through [`Connection::await_hash`], [`Connection::hash_done`] and
@@ -45,8 +45,8 @@ pub const READ_BUDGET_BYTES: usize = 128 * 1024;
 pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// Slots of the held-frame queue kept once it drains: a busy sender's usual depth (its acks and
 /// the events queued behind them), so the queue is not freed and grown again every flush
-/// ([measured](../../docs/BENCHMARKS.md#changes-of-2026-11-25-third-session-each-measured-against-the-binary-before-it));
-/// about 1.5 KiB, for connections that ever held that many.
+/// (docs/BENCHMARKS.md, "Changes of 2026-11-25 (third session)"); about 1.5 KiB, for
+/// connections that ever held that many.
 const HELD_SLOTS_KEPT: usize = 32;
 /// A WebSocket's write buffer is kept between ticks when it held this much (a tick's events),
 /// so a busy connection does not allocate and grow it again every tick; a smaller one (the

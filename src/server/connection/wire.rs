@@ -68,8 +68,7 @@ pub const MAX_FRAME_HEADER: usize = 10;
 /// Appends `text` to `out` as one unmasked, unfragmented WebSocket text frame (RFC 6455 5.2),
 /// the bytes tungstenite's `write` would produce for it. Events are framed here rather than
 /// through tungstenite, whose `write` built each recipient's frame in its own buffer
-/// ([measured](../../docs/BENCHMARKS.md#changes-of-2026-12-06-fifth-session-each-measured-against-the-binary-before-it)).
-/// Control frames (pings, pongs, the close) still go through tungstenite, which adds them to
+/// (docs/BENCHMARKS.md, "Changes of 2026-12-06 (fifth session)"). Control frames (pings, pongs, the close) still go through tungstenite, which adds them to
 /// the same buffer through the [`Wire`], in the order made.
 pub fn push_text_frame(out: &mut Vec<u8>, text: &str) {
     const FIN_TEXT: u8 = 0x81;
