@@ -288,7 +288,7 @@ impl Connection {
         Some(held.frame)
     }
 
-    /// After [`Connection::release_next`] stopped: whether reading resumes and whether a close
+    /// After `Connection::release_next` stopped: whether reading resumes and whether a close
     /// that waited for the held frames may go ahead.
     pub fn after_release(&mut self, limits: &Limits) -> Released {
         // A burst (a sync's pages, many events behind an ack) would otherwise leave its queue's

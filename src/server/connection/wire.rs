@@ -69,7 +69,7 @@ pub const MAX_FRAME_HEADER: usize = 10;
 /// the bytes tungstenite's `write` would produce for it. Events are framed here rather than
 /// through tungstenite, whose `write` built each recipient's frame in its own buffer
 /// (docs/BENCHMARKS.md, "Changes of 2026-12-06 (fifth session)"). Control frames (pings, pongs, the close) still go through tungstenite, which adds them to
-/// the same buffer through the [`Wire`], in the order made.
+/// the same buffer through the `Wire`, in the order made.
 pub fn push_text_frame(out: &mut Vec<u8>, text: &str) {
     const FIN_TEXT: u8 = 0x81;
     let len = text.len();
