@@ -129,14 +129,23 @@ impl World {
     /// Commits the store and empties the outbox, checking every event is a JSON object with a
     /// numeric `type` (what every client parses first).
     pub fn settle(&mut self) {
+        self.settle_with(|_, _| {});
+    }
+
+    /// [`World::settle`], handing every frame to `each` (after its check) as the loop would
+    /// release it to its connection.
+    pub fn settle_with(&mut self, mut each: impl FnMut(ConnId, Frame)) {
         self.chat.commit().expect("commit");
-        for event in drain(&mut self.chat) {
-            let value: serde_json::Value = serde_json::from_str(&event)
-                .unwrap_or_else(|e| panic!("an event that is not JSON ({e}): {event}"));
-            assert!(
-                value["type"].is_u64(),
-                "an event without a numeric type: {event}"
-            );
+        for (to, frame, _) in self.chat.outbox.drain() {
+            if let Frame::Event(event) = &frame {
+                let value: serde_json::Value = serde_json::from_str(event)
+                    .unwrap_or_else(|e| panic!("an event that is not JSON ({e}): {event}"));
+                assert!(
+                    value["type"].is_u64(),
+                    "an event without a numeric type: {event}"
+                );
+            }
+            each(to, frame);
         }
     }
 }

@@ -1,0 +1,117 @@
+//! The way out: the tick's outbox into the connections (or held until durable), held frames
+//! released as their commits become durable, and each connection's write to its socket.
+
+use tungstenite::protocol::frame::coding::CloseCode;
+
+use super::connection::{AfterWrite, Delivery};
+use super::{store_failed, Server};
+use crate::chat::{ConnId, Frame};
+use crate::error::ServerError;
+
+impl Server {
+    /// Moves the tick's deliveries into the connections' buffers, or holds them until `commit`
+    /// (the one that holds what they depend on) is durable.
+    pub(super) fn release_outbox(&mut self, commit: u64) {
+        let mut outbox = std::mem::take(&mut self.chat.outbox);
+        for (to, frame, release) in outbox.drain() {
+            let Some(slot) = self.conns.get_mut(to.key) else {
+                continue;
+            };
+            if slot.serial != to.serial || slot.conn.is_dead() {
+                continue;
+            }
+            if slot.conn.holds_frames() || !self.durability.may_leave(release, commit) {
+                let gate = self.durability.hold(to, release, commit);
+                slot.conn.hold(gate, frame);
+                continue;
+            }
+            self.deliver(to, frame);
+        }
+        // Keep the allocation for the next tick.
+        self.chat.outbox = outbox;
+    }
+
+    /// Catches up with the flusher and releases the frames that waited for what is now durable.
+    /// A failed flush means acks would lie, so the server stops.
+    pub(super) fn release_durable(&mut self) -> Result<(), ServerError> {
+        let (durable, flush_times) = self.durability.collect().map_err(store_failed)?;
+        self.chat.store_mut().forget_applied(durable);
+        for took in flush_times {
+            self.chat.metrics.flush_seconds.observe(took.as_secs_f64());
+        }
+        while let Some(to) = self.durability.pop_released() {
+            self.release_held(to);
+        }
+        Ok(())
+    }
+
+    /// Writes a connection's held frames from the front, up to one that still waits for its
+    /// commit.
+    fn release_held(&mut self, to: ConnId) {
+        loop {
+            let Some(slot) = self.conns.get_mut(to.key) else {
+                return;
+            };
+            if slot.serial != to.serial {
+                return;
+            }
+            let durability = &self.durability;
+            let Some(frame) = slot.conn.release_next(|gate| durability.may_release(gate)) else {
+                let released = slot.conn.after_release(&self.limits);
+                if released.resume {
+                    self.read_later(to.key);
+                }
+                // A connection closing after its writes (its frames were dropped above, or
+                // its answers just left) is closed by the next flush.
+                if released.close {
+                    self.queue_flush(to.key);
+                }
+                return;
+            };
+            self.durability.forget_held(1);
+            if !slot.conn.is_dead() {
+                self.deliver(to, frame);
+            }
+        }
+    }
+
+    /// Puts one frame into its connection's write buffer (the connection is live).
+    fn deliver(&mut self, to: ConnId, frame: Frame) {
+        match self.conns[to.key].conn.deliver(frame, &self.limits) {
+            Delivery::Queued => {}
+            Delivery::Event(kind) => *self.chat.metrics.events.entry(kind).or_default() += 1,
+            Delivery::Dropped => return,
+            Delivery::SlowConsumer => {
+                // Its events stay stored; a reconnect and a sync recover them.
+                self.chat.metrics.count_drop("slow_consumer");
+                self.close_websocket(
+                    to.key,
+                    CloseCode::Policy,
+                    "too many events queued; reconnect and sync",
+                );
+                return;
+            }
+        }
+        self.queue_flush(to.key);
+    }
+
+    /// Writes a connection's buffer to its socket (at most once a tick: `to_flush` lists it
+    /// once).
+    pub(super) fn flush(&mut self, key: usize) {
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
+        slot.flush_queued = false;
+        if slot.conn.is_dead() {
+            return;
+        }
+        // tungstenite's frames (a pong, the close reply) join the buffer first.
+        let queued = slot.conn.queue_control_frames(&self.limits);
+        let written = slot.write_pending().map_err(tungstenite::Error::Io);
+        match slot.conn.after_write(written.and(queued)) {
+            AfterWrite::Nothing => {}
+            AfterWrite::ReadAgain => self.read_later(key),
+            AfterWrite::Close => self.kill(key),
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The loop's side of the WebSocket phase: messages handed to the chat core, and closes (the
+//! ones decided during a tick go out after its events).
+
+use std::time::Instant;
+
+use tungstenite::protocol::frame::coding::CloseCode;
+
+use super::connection::{TickClose, Turn, WsNext};
+use super::Server;
+use crate::error::ApiError;
+use crate::protocol::RpcError;
+
+impl Server {
+    pub(super) fn read_websocket(&mut self, key: usize, wall: u64, now: Instant) {
+        let id = self.conn_id(key);
+        let outbox_at_start = self.chat.outbox.bytes();
+        let mut turn = Turn::default();
+        loop {
+            let produced = self.chat.outbox.bytes() - outbox_at_start;
+            let (mut source, conn) = self.conns[key].websocket_source();
+            match conn.next_message(&mut source, &mut turn, produced, &self.limits, now) {
+                WsNext::Text(text, user) => self.chat.handle_text(id, user, text.as_str(), wall),
+                WsNext::Binary => {
+                    let err = RpcError {
+                        method: None,
+                        id: None,
+                        error: ApiError::bad_request(
+                            "binary messages are not supported; send JSON text",
+                        ),
+                    };
+                    self.chat.send_error(id, &err, wall);
+                }
+                WsNext::Yield => {
+                    self.read_later(key);
+                    self.queue_flush(key);
+                    return;
+                }
+                WsNext::Drained | WsNext::Closed => {
+                    self.queue_flush(key);
+                    return;
+                }
+                WsNext::Fail(code, reason) => {
+                    self.chat.metrics.count_drop("protocol");
+                    self.close_websocket_after_tick(key, code, reason);
+                    return;
+                }
+                WsNext::Gone => {
+                    self.kill(key);
+                    return;
+                }
+                WsNext::Idle => return,
+            }
+        }
+    }
+
+    /// Decides to close a WebSocket; the close frame follows the tick's events.
+    pub(super) fn close_websocket_after_tick(
+        &mut self,
+        key: usize,
+        code: CloseCode,
+        reason: &'static str,
+    ) {
+        if self.conns[key].conn.close_after_tick(code, reason) {
+            self.ws_closing.push(key);
+        }
+    }
+
+    /// Sends a close frame now; the connection closes once it is written.
+    pub(super) fn close_websocket(&mut self, key: usize, code: CloseCode, reason: &'static str) {
+        let conn = &mut self.conns[key].conn;
+        conn.send_close(code, reason, &self.limits, Instant::now());
+        self.queue_flush(key);
+    }
+
+    /// Sends the close frames decided during the tick, after the connection's other frames;
+    /// one whose frames still wait for a flush closes after they leave.
+    pub(super) fn close_websockets_after_tick(&mut self) {
+        let mut later = Vec::new();
+        for key in std::mem::take(&mut self.ws_closing) {
+            let Some(slot) = self.conns.get(key) else {
+                continue;
+            };
+            match slot.conn.tick_close() {
+                TickClose::Send(code, reason) => self.close_websocket(key, code, reason),
+                TickClose::Wait => later.push(key),
+                TickClose::Moot => {}
+            }
+        }
+        self.ws_closing = later;
+    }
+}
