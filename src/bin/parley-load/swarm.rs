@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use parley_client::ws::upgrade_request;
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use tungstenite::Message;
 
@@ -142,11 +143,7 @@ impl Swarm {
                 return Ok(false); // not connected yet
             }
             let _ = client.socket.set_nodelay(true);
-            let request = format!(
-                "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                self.host
-            );
+            let request = upgrade_request(path, &self.host);
             // A fresh socket's send buffer always takes a few hundred bytes at once.
             client
                 .socket

@@ -1,44 +1,29 @@
-//! A WebSocket client for tests, over a std `TcpStream` with tungstenite.
-//!
-//! Reads use a read timeout on the socket and loop until a deadline, so a test never hangs and
-//! never sleeps. Every received event is logged for failure messages.
-//!
-//! Proving that something did *not* arrive: `barrier()` sends a sync (method 20) from a cursor far
-//! in the future. Its answer is an empty sync followed by event 29, which the server queues after
-//! everything it queued earlier on this connection; so whatever arrives before that 29 is all that
-//! was pending, with no fixed sleep.
+//! The tests' WebSocket client: the shared client's `Session` (reads that wait until a deadline,
+//! never longer, so a test never hangs and never sleeps) with every failure a panic and every
+//! received event logged for failure messages. `barrier()` proves that nothing else is pending
+//! with the shared barrier (`parley_client::json::barrier`), with no fixed sleep.
 
-use std::io::ErrorKind;
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use parley_client::http::is_retry;
+use parley_client::json;
+pub use parley_client::ws::ConnectError;
+use parley_client::ws::Session;
 use serde_json::{json, Value};
-use tungstenite::handshake::HandshakeError;
 use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tungstenite::protocol::frame::Frame;
-use tungstenite::{Message, WebSocket};
+use tungstenite::Message;
 
 use super::check::{assert_keys, assert_keys_within, assert_ms, assert_seq, ty, TRANSIENT};
 use super::DEADLINE;
 
-/// 2100-01-01 in ms: a sync cursor after every real event.
-const FAR_FUTURE: u64 = 4_102_444_800_000;
-
 pub struct Ws {
-    ws: WebSocket<TcpStream>,
+    ws: Session,
     /// Label used in failure messages.
     pub name: String,
     /// Every event received, in order.
     pub log: Vec<Value>,
     barriers: u64,
-}
-
-/// Why a connection was refused.
-#[derive(Debug)]
-pub enum ConnectError {
-    /// The server answered the upgrade with this HTTP status.
-    Status(u16),
-    Other(String),
 }
 
 impl Ws {
@@ -59,43 +44,12 @@ impl Ws {
         name: &str,
         headers: &[(&str, &str)],
     ) -> Result<Ws, ConnectError> {
-        use tungstenite::client::IntoClientRequest;
-        let mut request = url
-            .into_client_request()
-            .map_err(|e| ConnectError::Other(format!("bad URL {url}: {e}")))?;
-        for (k, v) in headers {
-            let name =
-                tungstenite::http::HeaderName::from_bytes(k.as_bytes()).expect("header name");
-            let value = tungstenite::http::HeaderValue::from_str(v).expect("header value");
-            request.headers_mut().insert(name, value);
-        }
-        let rest = url
-            .strip_prefix("ws://")
-            .ok_or_else(|| ConnectError::Other(format!("not a ws:// URL: {url}")))?;
-        let authority = rest.split('/').next().unwrap();
-        let stream = TcpStream::connect(authority)
-            .map_err(|e| ConnectError::Other(format!("connect: {e}")))?;
-        stream.set_nodelay(true).unwrap();
-        stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        stream.set_write_timeout(Some(DEADLINE)).unwrap();
-        match tungstenite::client::client(request, stream) {
-            Ok((ws, response)) => {
-                assert_eq!(response.status().as_u16(), 101);
-                Ok(Ws {
-                    ws,
-                    name: name.to_string(),
-                    log: Vec::new(),
-                    barriers: 0,
-                })
-            }
-            Err(HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
-                Err(ConnectError::Status(resp.status().as_u16()))
-            }
-            Err(HandshakeError::Failure(e)) => Err(ConnectError::Other(format!("handshake: {e}"))),
-            Err(HandshakeError::Interrupted(_)) => {
-                Err(ConnectError::Other("handshake timed out".to_string()))
-            }
-        }
+        Ok(Ws {
+            ws: Session::connect(url, headers, DEADLINE)?,
+            name: name.to_string(),
+            log: Vec::new(),
+            barriers: 0,
+        })
     }
 
     // ---- sending ----
@@ -106,8 +60,8 @@ impl Ws {
 
     /// Two text frames in one TCP write.
     pub fn send_two(&mut self, a: &str, b: &str) {
-        self.ws.write(Message::text(a)).unwrap();
-        self.ws.write(Message::text(b)).unwrap();
+        self.ws.queue(Message::text(a)).unwrap();
+        self.ws.queue(Message::text(b)).unwrap();
         self.ws.flush().unwrap();
     }
 
@@ -144,7 +98,7 @@ impl Ws {
     pub fn queue_json(&mut self, v: &Value) {
         let name = &self.name;
         self.ws
-            .write(Message::text(v.to_string()))
+            .queue(Message::text(v.to_string()))
             .unwrap_or_else(|e| panic!("{name}: write: {e}"));
     }
 
@@ -157,12 +111,12 @@ impl Ws {
 
     /// RPC 40: send `data` to `group`.
     pub fn send_message(&mut self, group: &str, data: &str) {
-        self.send_json(&json!({"method": 40, "body": {"group_id": group, "data": data}}));
+        self.send_json(&json::send_message(group, data, None));
     }
 
     /// RPC 40 with a client id.
     pub fn send_message_id(&mut self, group: &str, data: &str, id: &str) {
-        self.send_json(&json!({"method": 40, "id": id, "body": {"group_id": group, "data": data}}));
+        self.send_json(&json::send_message(group, data, Some(id)));
     }
 
     /// RPC 40, then the 21 ack that must be the next event; returns the ack.
@@ -231,32 +185,6 @@ impl Ws {
         }
     }
 
-    /// One message read before `deadline`, `Ok(None)` once it has passed. Read timeouts and
-    /// interruptions are retried, so callers see only messages and real errors.
-    fn read_before(&mut self, deadline: Instant) -> Result<Option<Message>, tungstenite::Error> {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            self.ws
-                .get_mut()
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .unwrap();
-            match self.ws.read() {
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue
-                }
-                other => return other.map(Some),
-            }
-        }
-    }
-
     /// Keeps a text message that arrived while waiting for something else, if it is JSON.
     fn log_text(&mut self, text: &str) {
         if let Ok(v) = serde_json::from_str(text) {
@@ -267,7 +195,7 @@ impl Ws {
     /// The next data or close message; pings and pongs are skipped (tungstenite answers pings).
     fn next_message_before(&mut self, deadline: Instant) -> Option<Message> {
         loop {
-            match self.read_before(deadline) {
+            match self.ws.read_before(deadline) {
                 Ok(None) => return None,
                 Ok(Some(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                 Ok(Some(m)) => return Some(m),
@@ -430,12 +358,12 @@ impl Ws {
     #[track_caller]
     pub fn barrier(&mut self) -> Vec<Value> {
         self.barriers += 1;
-        let cursor = FAR_FUTURE + self.barriers;
-        self.send_json(&json!({"method": 20, "timestamp": cursor}));
+        let (rpc, cursor) = json::barrier(self.barriers);
+        self.send_json(&rpc);
         let mut before = Vec::new();
         loop {
             let ev = self.recv_event();
-            if ty(&ev) == 29 && ev["body"]["timestamp"] == cursor {
+            if json::ends_barrier(&ev, cursor) {
                 assert_eq!(
                     ev["body"]["more"], false,
                     "{}: barrier sync: {ev}",
@@ -468,7 +396,7 @@ impl Ws {
             .unwrap_or_else(|e| panic!("{name}: ping: {e}"));
         let deadline = Instant::now() + DEADLINE;
         loop {
-            match self.read_before(deadline) {
+            match self.ws.read_before(deadline) {
                 Ok(None) => panic!("{name}: no pong within {DEADLINE:?}"),
                 Ok(Some(Message::Pong(p))) => {
                     assert_eq!(
@@ -508,7 +436,7 @@ impl Ws {
     pub fn wait_for_ping(&mut self, within: Duration) -> bool {
         let deadline = Instant::now() + within;
         loop {
-            match self.read_before(deadline) {
+            match self.ws.read_before(deadline) {
                 Ok(None) => return false,
                 Ok(Some(Message::Ping(_))) => return true,
                 Ok(Some(Message::Text(t))) => self.log_text(t.as_str()),
@@ -524,7 +452,7 @@ impl Ws {
     /// Closes the client's sending side of the socket (TCP end of stream); reading goes on.
     pub fn half_close(&mut self) {
         self.ws
-            .get_mut()
+            .stream()
             .shutdown(std::net::Shutdown::Write)
             .unwrap_or_else(|e| panic!("{}: shutdown: {e}", self.name));
     }
@@ -535,7 +463,7 @@ impl Ws {
         use std::io::Read;
         let start = Instant::now();
         let deadline = start + within;
-        let stream = self.ws.get_mut();
+        let stream = self.ws.stream();
         let mut buf = [0u8; 4096];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -548,14 +476,7 @@ impl Ws {
             match stream.read(&mut buf) {
                 Ok(0) => return Some(start.elapsed()),
                 Ok(_) => continue, // pings, and finally perhaps a close frame
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue
-                }
+                Err(e) if is_retry(&e) => continue,
                 Err(_) => return Some(start.elapsed()),
             }
         }
@@ -567,7 +488,7 @@ impl Ws {
     pub fn expect_close(&mut self) -> Option<CloseCode> {
         let deadline = Instant::now() + DEADLINE;
         loop {
-            match self.read_before(deadline) {
+            match self.ws.read_before(deadline) {
                 Ok(None) => panic!(
                     "{}: the server did not close within {DEADLINE:?}",
                     self.name
