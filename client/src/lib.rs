@@ -8,4 +8,5 @@
 
 pub mod http;
 pub mod json;
+pub mod jwt;
 pub mod ws;
