@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use super::refuse_bodies;
 use crate::cases::{expect_error, expect_status, now_ms, Ctx};
 use crate::registry::{ensure, ensure_eq, fail, Outcome, Stop};
 
@@ -77,40 +78,24 @@ pub(super) fn register_invalid(ctx: &mut Ctx) -> Outcome {
         (json!({"username": name, "email": email}), "no password"),
         (json!({"email": email, "password": "0000"}), "no username"),
     ];
-    for (body, what) in bodies {
-        let response = ctx.call("POST", "/users", None, Some(&body))?;
-        expect_error(
-            &response,
-            400,
-            "bad_request",
-            &format!("register with {what}"),
-        )?;
-    }
-    Ok(())
+    refuse_bodies(ctx, "/users", None, "register", bodies)
 }
 
 pub(super) fn register_email(ctx: &mut Ctx) -> Outcome {
     let name = ctx.unique("cu");
-    for (email, what) in [
+    let bodies = [
         ("[email protected]", "the walkthrough's copied email"),
         ("no-at-sign", "an email without @"),
         ("@example.com", "an email without its local part"),
         ("someone@", "an email without its domain"),
-    ] {
-        let response = ctx.call(
-            "POST",
-            "/users",
-            None,
-            Some(&json!({"username": name, "email": email, "password": "0000"})),
-        )?;
-        expect_error(
-            &response,
-            400,
-            "bad_request",
-            &format!("register with {what}"),
-        )?;
-    }
-    Ok(())
+    ]
+    .map(|(email, what)| {
+        (
+            json!({"username": name, "email": email, "password": "0000"}),
+            what,
+        )
+    });
+    refuse_bodies(ctx, "/users", None, "register", bodies)
 }
 
 pub(super) fn login_ok(ctx: &mut Ctx) -> Outcome {

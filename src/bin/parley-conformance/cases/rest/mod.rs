@@ -5,7 +5,12 @@ mod accounts;
 mod errors;
 mod sessions;
 
-use crate::registry::Case;
+use std::fmt::Display;
+
+use serde_json::Value;
+
+use super::{expect_error, Ctx};
+use crate::registry::{Case, Outcome};
 use accounts::{
     auth_required, login_invalid, login_jwt, login_ok, register_conflict, register_created,
     register_email, register_invalid,
@@ -47,3 +52,24 @@ pub const CASES: &[Case] = &[
     Case::parley("rest.error.chunked", "a body sent with Transfer-Encoding answers 411", chunked),
     Case::parley("rest.error.head_too_large", "a head over 8 KiB, or over 64 headers, answers 431 too_large", head_too_large),
 ];
+
+/// Each body, POSTed to `path`, is refused with `400 bad_request`; a failure names it as
+/// "`doing` with `what`".
+fn refuse_bodies<W: Display>(
+    ctx: &Ctx,
+    path: &str,
+    token: Option<&str>,
+    doing: &str,
+    bodies: impl IntoIterator<Item = (Value, W)>,
+) -> Outcome {
+    for (body, what) in bodies {
+        let response = ctx.call("POST", path, token, Some(&body))?;
+        expect_error(
+            &response,
+            400,
+            "bad_request",
+            &format!("{doing} with {what}"),
+        )?;
+    }
+    Ok(())
+}

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use super::refuse_bodies;
 use crate::cases::{
     expect_error, expect_event, expect_status, id_field, messaging_token, now_ms, send_message,
     Ctx, User,
@@ -70,20 +71,11 @@ pub(super) fn session_invalid(ctx: &mut Ctx) -> Outcome {
 
 /// Each body opens no session: `400 bad_request`.
 fn refuse_sessions(
-    ctx: &mut Ctx,
+    ctx: &Ctx,
     user: &User,
     bodies: impl IntoIterator<Item = (Value, &'static str)>,
 ) -> Outcome {
-    for (body, what) in bodies {
-        let response = ctx.call("POST", "/sessions", Some(&user.token), Some(&body))?;
-        expect_error(
-            &response,
-            400,
-            "bad_request",
-            &format!("a session with {what}"),
-        )?;
-    }
-    Ok(())
+    refuse_bodies(ctx, "/sessions", Some(&user.token), "a session", bodies)
 }
 
 pub(super) fn group_created(ctx: &mut Ctx) -> Outcome {
@@ -178,24 +170,11 @@ pub(super) fn session_limits(ctx: &mut Ctx) -> Outcome {
 
 pub(super) fn group_name_limits(ctx: &mut Ctx) -> Outcome {
     let user = ctx.user()?;
-    for (name, what) in [
-        (String::new(), "an empty name"),
-        ("g".repeat(257), "a 257-character name"),
-    ] {
-        let response = ctx.call(
-            "POST",
-            "/groups",
-            Some(&user.token),
-            Some(&json!({"name": name})),
-        )?;
-        expect_error(
-            &response,
-            400,
-            "bad_request",
-            &format!("a group with {what}"),
-        )?;
-    }
-    Ok(())
+    let bodies = [
+        (json!({"name": ""}), "an empty name"),
+        (json!({"name": "g".repeat(257)}), "a 257-character name"),
+    ];
+    refuse_bodies(ctx, "/groups", Some(&user.token), "a group", bodies)
 }
 
 pub(super) fn ids_uuid(ctx: &mut Ctx) -> Outcome {
