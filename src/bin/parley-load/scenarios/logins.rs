@@ -13,7 +13,8 @@ use crate::stats::Histogram;
 /// `logins`: open-loop messaging at R/s, measured without and with logins at L/s.
 ///
 /// Open loop rather than the closed `fanout` loop: a saturated closed loop's p99 is queueing,
-/// which would hide a 50 us effect; at a fixed rate the difference is what the logins cost. The
+/// which would hide an effect the size of the target (docs/BENCHMARKS.md, "Targets"); at a fixed
+/// rate the difference is what the logins cost. The
 /// quiet and stormy halves alternate in [`LOGIN_PHASES`] rounds, so that a passing disturbance
 /// on a shared machine does not land on one side only.
 pub fn logins(options: &Options) -> Result<Report, String> {
