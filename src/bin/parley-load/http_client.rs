@@ -31,19 +31,20 @@ impl HttpClient {
         bearer: Option<&str>,
         body: &str,
     ) -> Result<Response, String> {
-        self.try_request(method, path, bearer, body).or_else(|_| {
+        let auth = bearer.map(|token| format!("Bearer {token}"));
+        let mut headers = vec![("host", self.host.as_str())];
+        if let Some(auth) = &auth {
+            headers.push(("authorization", auth));
+        }
+        headers.push(("content-type", "application/json"));
+        let request = client::request(method, path, &headers, Some(body.as_bytes()));
+        self.exchange(&request).or_else(|_| {
             self.conn = None;
-            self.try_request(method, path, bearer, body)
+            self.exchange(&request)
         })
     }
 
-    fn try_request(
-        &mut self,
-        method: &str,
-        path: &str,
-        bearer: Option<&str>,
-        body: &str,
-    ) -> Result<Response, String> {
+    fn exchange(&mut self, request: &[u8]) -> Result<Response, String> {
         let conn = match &mut self.conn {
             Some(conn) => conn,
             None => {
@@ -53,19 +54,7 @@ impl HttpClient {
                     .insert(Conn::new(stream).map_err(|e| e.to_string())?)
             }
         };
-        let auth = bearer.map(|token| format!("Bearer {token}"));
-        let mut headers = vec![("host", self.host.as_str())];
-        if let Some(auth) = &auth {
-            headers.push(("authorization", auth));
-        }
-        headers.push(("content-type", "application/json"));
-        conn.write(&client::request(
-            method,
-            path,
-            &headers,
-            Some(body.as_bytes()),
-        ))
-        .map_err(|e| e.to_string())?;
+        conn.write(request).map_err(|e| e.to_string())?;
         let answer = conn.read_response(Instant::now() + Duration::from_secs(60))?;
         if answer
             .header("connection")
