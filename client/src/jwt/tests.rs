@@ -1,3 +1,5 @@
+//! base64url round trips (the tests' encoder, the kit's decode cases) and the parts of a JWT.
+
 use super::*;
 
 #[test]
