@@ -1,10 +1,10 @@
-//! A small blocking HTTP/1.1 client over `std::net::TcpStream`: one request per connection
-//! (`Connection: close`), `Content-Length` framing, every exchange written to the transcript.
+//! The kit's REST client: one request per connection (`Connection: close`) over the shared
+//! client's `Conn`, every exchange written to the transcript.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+pub use parley_client::http::Response;
+use parley_client::http::{self as client, Conn};
 use serde_json::Value;
 
 use crate::transcript::Transcript;
@@ -56,31 +56,6 @@ impl BaseUrl {
     /// The WebSocket address of a messaging token on this server.
     pub fn ws_url(&self, token: &str) -> String {
         format!("ws://{}{}/{token}", self.authority, self.prefix)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The body as JSON, or `Value::Null` when it is not JSON.
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-
-    pub fn body_text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
@@ -137,18 +112,18 @@ impl Http {
         headers: &[(&str, String)],
         body: &[u8],
     ) -> Result<Response, String> {
-        let mut head = format!(
-            "{method} {} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n",
-            self.base.target(path),
-            self.base.authority
+        let mut all: Vec<(&str, &str)> = vec![
+            ("host", self.base.authority.as_str()),
+            ("connection", "close"),
+        ];
+        all.extend(headers.iter().map(|(name, value)| (*name, value.as_str())));
+        let framed = !body.is_empty() || matches!(method, "POST" | "PUT");
+        let bytes = client::request(
+            method,
+            &self.base.target(path),
+            &all,
+            framed.then_some(body),
         );
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        if !body.is_empty() || matches!(method, "POST" | "PUT") {
-            head.push_str(&format!("content-length: {}\r\n", body.len()));
-        }
-        head.push_str("\r\n");
         let mut shown_headers = String::new();
         for (name, value) in headers {
             shown_headers.push_str(&format!(" [{name}: {}]", shorten(value, 60)));
@@ -157,8 +132,6 @@ impl Http {
             "-> {method} {path}{shown_headers} {}",
             shorten(&String::from_utf8_lossy(body), 300)
         ));
-        let mut bytes = head.into_bytes();
-        bytes.extend_from_slice(body);
         self.exchange(&bytes)
     }
 
@@ -183,118 +156,18 @@ impl Http {
 
     fn exchange_quietly(&self, bytes: &[u8]) -> Result<Response, String> {
         let deadline = Instant::now() + self.timeout;
-        let mut stream = TcpStream::connect(&self.base.authority)
-            .map_err(|e| format!("connect to {}: {e}", self.base.authority))?;
-        stream.set_nodelay(true).ok();
-        stream
-            .set_write_timeout(Some(self.timeout))
-            .map_err(|e| e.to_string())?;
+        let mut conn = Conn::connect(&self.base.authority, self.timeout)
+            .map_err(|e| format!("connect to {}: {e}", self.base.authority))?
+            .with_limit(MAX_RESPONSE_BYTES);
         // The server may answer (413, 431) and close before it has read everything; what it
         // answered is still readable, so a failed write is not yet a failure.
-        let write_error = stream.write_all(bytes).err();
-        let mut received = Vec::new();
-        let mut chunk = [0u8; 8192];
-        loop {
-            if let Some(response) = parse_response(&received)? {
-                return Ok(response);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(format!(
-                    "no complete answer within {:?} (got {} bytes)",
-                    self.timeout,
-                    received.len()
-                ));
-            }
-            stream
-                .set_read_timeout(Some(left))
-                .map_err(|e| e.to_string())?;
-            match stream.read(&mut chunk) {
-                Ok(0) => {
-                    return finish_at_eof(&received).ok_or_else(|| match &write_error {
-                        Some(err) => format!("write failed ({err}) and no answer came"),
-                        None => {
-                            format!("connection closed after {} bytes of answer", received.len())
-                        }
-                    })
-                }
-                Ok(n) => received.extend_from_slice(&chunk[..n]),
-                Err(err) if received.is_empty() && write_error.is_some() => {
-                    return Err(format!(
-                        "write failed ({}), then read failed ({err})",
-                        write_error.as_ref().expect("checked")
-                    ))
-                }
-                Err(err) => {
-                    return finish_at_eof(&received).ok_or_else(|| format!("read: {err}"));
-                }
-            }
-            if received.len() > MAX_RESPONSE_BYTES {
-                return Err("answer larger than 1 MiB".to_string());
-            }
-        }
+        let write_error = conn.write(bytes).err();
+        conn.read_response(deadline)
+            .map_err(|err| match write_error {
+                Some(write_error) => format!("write failed ({write_error}), then {err}"),
+                None => err,
+            })
     }
-}
-
-/// A whole response at the front of `buf`, framed by `Content-Length`; `None` if more is needed
-/// (or the length is unknown and only the end of the stream can tell).
-fn parse_response(buf: &[u8]) -> Result<Option<Response>, String> {
-    let Some(head_end) = find(buf, b"\r\n\r\n") else {
-        return Ok(None);
-    };
-    let (status, headers) = parse_head(&buf[..head_end])?;
-    let body_start = head_end + 4;
-    let length = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .map(|(_, v)| {
-            v.parse::<usize>()
-                .map_err(|_| format!("bad Content-Length `{v}`"))
-        })
-        .transpose()?;
-    match length {
-        Some(length) if buf.len() >= body_start + length => Ok(Some(Response {
-            status,
-            headers,
-            body: buf[body_start..body_start + length].to_vec(),
-        })),
-        _ => Ok(None),
-    }
-}
-
-/// At the end of the stream: a response whose head is complete, the body being what arrived.
-fn finish_at_eof(buf: &[u8]) -> Option<Response> {
-    let head_end = find(buf, b"\r\n\r\n")?;
-    let (status, headers) = parse_head(&buf[..head_end]).ok()?;
-    Some(Response {
-        status,
-        headers,
-        body: buf[head_end + 4..].to_vec(),
-    })
-}
-
-fn parse_head(head: &[u8]) -> Result<(u16, Vec<(String, String)>), String> {
-    let head = String::from_utf8_lossy(head);
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or("");
-    if !version.starts_with("HTTP/1.") {
-        return Err(format!("not an HTTP/1.x status line: `{status_line}`"));
-    }
-    let status = parts
-        .next()
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| format!("bad status line `{status_line}`"))?;
-    let headers = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Ok((status, headers))
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The first `max` characters of `text`, marked when cut.

@@ -16,35 +16,70 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use cases::{Ctx, Restarts};
+use clap::Parser;
 use http::{BaseUrl, Http};
 use registry::{Level, Needs, Selection, Stop};
 use report::{CaseReport, Status};
 use transcript::Transcript;
 
-const USAGE: &str = "\
-parley-conformance: check a server against the parley protocol (docs/PROTOCOL.md)
+/// The command line, as given; [`Options::from`] turns it into what a run needs.
+#[derive(Debug, Parser)]
+#[command(
+    name = "parley-conformance",
+    about = "parley-conformance: check a server against the parley protocol (docs/PROTOCOL.md)",
+    after_help = "Exit status: 0 nothing failed, 1 a case failed, 2 bad arguments or the server \
+                  is unreachable.",
+    max_term_width = 100
+)]
+struct Args {
+    /// the server's base URL
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:3000")]
+    url: String,
+    /// core (the protocol: every server), parley (parley's own choices) or all
+    #[arg(long, value_name = "LEVEL", default_value = "all", value_parser = levels)]
+    level: Levels,
+    /// run only cases whose id contains PATTERN (repeatable)
+    #[arg(long, value_name = "PATTERN")]
+    filter: Vec<String>,
+    /// leave out cases whose id contains PATTERN (repeatable)
+    #[arg(long, value_name = "PATTERN")]
+    skip: Vec<String>,
+    /// list the cases (after --filter) and exit
+    #[arg(long)]
+    list: bool,
+    /// print the report as JSON on stdout
+    #[arg(long)]
+    json: bool,
+    /// show the exchanges of every case, not only of failed ones
+    #[arg(long)]
+    verbose: bool,
+    /// also run cases that wait on the server's timers (keepalive, ~11 s)
+    #[arg(long)]
+    slow: bool,
+    /// durability mode: shell command that kills the server (kill -9)
+    #[arg(long, value_name = "CMD", requires = "restart_cmd")]
+    kill_cmd: Option<String>,
+    /// durability mode: shell command that starts it again on the same data; it may print the
+    /// new base URL (http://...) on stdout
+    #[arg(long, value_name = "CMD", requires = "kill_cmd")]
+    restart_cmd: Option<String>,
+    /// how long any one answer or event may take
+    #[arg(long, value_name = "N", default_value = "10", value_parser = clap::value_parser!(u64).range(1..=600))]
+    timeout_secs: u64,
+}
 
-USAGE:
-    parley-conformance [OPTIONS]
+/// The levels to run: one, or both (`None`, `--level all`).
+#[derive(Debug, Clone, Copy)]
+struct Levels(Option<Level>);
 
-OPTIONS:
-    --url URL             the server's base URL                  [default http://127.0.0.1:3000]
-    --level LEVEL         core (the protocol: every server), parley (parley's own choices)
-                          or all                                 [default all]
-    --filter PATTERN      run only cases whose id contains PATTERN (repeatable)
-    --skip PATTERN        leave out cases whose id contains PATTERN (repeatable)
-    --list                list the cases (after --filter) and exit
-    --json                print the report as JSON on stdout
-    --verbose             show the exchanges of every case, not only of failed ones
-    --slow                also run cases that wait on the server's timers (keepalive, ~11 s)
-    --kill-cmd CMD        durability mode: shell command that kills the server (kill -9)
-    --restart-cmd CMD     durability mode: shell command that starts it again on the same data;
-                          it may print the new base URL (http://...) on stdout
-    --timeout-secs N      how long any one answer or event may take  [default 10]
-    -h, --help            print this help
-
-EXIT STATUS: 0 nothing failed, 1 a case failed, 2 bad arguments or the server is unreachable.
-";
+fn levels(text: &str) -> Result<Levels, String> {
+    match text {
+        "all" => Ok(Levels(None)),
+        _ => Level::parse(text)
+            .map(|level| Levels(Some(level)))
+            .ok_or_else(|| "expected core, parley or all".to_string()),
+    }
+}
 
 struct Options {
     url: String,
@@ -57,93 +92,35 @@ struct Options {
     timeout: Duration,
 }
 
-enum Parsed {
-    Run(Options),
-    Help,
-}
-
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
-    let mut options = Options {
-        url: "http://127.0.0.1:3000".to_string(),
-        selection: Selection::default(),
-        list: false,
-        json: false,
-        verbose: false,
-        slow: false,
-        restarts: None,
-        timeout: Duration::from_secs(10),
-    };
-    let (mut kill_cmd, mut restart_cmd) = (None, None);
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_string(), Some(value.to_string()))
-            }
-            _ => (arg.clone(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{flag} needs a value (see --help)"))
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "--list" => options.list = true,
-            "--json" => options.json = true,
-            "--slow" => options.slow = true,
-            "--verbose" => options.verbose = true,
-            "--url" => options.url = value()?,
-            "--filter" => options.selection.filters.push(value()?),
-            "--skip" => options.selection.skips.push(value()?),
-            "--level" => {
-                let text = value()?;
-                options.selection.level =
-                    match text.as_str() {
-                        "all" => None,
-                        _ => Some(Level::parse(&text).ok_or_else(|| {
-                            format!("--level {text}: expected core, parley or all")
-                        })?),
-                    };
-            }
-            "--kill-cmd" => kill_cmd = Some(value()?),
-            "--restart-cmd" => restart_cmd = Some(value()?),
-            "--timeout-secs" => {
-                let text = value()?;
-                let secs = text
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|s| (1..=600).contains(s))
-                    .ok_or_else(|| format!("--timeout-secs {text}: expected 1 to 600"))?;
-                options.timeout = Duration::from_secs(secs);
-            }
-            _ => return Err(format!("unknown argument `{arg}` (see --help)")),
+impl From<Args> for Options {
+    fn from(args: Args) -> Options {
+        Options {
+            url: args.url,
+            selection: Selection {
+                level: args.level.0,
+                filters: args.filter,
+                skips: args.skip,
+            },
+            list: args.list,
+            json: args.json,
+            verbose: args.verbose,
+            slow: args.slow,
+            // clap has checked that the two come together.
+            restarts: args
+                .kill_cmd
+                .zip(args.restart_cmd)
+                .map(|(kill_cmd, restart_cmd)| Restarts {
+                    kill_cmd,
+                    restart_cmd,
+                }),
+            timeout: Duration::from_secs(args.timeout_secs),
         }
     }
-    options.restarts = match (kill_cmd, restart_cmd) {
-        (Some(kill_cmd), Some(restart_cmd)) => Some(Restarts {
-            kill_cmd,
-            restart_cmd,
-        }),
-        (None, None) => None,
-        _ => return Err("--kill-cmd and --restart-cmd go together".to_string()),
-    };
-    Ok(Parsed::Run(options))
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args(std::env::args().skip(1)) {
-        Ok(Parsed::Run(options)) => options,
-        Ok(Parsed::Help) => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("parley-conformance: {message}");
-            return ExitCode::from(2);
-        }
-    };
+    // Help on stdout with 0; bad arguments on stderr with 2.
+    let options = Options::from(Args::parse());
     let selected = registry::select(&registry::all(), &options.selection);
     if options.list {
         list(&selected, options.json);
@@ -286,73 +263,4 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(args: &[&str]) -> Result<Options, String> {
-        match parse_args(args.iter().map(|s| s.to_string()))? {
-            Parsed::Run(options) => Ok(options),
-            Parsed::Help => Err("help".to_string()),
-        }
-    }
-
-    #[test]
-    fn parses_flags() {
-        let options = parse(&[
-            "--url=http://127.0.0.1:9",
-            "--filter",
-            "sync.",
-            "--filter",
-            "walkthrough",
-            "--skip=seq.",
-            "--level",
-            "core",
-            "--json",
-            "--timeout-secs",
-            "3",
-        ])
-        .unwrap();
-        assert_eq!(options.url, "http://127.0.0.1:9");
-        assert_eq!(options.selection.filters, vec!["sync.", "walkthrough"]);
-        assert_eq!(options.selection.skips, vec!["seq."]);
-        assert_eq!(options.selection.level, Some(Level::Core));
-        assert!(options.json && !options.slow && options.restarts.is_none());
-        assert_eq!(options.timeout, Duration::from_secs(3));
-    }
-
-    #[test]
-    fn durability_needs_both_commands() {
-        assert!(parse(&["--kill-cmd", "true"]).is_err());
-        let options = parse(&["--kill-cmd", "k", "--restart-cmd", "r"]).unwrap();
-        let restarts = options.restarts.unwrap();
-        assert_eq!(
-            (restarts.kill_cmd.as_str(), restarts.restart_cmd.as_str()),
-            ("k", "r")
-        );
-        assert!(parse(&["--bogus"]).is_err());
-        assert!(parse(&["--timeout-secs", "0"]).is_err());
-    }
-
-    #[test]
-    fn levels() {
-        assert_eq!(parse(&[]).unwrap().selection.level, None);
-        assert_eq!(parse(&["--level", "all"]).unwrap().selection.level, None);
-        assert_eq!(
-            parse(&["--level=parley"]).unwrap().selection.level,
-            Some(Level::Parley)
-        );
-        assert!(parse(&["--level", "strict"]).is_err());
-    }
-
-    #[test]
-    fn base_urls() {
-        let base = BaseUrl::parse("http://127.0.0.1:3000/").unwrap();
-        assert_eq!(base.authority, "127.0.0.1:3000");
-        assert_eq!(base.ws_url("abc"), "ws://127.0.0.1:3000/abc");
-        let prefixed = BaseUrl::parse("http://localhost/chat").unwrap();
-        assert_eq!(prefixed.authority, "localhost:80");
-        assert_eq!(prefixed.target("/users"), "/chat/users");
-        assert!(BaseUrl::parse("https://x").is_err());
-        assert!(BaseUrl::parse("127.0.0.1:3000").is_err());
-    }
-}
+mod tests;

@@ -1,26 +1,20 @@
-//! A blocking WebSocket client (tungstenite's client side over a std `TcpStream`). Every read waits
-//! until a deadline, never longer; every frame sent and received goes to the transcript.
-//!
-//! Proving that something did *not* arrive uses a barrier: a sync from a cursor past every real
-//! event, whose answer is only event 29. The server answers RPCs of one connection in order, so
-//! whatever was queued for this connection before the barrier arrives before that 29.
+//! The kit's WebSocket client: the shared client's `Session` with every frame sent and received
+//! written to the transcript, and reads that wait until a deadline, never longer. Proving that
+//! something did *not* arrive uses the shared barrier (`parley_client::json::barrier`).
 
-use std::io::{ErrorKind, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-use tungstenite::handshake::HandshakeError;
-use tungstenite::{Message, WebSocket};
+use parley_client::json;
+use parley_client::ws::{ConnectError, Session};
+use serde_json::Value;
+use tungstenite::Message;
 
 use crate::http::{shorten, BaseUrl};
 use crate::transcript::Transcript;
 
-/// 2100-01-01 in ms: a sync cursor after every real event.
-const FAR_FUTURE: u64 = 4_102_444_800_000;
-
 pub struct Ws {
-    socket: WebSocket<TcpStream>,
+    socket: Session,
     pub label: String,
     transcript: Transcript,
     timeout: Duration,
@@ -58,15 +52,8 @@ impl Ws {
             "-> [{label}] WebSocket upgrade GET {}",
             short_url(&url)
         ));
-        let stream = TcpStream::connect(&base.authority)
-            .map_err(|e| format!("connect to {}: {e}", base.authority))?;
-        stream.set_nodelay(true).ok();
-        stream
-            .set_read_timeout(Some(timeout))
-            .and_then(|()| stream.set_write_timeout(Some(timeout)))
-            .map_err(|e| e.to_string())?;
-        match tungstenite::client::client(url.as_str(), stream) {
-            Ok((socket, _)) => {
+        match Session::connect(&url, &[], timeout) {
+            Ok(socket) => {
                 transcript.note(format!("<- [{label}] 101 upgraded"));
                 Ok(Upgrade::Open(Box::new(Ws {
                     socket,
@@ -77,13 +64,12 @@ impl Ws {
                     received: Vec::new(),
                 })))
             }
-            Err(HandshakeError::Failure(tungstenite::Error::Http(response))) => {
-                let status = response.status().as_u16();
+            Err(ConnectError::Status(status)) => {
                 transcript.note(format!("<- [{label}] {status} (not upgraded)"));
                 Ok(Upgrade::Refused(status))
             }
-            Err(HandshakeError::Failure(err)) => Err(format!("[{label}] upgrade failed: {err}")),
-            Err(HandshakeError::Interrupted(_)) => {
+            Err(ConnectError::Other(err)) => Err(format!("[{label}] upgrade failed: {err}")),
+            Err(ConnectError::TimedOut) => {
                 Err(format!("[{label}] no upgrade answer within {timeout:?}"))
             }
         }
@@ -123,7 +109,7 @@ impl Ws {
     pub fn send_raw(&mut self, bytes: &[u8], shown: &str) -> Result<(), String> {
         self.transcript
             .note(format!("-> [{}] raw bytes: {shown}", self.label));
-        let stream = self.socket.get_mut();
+        let stream = self.socket.stream();
         stream
             .write_all(bytes)
             .and_then(|()| stream.flush())
@@ -131,33 +117,18 @@ impl Ws {
     }
 
     /// The next message of any kind within `within`.
-    pub fn next_message(&mut self, within: Duration) -> Result<Incoming, String> {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(Incoming::Nothing);
+    pub fn next_message(&mut self, within: Duration) -> Incoming {
+        match self.socket.read_before(Instant::now() + within) {
+            Ok(Some(message)) => {
+                self.transcript
+                    .note(format!("<- [{}] {}", self.label, describe(&message)));
+                Incoming::Message(message)
             }
-            self.socket
-                .get_mut()
-                .set_read_timeout(Some(left))
-                .map_err(|e| e.to_string())?;
-            match self.socket.read() {
-                Ok(message) => {
-                    self.transcript
-                        .note(format!("<- [{}] {}", self.label, describe(&message)));
-                    return Ok(Incoming::Message(message));
-                }
-                Err(tungstenite::Error::Io(e))
-                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
-                {
-                    continue
-                }
-                Err(err) => {
-                    self.transcript
-                        .note(format!("<- [{}] connection ended: {err}", self.label));
-                    return Ok(Incoming::Ended(err.to_string()));
-                }
+            Ok(None) => Incoming::Nothing,
+            Err(err) => {
+                self.transcript
+                    .note(format!("<- [{}] connection ended: {err}", self.label));
+                Incoming::Ended(err.to_string())
             }
         }
     }
@@ -167,7 +138,7 @@ impl Ws {
         let deadline = Instant::now() + self.timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.next_message(left)? {
+            match self.next_message(left) {
                 Incoming::Message(Message::Text(text)) => {
                     let event: Value = serde_json::from_str(text.as_str())
                         .map_err(|e| format!("[{}] event is not JSON ({e}): {text}", self.label))?;
@@ -227,14 +198,12 @@ impl Ws {
     /// Everything this connection received up to a barrier (see the module comment).
     pub fn barrier(&mut self) -> Result<Vec<Value>, String> {
         self.barriers += 1;
-        let cursor = FAR_FUTURE + self.barriers;
-        self.send_json(&json!({"method": 20, "timestamp": cursor}))?;
+        let (rpc, cursor) = json::barrier(self.barriers);
+        self.send_json(&rpc)?;
         let mut before = Vec::new();
         loop {
             let event = self.next_event()?;
-            if event["type"].as_u64() == Some(29)
-                && event["body"]["timestamp"].as_u64() == Some(cursor)
-            {
+            if json::ends_barrier(&event, cursor) {
                 return Ok(before);
             }
             before.push(event);
@@ -287,7 +256,7 @@ impl Ws {
         let deadline = Instant::now() + self.timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.next_message(left)? {
+            match self.next_message(left) {
                 Incoming::Message(Message::Close(frame)) => {
                     return Ok(frame.map(|f| u16::from(f.code)))
                 }

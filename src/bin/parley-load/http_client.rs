@@ -1,21 +1,16 @@
-//! A minimal blocking HTTP/1.1 keep-alive client for parley's REST setup calls (register, login,
-//! sessions, groups). Setup is argon2-bound on the server, so plain threads and blocking sockets
-//! are enough here; only the measured traffic needs the non-blocking swarm.
+//! The setup's REST client: one keep-alive connection (the shared client's `Conn`) per setup
+//! thread. Setup is argon2-bound on the server, so plain threads and blocking sockets are enough
+//! here; only the measured traffic needs the non-blocking swarm.
 
-use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use parley_client::http::{self as client, Conn, Response};
 
 pub struct HttpClient {
     addr: SocketAddr,
     host: String,
-    stream: Option<TcpStream>,
-    buf: Vec<u8>,
-}
-
-pub struct HttpAnswer {
-    pub status: u16,
-    pub body: String,
+    conn: Option<Conn>,
 }
 
 impl HttpClient {
@@ -23,91 +18,51 @@ impl HttpClient {
         HttpClient {
             addr,
             host: host.to_string(),
-            stream: None,
-            buf: Vec::with_capacity(4096),
+            conn: None,
         }
     }
 
-    /// Sends one request and reads its answer, reconnecting once if a kept-alive connection was
-    /// closed under it.
+    /// Sends one JSON request and reads its answer, reconnecting once if a kept-alive connection
+    /// was closed under it.
     pub fn request(
         &mut self,
         method: &str,
         path: &str,
         bearer: Option<&str>,
         body: &str,
-    ) -> io::Result<HttpAnswer> {
-        match self.try_request(method, path, bearer, body) {
-            Ok(answer) => Ok(answer),
-            Err(_) => {
-                self.stream = None;
-                self.try_request(method, path, bearer, body)
-            }
+    ) -> Result<Response, String> {
+        let auth = bearer.map(|token| format!("Bearer {token}"));
+        let mut headers = vec![("host", self.host.as_str())];
+        if let Some(auth) = &auth {
+            headers.push(("authorization", auth));
         }
+        headers.push(("content-type", "application/json"));
+        let request = client::request(method, path, &headers, Some(body.as_bytes()));
+        self.exchange(&request).or_else(|_| {
+            self.conn = None;
+            self.exchange(&request)
+        })
     }
 
-    fn try_request(
-        &mut self,
-        method: &str,
-        path: &str,
-        bearer: Option<&str>,
-        body: &str,
-    ) -> io::Result<HttpAnswer> {
-        if self.stream.is_none() {
-            let stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))?;
-            stream.set_nodelay(true)?;
-            stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-            self.stream = Some(stream);
-            self.buf.clear();
-        }
-        let stream = self.stream.as_mut().expect("connected above");
-        let auth = bearer
-            .map(|token| format!("authorization: Bearer {token}\r\n"))
-            .unwrap_or_default();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nhost: {}\r\n{auth}content-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            self.host,
-            body.len()
-        );
-        let mut request = head.into_bytes();
-        request.extend_from_slice(body.as_bytes());
-        stream.write_all(&request)?;
-
-        loop {
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut response = httparse::Response::new(&mut headers);
-            if let httparse::Status::Complete(head_len) = response
-                .parse(&self.buf)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
-            {
-                let status = response.code.unwrap_or(0);
-                let length = response
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                    .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
-                    .unwrap_or(0usize);
-                let closes = response.headers.iter().any(|h| {
-                    h.name.eq_ignore_ascii_case("connection")
-                        && h.value.eq_ignore_ascii_case(b"close")
-                });
-                if self.buf.len() >= head_len + length {
-                    let body = String::from_utf8_lossy(&self.buf[head_len..head_len + length])
-                        .into_owned();
-                    self.buf.drain(..head_len + length);
-                    if closes {
-                        self.stream = None;
-                    }
-                    return Ok(HttpAnswer { status, body });
-                }
+    fn exchange(&mut self, request: &[u8]) -> Result<Response, String> {
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => {
+                let stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))
+                    .map_err(|e| e.to_string())?;
+                self.conn
+                    .insert(Conn::new(stream).map_err(|e| e.to_string())?)
             }
-            let mut chunk = [0u8; 4096];
-            let n = stream.read(&mut chunk)?;
-            if n == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
+        };
+        conn.write(request).map_err(|e| e.to_string())?;
+        let answer = conn.read_response(Instant::now() + Duration::from_secs(60))?;
+        if answer
+            .header("connection")
+            .is_some_and(|value| value.eq_ignore_ascii_case("close"))
+        {
+            self.conn = None;
         }
+        Ok(answer)
     }
 }
 

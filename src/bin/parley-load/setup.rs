@@ -176,7 +176,7 @@ pub fn call(
             .request(method, path, bearer, body)
             .map_err(|e| format!("{method} {path}: {e}"))?;
         match answer.status {
-            status if status == expected => return Ok(answer.body),
+            status if status == expected => return Ok(answer.body_text()),
             503 => std::thread::sleep(Duration::from_millis(20)),
             429 => {
                 return Err(format!(
@@ -187,7 +187,7 @@ pub fn call(
             status => {
                 return Err(format!(
                     "{method} {path}: expected {expected}, got {status}: {}",
-                    answer.body
+                    answer.body_text()
                 ))
             }
         }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use parley_client::ws::upgrade_request;
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use tungstenite::Message;
 
@@ -49,7 +50,7 @@ pub type Replies = Vec<String>;
 
 /// Called with (client, message text, when its socket read began in [`now_ns`] time, replies).
 /// One clock reading per socket read rather than per message: the messages of one read arrived
-/// together, and the clock was a noticeable part of the load generator's own cost.
+/// together, so one reading stamps them all, and the generator spends its CPU on traffic.
 pub type Handler<'a> = dyn FnMut(usize, &str, u64, &mut Replies) + 'a;
 
 impl Swarm {
@@ -142,11 +143,7 @@ impl Swarm {
                 return Ok(false); // not connected yet
             }
             let _ = client.socket.set_nodelay(true);
-            let request = format!(
-                "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                self.host
-            );
+            let request = upgrade_request(path, &self.host);
             // A fresh socket's send buffer always takes a few hundred bytes at once.
             client
                 .socket
@@ -355,30 +352,4 @@ pub fn leading_number(text: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_type_seq_and_stamp() {
-        let event = r#"{"type":20,"seq":5,"timestamp":1796665039690,"body":{"message_id":"m","data":"123456 xx","group_id":"g","user_id":"u"}}"#;
-        assert_eq!(event_type(event), Some(20));
-        assert_eq!(event_seq(event), Some(5));
-        assert_eq!(data_stamp(event), Some(123456));
-        let ack =
-            r#"{"type":21,"seq":6,"id":"c1","timestamp":1796665039690,"body":{"message_id":"m"}}"#;
-        assert_eq!(event_type(ack), Some(21));
-        assert_eq!(event_seq(ack), Some(6));
-        assert_eq!(data_stamp(ack), None);
-        // Transient events carry no seq; the sync-complete's body seq is not the event's.
-        let typing =
-            r#"{"type":40,"timestamp":1796665039690,"body":{"group_id":"g","user_id":"u"}}"#;
-        assert_eq!(event_seq(typing), None);
-        let done = r#"{"type":29,"timestamp":1796665039690,"body":{"timestamp":1796665039690,"seq":6,"more":false}}"#;
-        assert_eq!(event_seq(done), None);
-        assert_eq!(
-            after_key(r#"{"a":"x","data":"1"}"#, "\"data\":\""),
-            Some("1\"}")
-        );
-        assert_eq!(after_key("\"data\":", "\"data\":\""), None);
-    }
-}
+mod tests;

@@ -1,17 +1,18 @@
-//! A minimal HTTP/1.1 client over a std `TcpStream`, written by hand so that tests control every
-//! byte: it frames answers by `Content-Length` exactly (what is read past an answer stays buffered
-//! for the next one, which is what keep-alive and pipelining tests need), and it can send raw bytes.
+//! The tests' HTTP/1.1 connection: the shared client's `Conn` (exact `Content-Length` framing,
+//! what is read past an answer kept for the next one, for keep-alive and pipelining tests) with
+//! every failure a panic, raw bytes on request, and answers that assert what they must be.
 
 use std::fmt::Display;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Instant;
 
+use parley_client::http::{self as client, Conn};
 use serde_json::Value;
 
 use super::DEADLINE;
 
-/// One HTTP answer.
+/// One HTTP answer, with the tests' assertions. Its own type, with the fields public, so that
+/// tests can take the body out of it.
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
@@ -22,10 +23,7 @@ pub struct Response {
 impl Response {
     /// The first header named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        client::header(&self.headers, name)
     }
 
     /// The body parsed as JSON.
@@ -87,25 +85,22 @@ impl Response {
 
 /// One client connection.
 pub struct Http {
-    stream: TcpStream,
+    conn: Conn,
     host: String,
-    buf: Vec<u8>,
 }
 
 impl Http {
     pub fn connect(addr: SocketAddr) -> Http {
-        let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
-        stream.set_nodelay(true).unwrap();
-        stream.set_write_timeout(Some(DEADLINE)).unwrap();
+        let conn =
+            Conn::connect(addr, DEADLINE).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
         Http {
-            stream,
+            conn,
             host: addr.to_string(),
-            buf: Vec::new(),
         }
     }
 
-    /// Builds the bytes of a request: request line, `Host`, the given headers, `Content-Length`
-    /// when there is a body, blank line, body.
+    /// Builds the bytes of a request: request line, `Host` (unless given), the given headers,
+    /// `Content-Length` when there is a body, blank line, body.
     pub fn build(
         &self,
         method: &str,
@@ -113,22 +108,12 @@ impl Http {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Vec<u8> {
-        let mut out = format!("{method} {path} HTTP/1.1\r\n");
+        let mut all = Vec::with_capacity(headers.len() + 1);
         if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-            out.push_str(&format!("Host: {}\r\n", self.host));
+            all.push(("Host", self.host.as_str()));
         }
-        for (k, v) in headers {
-            out.push_str(&format!("{k}: {v}\r\n"));
-        }
-        if let Some(b) = body {
-            out.push_str(&format!("Content-Length: {}\r\n", b.len()));
-        }
-        out.push_str("\r\n");
-        let mut bytes = out.into_bytes();
-        if let Some(b) = body {
-            bytes.extend_from_slice(b);
-        }
-        bytes
+        all.extend_from_slice(headers);
+        client::request(method, path, &all, body)
     }
 
     /// Sends one request and reads its answer.
@@ -166,14 +151,14 @@ impl Http {
 
     /// Writes bytes as they are.
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.stream
-            .write_all(bytes)
+        self.conn
+            .write(bytes)
             .unwrap_or_else(|e| panic!("write request: {e}"));
     }
 
     /// Writes bytes, ignoring failure (the server may close early, e.g. on a too-large body).
     pub fn send_raw_lossy(&mut self, bytes: &[u8]) {
-        let _ = self.stream.write_all(bytes);
+        let _ = self.conn.write(bytes);
     }
 
     /// Reads one answer, within the deadline.
@@ -194,127 +179,37 @@ impl Http {
     /// server wrongly sent stays buffered, where the next read or `leftover` finds it.
     #[track_caller]
     pub fn read_head_answer(&mut self) -> Response {
-        self.try_read(true)
-            .unwrap_or_else(|e| panic!("reading the answer to a HEAD: {e}"))
+        let answer = self.conn.read_head_answer(Instant::now() + DEADLINE);
+        http11(answer).unwrap_or_else(|e| panic!("reading the answer to a HEAD: {e}"))
     }
 
     /// Reads one answer; `Err` says why there is none (closed, timed out, garbled).
     pub fn try_read_response(&mut self) -> Result<Response, String> {
-        self.try_read(false)
-    }
-
-    fn try_read(&mut self, head_only: bool) -> Result<Response, String> {
-        let deadline = Instant::now() + DEADLINE;
-        let head_end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                break i;
-            }
-            if self.fill(deadline)? == 0 {
-                return Err(format!(
-                    "connection closed before a complete head; got {:?}",
-                    String::from_utf8_lossy(&self.buf)
-                ));
-            }
-        };
-        let head = String::from_utf8(self.buf[..head_end].to_vec())
-            .map_err(|_| "head is not UTF-8".to_string())?;
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or("");
-        let mut parts = status_line.splitn(3, ' ');
-        let version = parts.next().unwrap_or("");
-        if version != "HTTP/1.1" {
-            return Err(format!("bad status line {status_line:?}"));
-        }
-        let status: u16 = parts
-            .next()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-        let mut headers = Vec::new();
-        for line in lines {
-            let (k, v) = line
-                .split_once(':')
-                .ok_or_else(|| format!("bad header line {line:?}"))?;
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-        self.buf.drain(..head_end + 4);
-
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-        };
-        if let Some(te) = header("transfer-encoding") {
-            return Err(format!(
-                "answer uses Transfer-Encoding {te:?}; this client expects Content-Length"
-            ));
-        }
-        let body = match header("content-length") {
-            _ if head_only => Vec::new(),
-            Some(cl) => {
-                let len: usize = cl
-                    .parse()
-                    .map_err(|_| format!("bad Content-Length {cl:?}"))?;
-                while self.buf.len() < len {
-                    if self.fill(deadline)? == 0 {
-                        return Err(format!("connection closed inside a body of {len} bytes"));
-                    }
-                }
-                self.buf.drain(..len).collect()
-            }
-            None if status == 204 || status == 304 || (100..200).contains(&status) => Vec::new(),
-            None => {
-                // No framing: the body runs to the end of the connection.
-                while self.fill(deadline)? > 0 {}
-                std::mem::take(&mut self.buf)
-            }
-        };
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+        http11(self.conn.read_response(Instant::now() + DEADLINE))
     }
 
     /// True when the server closes the connection (EOF) within the deadline, with nothing more sent.
     pub fn closed_by_peer(&mut self) -> bool {
-        let deadline = Instant::now() + DEADLINE;
-        self.buf.is_empty() && matches!(self.fill(deadline), Ok(0))
+        self.conn.closed_by_peer(Instant::now() + DEADLINE)
     }
 
     /// Bytes received but not yet consumed by an answer.
     pub fn leftover(&self) -> &[u8] {
-        &self.buf
-    }
-
-    fn fill(&mut self, deadline: Instant) -> Result<usize, String> {
-        let mut chunk = [0u8; 16 * 1024];
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err("timed out waiting for the server".into());
-            }
-            self.stream.set_read_timeout(Some(left)).unwrap();
-            match self.stream.read(&mut chunk) {
-                Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    return Ok(n);
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue
-                }
-                Err(e) if e.kind() == ErrorKind::ConnectionReset => return Ok(0),
-                Err(e) => return Err(format!("read: {e}")),
-            }
-        }
+        self.conn.leftover()
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+/// parley answers in HTTP/1.1 only; any other version is a bad status line here.
+fn http11(answer: Result<client::Response, String>) -> Result<Response, String> {
+    match answer? {
+        answer if answer.minor_version == 1 => Ok(Response {
+            status: answer.status,
+            headers: answer.headers,
+            body: answer.body,
+        }),
+        answer => Err(format!(
+            "bad status line: HTTP/1.{} {}",
+            answer.minor_version, answer.status
+        )),
+    }
 }

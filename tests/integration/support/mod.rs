@@ -9,7 +9,9 @@ pub mod jwt;
 pub mod server;
 pub mod ws;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+pub use parley_client::json::now_ms;
 
 pub use api::{assert_group_answer, session_body, url_token, User};
 pub use check::*;
@@ -30,14 +32,6 @@ pub const PASSWORD: &str = "0000";
 pub fn unique(prefix: &str) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
     format!("{prefix}_{}", &id[..10])
-}
-
-/// Milliseconds since the Unix epoch, as the protocol counts time.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
 }
 
 /// A random UUID that names nothing on the server.

@@ -1,44 +1,32 @@
-//! A WebSocket client for tests, over a std `TcpStream` with tungstenite.
-//!
-//! Reads use a read timeout on the socket and loop until a deadline, so a test never hangs and
-//! never sleeps. Every received event is logged for failure messages.
-//!
-//! Proving that something did *not* arrive: `barrier()` sends a sync (method 20) from a cursor far
-//! in the future. Its answer is an empty sync followed by event 29, which the server queues after
-//! everything it queued earlier on this connection; so whatever arrives before that 29 is all that
-//! was pending, with no fixed sleep.
+//! The tests' WebSocket client: the shared client's `Session` (reads that wait until a deadline,
+//! never longer, so a test never hangs and never sleeps) with every failure a panic and every
+//! received event logged for failure messages: connecting, sending, receiving, control frames and
+//! closing. What the events must be, sync and the barrier: `expect`.
 
-use std::io::ErrorKind;
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use parley_client::http::is_retry;
+use parley_client::json;
+pub use parley_client::ws::ConnectError;
+use parley_client::ws::Session;
 use serde_json::{json, Value};
-use tungstenite::handshake::HandshakeError;
 use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tungstenite::protocol::frame::Frame;
-use tungstenite::{Message, WebSocket};
+use tungstenite::Message;
 
-use super::check::{assert_keys, assert_keys_within, assert_ms, assert_seq, ty, TRANSIENT};
 use super::DEADLINE;
 
-/// 2100-01-01 in ms: a sync cursor after every real event.
-const FAR_FUTURE: u64 = 4_102_444_800_000;
+mod expect;
+
+pub use expect::assert_ack;
 
 pub struct Ws {
-    ws: WebSocket<TcpStream>,
+    ws: Session,
     /// Label used in failure messages.
     pub name: String,
     /// Every event received, in order.
     pub log: Vec<Value>,
     barriers: u64,
-}
-
-/// Why a connection was refused.
-#[derive(Debug)]
-pub enum ConnectError {
-    /// The server answered the upgrade with this HTTP status.
-    Status(u16),
-    Other(String),
 }
 
 impl Ws {
@@ -59,43 +47,12 @@ impl Ws {
         name: &str,
         headers: &[(&str, &str)],
     ) -> Result<Ws, ConnectError> {
-        use tungstenite::client::IntoClientRequest;
-        let mut request = url
-            .into_client_request()
-            .map_err(|e| ConnectError::Other(format!("bad URL {url}: {e}")))?;
-        for (k, v) in headers {
-            let name =
-                tungstenite::http::HeaderName::from_bytes(k.as_bytes()).expect("header name");
-            let value = tungstenite::http::HeaderValue::from_str(v).expect("header value");
-            request.headers_mut().insert(name, value);
-        }
-        let rest = url
-            .strip_prefix("ws://")
-            .ok_or_else(|| ConnectError::Other(format!("not a ws:// URL: {url}")))?;
-        let authority = rest.split('/').next().unwrap();
-        let stream = TcpStream::connect(authority)
-            .map_err(|e| ConnectError::Other(format!("connect: {e}")))?;
-        stream.set_nodelay(true).unwrap();
-        stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        stream.set_write_timeout(Some(DEADLINE)).unwrap();
-        match tungstenite::client::client(request, stream) {
-            Ok((ws, response)) => {
-                assert_eq!(response.status().as_u16(), 101);
-                Ok(Ws {
-                    ws,
-                    name: name.to_string(),
-                    log: Vec::new(),
-                    barriers: 0,
-                })
-            }
-            Err(HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
-                Err(ConnectError::Status(resp.status().as_u16()))
-            }
-            Err(HandshakeError::Failure(e)) => Err(ConnectError::Other(format!("handshake: {e}"))),
-            Err(HandshakeError::Interrupted(_)) => {
-                Err(ConnectError::Other("handshake timed out".to_string()))
-            }
-        }
+        Ok(Ws {
+            ws: Session::connect(url, headers, DEADLINE)?,
+            name: name.to_string(),
+            log: Vec::new(),
+            barriers: 0,
+        })
     }
 
     // ---- sending ----
@@ -106,8 +63,8 @@ impl Ws {
 
     /// Two text frames in one TCP write.
     pub fn send_two(&mut self, a: &str, b: &str) {
-        self.ws.write(Message::text(a)).unwrap();
-        self.ws.write(Message::text(b)).unwrap();
+        self.ws.queue(Message::text(a)).unwrap();
+        self.ws.queue(Message::text(b)).unwrap();
         self.ws.flush().unwrap();
     }
 
@@ -144,7 +101,7 @@ impl Ws {
     pub fn queue_json(&mut self, v: &Value) {
         let name = &self.name;
         self.ws
-            .write(Message::text(v.to_string()))
+            .queue(Message::text(v.to_string()))
             .unwrap_or_else(|e| panic!("{name}: write: {e}"));
     }
 
@@ -157,12 +114,12 @@ impl Ws {
 
     /// RPC 40: send `data` to `group`.
     pub fn send_message(&mut self, group: &str, data: &str) {
-        self.send_json(&json!({"method": 40, "body": {"group_id": group, "data": data}}));
+        self.send_json(&json::send_message(group, data, None));
     }
 
     /// RPC 40 with a client id.
     pub fn send_message_id(&mut self, group: &str, data: &str, id: &str) {
-        self.send_json(&json!({"method": 40, "id": id, "body": {"group_id": group, "data": data}}));
+        self.send_json(&json::send_message(group, data, Some(id)));
     }
 
     /// RPC 40, then the 21 ack that must be the next event; returns the ack.
@@ -231,32 +188,6 @@ impl Ws {
         }
     }
 
-    /// One message read before `deadline`, `Ok(None)` once it has passed. Read timeouts and
-    /// interruptions are retried, so callers see only messages and real errors.
-    fn read_before(&mut self, deadline: Instant) -> Result<Option<Message>, tungstenite::Error> {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            self.ws
-                .get_mut()
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .unwrap();
-            match self.ws.read() {
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue
-                }
-                other => return other.map(Some),
-            }
-        }
-    }
-
     /// Keeps a text message that arrived while waiting for something else, if it is JSON.
     fn log_text(&mut self, text: &str) {
         if let Ok(v) = serde_json::from_str(text) {
@@ -267,7 +198,7 @@ impl Ws {
     /// The next data or close message; pings and pongs are skipped (tungstenite answers pings).
     fn next_message_before(&mut self, deadline: Instant) -> Option<Message> {
         loop {
-            match self.read_before(deadline) {
+            match self.ws.read_before(deadline) {
                 Ok(None) => return None,
                 Ok(Some(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                 Ok(Some(m)) => return Some(m),
@@ -294,171 +225,6 @@ impl Ws {
         }
     }
 
-    /// The next event, which must be of type `t`, with the envelope `{type, seq, timestamp,
-    /// body}` (no `seq` for the transient types 29, 40, 41; plus `id` when the RPC carried
-    /// one). Returns the whole event.
-    #[track_caller]
-    pub fn expect(&mut self, t: u64) -> Value {
-        let ev = self.recv_event();
-        assert_eq!(ty(&ev), t, "{}: expected event {t}, got {ev}", self.name);
-        if TRANSIENT.contains(&t) {
-            assert_keys_within(&ev, &["type", "timestamp", "body"], &["id"]);
-        } else {
-            assert_keys_within(&ev, &["type", "seq", "timestamp", "body"], &["id"]);
-            assert_seq(&ev["seq"]);
-        }
-        assert_ms(&ev["timestamp"]);
-        assert!(
-            ev["body"].is_object(),
-            "{}: body is not an object: {ev}",
-            self.name
-        );
-        ev
-    }
-
-    /// Like `expect`, returning only the body.
-    #[track_caller]
-    pub fn expect_body(&mut self, t: u64) -> Value {
-        self.expect(t)["body"].clone()
-    }
-
-    /// The next event must be a 90 error with `code`, body `{code, error, method, id?}`: `method`
-    /// is the RPC's (None: null, the RPC was unreadable); the client `id` is echoed at the top
-    /// level (and, if at all, in the body) exactly when given. Returns the event.
-    #[track_caller]
-    pub fn expect_error(&mut self, code: &str, method: Option<u64>, id: Option<&str>) -> Value {
-        let ev = self.recv_event();
-        assert_eq!(
-            ty(&ev),
-            90,
-            "{}: expected error event 90, got {ev}",
-            self.name
-        );
-        assert_keys_within(&ev, &["type", "body"], &["timestamp", "id"]);
-        let body = &ev["body"];
-        assert_keys_within(body, &["code", "error", "method"], &["id"]);
-        assert_eq!(body["code"], code, "{}: error code in {ev}", self.name);
-        let text = body["error"]
-            .as_str()
-            .unwrap_or_else(|| panic!("error text not a string: {ev}"));
-        assert!(!text.is_empty(), "empty error text: {ev}");
-        match method {
-            Some(m) => assert_eq!(body["method"], m, "{}: method in {ev}", self.name),
-            None => assert!(
-                body["method"].is_null(),
-                "{}: method is null when unreadable: {ev}",
-                self.name
-            ),
-        }
-        match id {
-            Some(id) => {
-                assert_eq!(
-                    ev["id"], id,
-                    "{}: the client id is echoed at the top level: {ev}",
-                    self.name
-                );
-                if !body["id"].is_null() {
-                    assert_eq!(body["id"], id, "{}: id in the error body: {ev}", self.name);
-                }
-            }
-            None => {
-                assert!(
-                    ev["id"].is_null(),
-                    "{}: no client id was sent, none echoed: {ev}",
-                    self.name
-                );
-                assert!(
-                    body["id"].is_null(),
-                    "{}: no client id was sent, none echoed: {ev}",
-                    self.name
-                );
-            }
-        }
-        ev
-    }
-
-    /// Sends a sync RPC (method 20) as given and collects what it streams, up to and including
-    /// event 29. Returns the events before the 29, and the 29's body.
-    #[track_caller]
-    pub fn sync_raw(&mut self, rpc: Value) -> (Vec<Value>, Value) {
-        self.send_json(&rpc);
-        let mut events = Vec::new();
-        loop {
-            let ev = self.recv_event();
-            if ty(&ev) == 29 {
-                let body = ev["body"].clone();
-                assert_keys(&body, &["timestamp", "seq", "more"]);
-                assert!(body["timestamp"].is_u64(), "29 timestamp: {ev}");
-                assert!(body["seq"].is_u64(), "29 seq: {ev}");
-                assert!(body["more"].is_boolean(), "29 more: {ev}");
-                return (events, body);
-            }
-            events.push(ev);
-        }
-    }
-
-    /// One sync page from `cursor` (top-level form); `None` = from the beginning.
-    #[track_caller]
-    pub fn sync_page(&mut self, cursor: Option<u64>, limit: Option<u64>) -> (Vec<Value>, Value) {
-        let mut rpc = json!({"method": 20});
-        if let Some(c) = cursor {
-            rpc["seq"] = json!(c);
-        }
-        if let Some(l) = limit {
-            rpc["limit"] = json!(l);
-        }
-        self.sync_raw(rpc)
-    }
-
-    /// Every stored event after `cursor`, following `more` page by page.
-    #[track_caller]
-    pub fn sync_all(&mut self, cursor: Option<u64>) -> Vec<Value> {
-        let mut all = Vec::new();
-        let mut cursor = cursor;
-        for _ in 0..1000 {
-            let (events, done) = self.sync_page(cursor, None);
-            all.extend(events);
-            cursor = Some(done["seq"].as_u64().unwrap());
-            if done["more"] == false {
-                return all;
-            }
-        }
-        panic!("{}: sync never ended", self.name);
-    }
-
-    /// Everything that arrives before a sync round-trip completes (see the module doc).
-    #[track_caller]
-    pub fn barrier(&mut self) -> Vec<Value> {
-        self.barriers += 1;
-        let cursor = FAR_FUTURE + self.barriers;
-        self.send_json(&json!({"method": 20, "timestamp": cursor}));
-        let mut before = Vec::new();
-        loop {
-            let ev = self.recv_event();
-            if ty(&ev) == 29 && ev["body"]["timestamp"] == cursor {
-                assert_eq!(
-                    ev["body"]["more"], false,
-                    "{}: barrier sync: {ev}",
-                    self.name
-                );
-                return before;
-            }
-            before.push(ev);
-        }
-    }
-
-    /// Nothing is pending on this connection: a barrier round-trip sees no event before it.
-    #[track_caller]
-    pub fn assert_quiet(&mut self) {
-        let pending = self.barrier();
-        assert!(
-            pending.is_empty(),
-            "{}: expected no further events, got:\n{}",
-            self.name,
-            super::show(&pending)
-        );
-    }
-
     /// Sends a ping with `payload` and waits for the matching pong (events meanwhile are logged).
     #[track_caller]
     pub fn ping_pong(&mut self, payload: &[u8]) {
@@ -468,7 +234,7 @@ impl Ws {
             .unwrap_or_else(|e| panic!("{name}: ping: {e}"));
         let deadline = Instant::now() + DEADLINE;
         loop {
-            match self.read_before(deadline) {
+            match self.ws.read_before(deadline) {
                 Ok(None) => panic!("{name}: no pong within {DEADLINE:?}"),
                 Ok(Some(Message::Pong(p))) => {
                     assert_eq!(
@@ -508,7 +274,7 @@ impl Ws {
     pub fn wait_for_ping(&mut self, within: Duration) -> bool {
         let deadline = Instant::now() + within;
         loop {
-            match self.read_before(deadline) {
+            match self.ws.read_before(deadline) {
                 Ok(None) => return false,
                 Ok(Some(Message::Ping(_))) => return true,
                 Ok(Some(Message::Text(t))) => self.log_text(t.as_str()),
@@ -524,7 +290,7 @@ impl Ws {
     /// Closes the client's sending side of the socket (TCP end of stream); reading goes on.
     pub fn half_close(&mut self) {
         self.ws
-            .get_mut()
+            .stream()
             .shutdown(std::net::Shutdown::Write)
             .unwrap_or_else(|e| panic!("{}: shutdown: {e}", self.name));
     }
@@ -535,7 +301,7 @@ impl Ws {
         use std::io::Read;
         let start = Instant::now();
         let deadline = start + within;
-        let stream = self.ws.get_mut();
+        let stream = self.ws.stream();
         let mut buf = [0u8; 4096];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -548,14 +314,7 @@ impl Ws {
             match stream.read(&mut buf) {
                 Ok(0) => return Some(start.elapsed()),
                 Ok(_) => continue, // pings, and finally perhaps a close frame
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue
-                }
+                Err(e) if is_retry(&e) => continue,
                 Err(_) => return Some(start.elapsed()),
             }
         }
@@ -567,7 +326,7 @@ impl Ws {
     pub fn expect_close(&mut self) -> Option<CloseCode> {
         let deadline = Instant::now() + DEADLINE;
         loop {
-            match self.read_before(deadline) {
+            match self.ws.read_before(deadline) {
                 Ok(None) => panic!(
                     "{}: the server did not close within {DEADLINE:?}",
                     self.name
@@ -583,19 +342,4 @@ impl Ws {
             }
         }
     }
-}
-
-/// A 21 ack: body exactly `{message_id}`, top-level `id` equal to the client id when there was one.
-#[track_caller]
-pub fn assert_ack(ack: &Value, id: Option<&str>) -> String {
-    assert_eq!(ty(ack), 21, "expected a 21 ack: {ack}");
-    assert_keys(&ack["body"], &["message_id"]);
-    match id {
-        Some(id) => assert_eq!(ack["id"], id, "the client id is echoed on the ack: {ack}"),
-        None => assert!(
-            ack["id"].is_null(),
-            "no client id was sent, none echoed: {ack}"
-        ),
-    }
-    super::assert_uuid(&ack["body"]["message_id"])
 }

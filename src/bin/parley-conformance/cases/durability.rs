@@ -212,7 +212,7 @@ fn kill_amid_acks(ctx: &mut Ctx, ws: &mut Ws) -> Result<BTreeMap<String, Value>,
     }
     kill(ctx)?;
     loop {
-        match ws.next_message(ctx.timeout)? {
+        match ws.next_message(ctx.timeout) {
             Incoming::Message(tungstenite::Message::Text(text)) => {
                 record(serde_json::from_str(text.as_str()).unwrap_or(Value::Null))?
             }

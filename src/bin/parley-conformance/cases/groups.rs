@@ -4,7 +4,8 @@
 use serde_json::json;
 
 use super::{expect_error, expect_event, expect_group, expect_status, Ctx};
-use crate::registry::{ensure_eq, Case, Outcome};
+use crate::http::Response;
+use crate::registry::{ensure_eq, Case, Outcome, Stop};
 
 pub const CASES: &[Case] = &[
     Case::core(
@@ -71,11 +72,8 @@ fn join_self(ctx: &mut Ctx) -> Outcome {
     let mut owner_ws = ctx.device(&owner, "owner")?;
     let mut joiner_ws = ctx.device(&joiner, "joiner")?;
     let response = ctx.membership("join", &joiner, &group, None)?;
-    expect_status(&response, 200, "join by group id")?;
-    let view = response.json();
-    let name = view["name"].as_str().unwrap_or("").to_string();
     let members = [owner.id.as_str(), joiner.id.as_str()];
-    expect_group(&view, &group, &name, &members, "join answer")?;
+    let name = membership_answer(&response, "join by group id", "join", &group, &members)?;
     let joined = json!({"group_id": group, "user_id": joiner.id});
     let mut got = [joiner_ws.next_event()?, joiner_ws.next_event()?];
     got.sort_by_key(|e| e["type"].as_u64());
@@ -100,14 +98,12 @@ fn join_by_member(ctx: &mut Ctx) -> Outcome {
     let group = ctx.group(&owner, &[&member])?;
     let mut added_ws = ctx.device(&added, "added")?;
     let response = ctx.membership("join", &member, &group, Some(&added))?;
-    expect_status(&response, 200, "a member adds another user")?;
-    let view = response.json();
-    expect_group(
-        &view,
+    membership_answer(
+        &response,
+        "a member adds another user",
+        "join",
         &group,
-        view["name"].as_str().unwrap_or(""),
         &[&member.id, &owner.id, &added.id],
-        "join answer",
     )?;
     let got = [added_ws.next_event()?, added_ws.next_event()?];
     let mut kinds: Vec<u64> = got.iter().filter_map(|e| e["type"].as_u64()).collect();
@@ -153,15 +149,7 @@ fn left_self(ctx: &mut Ctx) -> Outcome {
     let mut owner_ws = ctx.device(&owner, "owner")?;
     let mut member_ws = ctx.device(&member, "member")?;
     let response = ctx.membership("left", &member, &group, None)?;
-    expect_status(&response, 200, "a member leaves")?;
-    let view = response.json();
-    expect_group(
-        &view,
-        &group,
-        view["name"].as_str().unwrap_or(""),
-        &[&owner.id],
-        "left answer",
-    )?;
+    membership_answer(&response, "a member leaves", "left", &group, &[&owner.id])?;
     let left = json!({"group_id": group, "user_id": member.id});
     expect_event(&owner_ws.expect(73)?, 73, &left)?;
     expect_event(&member_ws.expect(73)?, 73, &left)?;
@@ -177,14 +165,12 @@ fn left_creator_removes(ctx: &mut Ctx) -> Outcome {
     let group = ctx.group(&owner, &[&member])?;
     let mut member_ws = ctx.device(&member, "member")?;
     let response = ctx.membership("left", &owner, &group, Some(&member))?;
-    expect_status(&response, 200, "the creator removes a member")?;
-    let view = response.json();
-    expect_group(
-        &view,
+    membership_answer(
+        &response,
+        "the creator removes a member",
+        "left",
         &group,
-        view["name"].as_str().unwrap_or(""),
         &[&owner.id],
-        "left answer",
     )?;
     expect_event(
         &member_ws.expect(73)?,
@@ -284,15 +270,12 @@ fn body_caller(ctx: &mut Ctx) -> Outcome {
     )?;
     expect_status(&bare, 200, "a join without a body")?;
     let empty = ctx.call("PUT", &path("join"), Some(&second.token), Some(&json!({})))?;
-    expect_status(&empty, 200, "a join with `{}`")?;
-    let view = empty.json();
-    let name = view["name"].as_str().unwrap_or("").to_string();
-    expect_group(
-        &view,
+    let name = membership_answer(
+        &empty,
+        "a join with `{}`",
+        "join",
         &group,
-        &name,
         &[&owner.id, &first.id, &second.id],
-        "join answer",
     )?;
     let left = ctx.call("PUT", &path("left"), Some(&first.token), Some(&json!({})))?;
     expect_status(&left, 200, "a leave with `{}`")?;
@@ -304,4 +287,20 @@ fn body_caller(ctx: &mut Ctx) -> Outcome {
         "left answer",
     )?;
     Ok(())
+}
+
+/// A `join` or `left` that must answer 200 (`what` names the request) with the group's view
+/// listing `members`; the group's name, as the view gives it (the cases do not choose it).
+fn membership_answer(
+    response: &Response,
+    what: &str,
+    change: &str,
+    group: &str,
+    members: &[&str],
+) -> Result<String, Stop> {
+    expect_status(response, 200, what)?;
+    let view = response.json();
+    let name = view["name"].as_str().unwrap_or("").to_string();
+    expect_group(&view, group, &name, members, &format!("{change} answer"))?;
+    Ok(name)
 }

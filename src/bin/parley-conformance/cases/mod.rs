@@ -13,8 +13,10 @@ pub mod seq;
 pub mod sync;
 pub mod walkthrough;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use parley_client::json;
+pub use parley_client::json::now_ms;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -234,7 +236,7 @@ fn with_backoff(request: impl Fn() -> Result<Response, String>) -> Result<Respon
 
 /// Sends a message on `ws` and returns its ack (event 21).
 pub fn send_message(ws: &mut Ws, group: &str, data: &str) -> Result<Value, Stop> {
-    ws.send_json(&json!({"method": 40, "body": {"group_id": group, "data": data}}))?;
+    ws.send_json(&json::send_message(group, data, None))?;
     let ack = ws.expect(21)?;
     id_field(&ack["body"], "message_id", "event 21 body")?;
     Ok(ack)
@@ -351,14 +353,6 @@ pub fn messaging_token(session: &Value) -> Result<String, Stop> {
             "`messaging_url` must end with the access token: `{url}`"
         )),
     }
-}
-
-/// The wall clock in ms, for cursors "from now".
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Whether an event is of a stored kind (what sync replays), as opposed to a transient one (sync

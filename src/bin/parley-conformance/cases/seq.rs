@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use parley_client::json::FAR_FUTURE;
 use serde_json::{json, Value};
 
 use super::sync::{compare, compare_with_live, sync_all, sync_rpc, By};
@@ -22,9 +23,6 @@ pub const CASES: &[Case] = &[
 
 /// The largest seq the notes allow (exclusive): 2^53, what a JSON number holds exactly.
 const SEQ_LIMIT: u64 = 1 << 53;
-
-/// 2100-01-01 in ms: a timestamp cursor after every real event.
-const FAR_FUTURE: u64 = 4_102_444_800_000;
 
 /// The top-level `seq` of a stored event: an integer, 1 <= seq < 2^53.
 fn seq_of(event: &Value) -> Result<u64, Stop> {
