@@ -6,6 +6,8 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use crate::store::StoreError;
+
 /// The machine-readable `code` of an error answer, on HTTP and in the 90 event. Clients switch
 /// on these strings, so [`ErrorCode::as_str`] is the protocol: never change one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,8 +149,8 @@ impl ApiError {
     }
 }
 
-impl From<sled::Error> for ApiError {
-    fn from(err: sled::Error) -> Self {
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
         ApiError::internal(err)
     }
 }
@@ -170,13 +172,13 @@ pub enum ServerError {
     /// The store failed `during` opening, loading, writing or flushing.
     Store {
         during: &'static str,
-        source: sled::Error,
+        source: StoreError,
     },
 }
 
 impl ServerError {
     /// A `map_err` adapter naming what the store was doing.
-    pub fn store(during: &'static str) -> impl FnOnce(sled::Error) -> ServerError {
+    pub fn store(during: &'static str) -> impl FnOnce(StoreError) -> ServerError {
         move |source| ServerError::Store { during, source }
     }
 }
@@ -256,7 +258,7 @@ mod tests {
 
     #[test]
     fn server_errors_say_what_failed() {
-        let store = ServerError::store("opening the store")(sled::Error::Unsupported("x".into()));
+        let store = ServerError::store("opening the store")(StoreError::Unsupported("x".into()));
         assert!(matches!(
             store,
             ServerError::Store {

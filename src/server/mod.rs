@@ -327,7 +327,7 @@ impl Server {
     }
 }
 
-fn store_failed(source: sled::Error) -> ServerError {
+fn store_failed(source: crate::store::StoreError) -> ServerError {
     ServerError::Store {
         during: "writing or flushing the store",
         source,

@@ -1,8 +1,8 @@
-//! The flusher thread: puts the loop's sealed ticks into sled and makes them durable, so the
-//! loop never waits for sled.
+//! The flusher thread: puts the loop's sealed ticks into the backend and makes them durable, so
+//! the loop never waits for it.
 //!
 //! The loop numbers its tick commits and hands each over sealed ([`TickWrites`]); the thread
-//! applies everything handed over so far in one sled transaction and one flush (ticks that
+//! applies everything handed over so far in one atomic batch and one flush (ticks that
 //! arrive during a flush share the next one: group commit) and then wakes the loop, which lets
 //! the acknowledgements of the commits now durable leave.
 
@@ -10,9 +10,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use sled::Tree;
-
-use super::{apply, TickWrites};
+use super::backend::Backend;
+use super::{StoreError, TickWrites};
 use crate::priority::Helpers;
 
 /// What the loop learns when it asks how far the flushes got.
@@ -30,7 +29,7 @@ struct State {
     queue: Vec<Arc<TickWrites>>,
     progress: Progress,
     /// A flush failed: nothing after it can be acknowledged truthfully.
-    failed: Option<sled::Error>,
+    failed: Option<StoreError>,
     stopping: bool,
 }
 
@@ -42,7 +41,7 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // The thread never panics while holding the lock (sled errors are values).
+        // The thread never panics while holding the lock (store errors are values).
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -57,8 +56,7 @@ pub struct Flusher {
 impl Flusher {
     /// Starts the thread; `notify` runs after every flush (the loop's waker).
     pub fn start(
-        db: sled::Db,
-        trees: Vec<Tree>,
+        backend: Arc<dyn Backend>,
         helpers: Arc<Helpers>,
         notify: impl Fn() + Send + 'static,
     ) -> Flusher {
@@ -69,7 +67,7 @@ impl Flusher {
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("parley-flush".into())
-            .spawn(move || flush_on_request(&thread_shared, &db, &trees, &helpers, &notify))
+            .spawn(move || flush_on_request(&thread_shared, &*backend, &helpers, &notify))
             .expect("spawning the flusher thread");
         Flusher {
             shared,
@@ -86,7 +84,7 @@ impl Flusher {
     }
 
     /// How far the flushes got, and how long they took; the error of a failed flush.
-    pub fn progress(&self) -> Result<Progress, sled::Error> {
+    pub fn progress(&self) -> Result<Progress, StoreError> {
         let mut state = self.shared.lock();
         if let Some(err) = &state.failed {
             return Err(err.clone());
@@ -98,7 +96,7 @@ impl Flusher {
     }
 
     /// Blocks until commit `seq` is durable (or a flush failed).
-    pub fn wait_for(&self, seq: u64) -> Result<(), sled::Error> {
+    pub fn wait_for(&self, seq: u64) -> Result<(), StoreError> {
         let mut state = self.shared.lock();
         loop {
             if let Some(err) = &state.failed {
@@ -129,8 +127,7 @@ impl Drop for Flusher {
 
 fn flush_on_request(
     shared: &Shared,
-    db: &sled::Db,
-    trees: &[Tree],
+    backend: &dyn Backend,
     helpers: &Arc<Helpers>,
     notify: &dyn Fn(),
 ) {
@@ -156,7 +153,7 @@ fn flush_on_request(
         let ticks = std::mem::take(&mut state.queue);
         drop(state);
         let started = Instant::now();
-        let result = apply(trees, &ticks).and_then(|()| db.flush().map(drop));
+        let result = backend.apply(&ticks).and_then(|()| backend.flush());
         let took = started.elapsed();
         state = shared.lock();
         match result {
@@ -175,67 +172,4 @@ fn flush_on_request(
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use uuid::Uuid;
-
-    use crate::clock::Stamp;
-    use crate::protocol;
-    use crate::store::{Ceiling, Store};
-
-    use super::*;
-
-    #[test]
-    fn sealed_ticks_reach_sled_in_order_and_wake_the_loop() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path(), 1 << 20).unwrap();
-        let woken = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&woken);
-        let flusher = store.start_flusher(Arc::default(), move || {
-            counter.fetch_add(1, Ordering::SeqCst);
-        });
-        let user = Uuid::from_u128(7);
-        let (first, second, other) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
-        let ack = |id: &str, timestamp, message_id| {
-            let seq = crate::store::message_id::ack_seq(message_id);
-            let stamp = Stamp { seq, timestamp };
-            Some(protocol::sent_event(Some(id), stamp, message_id))
-        };
-        let ceiling = |seq| Ceiling {
-            seq,
-            time: seq * 10,
-        };
-        store.put_client_ack(&store.retry_key(user, "a"), first, 10);
-        flusher.request(store.write(1, ceiling(100)));
-        store.put_client_ack(&store.retry_key(user, "a"), second, 20);
-        store.put_client_ack(&store.retry_key(user, "b"), other, 30);
-        flusher.request(store.write(2, ceiling(200)));
-        // Before the flusher is known done, reads see the sealed ticks, newest first.
-        assert_eq!(
-            store.client_ack(&store.retry_key(user, "a")).unwrap(),
-            ack("a", 20, second)
-        );
-        flusher.wait_for(2).unwrap();
-        let progress = flusher.progress().unwrap();
-        assert_eq!(progress.durable, 2);
-        assert!(!progress.flush_times.is_empty());
-        // The loop's waker runs right after the flush is recorded.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while woken.load(Ordering::SeqCst) == 0 {
-            assert!(Instant::now() < deadline, "the flusher never woke the loop");
-            std::thread::yield_now();
-        }
-        // Once forgotten, the same answers come from sled itself.
-        store.forget_applied(2);
-        assert_eq!(
-            store.client_ack(&store.retry_key(user, "a")).unwrap(),
-            ack("a", 20, second)
-        );
-        assert_eq!(
-            store.client_ack(&store.retry_key(user, "b")).unwrap(),
-            ack("b", 30, other)
-        );
-        assert_eq!(store.ceiling().unwrap(), ceiling(200));
-    }
-}
+mod tests;

@@ -1,8 +1,8 @@
 //! The event log. Every event is appended to a stream (a group's or a user's) and stored as one
-//! sled value per stream per tick, a "chunk", so a tick costs one insert per active stream rather
+//! value per stream per tick, a "chunk", so a tick costs one write per active stream rather
 //! than one per event. The tick's chunks stay in memory until the store's write takes them
 //! ([`EventLog::take_pending`]); reads see them, and the chunks of earlier ticks the flusher has
-//! not yet put into sled (passed in by the store), so a sync misses nothing.
+//! not yet put into the backend (passed in by the store), so a sync misses nothing.
 //!
 //! Chunk layout, entries back to back in seq order, integers little-endian:
 //! `seq: u64 | flags: u8 | [timestamp: u64 if TIME] | [viewer: 16 bytes if PRIVATE] |
@@ -20,15 +20,25 @@
 //! which a reader adds ([`protocol::with_seq`]). Entries of format 2 (a message's JSON, and its
 //! ack as a PRIVATE entry of its own) read as they always did.
 
-use std::ops::Bound;
+mod entry;
+#[cfg(test)]
+pub mod old_formats;
+mod reader;
+#[cfg(test)]
+mod tests;
 
-use sled::{IVec, Tree};
+use std::borrow::Cow;
+use std::ops::Bound;
+use std::sync::Arc;
+
 use uuid::Uuid;
 
-use super::{StoreResult, StoredEvent};
+use self::entry::{decode_entry, encode_entry, encode_message, visible_stamps};
+pub use self::reader::StreamReader;
+use super::backend::{Backend, Direction, Table};
+use super::StoreResult;
 use crate::clock::Stamp;
 use crate::idmap::IdMap;
-use crate::protocol;
 
 /// Who of a stream's readers may see an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,13 +47,6 @@ pub enum Audience {
     All,
     /// One user only (a sender's ack in the group's stream).
     Only(Uuid),
-}
-
-/// Set on message entries so that a receipt can find the message's author without an index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct MessageMeta {
-    pub message_id: Uuid,
-    pub author: Uuid,
 }
 
 /// A message as the log keeps it: its parts, with the sender's ack (event 21) folded in.
@@ -57,158 +60,6 @@ pub struct MessageParts<'a> {
     pub ack_seq: u64,
     /// The `id` of the send, echoed in the ack.
     pub client_id: Option<&'a str>,
-}
-
-const PRIVATE: u8 = 1;
-const MESSAGE: u8 = 2;
-const PARTS: u8 = 4;
-const ACK_ID: u8 = 8;
-/// The entry has a timestamp of its own (format 5); without it, the timestamp is the seq.
-const TIME: u8 = 16;
-
-/// The sender's ack folded into a PARTS entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FoldedAck<'a> {
-    seq: u64,
-    client_id: Option<&'a str>,
-}
-
-/// One decoded entry, borrowing the chunk.
-struct Entry<'a> {
-    seq: u64,
-    /// Set on entries of format 5; older ones are stamped with their seq.
-    timestamp: Option<u64>,
-    viewer: Option<Uuid>,
-    message: Option<MessageMeta>,
-    /// Set on a PARTS entry, whose `bytes` are the message's `data`.
-    ack: Option<FoldedAck<'a>>,
-    bytes: &'a [u8],
-}
-
-impl Entry<'_> {
-    fn stamp(&self) -> Stamp {
-        Stamp {
-            seq: self.seq,
-            timestamp: self.timestamp.unwrap_or(self.seq),
-        }
-    }
-
-    /// The folded ack's stamp: its seq, at the message's timestamp (before format 5, the seq).
-    fn ack_stamp(&self, ack: &FoldedAck) -> Stamp {
-        Stamp {
-            seq: ack.seq,
-            timestamp: self.timestamp.unwrap_or(ack.seq),
-        }
-    }
-
-    /// The stored event's bytes as sent: before format 5 they lack their `seq`.
-    fn event_bytes(&self) -> Vec<u8> {
-        match self.timestamp {
-            Some(_) => self.bytes.to_vec(),
-            None => protocol::with_seq(self.bytes, self.seq),
-        }
-    }
-}
-
-/// Appends one entry holding an event as sent.
-fn encode_entry(chunk: &mut Vec<u8>, stamp: Stamp, audience: Audience, event: &[u8]) {
-    chunk.extend_from_slice(&stamp.seq.to_le_bytes());
-    match audience {
-        Audience::All => {
-            chunk.push(TIME);
-            chunk.extend_from_slice(&stamp.timestamp.to_le_bytes());
-        }
-        Audience::Only(viewer) => {
-            chunk.push(TIME | PRIVATE);
-            chunk.extend_from_slice(&stamp.timestamp.to_le_bytes());
-            chunk.extend_from_slice(viewer.as_bytes());
-        }
-    }
-    put_bytes(chunk, event);
-}
-
-/// Appends one PARTS entry: a message and its sender's ack.
-fn encode_message(chunk: &mut Vec<u8>, message: &MessageParts) {
-    let flags = TIME
-        | MESSAGE
-        | PARTS
-        | if message.client_id.is_some() {
-            ACK_ID
-        } else {
-            0
-        };
-    chunk.extend_from_slice(&message.stamp.seq.to_le_bytes());
-    chunk.push(flags);
-    chunk.extend_from_slice(&message.stamp.timestamp.to_le_bytes());
-    chunk.extend_from_slice(message.message_id.as_bytes());
-    chunk.extend_from_slice(message.author.as_bytes());
-    chunk.extend_from_slice(&message.ack_seq.to_le_bytes());
-    if let Some(id) = message.client_id {
-        put_bytes(chunk, id.as_bytes());
-    }
-    put_bytes(chunk, message.data.as_bytes());
-}
-
-fn put_bytes(chunk: &mut Vec<u8>, bytes: &[u8]) {
-    chunk.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    chunk.extend_from_slice(bytes);
-}
-
-/// Decodes the entry at `*pos` and advances past it; `None` at the end or on a damaged chunk.
-fn decode_entry<'a>(chunk: &'a [u8], pos: &mut usize) -> Option<Entry<'a>> {
-    let mut take = |n: usize| -> Option<&'a [u8]> {
-        let bytes = chunk.get(*pos..pos.checked_add(n)?)?;
-        *pos += n;
-        Some(bytes)
-    };
-    let seq = u64::from_le_bytes(take(8)?.try_into().ok()?);
-    let flags = take(1)?[0];
-    // An unknown flag, or parts without the message's ids, is no entry this parley wrote.
-    if flags & !(PRIVATE | MESSAGE | PARTS | ACK_ID | TIME) != 0
-        || (flags & PARTS != 0 && flags & MESSAGE == 0)
-        || (flags & ACK_ID != 0 && flags & PARTS == 0)
-    {
-        return None;
-    }
-    let timestamp = if flags & TIME != 0 {
-        Some(u64::from_le_bytes(take(8)?.try_into().ok()?))
-    } else {
-        None
-    };
-    let viewer = if flags & PRIVATE != 0 {
-        Some(Uuid::from_slice(take(16)?).ok()?)
-    } else {
-        None
-    };
-    let message = if flags & MESSAGE != 0 {
-        let message_id = Uuid::from_slice(take(16)?).ok()?;
-        let author = Uuid::from_slice(take(16)?).ok()?;
-        Some(MessageMeta { message_id, author })
-    } else {
-        None
-    };
-    let ack = if flags & PARTS != 0 {
-        let seq = u64::from_le_bytes(take(8)?.try_into().ok()?);
-        let client_id = if flags & ACK_ID != 0 {
-            let len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
-            Some(std::str::from_utf8(take(len)?).ok()?)
-        } else {
-            None
-        };
-        Some(FoldedAck { seq, client_id })
-    } else {
-        None
-    };
-    let len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
-    let bytes = take(len)?;
-    Some(Entry {
-        seq,
-        timestamp,
-        viewer,
-        message,
-        ack,
-        bytes,
-    })
 }
 
 /// `stream ++ first seq` (big-endian), so a range scan walks one stream in seq order.
@@ -226,7 +77,7 @@ fn read_seq(key: &[u8]) -> u64 {
         .map_or(0, u64::from_be_bytes)
 }
 
-/// A stream's entries of one tick, not yet in sled.
+/// A stream's entries of one tick, not yet in the backend.
 pub struct PendingChunk {
     pub first_seq: u64,
     /// The newest seq in the chunk: entries must come in seq order, and a message's folded ack
@@ -241,9 +92,12 @@ impl PendingChunk {
     }
 }
 
-/// Chunks of one stream that are in memory only (written by a tick, not yet applied to sled),
-/// oldest first: `(first seq, bytes)`.
-pub type MemoryChunks = Vec<(u64, IVec)>;
+/// Chunks of one stream that are in memory only (written by a tick, not yet applied to the
+/// backend), oldest first: `(first seq, bytes)`.
+pub type MemoryChunks<'a> = Vec<(u64, &'a [u8])>;
+
+/// Stored chunks of one stream, oldest first.
+type Chunks<'a> = Box<dyn Iterator<Item = StoreResult<Vec<u8>>> + 'a>;
 
 /// Which entries of a stream a reader returns: seqs from `from` to `to` (inclusive), and of
 /// those only the ones stamped after `after_time` when it is set (a sync by timestamp).
@@ -255,22 +109,22 @@ pub struct Span {
 }
 
 impl Span {
-    fn holds(&self, stamp: Stamp) -> bool {
+    pub fn holds(&self, stamp: Stamp) -> bool {
         (self.from..=self.to).contains(&stamp.seq)
             && self.after_time.is_none_or(|after| stamp.timestamp > after)
     }
 }
 
-/// The log tree plus this tick's chunks, not yet written.
+/// The stored log plus this tick's chunks, not yet written.
 pub struct EventLog {
-    tree: Tree,
+    backend: Arc<dyn Backend>,
     pending: IdMap<PendingChunk>,
 }
 
 impl EventLog {
-    pub fn new(tree: Tree) -> EventLog {
+    pub fn new(backend: Arc<dyn Backend>) -> EventLog {
         EventLog {
-            tree,
+            backend,
             pending: IdMap::default(),
         }
     }
@@ -323,80 +177,94 @@ impl EventLog {
     }
 
     /// Reads the entries of `stream` in `span` as `viewer` sees them. `memory` holds the
-    /// stream's chunks not yet applied to sled, oldest first; the flusher may apply them while
-    /// the reader runs, so the sled scan stops before the first of them.
-    pub fn reader(
-        &self,
+    /// stream's chunks not yet applied to the backend, oldest first; the flusher may apply them
+    /// while the reader runs, so the stored scan stops before the first of them.
+    pub fn reader<'a>(
+        &'a self,
         stream: Uuid,
         span: Span,
         viewer: Uuid,
-        mut memory: MemoryChunks,
-    ) -> StoreResult<StreamReader> {
+        mut memory: MemoryChunks<'a>,
+    ) -> StoreResult<StreamReader<'a>> {
         let end = match memory.first() {
-            Some((first_seq, _)) => Bound::Excluded(IVec::from(&chunk_key(stream, *first_seq)[..])),
-            None => Bound::Included(IVec::from(&chunk_key(stream, span.to)[..])),
+            Some((first_seq, _)) => Bound::Excluded(chunk_key(stream, *first_seq)),
+            None => Bound::Included(chunk_key(stream, span.to)),
         };
-        let start = self.chunk_holding(stream, span.from)?;
-        let empty = match &end {
-            Bound::Excluded(end) => start >= *end,
-            _ => false,
-        };
-        let chunks = if empty {
-            None
-        } else {
-            Some(self.tree.range((Bound::Included(start), end)))
-        };
+        let chunks = self.stored_chunks(stream, span.from, end.as_ref().map(|key| &key[..]))?;
         if let Some(chunk) = self.pending.get(&stream) {
-            memory.push((chunk.first_seq, IVec::from(chunk.bytes.as_slice())));
+            memory.push((chunk.first_seq, &chunk.bytes));
         }
         memory.retain(|(first_seq, _)| *first_seq <= span.to);
-        Ok(StreamReader {
-            stream,
-            chunks,
-            memory: memory.into_iter(),
-            current: None,
-            pos: 0,
-            folded_ack: None,
-            done: false,
-            span,
-            viewer,
-        })
+        Ok(StreamReader::new(stream, chunks, memory, span, viewer))
     }
 
-    /// Where a scan of `stream` from `from` starts: the key of the last chunk that begins at or
-    /// before it (it may hold entries from `from` on), else `from`'s own.
-    fn chunk_holding(&self, stream: Uuid, from: u64) -> StoreResult<IVec> {
-        let before = self
-            .tree
-            .range(chunk_key(stream, 0)..=chunk_key(stream, from))
-            .next_back();
-        Ok(match before {
-            Some(entry) => entry?.0,
-            None => IVec::from(&chunk_key(stream, from)[..]),
+    /// The stored chunks of `stream` that may hold entries from seq `from` on, up to the key
+    /// `end`, oldest first: the last one that begins at or before `from` (found by one seek
+    /// back), then the ones after it.
+    fn stored_chunks<'a>(
+        &'a self,
+        stream: Uuid,
+        from: u64,
+        end: Bound<&[u8]>,
+    ) -> StoreResult<Chunks<'a>> {
+        let from_key = chunk_key(stream, from);
+        let holding = self
+            .backend
+            .last_at_or_before(Table::Log, &from_key)?
+            .filter(|(key, _)| key.starts_with(stream.as_bytes()));
+        let before_end = |key: &[u8]| match end {
+            Bound::Included(end) => key <= end,
+            Bound::Excluded(end) => key < end,
+            Bound::Unbounded => true,
+        };
+        let chunk = |entry: StoreResult<(Vec<u8>, Vec<u8>)>| entry.map(|(_, chunk)| chunk);
+        Ok(match holding {
+            Some((key, first)) if before_end(&key) => {
+                let rest =
+                    self.backend
+                        .range(Table::Log, Bound::Excluded(&key), end, Direction::Forward);
+                Box::new(std::iter::once(Ok(first)).chain(rest.map(chunk)))
+            }
+            Some(_) => Box::new(std::iter::empty()),
+            None => {
+                let from = Bound::Included(&from_key[..]);
+                let chunks = self
+                    .backend
+                    .range(Table::Log, from, end, Direction::Forward);
+                Box::new(chunks.map(chunk))
+            }
         })
     }
 
     /// The stamp of the newest entry of `stream` in `span` that `viewer` sees. `memory` is as
     /// for [`EventLog::reader`]. Reads chunks backwards, newest first, and nearly always one:
     /// the newest entry is visible to every reader but for another sender's ack.
-    pub fn newest(
-        &self,
+    pub fn newest<'a>(
+        &'a self,
         stream: Uuid,
         span: Span,
         viewer: Uuid,
-        mut memory: MemoryChunks,
+        mut memory: MemoryChunks<'a>,
     ) -> StoreResult<Option<Stamp>> {
         if let Some(chunk) = self.pending.get(&stream) {
-            memory.push((chunk.first_seq, IVec::from(chunk.bytes.as_slice())));
+            memory.push((chunk.first_seq, &chunk.bytes));
         }
-        // A chunk may be both in memory and (just applied) in sled: read twice, found once.
+        // A chunk may be both in memory and (just applied) stored: read twice, found once.
+        let (first, last) = (chunk_key(stream, 0), chunk_key(stream, span.to));
         let stored = self
-            .tree
-            .range(chunk_key(stream, 0)..=chunk_key(stream, span.to))
+            .backend
+            .range(
+                Table::Log,
+                Bound::Included(&first),
+                Bound::Included(&last),
+                Direction::Backward,
+            )
+            .map(|entry| entry.map(|(key, chunk)| (read_seq(&key), Cow::Owned(chunk))));
+        let in_memory = memory
+            .into_iter()
             .rev()
-            .map(|entry| entry.map(|(key, chunk)| (read_seq(&key), chunk)));
-        let newest_first = memory.into_iter().rev().map(Ok).chain(stored);
-        for chunk in newest_first {
+            .map(|(first_seq, chunk)| Ok((first_seq, Cow::Borrowed(chunk))));
+        for chunk in in_memory.chain(stored) {
             let (first_seq, chunk) = chunk?;
             if first_seq > span.to {
                 continue;
@@ -422,8 +290,8 @@ impl EventLog {
     }
 
     /// The author of the message `message_id` stored in `group` at `seq`, if it is there.
-    /// `unapplied` holds the group's chunks not yet applied to sled, newest first (borrowed: a
-    /// receipt runs this for every message read, and copies nothing).
+    /// `unapplied` holds the group's chunks not yet applied to the backend, newest first
+    /// (borrowed: a receipt runs this for every message read, and copies nothing in memory).
     pub fn message_author<'a>(
         &'a self,
         group: Uuid,
@@ -442,10 +310,9 @@ impl EventLog {
             Some(chunk) => &chunk.bytes,
             None => {
                 let found = self
-                    .tree
-                    .range(chunk_key(group, 0)..=chunk_key(group, seq))
-                    .next_back()
-                    .transpose()?;
+                    .backend
+                    .last_at_or_before(Table::Log, &chunk_key(group, seq))?
+                    .filter(|(key, _)| key.starts_with(group.as_bytes()));
                 let Some((_, value)) = found else {
                     return Ok(None);
                 };
@@ -478,12 +345,9 @@ impl EventLog {
         since: u64,
         mut each: impl FnMut(Uuid, &str, Uuid, u64),
     ) -> StoreResult<()> {
-        let start = self.chunk_holding(group, from)?;
-        for chunk in self
-            .tree
-            .range(start..=IVec::from(&chunk_key(group, u64::MAX)[..]))
-        {
-            let (_, chunk) = chunk?;
+        let last = chunk_key(group, u64::MAX);
+        for chunk in self.stored_chunks(group, from, Bound::Included(&last))? {
+            let chunk = chunk?;
             let mut pos = 0;
             while let Some(entry) = decode_entry(&chunk, &mut pos) {
                 if let (Some(meta), Some(ack)) = (entry.message, entry.ack) {
@@ -495,441 +359,5 @@ impl EventLog {
             }
         }
         Ok(())
-    }
-}
-
-/// The stamps of what `viewer` sees of an entry: the entry's, and a message's folded ack when
-/// the viewer sent it.
-fn visible_stamps(entry: &Entry, viewer: Uuid) -> [Option<Stamp>; 2] {
-    match (entry.message, entry.ack) {
-        (Some(meta), Some(ack)) => [
-            Some(entry.stamp()),
-            (meta.author == viewer).then(|| entry.ack_stamp(&ack)),
-        ],
-        _ => [
-            entry
-                .viewer
-                .is_none_or(|only| only == viewer)
-                .then(|| entry.stamp()),
-            None,
-        ],
-    }
-}
-
-/// Entries of one stream within a [`Span`], as one viewer sees them, oldest first.
-pub struct StreamReader {
-    stream: Uuid,
-    /// `None` when every chunk in range is still in memory.
-    chunks: Option<sled::Iter>,
-    /// The chunks not yet in sled, read after the stored ones.
-    memory: std::vec::IntoIter<(u64, IVec)>,
-    current: Option<IVec>,
-    pos: usize,
-    /// The ack of the message just returned, when it is the viewer's and in range: next.
-    folded_ack: Option<StoredEvent>,
-    /// An entry past the span was seen: nothing later can be in it.
-    done: bool,
-    span: Span,
-    viewer: Uuid,
-}
-
-impl StreamReader {
-    /// The next visible entry.
-    pub fn next_entry(&mut self) -> StoreResult<Option<StoredEvent>> {
-        while !self.done {
-            if let Some(ack) = self.folded_ack.take() {
-                return Ok(Some(ack));
-            }
-            if let Some(chunk) = &self.current {
-                match decode_entry(chunk, &mut self.pos) {
-                    Some(entry) if entry.seq > self.span.to => {
-                        self.done = true;
-                        break;
-                    }
-                    Some(
-                        ref entry @ Entry {
-                            message: Some(meta),
-                            ack: Some(ack),
-                            bytes,
-                            ..
-                        },
-                    ) => {
-                        // Written from a `&str`; damaged, it is skipped, not the rest of the chunk.
-                        let Ok(data) = std::str::from_utf8(bytes) else {
-                            continue;
-                        };
-                        let acked = entry.ack_stamp(&ack);
-                        if meta.author == self.viewer && self.span.holds(acked) {
-                            let event = protocol::sent_event(ack.client_id, acked, meta.message_id);
-                            self.folded_ack = Some(StoredEvent::new(acked, event.into_bytes()));
-                        }
-                        let stamp = entry.stamp();
-                        if self.span.holds(stamp) {
-                            let event = protocol::message_event(
-                                stamp,
-                                meta.message_id,
-                                data,
-                                self.stream,
-                                meta.author,
-                            );
-                            return Ok(Some(StoredEvent::new(stamp, event.into_bytes())));
-                        }
-                        continue;
-                    }
-                    Some(entry) => {
-                        let stamp = entry.stamp();
-                        let visible = self.span.holds(stamp)
-                            && entry.viewer.is_none_or(|viewer| viewer == self.viewer);
-                        if visible {
-                            return Ok(Some(StoredEvent::new(stamp, entry.event_bytes())));
-                        }
-                        continue;
-                    }
-                    None => self.current = None,
-                }
-            }
-            self.pos = 0;
-            self.current = match self.chunks.as_mut().and_then(|chunks| chunks.next()) {
-                Some(entry) => Some(entry?.1),
-                None => match self.memory.next() {
-                    Some((_, chunk)) => Some(chunk),
-                    None => {
-                        self.done = true;
-                        None
-                    }
-                },
-            };
-        }
-        Ok(None)
-    }
-}
-
-/// The formats before 5, whose chunks upgraded directories hold and which must keep reading:
-/// format 2 stored a message as its event's JSON and the ack as a private entry of its own;
-/// formats 3 and 4 a message as parts; none had a timestamp apart from the seq, nor a `seq` in
-/// the JSON it kept.
-#[cfg(test)]
-pub mod old_formats {
-    use super::*;
-
-    pub const GROUP: Uuid = Uuid::from_u128(2);
-    pub const AUTHOR: Uuid = Uuid::from_u128(1);
-    /// The id a message stored at seq 20 in the group of ordinal 1 gets (a test checks it).
-    pub const MESSAGE_ID: Uuid = Uuid::from_u128(0x0000_0000_0014_8000_8000_0000_0100_0000);
-    pub const MESSAGE_JSON: &str = r#"{"type":20,"timestamp":20,"body":{"message_id":"00000000-0014-8000-8000-000001000000","data":"hi \"you\"","group_id":"00000000-0000-0000-0000-000000000002","user_id":"00000000-0000-0000-0000-000000000001"}}"#;
-    pub const ACK_JSON: &str = r#"{"type":21,"id":"c1","timestamp":21,"body":{"message_id":"00000000-0014-8000-8000-000001000000"}}"#;
-
-    /// The same message as parts: stamped with its seq, as before format 5.
-    pub const STORED: MessageParts<'static> = MessageParts {
-        stamp: Stamp {
-            seq: 20,
-            timestamp: 20,
-        },
-        message_id: MESSAGE_ID,
-        author: AUTHOR,
-        data: "hi \"you\"",
-        ack_seq: 21,
-        client_id: Some("c1"),
-    };
-
-    /// What a sync by the author returns for it today: the events with their seqs.
-    pub fn events() -> Vec<StoredEvent> {
-        let stamp = |seq| Stamp {
-            seq,
-            timestamp: seq,
-        };
-        vec![
-            StoredEvent::new(stamp(20), protocol::with_seq(MESSAGE_JSON.as_bytes(), 20)),
-            StoredEvent::new(stamp(21), protocol::with_seq(ACK_JSON.as_bytes(), 21)),
-        ]
-    }
-
-    /// Format 2's encoder, kept to make its chunks: the message's JSON in an entry with its
-    /// ids, then the ack's JSON in a private entry of its own. Written out here, not through
-    /// today's encoders, so that the layout stays pinned whatever they become.
-    fn encode_2(chunk: &mut Vec<u8>, message: &MessageParts, json: &str, ack: &str) {
-        chunk.extend_from_slice(&message.stamp.seq.to_le_bytes());
-        chunk.push(MESSAGE);
-        chunk.extend_from_slice(message.message_id.as_bytes());
-        chunk.extend_from_slice(message.author.as_bytes());
-        chunk.extend_from_slice(&(json.len() as u32).to_le_bytes());
-        chunk.extend_from_slice(json.as_bytes());
-        chunk.extend_from_slice(&message.ack_seq.to_le_bytes());
-        chunk.push(PRIVATE);
-        chunk.extend_from_slice(message.author.as_bytes());
-        chunk.extend_from_slice(&(ack.len() as u32).to_le_bytes());
-        chunk.extend_from_slice(ack.as_bytes());
-    }
-
-    /// Format 4's (and 3's) encoder of a message as parts, written out likewise.
-    fn encode_4(chunk: &mut Vec<u8>, message: &MessageParts) {
-        chunk.extend_from_slice(&message.stamp.seq.to_le_bytes());
-        chunk.push(
-            MESSAGE
-                | PARTS
-                | if message.client_id.is_some() {
-                    ACK_ID
-                } else {
-                    0
-                },
-        );
-        chunk.extend_from_slice(message.message_id.as_bytes());
-        chunk.extend_from_slice(message.author.as_bytes());
-        chunk.extend_from_slice(&message.ack_seq.to_le_bytes());
-        if let Some(id) = message.client_id {
-            put_bytes(chunk, id.as_bytes());
-        }
-        put_bytes(chunk, message.data.as_bytes());
-    }
-
-    /// The JSON the first version stored for an event: no `seq`, the timestamp was the seq.
-    fn unsequenced(event: &str) -> String {
-        let seq_field = event.find(r#""seq":"#).expect("an event with a seq");
-        let end = seq_field + event[seq_field..].find(',').expect("a field after") + 1;
-        format!("{}{}", &event[..seq_field], &event[end..])
-    }
-
-    impl EventLog {
-        /// Appends a message and its ack as format 2 stored them (with today's JSON less its
-        /// seqs); `message` must be stamped with its seq.
-        pub fn append_message_as_format_2(&mut self, group: Uuid, message: &MessageParts) {
-            let (id, author, stamp) = (message.message_id, message.author, message.stamp);
-            let json = protocol::message_event(stamp, id, message.data, group, author);
-            let ack_stamp = Stamp {
-                seq: message.ack_seq,
-                timestamp: message.ack_seq,
-            };
-            let ack = protocol::sent_event(message.client_id, ack_stamp, id);
-            let (json, ack) = (unsequenced(&json), unsequenced(&ack));
-            encode_2(
-                self.chunk(group, stamp.seq, message.ack_seq),
-                message,
-                &json,
-                &ack,
-            );
-        }
-
-        /// Appends a message as formats 3 and 4 stored it; `message` must be stamped with its
-        /// seq.
-        pub fn append_message_as_format_4(&mut self, group: Uuid, message: &MessageParts) {
-            encode_4(
-                self.chunk(group, message.stamp.seq, message.ack_seq),
-                message,
-            );
-        }
-
-        /// Appends an event as formats 2 to 4 stored it: its JSON (less the seq), stamped with
-        /// its seq.
-        pub fn append_as_format_4(&mut self, stream: Uuid, seq: u64, event: &str) {
-            let chunk = self.chunk(stream, seq, seq);
-            chunk.extend_from_slice(&seq.to_le_bytes());
-            chunk.push(0);
-            put_bytes(chunk, unsequenced(event).as_bytes());
-        }
-
-        /// Appends the message and its ack to [`GROUP`]'s stream as format 2 stored them.
-        pub fn append_format_2(&mut self) {
-            encode_2(self.chunk(GROUP, 20, 21), &STORED, MESSAGE_JSON, ACK_JSON);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const EVERYTHING: Span = Span {
-        from: 0,
-        to: u64::MAX,
-        after_time: None,
-    };
-
-    fn stamp(seq: u64, timestamp: u64) -> Stamp {
-        Stamp { seq, timestamp }
-    }
-
-    #[test]
-    fn entries_round_trip() {
-        let viewer = Uuid::from_u128(1);
-        let parts = MessageParts {
-            stamp: stamp(20, 1_000),
-            ..old_formats::STORED
-        };
-        let message = MessageParts {
-            client_id: None,
-            ..parts
-        };
-        let mut chunk = Vec::new();
-        encode_entry(&mut chunk, stamp(7, 999), Audience::Only(viewer), b"ack");
-        encode_message(&mut chunk, &parts);
-        encode_message(&mut chunk, &message);
-        let mut pos = 0;
-        let first = decode_entry(&chunk, &mut pos).unwrap();
-        assert_eq!(
-            (
-                first.stamp(),
-                first.viewer,
-                first.message,
-                first.ack,
-                first.bytes
-            ),
-            (stamp(7, 999), Some(viewer), None, None, &b"ack"[..])
-        );
-        let meta = Some(MessageMeta {
-            message_id: old_formats::MESSAGE_ID,
-            author: old_formats::AUTHOR,
-        });
-        for client_id in [Some("c1"), None] {
-            let entry = decode_entry(&chunk, &mut pos).unwrap();
-            let ack = FoldedAck { seq: 21, client_id };
-            assert_eq!(entry.ack_stamp(&ack), stamp(21, 1_000));
-            assert_eq!(
-                (
-                    entry.stamp(),
-                    entry.viewer,
-                    entry.message,
-                    entry.ack,
-                    entry.bytes
-                ),
-                (stamp(20, 1_000), None, meta, Some(ack), &b"hi \"you\""[..])
-            );
-        }
-        assert!(decode_entry(&chunk, &mut pos).is_none());
-        let mut pos = 0;
-        let truncated = &chunk[..chunk.len() - 1];
-        assert!(decode_entry(truncated, &mut pos).is_some());
-        assert!(decode_entry(truncated, &mut pos).is_some());
-        assert!(decode_entry(truncated, &mut pos).is_none());
-    }
-
-    fn read(log: &EventLog, span: Span, viewer: Uuid) -> Vec<StoredEvent> {
-        let mut reader = log
-            .reader(old_formats::GROUP, span, viewer, Vec::new())
-            .unwrap();
-        let mut events = Vec::new();
-        while let Some(event) = reader.next_entry().unwrap() {
-            events.push(event);
-        }
-        events
-    }
-
-    /// A message stored by format 2 (JSON) and by format 4 (parts) reads back byte for byte as
-    /// format 2 stored its two events, with the seq each was upgraded to, to every viewer and
-    /// over every span around it; and the newest of what each viewer sees is the last of it.
-    #[test]
-    fn old_messages_read_back_byte_for_byte_with_their_seqs() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let mut parts = EventLog::new(db.open_tree("parts").unwrap());
-        parts.append_message_as_format_4(old_formats::GROUP, &old_formats::STORED);
-        let mut old = EventLog::new(db.open_tree("format 2").unwrap());
-        old.append_format_2();
-        let (author, other) = (old_formats::AUTHOR, Uuid::from_u128(9));
-        let [message, ack] = [0, 1].map(|i| old_formats::events()[i].clone());
-        let span = |from, to, after_time| Span {
-            from,
-            to,
-            after_time,
-        };
-        let cases = [
-            (EVERYTHING, author, vec![message.clone(), ack.clone()]),
-            (EVERYTHING, other, vec![message.clone()]),
-            (span(21, u64::MAX, None), author, vec![ack.clone()]),
-            (span(0, 20, None), author, vec![message.clone()]),
-            (span(22, u64::MAX, None), author, vec![]),
-            (span(0, u64::MAX, Some(20)), author, vec![ack]),
-            (span(0, u64::MAX, Some(19)), other, vec![message]),
-        ];
-        for (span, viewer, expected) in cases {
-            for log in [&parts, &old] {
-                assert_eq!(read(log, span, viewer), expected, "{span:?}");
-                let newest = log
-                    .newest(old_formats::GROUP, span, viewer, Vec::new())
-                    .unwrap();
-                if span.after_time.is_none() {
-                    assert_eq!(newest, expected.last().map(|event| event.stamp), "{span:?}");
-                }
-            }
-        }
-    }
-
-    /// A message of format 5 has its own timestamp, shared by its ack, and its events read
-    /// back as they were sent live.
-    #[test]
-    fn a_message_reads_back_as_sent() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let mut log = EventLog::new(db.open_tree("log").unwrap());
-        let parts = MessageParts {
-            stamp: stamp(20, 1_000),
-            ..old_formats::STORED
-        };
-        log.append_message(old_formats::GROUP, &parts);
-        let (id, group, author) = (parts.message_id, old_formats::GROUP, parts.author);
-        let message = protocol::message_event(parts.stamp, id, parts.data, group, author);
-        let ack = protocol::sent_event(Some("c1"), stamp(21, 1_000), id);
-        assert_eq!(
-            read(&log, EVERYTHING, author),
-            vec![
-                StoredEvent::new(stamp(20, 1_000), message.into_bytes()),
-                StoredEvent::new(stamp(21, 1_000), ack.into_bytes())
-            ]
-        );
-        let after = Span {
-            after_time: Some(1_000),
-            ..EVERYTHING
-        };
-        assert_eq!(read(&log, after, author), vec![]);
-    }
-
-    /// Stored bytes are checked by sled's CRC, so damage here means a bug; it must still cost
-    /// no more than the damaged entry, and never send a message's bare `data` as an event.
-    #[test]
-    fn a_damaged_entry_is_skipped_and_never_sent_raw() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let mut log = EventLog::new(db.open_tree("log").unwrap());
-        let group = old_formats::GROUP;
-        let data = MessageParts {
-            data: "XY",
-            ..old_formats::STORED
-        };
-        log.append_message(group, &data);
-        log.append(group, stamp(30, 30), Audience::All, b"later");
-        let chunk = &mut log.pending.get_mut(&group).unwrap().bytes;
-        let at = chunk.windows(2).position(|w| w == b"XY").unwrap();
-        chunk[at] = 0xff;
-        assert_eq!(
-            read(&log, EVERYTHING, old_formats::AUTHOR),
-            vec![StoredEvent::new(stamp(30, 30), b"later".to_vec())],
-            "data that is not UTF-8 drops its entry only"
-        );
-
-        for flags in [PARTS, PARTS | ACK_ID, ACK_ID | MESSAGE, 0x40] {
-            let mut log = EventLog::new(db.open_tree([flags]).unwrap());
-            let chunk = log.chunk(group, 20, 21);
-            chunk.extend_from_slice(&20u64.to_le_bytes());
-            chunk.push(flags);
-            chunk.extend_from_slice(&21u64.to_le_bytes());
-            put_bytes(chunk, b"raw data, not an event");
-            assert_eq!(
-                read(&log, EVERYTHING, old_formats::AUTHOR),
-                vec![],
-                "flags {flags:#x}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_old_message_id_says_where_it_is() {
-        assert_eq!(
-            old_formats::MESSAGE_ID,
-            crate::store::message_id::new(20, 1, 0)
-        );
-    }
-
-    #[test]
-    fn chunk_keys_sort_by_stream_then_seq() {
-        let a = Uuid::from_u128(1);
-        assert!(chunk_key(a, 255) < chunk_key(a, 256));
-        assert!(chunk_key(a, u64::MAX) < chunk_key(Uuid::from_u128(2), 0));
-        assert_eq!(read_seq(&chunk_key(a, 1 << 40)), 1 << 40);
     }
 }
