@@ -2,9 +2,8 @@
 //! the original ack: an index in memory, rebuilt from the log when the store opens.
 //!
 //! The log entry of a send already holds its client id (see [`super::log`]), so the index needs
-//! no durable copy of its own. Until store format 4 every send also wrote a record keyed by
-//! (user, id) into sled: a scattered key, which cost the log about 1,300 bytes more per message
-//! and held `fanout` with ids to a third of its speed without them (docs/BENCHMARKS.md).
+//! no durable copy of its own: a record per send at a scattered (user, id) key costs far more
+//! than the message itself (docs/BENCHMARKS.md, "With client ids").
 //!
 //! Retries are recognised for at least the window (24 hours by default, the protocol's minimum)
 //! of real time. Ages are wall-clock milliseconds, not server timestamps: the server clock runs
@@ -33,8 +32,8 @@ impl ClientIdLimits {
     pub const DAY_MS: u64 = 24 * 60 * 60 * 1000;
     /// For tests and embedding, and when the memory is unknown (the server's own default follows
     /// the machine's memory, see `config`): about 50 to 60 MiB resident when full (a send's
-    /// record is 40 bytes, and its slot 8 in a table 3/8 to 3/4 full; 52 bytes a send measured at
-    /// 3 million), up to 95 MiB allocated (a shard's record list grows by doubling).
+    /// record is 40 bytes, and its slot 8 in a table 3/8 to 3/4 full), more allocated while a
+    /// shard's record list has just doubled (docs/BENCHMARKS.md, "Figures the code relies on").
     pub const DEFAULT: ClientIdLimits = ClientIdLimits {
         window_ms: Self::DAY_MS,
         max_entries: 1_000_000,
@@ -240,8 +239,8 @@ fn prefetch_line<T>(value: *const T) {
 }
 
 /// A generation's sends are spread over this many tables. A table that grows rehashes all of
-/// itself at once, on the loop thread: one table of 250,000 sends took 10 ms here, a stall every
-/// connection would feel; a shard grows by a 64th of that.
+/// itself at once, on the loop thread, a stall every connection would feel (docs/BENCHMARKS.md,
+/// "Figures the code relies on"); a shard grows by a 64th of that.
 const SHARDS: usize = 64;
 
 /// The sends made (wall clock) from `slot` x span to the next slot.
@@ -318,7 +317,8 @@ impl RecentSends {
 
     /// Asks the CPU for the lines a [`RecentSends::get`] and an insert of `fingerprint` will
     /// read: called when the fingerprint is known, some work before they are, so that a send
-    /// does not wait for a line from memory (two such waits were 12% of `fanout` with ids).
+    /// does not wait for a line from memory (docs/BENCHMARKS.md, "Changes of 2026-12-06 (sixth
+    /// session)").
     pub fn prefetch(&self, fingerprint: Fingerprint) {
         for generation in self.generations.iter().rev() {
             generation.shards[fingerprint.shard()].prefetch(fingerprint);
