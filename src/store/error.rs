@@ -11,7 +11,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub enum StoreError {
     /// Reading or writing the data directory failed.
     Io(Arc<io::Error>),
-    /// Stored data is damaged: the backend's checksum caught it, or a record does not decode.
+    /// Stored data is damaged: the backend's checksums caught it.
     Corruption(String),
     /// The data directory is of a format or layout this parley does not read.
     Unsupported(String),
@@ -42,11 +42,5 @@ impl std::error::Error for StoreError {
             StoreError::Io(err) => Some(&**err),
             _ => None,
         }
-    }
-}
-
-impl From<io::Error> for StoreError {
-    fn from(err: io::Error) -> Self {
-        StoreError::Io(Arc::new(err))
     }
 }

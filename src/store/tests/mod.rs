@@ -1,6 +1,7 @@
 //! The store's unit tests. Most run twice, on sled and on the in-memory backend ([`both!`]): the
 //! same body against each shows that the store relies on nothing but the backend's interface.
 
+mod backend;
 mod format;
 mod formats_sync;
 mod on_sled;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use tempfile::TempDir;
 use uuid::Uuid;
 
-pub use super::backend::{Backend, Direction, Table};
+pub use super::backend::{Backend, Direction, Entries, Table};
 pub use super::client_ids::{ClientIdLimits, RecentSends, Sent};
 pub use super::format::*;
 pub use super::memory::MemoryBackend;

@@ -159,3 +159,26 @@ fn a_directory_keeps_its_segment_size_and_one_without_conf_is_refused() {
         assert!(!dir.join("conf").exists(), "sled wrote a guessed conf");
     }
 }
+
+/// sled's errors become the store's own, each kind told apart, each with the text it had.
+#[test]
+fn sled_errors_keep_their_kind_and_text() {
+    let errors = [
+        sled::Error::Io(std::io::Error::other("disk gone")),
+        sled::Error::Corruption { at: None, bt: () },
+        sled::Error::Unsupported("format 9".into()),
+        sled::Error::ReportableBug("a lost page".into()),
+    ];
+    for sled_error in errors {
+        let text = sled_error.to_string();
+        let ours = StoreError::from(sled_error);
+        let kind_matches = match &ours {
+            StoreError::Io(err) => err.to_string() == "disk gone",
+            StoreError::Corruption(_) => text.starts_with("Read corrupted data"),
+            StoreError::Unsupported(what) => what == "format 9",
+            StoreError::Bug(what) => what == "a lost page",
+        };
+        assert!(kind_matches, "{ours:?}");
+        assert_eq!(ours.to_string(), text);
+    }
+}
