@@ -6,14 +6,15 @@ use uuid::Uuid;
 
 use crate::clock::Stamp;
 use crate::protocol;
-use crate::store::{Ceiling, Store};
+use crate::store::tests::{both, Place};
+use crate::store::Ceiling;
 
 use super::*;
 
-#[test]
-fn sealed_ticks_reach_sled_in_order_and_wake_the_loop() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(dir.path(), 1 << 20).unwrap();
+both!(sealed_ticks_reach_the_backend_in_order_and_wake_the_loop);
+
+fn sealed_ticks_reach_the_backend_in_order_and_wake_the_loop(place: Place) {
+    let mut store = place.open();
     let woken = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&woken);
     let flusher = store.start_flusher(Arc::default(), move || {
@@ -50,7 +51,7 @@ fn sealed_ticks_reach_sled_in_order_and_wake_the_loop() {
         assert!(Instant::now() < deadline, "the flusher never woke the loop");
         std::thread::yield_now();
     }
-    // Once forgotten, the same answers come from sled itself.
+    // Once forgotten, the same answers come from the backend itself.
     store.forget_applied(2);
     assert_eq!(
         store.client_ack(&store.retry_key(user, "a")).unwrap(),

@@ -13,6 +13,9 @@ pub struct MessageMeta {
     pub author: Uuid,
 }
 
+/// An entry's flags (the layout is in [`super`]). PRIVATE: seen by `viewer` only; MESSAGE:
+/// carries the message's id and author; PARTS: a message as parts with its ack folded in;
+/// ACK_ID: the folded ack has a client id.
 pub const PRIVATE: u8 = 1;
 pub const MESSAGE: u8 = 2;
 pub const PARTS: u8 = 4;

@@ -151,8 +151,9 @@ fn a_message_reads_back_as_sent() {
     assert_eq!(read(&log, after, author), vec![]);
 }
 
-/// Stored bytes are checked by the backend (sled's CRC), so damage here means a bug; it must still cost
-/// no more than the damaged entry, and never send a message's bare `data` as an event.
+/// Stored bytes are checked by the backend (sled's CRC), so damage here means a bug; it must
+/// still cost no more than the damaged entry, and never send a message's bare `data` as an
+/// event.
 #[test]
 fn a_damaged_entry_is_skipped_and_never_sent_raw() {
     let mut log = in_memory();

@@ -88,7 +88,7 @@ macro_rules! both {
         )*
     };
 }
-use both;
+pub(crate) use both;
 
 /// How many records `table` holds in the backend.
 pub fn table_len(store: &Store, table: Table) -> usize {

@@ -9,8 +9,8 @@ both!(
     receipts_are_recorded_once
 );
 
-/// The flusher may put a sealed tick into sled before the loop hears of it: a sync in
-/// between sees its chunks in sled and in memory, and must return each event once.
+/// The flusher may put a sealed tick into the backend before the loop hears of it: a sync in
+/// between sees its chunks stored and in memory, and must return each event once.
 fn sync_reads_a_tick_applied_but_not_yet_forgotten_once(place: Place) {
     let mut store = place.open();
     let (user, group) = (Uuid::from_u128(1), Uuid::from_u128(2));
@@ -35,7 +35,11 @@ fn sync_reads_a_tick_applied_but_not_yet_forgotten_once(place: Place) {
     let (events, _) = store
         .events_after(user, Cursor::Seq(0), 100, usize::MAX)
         .unwrap();
-    assert_eq!(timestamps(&events), expected, "forgotten: read from sled");
+    assert_eq!(
+        timestamps(&events),
+        expected,
+        "forgotten: read from the backend"
+    );
     let (events, _) = store
         .events_after(user, Cursor::Seq(15), 100, usize::MAX)
         .unwrap();
