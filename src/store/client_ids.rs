@@ -7,8 +7,7 @@
 //!
 //! Retries are recognised for at least the window (24 hours by default, the protocol's minimum)
 //! of real time. Ages are wall-clock milliseconds kept by the monotonic clock, not server
-//! timestamps, which hold still while the wall clock is behind the last one (and ran ahead of
-//! it under load before format 5). Sends are kept in generations, the slots of a fixed grid a quarter
+//! timestamps, which stand still while the wall clock is behind the last one. Sends are kept in generations, the slots of a fixed grid a quarter
 //! of the window wide, so a send lands in the same generation whatever order sends arrive in
 //! (the rebuild reads one group after another). A generation goes once the window has passed its
 //! end: memory holds between one window and one and a quarter of sends. When `max_entries` are
