@@ -12,7 +12,7 @@
 //! `bytes` is the event as sent, except in a PARTS entry (a message stored since format 3):
 //! there it is the message's `data` alone, and the entry also holds the sender's ack. A reader
 //! renders both events again ([`protocol::message_event`], [`protocol::sent_event`]), so a
-//! message's entry takes about 90 bytes instead of 400 for the two events' JSON: everything else
+//! message's entry takes about 90 bytes, a fraction of the two events' JSON: everything else
 //! in them is the stream's group id, the entry's fields, or constant.
 //!
 //! Entries written before format 5 have no TIME flag: their server made timestamps unique, so
