@@ -307,6 +307,9 @@ impl Connection {
     }
 
     /// Puts one frame into the write buffer (the connection is not dead).
+    // Once per recipient of every event: inlined into the loop's `deliver`, as it was when it
+    // lived there.
+    #[inline]
     pub fn deliver(&mut self, frame: Frame, limits: &Limits) -> Delivery {
         let text = match frame {
             Frame::Http(bytes) => {
