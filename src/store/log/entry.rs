@@ -86,17 +86,27 @@ pub fn encode_entry(chunk: &mut Vec<u8>, stamp: Stamp, audience: Audience, event
 
 /// Appends one PARTS entry: a message and its sender's ack.
 pub fn encode_message(chunk: &mut Vec<u8>, message: &MessageParts) {
-    let flags = TIME
-        | MESSAGE
+    chunk.extend_from_slice(&message.stamp.seq.to_le_bytes());
+    chunk.push(TIME | parts_flags(message));
+    chunk.extend_from_slice(&message.stamp.timestamp.to_le_bytes());
+    put_parts(chunk, message);
+}
+
+/// The flags of a PARTS entry besides `TIME`.
+pub fn parts_flags(message: &MessageParts) -> u8 {
+    MESSAGE
         | PARTS
         | if message.client_id.is_some() {
             ACK_ID
         } else {
             0
-        };
-    chunk.extend_from_slice(&message.stamp.seq.to_le_bytes());
-    chunk.push(flags);
-    chunk.extend_from_slice(&message.stamp.timestamp.to_le_bytes());
+        }
+}
+
+/// A PARTS entry after its seq, flags and timestamp: the ids, the ack's seq and client id, the
+/// data (the same in every format that has parts).
+#[inline]
+pub fn put_parts(chunk: &mut Vec<u8>, message: &MessageParts) {
     chunk.extend_from_slice(message.message_id.as_bytes());
     chunk.extend_from_slice(message.author.as_bytes());
     chunk.extend_from_slice(&message.ack_seq.to_le_bytes());

@@ -60,22 +60,8 @@ fn encode_2(chunk: &mut Vec<u8>, message: &MessageParts, json: &str, ack: &str) 
 /// Format 4's (and 3's) encoder of a message as parts, written out likewise.
 fn encode_4(chunk: &mut Vec<u8>, message: &MessageParts) {
     chunk.extend_from_slice(&message.stamp.seq.to_le_bytes());
-    chunk.push(
-        MESSAGE
-            | PARTS
-            | if message.client_id.is_some() {
-                ACK_ID
-            } else {
-                0
-            },
-    );
-    chunk.extend_from_slice(message.message_id.as_bytes());
-    chunk.extend_from_slice(message.author.as_bytes());
-    chunk.extend_from_slice(&message.ack_seq.to_le_bytes());
-    if let Some(id) = message.client_id {
-        put_bytes(chunk, id.as_bytes());
-    }
-    put_bytes(chunk, message.data.as_bytes());
+    chunk.push(parts_flags(message));
+    put_parts(chunk, message);
 }
 
 /// The JSON the first version stored for an event: no `seq`, the timestamp was the seq.
