@@ -50,6 +50,7 @@ impl Chat {
             created_at: stamp.timestamp,
             ordinal,
             members,
+            removed: Vec::new(),
         };
         let created = self.encode_group(stamp, &group);
         self.store.put_group(&group);
@@ -82,11 +83,18 @@ impl Chat {
         if group.members.contains(&target) {
             return Err(ApiError::conflict("already a member of this group"));
         }
+        if target == caller && group.removed.contains(&caller) {
+            return Err(ApiError::forbidden(
+                "removed from this group by its owner: only a member can add you again",
+            ));
+        }
 
         let welcome_stamp = self.clock.stamp(wall);
         let joined_stamp = self.clock.stamp(wall);
         let group = self.groups.get_mut(&group_id).expect("checked above");
         group.members.push(target);
+        // Added by a member: the owner's removal no longer holds.
+        group.removed.retain(|user| *user != target);
         let group = group.clone();
         let welcome = self.encode_group(welcome_stamp, &group);
         let joined = encode_membership(event::JOINED, joined_stamp, group_id, target);
@@ -112,6 +120,12 @@ impl Chat {
     ) -> Result<GroupView, ApiError> {
         let group = self.group(group_id)?;
         let target = self.target_user(caller, target)?;
+        if target != caller && !group.members.contains(&caller) {
+            // A creator who left is a non-member too.
+            return Err(ApiError::forbidden(
+                "a non-member has no rights over this group",
+            ));
+        }
         if target != caller && group.creator != caller {
             return Err(ApiError::forbidden(
                 "only the group's creator may remove someone else",
@@ -124,6 +138,9 @@ impl Chat {
         let stamp = self.clock.stamp(wall);
         let group = self.groups.get_mut(&group_id).expect("checked above");
         group.members.retain(|m| *m != target);
+        if target != caller && !group.removed.contains(&target) {
+            group.removed.push(target);
+        }
         let group = group.clone();
         let left = encode_membership(event::LEFT, stamp, group_id, target);
         self.store.put_group(&group);

@@ -42,6 +42,10 @@ pub struct GroupRecord {
     pub ordinal: u32,
     /// Current members in the order they joined (the creator of a new group last, as in event 70).
     pub members: Vec<Uuid>,
+    /// Users the creator removed and no member has added back since: they may not join again
+    /// by the group's id. Absent from the JSON when empty (as in records written before it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<Uuid>,
 }
 
 /// A span of membership: from the seq of the event that made the user a member to the seq of

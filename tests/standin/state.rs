@@ -96,6 +96,8 @@ struct Group {
     name: String,
     creator: String,
     members: Vec<String>,
+    /// Removed by the creator, and not added back since: they may not join by the id.
+    removed: Vec<String>,
 }
 
 struct Conn {
@@ -308,6 +310,7 @@ impl State {
             name,
             creator: user.to_string(),
             members,
+            removed: Vec::new(),
         };
         let now = self.now();
         let event = self.event(70, now, view(&id, &group));
@@ -333,7 +336,7 @@ impl State {
             return refuse(404, "not_found", format!("user {target} does not exist"));
         }
         let is_member = |who: &str| group.members.iter().any(|m| m == who);
-        let allowed = target == user
+        let allowed = (target == user && !(join && group.removed.contains(&target)))
             || (join && (is_member(user) || self.has(Defect::JoinUnauthorized)))
             || (!join && group.creator == user && is_member(user));
         if !allowed {
@@ -347,11 +350,15 @@ impl State {
         let change = json!({"group_id": id, "user_id": target});
         let group = self.groups.get_mut(id).expect("looked up above");
         let told = if join {
+            group.removed.retain(|r| *r != target);
             group.members.push(target.clone());
             group.members.clone()
         } else {
             let before = group.members.clone();
             group.members.retain(|m| *m != target);
+            if target != user {
+                group.removed.push(target.clone());
+            }
             before
         };
         let answer = view(id, &self.groups[id]);

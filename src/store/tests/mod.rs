@@ -113,6 +113,7 @@ pub fn test_group(id: Uuid, members: &[Uuid]) -> GroupRecord {
         created_at: 1,
         ordinal: 1,
         members: members.to_vec(),
+        removed: Vec::new(),
     }
 }
 

@@ -82,10 +82,18 @@ fn join_and_leave_rules_as_a_table() {
             Some("conflict"),
         ),
         step(
-            "a removed user joins again by the id",
+            "a user removed by the creator joins again by the id",
             CAROL,
             true,
             None,
+            403,
+            Some("forbidden"),
+        ),
+        step(
+            "a member adds the removed user back",
+            BOB,
+            true,
+            Some(CAROL),
             200,
             None,
         ),
@@ -96,6 +104,31 @@ fn join_and_leave_rules_as_a_table() {
             Some(CAROL),
             200,
             None,
+        ),
+        step(
+            "a user who left by herself joins again by the id",
+            CAROL,
+            true,
+            None,
+            200,
+            None,
+        ),
+        step("the creator leaves", ALICE, false, None, 200, None),
+        step(
+            "the creator who left removes a member",
+            ALICE,
+            false,
+            Some(CAROL),
+            403,
+            Some("forbidden"),
+        ),
+        step(
+            "the creator who left adds someone",
+            ALICE,
+            true,
+            Some(DAVE),
+            403,
+            Some("forbidden"),
         ),
     ];
     let mut members = set_of(&[&alice.id, &bob.id]);
@@ -109,7 +142,7 @@ fn join_and_leave_rules_as_a_table() {
         };
         match s.code {
             Some(code) => {
-                answer.expect_error(s.status, code);
+                answer.expect_error_for(s.what, s.status, code);
             }
             None => {
                 let who = target.unwrap_or(actor);
@@ -146,6 +179,44 @@ fn join_and_leave_rules_as_a_table() {
     server
         .put(&path, Some("not.a.token"), &json!({}))
         .expect_error(401, "unauthorized");
+}
+
+/// The creator's removal is stored with the group: after a restart (kill -9) the removed user
+/// still cannot join by the id, a member's adding them clears it, and that survives a restart
+/// too; a creator who left has no rights left after a restart either.
+#[test]
+fn a_removal_by_the_creator_survives_a_restart() {
+    let server = Server::start();
+    let [alice, bob, carol] = ["alice", "bob", "carol"].map(|n| server.user(n));
+    let group = server.create_group(&alice, "kept", &[&bob, &carol]);
+    server.leave(&alice, &group, Some(&bob)).expect(200);
+
+    let server = server.restart();
+    server
+        .join(&bob, &group, None)
+        .expect_error(403, "forbidden");
+    let ids = assert_group_answer(
+        &server.join(&carol, &group, Some(&bob)).expect(200),
+        &group,
+        "kept",
+    );
+    assert_eq!(
+        ids.into_iter().collect::<std::collections::BTreeSet<_>>(),
+        set_of(&[&alice.id, &bob.id, &carol.id])
+    );
+    server.leave(&bob, &group, None).expect(200);
+
+    let server = server.restart();
+    server.join(&bob, &group, None).expect(200);
+    server.leave(&alice, &group, None).expect(200);
+
+    let server = server.restart();
+    server
+        .leave(&alice, &group, Some(&carol))
+        .expect_error(403, "forbidden");
+    server
+        .join(&alice, &group, Some(&carol))
+        .expect_error(403, "forbidden");
 }
 
 #[test]

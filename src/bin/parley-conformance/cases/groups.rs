@@ -44,6 +44,16 @@ pub const CASES: &[Case] = &[
         left_forbidden,
     ),
     Case::core(
+        "authz.left.creator_left",
+        "a creator who left is a non-member: removing a member answers 403 forbidden",
+        left_creator_left,
+    ),
+    Case::core(
+        "authz.join.removed",
+        "a user the creator removed joining again by the id answers 403 forbidden, until a member adds them",
+        join_removed,
+    ),
+    Case::core(
         "authz.left.conflict",
         "leaving (or removing) a non-member answers 409 conflict",
         left_conflict,
@@ -202,6 +212,50 @@ fn left_forbidden(ctx: &mut Ctx) -> Outcome {
         let response = ctx.membership("left", user, &group, None)?;
         expect_status(&response, 200, "leaving after a refused removal")?;
     }
+    Ok(())
+}
+
+fn left_creator_left(ctx: &mut Ctx) -> Outcome {
+    let owner = ctx.user()?;
+    let member = ctx.user()?;
+    let group = ctx.group(&owner, &[&member])?;
+    let response = ctx.membership("left", &owner, &group, None)?;
+    expect_status(&response, 200, "the creator leaves")?;
+    let mut member_ws = ctx.device(&member, "member")?;
+    let response = ctx.membership("left", &owner, &group, Some(&member))?;
+    expect_error(
+        &response,
+        403,
+        "forbidden",
+        "the creator who left removes a member",
+    )?;
+    Ok(member_ws.expect_quiet("a refused removal changes nothing")?)
+}
+
+fn join_removed(ctx: &mut Ctx) -> Outcome {
+    let owner = ctx.user()?;
+    let member = ctx.user()?;
+    let removed = ctx.user()?;
+    let group = ctx.group(&owner, &[&member, &removed])?;
+    let response = ctx.membership("left", &owner, &group, Some(&removed))?;
+    expect_status(&response, 200, "the creator removes a member")?;
+    let mut owner_ws = ctx.device(&owner, "owner")?;
+    let response = ctx.membership("join", &removed, &group, None)?;
+    expect_error(
+        &response,
+        403,
+        "forbidden",
+        "the removed user joins again by the id",
+    )?;
+    owner_ws.expect_quiet("a refused join changes nothing")?;
+    let response = ctx.membership("join", &member, &group, Some(&removed))?;
+    membership_answer(
+        &response,
+        "a member adds the removed user back",
+        "join",
+        &group,
+        &[&member.id, &owner.id, &removed.id],
+    )?;
     Ok(())
 }
 
