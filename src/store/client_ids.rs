@@ -6,7 +6,8 @@
 //! than the message itself (docs/BENCHMARKS.md, "With client ids").
 //!
 //! Retries are recognised for at least the window (24 hours by default, the protocol's minimum)
-//! of real time. Ages are wall-clock milliseconds kept by the monotonic clock, not server
+//! of real time (of the server's running time across a restart whose wall clock is ahead of
+//! the last run's: see [`super::retry`]). Ages are wall-clock milliseconds kept by the monotonic clock, not server
 //! timestamps, which stand still while the wall clock is behind the last one. Sends are kept in generations, the slots of a fixed grid a quarter
 //! of the window wide, so a send lands in the same generation whatever order sends arrive in
 //! (the rebuild reads one group after another). A generation goes once the window has passed its

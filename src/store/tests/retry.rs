@@ -7,6 +7,8 @@ both!(
     the_rebuild_keeps_the_window,
     the_rebuild_ignores_a_clock_ceiling_ahead_of_the_wall,
     a_wall_clock_behind_at_start_does_not_load_old_history,
+    a_wall_clock_corrected_forward_keeps_the_window_across_restarts,
+    a_restart_after_an_outage_keeps_the_sends_made_before_it,
     a_future_entry_does_not_empty_the_rebuilt_index,
     a_smaller_index_at_start_keeps_the_surplus_in_the_table,
     sends_beyond_the_index_go_to_the_table_until_it_has_room
@@ -136,6 +138,72 @@ fn a_wall_clock_behind_at_start_does_not_load_old_history(place: Place) {
     assert_eq!(store.recent_client_ids(), 25);
     assert!(client_ack_of(&store, user, "h24").is_some());
     assert_eq!(client_ack_of(&store, user, "h26"), None);
+}
+
+/// Finding 8 of #18: a server run with the wall clock three days behind (no RTC before NTP),
+/// then restarted with the right clock, must still recognise the retries of the sends it
+/// acknowledged within the window: counted back from the index's time at the last commit, not
+/// from the corrected wall. And again at the next restart (the record of the shift, written
+/// at the first), whether the run between committed anything or not. Thirty hourly sends.
+fn a_wall_clock_corrected_forward_keeps_the_window_across_restarts(place: Place) {
+    let (user, group) = (Uuid::from_u128(1), Uuid::from_u128(9));
+    let hour = 3_600_000;
+    let behind = clock::wall_ms() - 3 * ClientIdLimits::DAY_MS;
+    {
+        let mut store = place.open();
+        store.recent_sends = RecentSends::new(ClientIdLimits::DEFAULT, behind);
+        store.put_group(&test_group(group, &[user]));
+        for h in (0..30u64).rev() {
+            store_send(&mut store, group, user, &format!("h{h}"), behind - h * hour);
+        }
+        store.commit(ceil(behind + 1000)).unwrap();
+    }
+    let recognised = |store: &Store| -> Vec<u64> {
+        (0..30u64)
+            .filter(|h| client_ack_of(store, user, &format!("h{h}")).is_some())
+            .collect()
+    };
+    let window: Vec<u64> = (0..=24).collect();
+    // The first start with the right clock, then one that commits nothing.
+    for start in ["corrected", "again, nothing committed"] {
+        let store = place.open();
+        assert_eq!(recognised(&store), window, "{start}");
+        assert_eq!(store.recent_client_ids(), 25, "{start}");
+        let h0 = client_ack_of(&store, user, "h0").unwrap();
+        assert!(h0.contains(&format!(r#""timestamp":{behind}"#)), "{h0}");
+    }
+    // A run that sends and commits, then another start: the old sends keep their place.
+    let now = clock::wall_ms();
+    {
+        let mut store = place.open();
+        store_send(&mut store, group, user, "new", now);
+        store.commit(ceil(now + 1000)).unwrap();
+    }
+    let store = place.open();
+    assert_eq!(recognised(&store), window);
+    assert!(client_ack_of(&store, user, "new").is_some());
+    assert_eq!(store.recent_client_ids(), 26);
+}
+
+/// The same shift when the wall is right and the server was down: sends made just before a
+/// three-day outage are recognised when it ends (their retries come then), older ones not.
+fn a_restart_after_an_outage_keeps_the_sends_made_before_it(place: Place) {
+    let (user, group) = (Uuid::from_u128(1), Uuid::from_u128(9));
+    let hour = 3_600_000;
+    let before_outage = clock::wall_ms() - 3 * ClientIdLimits::DAY_MS;
+    {
+        let mut store = place.open();
+        store.recent_sends = RecentSends::new(ClientIdLimits::DEFAULT, before_outage);
+        store.put_group(&test_group(group, &[user]));
+        let days_before = before_outage - 2 * ClientIdLimits::DAY_MS;
+        store_send(&mut store, group, user, "days before", days_before);
+        store_send(&mut store, group, user, "just before", before_outage - hour);
+        store.commit(ceil(before_outage)).unwrap();
+    }
+    let store = place.open();
+    assert!(client_ack_of(&store, user, "just before").is_some());
+    assert_eq!(client_ack_of(&store, user, "days before"), None);
+    assert_eq!(store.recent_client_ids(), 1);
 }
 
 /// An entry stamped far in the future (damaged) does not empty the rebuilt index.
