@@ -112,10 +112,15 @@ pub fn load_or_create_secret(
 /// The shortest secret accepted, configured or kept in the data dir.
 pub const MIN_SECRET_BYTES: usize = 32;
 
+/// Fills `buf` from the operating system's CSPRNG.
+pub fn fill_random(buf: &mut [u8]) {
+    OsRng.fill_bytes(buf);
+}
+
 /// `bytes` random bytes from the OS, as lowercase hex.
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
-    OsRng.fill_bytes(&mut buf);
+    fill_random(&mut buf);
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 

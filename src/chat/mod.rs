@@ -59,9 +59,9 @@ pub struct Chat {
     groups: IdMap<GroupRecord>,
     /// Group ids by ordinal - 1: message ids carry the ordinal, receipts find the group here.
     group_ids: Vec<Uuid>,
-    /// Fills the random bits of message ids (they only make ids from different servers unlikely
-    /// to collide; uniqueness here comes from the seq).
-    rng: XorShift,
+    /// Fills the random bits of message ids (uniqueness here comes from the seq; these make ids
+    /// from different servers unlikely to collide, and an id not guessable from another).
+    rng: IdRng,
     presence: Presence,
     pub outbox: Outbox,
     pub metrics: Metrics,
@@ -83,7 +83,7 @@ impl Chat {
             ceiling_written: ceiling.seq,
             groups,
             group_ids,
-            rng: XorShift::seeded(),
+            rng: IdRng::seeded(),
             presence: Presence::default(),
             outbox: Outbox::default(),
             metrics: Metrics::default(),
@@ -230,20 +230,20 @@ impl Presence {
     }
 }
 
-/// A fast generator for the non-secret random bits of message ids.
-struct XorShift(u64);
+/// The random bits of message ids: ChaCha20 seeded from the OS at start, a CSPRNG that makes
+/// them in blocks in memory, so a message costs no system call.
+struct IdRng(rand_chacha::ChaCha20Rng);
 
-impl XorShift {
-    fn seeded() -> XorShift {
-        let seed = u64::from_str_radix(&crate::auth::random_hex(8), 16).unwrap_or(0x9E37_79B9);
-        XorShift(seed | 1)
+impl IdRng {
+    fn seeded() -> IdRng {
+        use rand_chacha::rand_core::SeedableRng;
+        let mut seed = [0u8; 32];
+        crate::auth::fill_random(&mut seed);
+        IdRng(rand_chacha::ChaCha20Rng::from_seed(seed))
     }
 
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+        rand_chacha::rand_core::RngCore::next_u64(&mut self.0)
     }
 }
 

@@ -107,3 +107,23 @@ fn a_burst_keeps_timestamps_on_the_wall_and_the_retry_window() {
         .unwrap()
         .is_some());
 }
+
+/// Message ids' random bits come from a CSPRNG seeded from the OS (issue #18, finding 9): an
+/// output does not give the next away, as the xorshift's did, and two starts differ.
+#[test]
+fn message_id_random_bits_do_not_follow_from_the_last() {
+    let xorshift = |mut x: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut rng = IdRng::seeded();
+    let mut last = rng.next();
+    for _ in 0..1000 {
+        let next = rng.next();
+        assert_ne!(next, xorshift(last));
+        last = next;
+    }
+    assert_ne!(IdRng::seeded().next(), IdRng::seeded().next());
+}
