@@ -14,6 +14,7 @@ use crate::chat::Chat;
 use crate::error::{ApiError, ErrorCode};
 use crate::hasher::{self, Work};
 use crate::http::{Request, Response};
+use crate::proxies::TrustedProxies;
 use crate::ratelimit::RateLimiter;
 use crate::store::{SessionRecord, UserRecord};
 
@@ -155,6 +156,7 @@ pub struct Api {
     allowed_origins: Vec<String>,
     echo_enabled: bool,
     auth_limiter: RateLimiter,
+    trusted_proxies: TrustedProxies,
 }
 
 /// What [`Api::new`] needs besides the signing key.
@@ -164,6 +166,7 @@ pub struct ApiOptions {
     pub allowed_origins: Vec<String>,
     pub echo_enabled: bool,
     pub auth_rate_per_minute: u32,
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// The browser client, built into the binary.
@@ -183,6 +186,7 @@ impl Api {
             allowed_origins: options.allowed_origins,
             echo_enabled: options.echo_enabled,
             auth_limiter: RateLimiter::new(options.auth_rate_per_minute),
+            trusted_proxies: options.trusted_proxies,
         }
     }
 
@@ -211,8 +215,13 @@ impl Api {
                 return Outcome::Respond(no_route.response());
             }
         };
+        let origin = self.trusted_proxies.origin(
+            peer,
+            req.forwarded_for.as_deref(),
+            req.forwarded_proto.as_deref(),
+        );
         if matches!(route, Route::Register | Route::Login) {
-            if let Err(wait) = self.auth_limiter.check(peer, now) {
+            if let Err(wait) = self.auth_limiter.check(origin.client, now) {
                 let limited = ApiError::rate_limited(
                     "too many registrations or logins from this address; retry later",
                 );
@@ -223,7 +232,7 @@ impl Api {
                 );
             }
         }
-        match self.route_request(chat, route, req, wall) {
+        match self.route_request(chat, route, req, origin.secure, wall) {
             Ok(outcome) => outcome,
             Err(err) => {
                 chat.metrics.count_error(err.code);
@@ -242,6 +251,7 @@ impl Api {
         chat: &mut Chat,
         route: Route,
         req: &Request,
+        secure: Option<bool>,
         wall: u64,
     ) -> Result<Outcome, ApiError> {
         let respond =
@@ -264,7 +274,7 @@ impl Api {
                     json!({
                         "created_at": session.created_at,
                         "id": session.id,
-                        "messaging_url": self.messaging_url(req, &session.access_token),
+                        "messaging_url": self.messaging_url(req, secure, &session.access_token),
                     }),
                 )
             }
@@ -501,12 +511,15 @@ impl Api {
         }
     }
 
-    fn messaging_url(&self, req: &Request, token: &str) -> String {
+    /// `--public-url`'s base, else the request's `Host` with `wss` when a trusted proxy says
+    /// the client came over https (`secure`), `ws` otherwise.
+    fn messaging_url(&self, req: &Request, secure: Option<bool>, token: &str) -> String {
         match &self.public_url {
             Some(base) => format!("{base}/{token}"),
             None => {
                 let host = req.host.as_deref().unwrap_or(&self.fallback_host);
-                format!("ws://{host}/{token}")
+                let scheme = if secure == Some(true) { "wss" } else { "ws" };
+                format!("{scheme}://{host}/{token}")
             }
         }
     }

@@ -11,6 +11,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::chat::ChatLimits;
 use crate::log;
+use crate::proxies::TrustedProxies;
 use crate::store::client_ids::ClientIdLimits;
 
 /// Sizes and timeouts. Defaults are chosen for many small connections on a small host.
@@ -102,6 +103,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     pub echo_endpoint: bool,
     pub limits: Limits,
+    /// Peers whose `X-Forwarded-For`/`-Proto` are believed; none by default.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Config {
@@ -119,6 +122,7 @@ impl Config {
             allowed_origins: Vec::new(),
             echo_endpoint: false,
             limits: Limits::default(),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -312,6 +316,13 @@ struct Args {
     #[arg(long, env = "PARLEY_ALLOWED_ORIGINS", value_name = "LIST")]
     allowed_origins: Option<String>,
 
+    /// comma-separated addresses and CIDR blocks of reverse proxies: only a request whose TCP
+    /// peer is one of them has its X-Forwarded-For (the rightmost address not a trusted proxy)
+    /// and X-Forwarded-Proto believed, for the per-address rate limit and the scheme of
+    /// messaging_url [default: none]
+    #[arg(long, env = "PARLEY_TRUSTED_PROXIES", value_name = "LIST")]
+    trusted_proxies: Option<String>,
+
     /// a request must arrive whole within this long of its first byte (408 and close beyond;
     /// slowloris)
     #[arg(
@@ -427,6 +438,9 @@ where
         })
         .unwrap_or_default();
 
+    let trusted_proxies =
+        TrustedProxies::parse(args.trusted_proxies.as_deref().unwrap_or("")).map_err(invalid)?;
+
     Ok(Config {
         listen: args.listen,
         data_dir: args.data_dir,
@@ -453,6 +467,7 @@ where
             http_idle_timeout: Duration::from_secs(args.idle_timeout_secs),
             ..Limits::default()
         },
+        trusted_proxies,
     })
 }
 

@@ -15,6 +15,10 @@ pub struct Request {
     pub host: Option<String>,
     pub content_type: Option<String>,
     pub origin: Option<String>,
+    /// `X-Forwarded-For`, every such header joined with commas in order, and
+    /// `X-Forwarded-Proto`: believed only from a trusted proxy ([`crate::proxies`]).
+    pub forwarded_for: Option<String>,
+    pub forwarded_proto: Option<String>,
     /// Set when the request asks for a WebSocket upgrade (`Upgrade: websocket`).
     pub websocket_key: Option<String>,
     pub websocket_version: Option<String>,
@@ -72,6 +76,8 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, FramingError> {
         host: None,
         content_type: None,
         origin: None,
+        forwarded_for: None,
+        forwarded_proto: None,
         websocket_key: None,
         websocket_version: None,
         wants_upgrade: false,
@@ -125,6 +131,17 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, FramingError> {
             request.content_type = Some(value());
         } else if name.eq_ignore_ascii_case("origin") {
             request.origin = Some(value());
+        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+            let value = value();
+            match &mut request.forwarded_for {
+                Some(list) => {
+                    list.push(',');
+                    list.push_str(&value);
+                }
+                None => request.forwarded_for = Some(value),
+            }
+        } else if name.eq_ignore_ascii_case("x-forwarded-proto") {
+            request.forwarded_proto.get_or_insert_with(value);
         } else if name.eq_ignore_ascii_case("upgrade") {
             request.wants_upgrade |= value()
                 .split(',')

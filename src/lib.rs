@@ -19,6 +19,7 @@ pub mod log;
 pub mod metrics;
 pub mod priority;
 pub mod protocol;
+pub mod proxies;
 pub mod ratelimit;
 pub mod server;
 pub mod store;

@@ -265,7 +265,7 @@ fn help_carries_the_readme_table() {
                 .collect()
         })
         .collect();
-    assert_eq!(rows.len(), 16, "every flag and variable has a row");
+    assert_eq!(rows.len(), 17, "every flag and variable has a row");
     for row in &rows {
         let [flag, env, default, meaning] = &row[..] else {
             panic!("four cells: {row:?}");
@@ -288,4 +288,15 @@ fn help_carries_the_readme_table() {
             assert!(notes.contains(&format!("[default: {default}]")), "{notes}");
         }
     }
+}
+
+#[test]
+fn trusted_proxies_parse_or_are_refused() {
+    assert!(run(&[], &[]).unwrap().trusted_proxies.is_empty());
+    let config = run(&[], &[("PARLEY_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8")]).unwrap();
+    assert!(config.trusted_proxies.trusts("10.9.8.7".parse().unwrap()));
+    assert!(!config.trusted_proxies.trusts("11.0.0.1".parse().unwrap()));
+    let refused = run(&["--trusted-proxies", "proxy.example.com"], &[]).unwrap_err();
+    assert!(refused.contains("--trusted-proxies"), "{refused}");
+    assert!(refused.contains("proxy.example.com"), "{refused}");
 }

@@ -139,6 +139,7 @@ impl Server {
                 allowed_origins: config.allowed_origins.clone(),
                 echo_enabled: config.echo_endpoint,
                 auth_rate_per_minute: limits.auth_rate_per_minute,
+                trusted_proxies: config.trusted_proxies.clone(),
             },
         );
         let ws_config = websocket_config(&limits);

@@ -11,6 +11,7 @@
 //! - `crash`: SIGKILL at seeded random moments (some during start-up) under load with client ids.
 //! - `shutdown`: SIGTERM with every kind of connection open.
 //! - `metrics`: refusals and drops show up in `GET /metrics`.
+//! - `proxies`: `X-Forwarded-For`/`-Proto` believed only from `--trusted-proxies`.
 
 mod authn;
 mod authz;
@@ -19,6 +20,7 @@ mod framing;
 mod limits;
 mod metrics;
 mod process;
+mod proxies;
 mod shutdown;
 mod slow;
 
