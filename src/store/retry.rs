@@ -183,7 +183,7 @@ impl Store {
             if last.upto == ceiling.seq && saved < last.bound {
                 rebases.pop();
                 for rebase in &mut rebases {
-                    rebase.bound -= last.shift;
+                    rebase.bound = rebase.bound.saturating_sub(last.shift);
                 }
             }
         }
