@@ -101,6 +101,8 @@ pub struct Config {
     /// Origins allowed to open a WebSocket; empty = any.
     pub allowed_origins: Vec<String>,
     pub echo_endpoint: bool,
+    /// Start even when the store holds less than its high-water mark says was durable.
+    pub accept_data_loss: bool,
     pub limits: Limits,
 }
 
@@ -118,6 +120,7 @@ impl Config {
             log: log::Filter::default(),
             allowed_origins: Vec::new(),
             echo_endpoint: false,
+            accept_data_loss: false,
             limits: Limits::default(),
         }
     }
@@ -347,6 +350,21 @@ struct Args {
         value_parser = switch
     )]
     echo_endpoint: Option<bool>,
+
+    /// start even when the store holds less than was durable before (its high-water mark,
+    /// DIR/durable, is ahead of it, or sled's data file is gone): logs what was lost and serves
+    /// what is left; without it parley refuses to start (docs/OPERATIONS.md); on with the bare
+    /// flag or 1, true, yes or on [default: off]
+    #[arg(
+        long,
+        env = "PARLEY_ACCEPT_DATA_LOSS",
+        value_name = "ON",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "1",
+        value_parser = switch
+    )]
+    accept_data_loss: Option<bool>,
 }
 
 /// The variables without a flag, after the options in `--help`.
@@ -445,6 +463,7 @@ where
         log,
         allowed_origins,
         echo_endpoint: args.echo_endpoint.unwrap_or(false),
+        accept_data_loss: args.accept_data_loss.unwrap_or(false),
         limits: Limits {
             max_connections: args.max_connections as usize,
             max_connections_per_ip: args.max_connections_per_ip as usize,

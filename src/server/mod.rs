@@ -43,6 +43,7 @@ use crate::config::{Config, Limits};
 use crate::error::ServerError;
 use crate::hasher::Hasher;
 use crate::priority::Helpers;
+use crate::store::integrity::OnLoss;
 use crate::store::Store;
 pub use connection::push_text_frame;
 use connection::websocket_config;
@@ -99,10 +100,16 @@ impl Server {
     pub fn bind(config: &Config) -> Result<Server, ServerError> {
         std::fs::create_dir_all(&config.data_dir)?;
         let secret = auth::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
-        let store = Store::open_with(
-            &config.data_dir.join("db"),
+        let on_loss = if config.accept_data_loss {
+            OnLoss::Accept
+        } else {
+            OnLoss::Refuse
+        };
+        let store = Store::open_data_dir(
+            &config.data_dir,
             config.cache_bytes,
             config.client_ids,
+            on_loss,
         )
         .map_err(ServerError::store("opening the store"))?;
         let limits = config.limits.clone();

@@ -11,11 +11,14 @@
 //! - `crash`: SIGKILL at seeded random moments (some during start-up) under load with client ids.
 //! - `shutdown`: SIGTERM with every kind of connection open.
 //! - `metrics`: refusals and drops show up in `GET /metrics`.
+//! - `integrity`: a store damaged on disk (flipped byte, truncation, garbage, lost data file)
+//!   is refused at start, or lost nothing; `--accept-data-loss`.
 
 mod authn;
 mod authz;
 mod crash;
 mod framing;
+mod integrity;
 mod limits;
 mod metrics;
 mod process;
