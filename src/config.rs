@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::chat::ChatLimits;
 use crate::log;
@@ -365,6 +365,60 @@ struct Args {
         value_parser = switch
     )]
     accept_data_loss: Option<bool>,
+
+    #[command(subcommand)]
+    tool: Option<Tool>,
+}
+
+/// The operator's tools; without one, `parley` runs the server.
+#[derive(Debug, Subcommand)]
+enum Tool {
+    /// verify a data directory offline (not while a server runs on it): decode every record and
+    /// event, compare the store with its high-water mark, print the counts; exit 0 when whole
+    Check {
+        /// the data directory (what --data-dir names)
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// copy a data directory to DEST (a new directory), consistent, with every message
+    /// acknowledged before it started; while the server runs it asks it (SIGUSR1) to make the
+    /// copy, otherwise it copies the directory itself (docs/OPERATIONS.md)
+    Backup {
+        /// the data directory to copy
+        #[arg(
+            long,
+            env = "PARLEY_DATA_DIR",
+            value_name = "DIR",
+            default_value = "./parley-data"
+        )]
+        data_dir: PathBuf,
+        /// where the copy goes; must not exist yet
+        #[arg(value_name = "DEST")]
+        dest: PathBuf,
+    },
+}
+
+/// What the command line asks for: the server, or one of the operator's tools.
+#[derive(Debug)]
+pub enum Command {
+    Serve(Box<Config>),
+    Check { dir: PathBuf },
+    Backup { data_dir: PathBuf, dest: PathBuf },
+}
+
+/// Parses the command line (`args` starts with the program's name) into the server's
+/// configuration or a tool; errors as [`parse`]'s.
+pub fn command<I, T>(args: I) -> Result<Command, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut args = Args::try_parse_from(args)?;
+    match args.tool.take() {
+        Some(Tool::Check { dir }) => Ok(Command::Check { dir }),
+        Some(Tool::Backup { data_dir, dest }) => Ok(Command::Backup { data_dir, dest }),
+        None => config_of(args).map(|config| Command::Serve(Box::new(config))),
+    }
 }
 
 /// The variables without a flag, after the options in `--help`.
@@ -410,7 +464,11 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let args = Args::try_parse_from(args)?;
+    config_of(Args::try_parse_from(args)?)
+}
+
+/// The server's configuration from the parsed command line, validated.
+fn config_of(args: Args) -> Result<Config, clap::Error> {
     let invalid = |message: String| Args::command().error(ErrorKind::ValueValidation, message);
     let env = |key: &str| std::env::var(key).ok();
 

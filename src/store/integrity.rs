@@ -89,6 +89,14 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The store's own mark as the backend holds it (what is durable, once the flusher is
+    /// idle).
+    pub fn stored_mark(&self) -> StoreResult<Mark> {
+        stored_mark(&*self.backend)
+    }
+}
+
 /// `Ok` with a warning when the loss is accepted, the refusal otherwise.
 fn refuse_or_warn<T: Default>(on_loss: OnLoss, what: String) -> StoreResult<T> {
     match on_loss {

@@ -10,6 +10,8 @@
 //! the loop thread, and acknowledgements wait for it.
 
 mod backend;
+pub mod backup;
+pub mod check;
 pub mod client_ids;
 mod error;
 pub mod flusher;

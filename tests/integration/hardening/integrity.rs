@@ -17,15 +17,15 @@ use crate::support::*;
 const MESSAGES: usize = 150;
 
 /// A filled data directory: who sent what, and every acknowledged message id.
-struct Filled {
-    dir: tempfile::TempDir,
-    user: User,
-    acked: BTreeSet<String>,
+pub struct Filled {
+    pub dir: tempfile::TempDir,
+    pub user: User,
+    pub acked: BTreeSet<String>,
 }
 
 /// Sends `MESSAGES` acknowledged messages in a fresh directory, then stops the server:
 /// gracefully, or with SIGKILL once the high-water mark has settled.
-fn fill(kill: bool) -> Filled {
+pub fn fill(kill: bool) -> Filled {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start_in(dir.path());
     let user = server.user("keeper");
@@ -73,7 +73,7 @@ fn wait_for_settled_mark(dir: &Path) {
     assert!(last.is_some(), "no high-water mark in {}", dir.display());
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for entry in fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -105,7 +105,7 @@ fn largest_file(dir: &Path) -> PathBuf {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Damage {
+pub enum Damage {
     /// One byte XORed with 0xFF at this fraction of the largest file.
     Flip(f64),
     /// The largest file cut to this fraction of its length.
@@ -116,7 +116,7 @@ enum Damage {
     DeleteData,
 }
 
-fn damage(dir: &Path, how: Damage) {
+pub fn damage(dir: &Path, how: Damage) {
     let store = dir.join("db");
     if let Damage::DeleteData = how {
         fs::remove_file(store.join("db")).unwrap();

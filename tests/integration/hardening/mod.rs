@@ -13,9 +13,11 @@
 //! - `metrics`: refusals and drops show up in `GET /metrics`.
 //! - `integrity`: a store damaged on disk (flipped byte, truncation, garbage, lost data file)
 //!   is refused at start, or lost nothing; `--accept-data-loss`.
+//! - `backup`: `parley check` and `parley backup` on real directories, restore over a WebSocket.
 
 mod authn;
 mod authz;
+mod backup;
 mod crash;
 mod framing;
 mod integrity;
