@@ -196,6 +196,13 @@ fn count(backend: &SledBackend, table: Table, problems: &mut Vec<String>) -> u64
     n
 }
 
+/// The highest seq of any event the store's log holds: what an accepted loss left.
+pub(super) fn last_stored_seq(backend: &SledBackend) -> u64 {
+    let mut report = Report::default();
+    walk_log(backend, &mut report);
+    report.last_seq
+}
+
 /// Decodes every entry of every chunk: each chunk decodes to its end, its seqs increase from
 /// the one in its key, and each stream's chunks follow each other.
 fn walk_log(backend: &SledBackend, report: &mut Report) {

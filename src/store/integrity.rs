@@ -65,13 +65,16 @@ impl Store {
                     mark_file.display()
                 );
                 refuse_or_warn::<()>(on_loss, what)?;
+                let last = super::check::last_stored_seq(&backend);
+                let handed_out = stored.seq.max(before.seq);
                 log::warn!(
                     "starting with lost data (--accept-data-loss): commits {} to {} are gone \
-                     (every event, user, session and membership they stored); seqs go on above \
-                     {}",
+                     (every event, user, session and membership they stored): the log ends at \
+                     seq {last}, and seqs up to {handed_out} had been handed out (events from \
+                     seq {} on are lost); seqs go on above {handed_out}",
                     stored.commits + 1,
                     before.commits,
-                    stored.seq.max(before.seq)
+                    last + 1
                 );
                 raise_clocks(&backend, before)?;
             }

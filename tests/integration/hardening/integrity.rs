@@ -106,11 +106,11 @@ fn largest_file(dir: &Path) -> PathBuf {
 
 #[derive(Debug, Clone, Copy)]
 pub enum Damage {
-    /// One byte XORed with 0xFF at this fraction of the largest file.
+    /// One byte XORed with 0xFF at this fraction of the largest file (of its written part).
     Flip(f64),
-    /// The largest file cut to this fraction of its length.
+    /// The largest file cut to this fraction of its written part.
     Truncate(f64),
-    /// 4 KiB of garbage over the largest file at this fraction.
+    /// 4 KiB of garbage over the largest file at this fraction of its written part.
     Garbage(f64),
     /// sled's data file deleted, its `conf` kept.
     DeleteData,
@@ -124,7 +124,13 @@ pub fn damage(dir: &Path, how: Damage) {
     }
     let file = largest_file(&store);
     let mut bytes = fs::read(&file).unwrap();
-    let at = |fraction: f64| (bytes.len() as f64 * fraction) as usize;
+    // Fractions of the written part: sled pads its file with zeros to a whole segment, and a
+    // damage there hits nothing.
+    let used = bytes
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(bytes.len(), |i| i + 1);
+    let at = |fraction: f64| (used as f64 * fraction) as usize;
     match how {
         Damage::Flip(f) => {
             let i = at(f).min(bytes.len() - 1);
@@ -250,6 +256,21 @@ fn damage_after_kill_9_is_refused_or_lost_nothing() {
     assert!(refused >= 1, "at least the deleted data file is refused");
 }
 
+/// sled lays its files out again at an open and a clean stop: the same damages on a directory
+/// that has been through one more start.
+#[test]
+fn damage_after_a_restart_is_refused_or_lost_nothing() {
+    let filled = fill(false);
+    let mut again = Server::start_in(filled.dir.path());
+    let status = again.terminate(Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "graceful stop: {status:?}"
+    );
+    let (refused, _) = run_trials(&filled, "after a restart", &DAMAGES);
+    assert!(refused >= 1, "at least the deleted data file is refused");
+}
+
 #[test]
 fn accept_data_loss_starts_says_what_was_lost_and_rewrites_the_mark() {
     let filled = fill(false);
@@ -271,7 +292,10 @@ fn accept_data_loss_starts_says_what_was_lost_and_rewrites_the_mark() {
     );
     let stderr = accepted.stderr().join("\n");
     assert!(
-        stderr.contains("lost acknowledged data") && stderr.contains("starting with lost data"),
+        stderr.contains("lost acknowledged data")
+            && stderr.contains("starting with lost data")
+            && stderr.contains("the log ends at seq")
+            && stderr.contains("are lost"),
         "the log says what was lost:\n{stderr}"
     );
     accepted.kill();
