@@ -83,7 +83,9 @@ fn serve(config: &Config) -> ExitCode {
     }
     // Tests and scripts read the address from this exact line.
     eprintln!("parley: listening on {}", server.local_addr());
-    match server.run() {
+    let result = server.run();
+    backup::remove_pid(&config.data_dir);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("parley: stopped: {err}");

@@ -64,6 +64,21 @@ fn ask_server(data_dir: &Path, dest: &Path) -> Result<String, String> {
                 pid_file.display()
             )
         })?;
+    // A stale file could name another process now, which SIGUSR1 would end: only a parley is
+    // signalled.
+    let name = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if !name.trim_end().starts_with("parley") {
+        return Err(format!(
+            "a server holds {} but the pid {pid} in {} is not a running parley ({})",
+            data_dir.display(),
+            pid_file.display(),
+            if name.is_empty() {
+                "no such process"
+            } else {
+                name.trim_end()
+            }
+        ));
+    }
     let dest = std::path::absolute(dest).map_err(|e| e.to_string())?;
     let nonce = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -195,4 +210,9 @@ pub fn write_pid(data_dir: &Path) -> io::Result<()> {
         &data_dir.join(PID),
         format!("{}\n", std::process::id()).as_bytes(),
     )
+}
+
+/// Removes the record [`write_pid`] made, at a clean stop.
+pub fn remove_pid(data_dir: &Path) {
+    let _ = fs::remove_file(data_dir.join(PID));
 }

@@ -179,3 +179,26 @@ fn a_backup_taken_while_serving_restores_every_message_acknowledged_before_it() 
     let (ok, stdout, stderr) = check(&offline);
     assert!(ok, "check of the offline backup: {stdout}{stderr}");
 }
+
+/// A pid file that names another process (stale, after a crash and pid reuse) is never
+/// signalled: SIGUSR1 would end it. Here it names this test process.
+#[test]
+fn backup_never_signals_a_process_that_is_not_parley() {
+    let server = Server::start();
+    let data = server.data_dir().to_path_buf();
+    fs::write(data.join("parley.pid"), format!("{}\n", std::process::id())).unwrap();
+    let dest = tempfile::tempdir().unwrap().path().join("copy");
+    let out = parley(&[
+        "backup",
+        "--data-dir",
+        data.to_str().unwrap(),
+        dest.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("is not a running parley"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!dest.exists());
+}
