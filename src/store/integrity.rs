@@ -56,7 +56,7 @@ impl Store {
         let stored = stored_mark(&backend)?;
         match found {
             Some(before) if !stored.covers(&before) => {
-                let what = format!(
+                let mut what = format!(
                     "{}: the store's last commit is {} but commit {} was durable before (its \
                      high-water mark, {}): the store lost acknowledged data",
                     sled_dir.display(),
@@ -64,6 +64,12 @@ impl Store {
                     before.commits,
                     mark_file.display()
                 );
+                if !counts_commits(&backend)? {
+                    what.push_str(
+                        " (or a parley older than the mark wrote the store last: its clocks \
+                         carry no commit count; after a downgrade and upgrade, nothing may be lost)",
+                    );
+                }
                 refuse_or_warn::<()>(on_loss, what)?;
                 let last = super::check::last_stored_seq(&backend);
                 let handed_out = stored.seq.max(before.seq);
@@ -154,6 +160,14 @@ pub(super) fn stored_mark(backend: &dyn Backend) -> StoreResult<Mark> {
         commits: read_commits(clocks.as_deref()),
         seq: read_clock_record(clocks.as_deref()).0.seq,
     })
+}
+
+/// Whether the store's clocks record carries the commit count (written by a parley that keeps
+/// the mark).
+fn counts_commits(backend: &dyn Backend) -> StoreResult<bool> {
+    Ok(backend
+        .get(Table::Meta, CLOCK_KEY)?
+        .is_some_and(|clocks| clocks.len() >= 32))
 }
 
 /// Moves the store's clocks up to `mark`, flushed, after an accepted loss.
