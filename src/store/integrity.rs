@@ -73,14 +73,21 @@ impl Store {
                 refuse_or_warn::<()>(on_loss, what)?;
                 let last = super::check::last_stored_seq(&backend);
                 let handed_out = stored.seq.max(before.seq);
+                let events = if last < handed_out {
+                    format!(
+                        "the log ends at seq {last}: any event with a seq from {} to \
+                         {handed_out} is lost",
+                        last + 1
+                    )
+                } else {
+                    format!("the log ends at seq {last}: no event seq was lost")
+                };
                 log::warn!(
                     "starting with lost data (--accept-data-loss): commits {} to {} are gone \
-                     (every event, user, session and membership they stored): the log ends at \
-                     seq {last}, and seqs up to {handed_out} had been handed out (events from \
-                     seq {} on are lost); seqs go on above {handed_out}",
+                     (every event, user, session and membership they stored); {events}; seqs \
+                     go on above {handed_out}",
                     stored.commits + 1,
                     before.commits,
-                    last + 1
                 );
                 raise_clocks(&backend, before)?;
             }

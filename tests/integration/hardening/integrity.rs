@@ -295,7 +295,7 @@ fn accept_data_loss_starts_says_what_was_lost_and_rewrites_the_mark() {
         stderr.contains("lost acknowledged data")
             && stderr.contains("starting with lost data")
             && stderr.contains("the log ends at seq")
-            && stderr.contains("are lost"),
+            && stderr.contains("is lost"),
         "the log says what was lost:\n{stderr}"
     );
     accepted.kill();
