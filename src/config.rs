@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::chat::ChatLimits;
 use crate::log;
@@ -102,6 +102,8 @@ pub struct Config {
     /// Origins allowed to open a WebSocket; empty = any.
     pub allowed_origins: Vec<String>,
     pub echo_endpoint: bool,
+    /// Start even when the store holds less than its high-water mark says was durable.
+    pub accept_data_loss: bool,
     pub limits: Limits,
     /// Peers whose `X-Forwarded-For`/`-Proto` are believed; none by default.
     pub trusted_proxies: TrustedProxies,
@@ -121,6 +123,7 @@ impl Config {
             log: log::Filter::default(),
             allowed_origins: Vec::new(),
             echo_endpoint: false,
+            accept_data_loss: false,
             limits: Limits::default(),
             trusted_proxies: TrustedProxies::default(),
         }
@@ -358,6 +361,75 @@ struct Args {
         value_parser = switch
     )]
     echo_endpoint: Option<bool>,
+
+    /// start even when the store holds less than was durable before (its high-water mark,
+    /// DIR/durable, is ahead of it, or sled's data file is gone): logs what was lost and serves
+    /// what is left; without it parley refuses to start (docs/OPERATIONS.md); on with the bare
+    /// flag or 1, true, yes or on [default: off]
+    #[arg(
+        long,
+        env = "PARLEY_ACCEPT_DATA_LOSS",
+        value_name = "ON",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "1",
+        value_parser = switch
+    )]
+    accept_data_loss: Option<bool>,
+
+    #[command(subcommand)]
+    tool: Option<Tool>,
+}
+
+/// The operator's tools; without one, `parley` runs the server.
+#[derive(Debug, Subcommand)]
+enum Tool {
+    /// verify a data directory offline (not while a server runs on it): decode every record and
+    /// event, compare the store with its high-water mark, print the counts; exit 0 when whole
+    Check {
+        /// the data directory (what --data-dir names)
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// copy a data directory to DEST (a new directory), consistent, with every message
+    /// acknowledged before it started; while the server runs it asks it (SIGUSR1) to make the
+    /// copy, otherwise it copies the directory itself (docs/OPERATIONS.md)
+    Backup {
+        /// the data directory to copy
+        #[arg(
+            long,
+            env = "PARLEY_DATA_DIR",
+            value_name = "DIR",
+            default_value = "./parley-data"
+        )]
+        data_dir: PathBuf,
+        /// where the copy goes; must not exist yet
+        #[arg(value_name = "DEST")]
+        dest: PathBuf,
+    },
+}
+
+/// What the command line asks for: the server, or one of the operator's tools.
+#[derive(Debug)]
+pub enum Command {
+    Serve(Box<Config>),
+    Check { dir: PathBuf },
+    Backup { data_dir: PathBuf, dest: PathBuf },
+}
+
+/// Parses the command line (`args` starts with the program's name) into the server's
+/// configuration or a tool; errors as [`parse`]'s.
+pub fn command<I, T>(args: I) -> Result<Command, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut args = Args::try_parse_from(args)?;
+    match args.tool.take() {
+        Some(Tool::Check { dir }) => Ok(Command::Check { dir }),
+        Some(Tool::Backup { data_dir, dest }) => Ok(Command::Backup { data_dir, dest }),
+        None => config_of(args).map(|config| Command::Serve(Box::new(config))),
+    }
 }
 
 /// The variables without a flag, after the options in `--help`.
@@ -403,7 +475,11 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let args = Args::try_parse_from(args)?;
+    config_of(Args::try_parse_from(args)?)
+}
+
+/// The server's configuration from the parsed command line, validated.
+fn config_of(args: Args) -> Result<Config, clap::Error> {
     let invalid = |message: String| Args::command().error(ErrorKind::ValueValidation, message);
     let env = |key: &str| std::env::var(key).ok();
 
@@ -459,6 +535,7 @@ where
         log,
         allowed_origins,
         echo_endpoint: args.echo_endpoint.unwrap_or(false),
+        accept_data_loss: args.accept_data_loss.unwrap_or(false),
         limits: Limits {
             max_connections: args.max_connections as usize,
             max_connections_per_ip: args.max_connections_per_ip as usize,

@@ -265,7 +265,7 @@ fn help_carries_the_readme_table() {
                 .collect()
         })
         .collect();
-    assert_eq!(rows.len(), 17, "every flag and variable has a row");
+    assert_eq!(rows.len(), 18, "every flag and variable has a row");
     for row in &rows {
         let [flag, env, default, meaning] = &row[..] else {
             panic!("four cells: {row:?}");
@@ -299,4 +299,33 @@ fn trusted_proxies_parse_or_are_refused() {
     let refused = run(&["--trusted-proxies", "proxy.example.com"], &[]).unwrap_err();
     assert!(refused.contains("--trusted-proxies"), "{refused}");
     assert!(refused.contains("proxy.example.com"), "{refused}");
+}
+
+/// `parley [flags]` still runs the server; `check` and `backup` are the operator's tools.
+#[test]
+fn subcommands_and_the_plain_server() {
+    let _turn = ENVIRONMENT.lock().unwrap_or_else(|e| e.into_inner());
+    let parse = |args: &[&str]| command(std::iter::once("parley").chain(args.iter().copied()));
+    match parse(&["--listen", "127.0.0.1:0", "--accept-data-loss"]).unwrap() {
+        Command::Serve(config) => {
+            assert_eq!(config.listen.port(), 0);
+            assert!(config.accept_data_loss);
+        }
+        other => panic!("{other:?}"),
+    }
+    match parse(&[]).unwrap() {
+        Command::Serve(config) => assert!(!config.accept_data_loss),
+        other => panic!("{other:?}"),
+    }
+    match parse(&["check", "some/dir"]).unwrap() {
+        Command::Check { dir } => assert_eq!(dir, PathBuf::from("some/dir")),
+        other => panic!("{other:?}"),
+    }
+    match parse(&["backup", "--data-dir", "d", "out"]).unwrap() {
+        Command::Backup { data_dir, dest } => {
+            assert_eq!((data_dir, dest), (PathBuf::from("d"), PathBuf::from("out")));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(parse(&["check"]).is_err(), "check needs DIR");
 }

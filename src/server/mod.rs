@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 use tungstenite::protocol::WebSocketConfig;
@@ -43,6 +43,7 @@ use crate::config::{Config, Limits};
 use crate::error::ServerError;
 use crate::hasher::Hasher;
 use crate::priority::Helpers;
+use crate::store::integrity::OnLoss;
 use crate::store::Store;
 pub use connection::push_text_frame;
 use connection::websocket_config;
@@ -90,6 +91,9 @@ pub struct Server {
     accept_pending: bool,
     next_sweep: Instant,
     shutdown_deadline: Option<Instant>,
+    /// The data directory, where `parley backup` leaves its request (SIGUSR1).
+    data_dir: std::path::PathBuf,
+    backup_requested: bool,
     /// Counts loop turns, for `Slot::read_tick`.
     tick: u64,
 }
@@ -99,10 +103,16 @@ impl Server {
     pub fn bind(config: &Config) -> Result<Server, ServerError> {
         std::fs::create_dir_all(&config.data_dir)?;
         let secret = auth::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
-        let store = Store::open_with(
-            &config.data_dir.join("db"),
+        let on_loss = if config.accept_data_loss {
+            OnLoss::Accept
+        } else {
+            OnLoss::Refuse
+        };
+        let store = Store::open_data_dir(
+            &config.data_dir,
             config.cache_bytes,
             config.client_ids,
+            on_loss,
         )
         .map_err(ServerError::store("opening the store"))?;
         let limits = config.limits.clone();
@@ -113,7 +123,7 @@ impl Server {
         let mut listener = TcpListener::bind(config.listen)?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        let mut signals = Signals::new([SIGTERM, SIGINT, SIGUSR1])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -165,6 +175,8 @@ impl Server {
             accept_pending: false,
             next_sweep: Instant::now() + SWEEP_INTERVAL,
             shutdown_deadline: None,
+            data_dir: config.data_dir.clone(),
+            backup_requested: false,
             tick: 0,
         })
     }
@@ -211,7 +223,15 @@ impl Server {
                         self.release_durable()?;
                     }
                     SIGNALS => {
-                        if self.signals.pending().next().is_some() {
+                        let (mut stop, mut backup) = (false, false);
+                        for signal in self.signals.pending() {
+                            match signal {
+                                SIGUSR1 => backup = true,
+                                _ => stop = true,
+                            }
+                        }
+                        self.backup_requested |= backup;
+                        if stop {
                             self.begin_shutdown(wall, now);
                         }
                     }
@@ -253,6 +273,9 @@ impl Server {
                 self.durability.wait_for_flusher().map_err(store_failed)?;
                 self.release_durable()?;
             }
+            if std::mem::take(&mut self.backup_requested) {
+                self.backup()?;
+            }
             self.close_websockets_after_tick();
             for key in std::mem::take(&mut self.to_flush) {
                 self.flush(key);
@@ -283,6 +306,16 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// `parley backup` asked for a copy: once every commit is durable, and with none in flight
+    /// (the loop waits meanwhile), the store's files are what a crash now would leave.
+    fn backup(&mut self) -> Result<(), ServerError> {
+        self.durability.wait_for_flusher().map_err(store_failed)?;
+        self.release_durable()?;
+        let stored = self.chat.store().stored_mark().map_err(store_failed)?;
+        crate::store::backup::serve_request(&self.data_dir, stored);
+        Ok(())
     }
 
     /// Asks for another read of the connection next tick (once, however often asked).

@@ -17,6 +17,9 @@ pub enum StoreError {
     Unsupported(String),
     /// The backend broke an invariant of its own.
     Bug(String),
+    /// The data directory holds less than was durable before (its high-water mark says so), or
+    /// is missing a part: serving from it would silently drop acknowledged data.
+    DataLoss(String),
 }
 
 impl fmt::Display for StoreError {
@@ -26,6 +29,7 @@ impl fmt::Display for StoreError {
             StoreError::Io(err) => write!(f, "IO error: {err}"),
             StoreError::Corruption(what) => write!(f, "Read corrupted data {what}"),
             StoreError::Unsupported(what) => write!(f, "Unsupported: {what}"),
+            StoreError::DataLoss(what) => write!(f, "{what}"),
             StoreError::Bug(what) => {
                 write!(
                     f,

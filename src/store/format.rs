@@ -15,7 +15,10 @@ use crate::clock;
 
 /// What each commit stores of the clocks, in one value so that a commit sets one key: the seq
 /// ceiling (no seq above it was handed out), the last timestamp (so that timestamps keep their
-/// order across a restart), and the retry index's time (see [`INDEX_TIME_KEY`]); 24 bytes.
+/// order across a restart), the retry index's time (see [`INDEX_TIME_KEY`]), and the number of
+/// commits sealed since the store was created (what the high-water mark, [`super::mark`],
+/// compares: the seq ceiling runs ahead of the seqs and stays put over many commits); 32 bytes
+/// (24 before the count: it then reads as 0).
 pub const CLOCK_KEY: &[u8] = b"clocks";
 /// See [`Store::seq_base`].
 pub const SEQ_BASE_KEY: &[u8] = b"seq_base";
@@ -61,6 +64,7 @@ impl Store {
     ) -> StoreResult<Store> {
         let clocks = backend.get(Table::Meta, CLOCK_KEY)?;
         let (_, last_index_ms) = read_clock_record(clocks.as_deref());
+        let commits = read_commits(clocks.as_deref());
         let seq_base = backend
             .get(Table::Meta, SEQ_BASE_KEY)?
             .map_or(1, |v| read_u64(&v));
@@ -76,6 +80,7 @@ impl Store {
             client_id_table_used: true,
             seq_base,
             last_second,
+            commits,
         };
         store.load_client_ids(client_ids.window_ms)?;
         Ok(store)
@@ -109,7 +114,7 @@ pub(super) fn mark_format(backend: &dyn Backend) -> StoreResult<()> {
                 seq: old_ceiling,
                 time: old_ceiling,
             };
-            backend.put(meta, CLOCK_KEY, &clock_record(ceiling, index_ms))?;
+            backend.put(meta, CLOCK_KEY, &clock_record(ceiling, index_ms, 0))?;
             backend.put(meta, SEQ_BASE_KEY, &(old_ceiling + 1).to_be_bytes())?;
             backend.put(meta, FORMAT_KEY, &FORMAT.to_be_bytes())?;
             backend.remove(meta, OLD_CLOCK_KEY)?;
@@ -127,12 +132,18 @@ pub(super) fn mark_format(backend: &dyn Backend) -> StoreResult<()> {
 }
 
 /// The [`CLOCK_KEY`] record.
-pub fn clock_record(ceiling: Ceiling, index_ms: u64) -> [u8; 24] {
-    let mut record = [0u8; 24];
+pub fn clock_record(ceiling: Ceiling, index_ms: u64, commits: u64) -> [u8; 32] {
+    let mut record = [0u8; 32];
     record[..8].copy_from_slice(&ceiling.seq.to_be_bytes());
     record[8..16].copy_from_slice(&ceiling.time.to_be_bytes());
-    record[16..].copy_from_slice(&index_ms.to_be_bytes());
+    record[16..24].copy_from_slice(&index_ms.to_be_bytes());
+    record[24..].copy_from_slice(&commits.to_be_bytes());
     record
+}
+
+/// A [`CLOCK_KEY`] record's count of commits; 0 when there is none or it predates the count.
+pub fn read_commits(record: Option<&[u8]>) -> u64 {
+    record.and_then(|r| r.get(24..32)).map_or(0, read_u64)
 }
 
 /// A [`CLOCK_KEY`] record's ceiling and index time; zeros when there is none.

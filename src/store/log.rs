@@ -20,7 +20,7 @@
 //! which a reader adds ([`protocol::with_seq`]). Entries of format 2 (a message's JSON, and its
 //! ack as a PRIVATE entry of its own) read as they always did.
 
-mod entry;
+pub(super) mod entry;
 #[cfg(test)]
 pub mod old_formats;
 mod reader;

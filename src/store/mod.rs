@@ -10,11 +10,15 @@
 //! the loop thread, and acknowledgements wait for it.
 
 mod backend;
+pub mod backup;
+pub mod check;
 pub mod client_ids;
 mod error;
 pub mod flusher;
 mod format;
+pub mod integrity;
 pub mod log;
+pub mod mark;
 #[cfg(test)]
 mod memory;
 pub mod message_id;
@@ -72,6 +76,8 @@ pub struct Store {
     seq_base: u64,
     /// The newest second the `times` table has a record for.
     last_second: u64,
+    /// Commits sealed since the store was created (see [`format::CLOCK_KEY`]).
+    commits: u64,
 }
 
 /// A big-endian u64 from up to 8 bytes (shorter ones as if zero-padded at the end).

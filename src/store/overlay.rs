@@ -30,6 +30,8 @@ pub struct TickWrites {
     ceiling: Ceiling,
     /// The retry index's time (wall-clock ms) when the tick was sealed.
     index_ms: u64,
+    /// Commits sealed since the store was created, this one included.
+    commits: u64,
 }
 
 /// What a commit stores of the clock: no seq above `seq` has left the server, and `time` is
@@ -50,6 +52,11 @@ impl TickWrites {
         self.ceiling
     }
 
+    /// Commits sealed since the store was created, this one included.
+    pub fn commits(&self) -> u64 {
+        self.commits
+    }
+
     /// Calls `write` with every key and value `ticks` store, oldest tick first, borrowed: a
     /// backend copies each once, into its batch. The newest tick's clocks come last, once (the
     /// loop never lowers them, so theirs are the ones that count).
@@ -65,7 +72,7 @@ impl TickWrites {
             }
         }
         if let Some(newest) = ticks.last() {
-            let clocks = clock_record(newest.ceiling, newest.index_ms);
+            let clocks = clock_record(newest.ceiling, newest.index_ms, newest.commits);
             write(Table::Meta, CLOCK_KEY, &clocks);
         }
     }
@@ -86,12 +93,14 @@ impl Store {
     /// ceiling, so that seqs are never handed out twice and timestamps keep their order across
     /// restarts. The flusher applies and flushes it; reads see it meanwhile.
     pub fn write(&mut self, commit: u64, ceiling: Ceiling) -> Arc<TickWrites> {
+        self.commits += 1;
         let tick = Arc::new(TickWrites {
             commit,
             tables: std::mem::replace(&mut self.pending, no_writes()),
             chunks: self.log.take_pending(),
             ceiling,
             index_ms: self.recent_sends.now(),
+            commits: self.commits,
         });
         self.unapplied.push_back(Arc::clone(&tick));
         tick

@@ -3,7 +3,7 @@
 
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
@@ -11,6 +11,7 @@ use sled::{IVec, Tree};
 
 use super::backend::{is_empty_range, Backend, Direction, Entries, Entry, Table};
 use super::error::{StoreError, StoreResult};
+use super::mark::{Mark, MarkWriter};
 use super::overlay::TickWrites;
 
 /// sled's log segment. sled writes anything bigger than a quarter of a segment (a value, or a
@@ -29,6 +30,10 @@ pub struct SledBackend {
     /// directory whose format is refused gets no new trees.
     trees: Vec<Tree>,
     created: bool,
+    /// Where the high-water mark goes once a flush made a batch durable, and the newest
+    /// batch's mark, applied and not yet flushed.
+    mark: Option<MarkWriter>,
+    applied: Mutex<Option<Mark>>,
 }
 
 impl SledBackend {
@@ -50,6 +55,8 @@ impl SledBackend {
             meta,
             trees: Vec::new(),
             created,
+            mark: None,
+            applied: Mutex::new(None),
         })
     }
 
@@ -59,6 +66,17 @@ impl SledBackend {
             self.trees.push(self.db.open_tree(table.name())?);
         }
         Ok(())
+    }
+
+    /// From now on, each flush hands the mark of what it made durable to `writer`.
+    pub fn write_marks(&mut self, writer: MarkWriter) {
+        self.mark = Some(writer);
+    }
+
+    fn applied(&self) -> std::sync::MutexGuard<'_, Option<Mark>> {
+        self.applied
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn tree(&self, table: Table) -> &Tree {
@@ -75,6 +93,10 @@ impl Backend for SledBackend {
     }
 
     fn apply(&self, ticks: &[Arc<TickWrites>]) -> StoreResult<()> {
+        let newest = ticks.last().map(|tick| Mark {
+            commits: tick.commits(),
+            seq: tick.ceiling().seq,
+        });
         self.trees[..]
             .transaction(|trees| {
                 TickWrites::each_write(ticks, |table, key, value| {
@@ -87,11 +109,20 @@ impl Backend for SledBackend {
                 TransactionError::Abort(()) => {
                     StoreError::Bug("the commit transaction aborted".into())
                 }
-            })
+            })?;
+        if newest.is_some() {
+            *self.applied() = newest;
+        }
+        Ok(())
     }
 
     fn flush(&self) -> StoreResult<()> {
         self.db.flush()?;
+        if let Some(writer) = &self.mark {
+            if let Some(mark) = self.applied().take() {
+                writer.durable(mark);
+            }
+        }
         Ok(())
     }
 

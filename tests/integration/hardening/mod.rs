@@ -12,11 +12,16 @@
 //! - `shutdown`: SIGTERM with every kind of connection open.
 //! - `metrics`: refusals and drops show up in `GET /metrics`.
 //! - `proxies`: `X-Forwarded-For`/`-Proto` believed only from `--trusted-proxies`.
+//! - `integrity`: a store damaged on disk (flipped byte, truncation, garbage, lost data file)
+//!   is refused at start, or lost nothing; `--accept-data-loss`.
+//! - `backup`: `parley check` and `parley backup` on real directories, restore over a WebSocket.
 
 mod authn;
 mod authz;
+mod backup;
 mod crash;
 mod framing;
+mod integrity;
 mod limits;
 mod metrics;
 mod process;
