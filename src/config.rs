@@ -47,6 +47,14 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// Registrations + logins per minute per client address; 0 = no limit.
     pub auth_rate_per_minute: u32,
+    /// Members one group may have. Beyond: 403 `limit_reached`.
+    pub max_group_members: usize,
+    /// Groups one user may belong to at once. Beyond: 403 `limit_reached`.
+    pub max_groups_per_user: usize,
+    /// Sends (40) per second per user; 0 = no limit. Beyond: event 90 `rate_limited`.
+    pub sends_per_second: u32,
+    /// Typing notices (60/61) per second per user; 0 = no limit. Beyond: event 90 `rate_limited`.
+    pub typing_per_second: u32,
 }
 
 impl Limits {
@@ -58,9 +66,44 @@ impl Limits {
             sync_max_limit: self.sync_max_limit,
             // A sync page must fit a connection's outbox with room to spare.
             sync_max_bytes: self.max_outbox_bytes / 2,
+            sync_max_streams: SYNC_MAX_STREAMS,
+            max_group_members: self.max_group_members,
+            max_groups_per_user: self.max_groups_per_user,
+            sends_per_second: self.sends_per_second,
+            typing_per_second: self.typing_per_second,
         }
     }
+
+    /// The largest event 70 a group may make (every member listed) must fit a sync page and so
+    /// the connection's outbox, or a member who syncs from before it could never get past it.
+    pub fn check(&self) -> Result<(), String> {
+        let largest_70 =
+            self.max_group_members * GROUP_EVENT_BYTES_PER_MEMBER + GROUP_EVENT_OVERHEAD;
+        let page = self.chat().sync_max_bytes;
+        if largest_70 > page {
+            return Err(format!(
+                "--max-group-members {}: a group that size makes an event 70 of about {largest_70} \
+                 bytes, more than a sync page may hold ({page} bytes, half the per-connection \
+                 output cap of {} bytes); at most {} members fit",
+                self.max_group_members,
+                self.max_outbox_bytes,
+                (page - GROUP_EVENT_OVERHEAD) / GROUP_EVENT_BYTES_PER_MEMBER
+            ));
+        }
+        Ok(())
+    }
 }
+
+/// Streams (the user's own and one per membership interval) one sync page may open once it has
+/// an event to return: past them it ends with `more: true`, so a user in many groups cannot hold
+/// the loop for long with one request.
+pub const SYNC_MAX_STREAMS: usize = 1024;
+
+/// What each member adds to an event 70: a quoted UUID and a comma.
+const GROUP_EVENT_BYTES_PER_MEMBER: usize = 39;
+/// The rest of an event 70: type, seq, timestamp, group id and a name of up to 256 characters
+/// (4 bytes each at most), with room to spare.
+const GROUP_EVENT_OVERHEAD: usize = 2048;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -83,6 +126,10 @@ impl Default for Limits {
             max_connections: 20_000,
             max_connections_per_ip: 1000,
             auth_rate_per_minute: 60,
+            max_group_members: 10_000,
+            max_groups_per_user: 1_000,
+            sends_per_second: 0,
+            typing_per_second: 20,
         }
     }
 }
@@ -307,6 +354,49 @@ struct Args {
     )]
     auth_rate: u64,
 
+    /// members one group may have (403 limit_reached beyond); at most what lets a group's event
+    /// 70, 39 bytes a member, fit half the per-connection output cap (13,000 at 1 MiB)
+    #[arg(
+        long,
+        env = "PARLEY_MAX_GROUP_MEMBERS",
+        value_name = "N",
+        default_value_t = Limits::default().max_group_members as u64,
+        value_parser = whole::<1, { 1 << 24 }>
+    )]
+    max_group_members: u64,
+
+    /// groups one user may belong to at once (403 limit_reached beyond)
+    #[arg(
+        long,
+        env = "PARLEY_MAX_GROUPS_PER_USER",
+        value_name = "N",
+        default_value_t = Limits::default().max_groups_per_user as u64,
+        value_parser = whole::<1, { 1 << 24 }>
+    )]
+    max_groups_per_user: u64,
+
+    /// messages (method 40) one user may send per second, over all their connections, with a
+    /// second's worth as a burst (event 90 rate_limited beyond, nothing stored); 0 = no limit
+    /// (bulk imports, load tests)
+    #[arg(
+        long,
+        env = "PARLEY_SENDS_PER_SECOND",
+        value_name = "N",
+        default_value_t = u64::from(Limits::default().sends_per_second),
+        value_parser = whole::<0, { 1 << 20 }>
+    )]
+    sends_per_second: u64,
+
+    /// typing notices (methods 60, 61) one user may send per second, as for sends; 0 = no limit
+    #[arg(
+        long,
+        env = "PARLEY_TYPING_PER_SECOND",
+        value_name = "N",
+        default_value_t = u64::from(Limits::default().typing_per_second),
+        value_parser = whole::<0, { 1 << 20 }>
+    )]
+    typing_per_second: u64,
+
     /// comma-separated Origins allowed to open a WebSocket (403 otherwise); requests without
     /// Origin (non-browser clients) are always allowed [default: any]
     #[arg(long, env = "PARLEY_ALLOWED_ORIGINS", value_name = "LIST")]
@@ -427,6 +517,20 @@ where
         })
         .unwrap_or_default();
 
+    let limits = Limits {
+        max_connections: args.max_connections as usize,
+        max_connections_per_ip: args.max_connections_per_ip as usize,
+        auth_rate_per_minute: args.auth_rate as u32,
+        request_timeout: Duration::from_secs(args.request_timeout_secs),
+        http_idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+        max_group_members: args.max_group_members as usize,
+        max_groups_per_user: args.max_groups_per_user as usize,
+        sends_per_second: args.sends_per_second as u32,
+        typing_per_second: args.typing_per_second as u32,
+        ..Limits::default()
+    };
+    limits.check().map_err(invalid)?;
+
     Ok(Config {
         listen: args.listen,
         data_dir: args.data_dir,
@@ -445,14 +549,7 @@ where
         log,
         allowed_origins,
         echo_endpoint: args.echo_endpoint.unwrap_or(false),
-        limits: Limits {
-            max_connections: args.max_connections as usize,
-            max_connections_per_ip: args.max_connections_per_ip as usize,
-            auth_rate_per_minute: args.auth_rate as u32,
-            request_timeout: Duration::from_secs(args.request_timeout_secs),
-            http_idle_timeout: Duration::from_secs(args.idle_timeout_secs),
-            ..Limits::default()
-        },
+        limits,
     })
 }
 

@@ -39,6 +39,10 @@ impl Chat {
             )));
         }
         members.push(creator);
+        self.check_group_size(members.len())?;
+        for member in &members {
+            self.check_room_for_group(*member)?;
+        }
 
         let group_id = Uuid::new_v4();
         let stamp = self.clock.stamp(wall);
@@ -59,7 +63,11 @@ impl Chat {
         self.store
             .append(group_id, stamp, Audience::All, created.as_bytes());
         self.deliver_to_users(&group.members, None, &created, stamp);
+        for member in &group.members {
+            self.count_membership(*member, true);
+        }
         self.group_ids.push(group_id);
+        self.newest.push(stamp.seq);
         self.groups.insert(group_id, group);
         Ok(group_id)
     }
@@ -82,6 +90,8 @@ impl Chat {
         if group.members.contains(&target) {
             return Err(ApiError::conflict("already a member of this group"));
         }
+        self.check_group_size(group.members.len() + 1)?;
+        self.check_room_for_group(target)?;
 
         let welcome_stamp = self.clock.stamp(wall);
         let joined_stamp = self.clock.stamp(wall);
@@ -99,6 +109,8 @@ impl Chat {
             .append(group_id, joined_stamp, Audience::All, joined.as_bytes());
         self.deliver_to_users(&[target], None, &welcome, welcome_stamp);
         self.deliver_to_users(&group.members, None, &joined, joined_stamp);
+        self.count_membership(target, true);
+        self.newest[group.ordinal as usize - 1] = joined_stamp.seq;
         Ok(view(&group))
     }
 
@@ -132,6 +144,8 @@ impl Chat {
         self.store.close_membership(target, group_id, stamp.seq)?;
         self.deliver_to_users(&group.members, None, &left, stamp);
         self.deliver_to_users(&[target], None, &left, stamp);
+        self.count_membership(target, false);
+        self.newest[group.ordinal as usize - 1] = stamp.seq;
         Ok(view(&group))
     }
 }

@@ -4,6 +4,7 @@
 //! it runs the same in tests.
 
 mod groups;
+mod limits;
 mod outbox;
 mod rpc;
 #[cfg(test)]
@@ -21,6 +22,7 @@ use crate::idmap::IdMap;
 use crate::metrics::Metrics;
 use crate::protocol::{self, event};
 use crate::store::{Ceiling, GroupRecord, Store, StoreResult, TickWrites};
+use limits::Bucket;
 pub use outbox::{ConnId, Frame, Outbox, Release};
 
 /// How far ahead of the last seq each tick's write puts the seq ceiling. Events may leave
@@ -48,6 +50,13 @@ pub struct ChatLimits {
     pub sync_max_limit: usize,
     /// A sync page stops after about this many bytes, so it fits the connection's outbox.
     pub sync_max_bytes: usize,
+    /// Streams a sync page may open once it has an event (see [`crate::config::SYNC_MAX_STREAMS`]).
+    pub sync_max_streams: usize,
+    pub max_group_members: usize,
+    pub max_groups_per_user: usize,
+    /// Per user, 0 = no limit.
+    pub sends_per_second: u32,
+    pub typing_per_second: u32,
 }
 
 pub struct Chat {
@@ -59,6 +68,11 @@ pub struct Chat {
     groups: IdMap<GroupRecord>,
     /// Group ids by ordinal - 1: message ids carry the ordinal, receipts find the group here.
     group_ids: Vec<Uuid>,
+    /// The newest seq stored in each group's stream, by ordinal - 1 like `group_ids`: a sync
+    /// skips the groups with nothing after its cursor without reading them.
+    newest: Vec<u64>,
+    /// How many groups each user is in now (users in none are absent).
+    groups_of: IdMap<u32>,
     /// Fills the random bits of message ids (they only make ids from different servers unlikely
     /// to collide; uniqueness here comes from the seq).
     rng: XorShift,
@@ -75,7 +89,15 @@ impl Chat {
         let clock = Clock::new(ceiling.seq, ceiling.time);
         let mut records = store.all_groups()?;
         records.sort_by_key(|group| group.ordinal);
-        let group_ids = records.iter().map(|group| group.id).collect();
+        let group_ids: Vec<Uuid> = records.iter().map(|group| group.id).collect();
+        let newest = group_ids
+            .iter()
+            .map(|group| store.newest_seq(*group))
+            .collect::<StoreResult<_>>()?;
+        let mut groups_of: IdMap<u32> = IdMap::default();
+        for member in records.iter().flat_map(|group| &group.members) {
+            *groups_of.entry(*member).or_default() += 1;
+        }
         let groups = records.into_iter().map(|group| (group.id, group)).collect();
         Ok(Chat {
             store,
@@ -83,6 +105,8 @@ impl Chat {
             ceiling_written: ceiling.seq,
             groups,
             group_ids,
+            newest,
+            groups_of,
             rng: XorShift::seeded(),
             presence: Presence::default(),
             outbox: Outbox::default(),
@@ -142,13 +166,22 @@ impl Chat {
     }
 
     pub fn connect(&mut self, user: Uuid, conn: ConnId) {
-        self.presence.0.entry(user).or_default().push(conn);
+        self.presence
+            .0
+            .entry(user)
+            .or_insert_with(|| Online {
+                conns: Vec::new(),
+                sends: Bucket::FULL,
+                typing: Bucket::FULL,
+            })
+            .conns
+            .push(conn);
     }
 
     pub fn disconnect(&mut self, user: Uuid, conn: ConnId) {
-        if let Some(conns) = self.presence.0.get_mut(&user) {
-            conns.retain(|c| *c != conn);
-            if conns.is_empty() {
+        if let Some(online) = self.presence.0.get_mut(&user) {
+            online.conns.retain(|c| *c != conn);
+            if online.conns.is_empty() {
                 self.presence.0.remove(&user);
             }
         }
@@ -168,6 +201,16 @@ impl Chat {
         self.groups
             .get(&group_id)
             .ok_or_else(|| ApiError::not_found("unknown group"))
+    }
+
+    /// The newest seq stored in a group's stream; `u64::MAX` (read it) for a stream that is not
+    /// a known group's.
+    fn newest_seq_of(&self, group: Uuid) -> u64 {
+        self.groups
+            .get(&group)
+            .and_then(|record| self.newest.get(record.ordinal as usize - 1))
+            .copied()
+            .unwrap_or(u64::MAX)
     }
 
     /// The group, if `user` is a member of it.
@@ -206,9 +249,16 @@ impl Chat {
     }
 }
 
-/// user -> that user's live WebSocket connections on this server.
+/// user -> that user's live WebSocket connections on this server, and their rate buckets.
 #[derive(Debug, Default)]
-struct Presence(IdMap<Vec<ConnId>>);
+struct Presence(IdMap<Online>);
+
+#[derive(Debug)]
+struct Online {
+    conns: Vec<ConnId>,
+    sends: Bucket,
+    typing: Bucket,
+}
 
 impl Presence {
     /// Queues `frame` for every live connection of `users`, except `except`.
@@ -221,7 +271,12 @@ impl Presence {
         release: Release,
     ) {
         for user in users {
-            for conn in self.0.get(user).into_iter().flatten() {
+            for conn in self
+                .0
+                .get(user)
+                .into_iter()
+                .flat_map(|online| &online.conns)
+            {
                 if Some(*conn) != except {
                     outbox.push(*conn, Frame::Event(frame.clone()), release);
                 }

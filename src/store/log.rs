@@ -289,6 +289,25 @@ impl EventLog {
         Ok(None)
     }
 
+    /// The newest seq stored in `stream`, a folded ack's included: 0 for an empty stream, and
+    /// `u64::MAX` when its last chunk does not decode whole (a sync then never skips the stream).
+    /// Reads the stored log only: for when the store opens, with nothing in memory.
+    pub fn newest_seq(&self, stream: Uuid) -> StoreResult<u64> {
+        let Some((_, chunk)) = self
+            .backend
+            .last_at_or_before(Table::Log, &chunk_key(stream, u64::MAX))?
+            .filter(|(key, _)| key.starts_with(stream.as_bytes()))
+        else {
+            return Ok(0);
+        };
+        let mut newest = 0;
+        let mut pos = 0;
+        while let Some(entry) = decode_entry(&chunk, &mut pos) {
+            newest = entry.ack.map_or(entry.seq, |ack| ack.seq).max(entry.seq);
+        }
+        Ok(if pos < chunk.len() { u64::MAX } else { newest })
+    }
+
     /// The author of the message `message_id` stored in `group` at `seq`, if it is there.
     /// `unapplied` holds the group's chunks not yet applied to the backend, newest first
     /// (borrowed: a receipt runs this for every message read, and copies nothing in memory).

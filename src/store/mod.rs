@@ -38,6 +38,7 @@ use self::overlay::TableWrites;
 pub use self::overlay::{Ceiling, TickWrites};
 pub use self::records::{GroupRecord, Interval, ReceiptKind, SessionRecord, UserRecord};
 pub use self::retry::RetryKey;
+pub use self::sync::{PageBounds, SyncPage};
 use crate::clock::Stamp;
 
 /// An event as a sync returns it: its stamp and the bytes sent to clients.

@@ -17,6 +17,7 @@ mod authz;
 mod crash;
 mod framing;
 mod limits;
+mod members;
 mod metrics;
 mod process;
 mod shutdown;

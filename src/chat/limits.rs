@@ -1,0 +1,109 @@
+//! The per-user limits the chat core enforces: how many groups a user is in and how many
+//! members a group has (403 `limit_reached` beyond), and token buckets for sends and typing
+//! (event 90 `rate_limited` beyond).
+
+use uuid::Uuid;
+
+use super::Chat;
+use crate::error::ApiError;
+
+/// A token bucket refilled continuously at `rate` a second, holding at most a second's worth.
+/// Kept per user while they are connected (see `Presence`): a user with no connection sends
+/// nothing, and one who reconnects to refill pays a WebSocket handshake for it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Bucket {
+    tokens: f64,
+    at_ms: u64,
+}
+
+impl Bucket {
+    /// A full bucket, whatever the rate: its first use refills it from time 0 to the brim.
+    pub(super) const FULL: Bucket = Bucket {
+        tokens: 0.0,
+        at_ms: 0,
+    };
+
+    /// Takes one token; false when none is left. `rate` 0 means no limit.
+    pub(super) fn take(&mut self, rate: u32, now_ms: u64) -> bool {
+        if rate == 0 {
+            return true;
+        }
+        let capacity = f64::from(rate);
+        let elapsed = now_ms.saturating_sub(self.at_ms) as f64 / 1000.0;
+        self.tokens = (self.tokens + elapsed * capacity).min(capacity);
+        self.at_ms = self.at_ms.max(now_ms);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Which of a user's buckets an RPC draws on.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Rate {
+    Sends,
+    Typing,
+}
+
+impl Chat {
+    /// Takes a token of `user`'s `rate` bucket, or answers `rate_limited`. A user with no live
+    /// connection (a tool, a test) is not limited.
+    pub(super) fn take_token(&mut self, user: Uuid, rate: Rate, wall: u64) -> Result<(), ApiError> {
+        let (per_second, what) = match rate {
+            Rate::Sends => (self.limits.sends_per_second, "messages"),
+            Rate::Typing => (self.limits.typing_per_second, "typing notices"),
+        };
+        let Some(online) = self.presence.0.get_mut(&user) else {
+            return Ok(());
+        };
+        let bucket = match rate {
+            Rate::Sends => &mut online.sends,
+            Rate::Typing => &mut online.typing,
+        };
+        if bucket.take(per_second, wall) {
+            Ok(())
+        } else {
+            Err(ApiError::rate_limited(format!(
+                "more than {per_second} {what} a second; nothing was done, try again later"
+            )))
+        }
+    }
+
+    /// Refuses a group of `members` members (`limit_reached`) beyond the configured cap.
+    pub(super) fn check_group_size(&self, members: usize) -> Result<(), ApiError> {
+        let max = self.limits.max_group_members;
+        if members > max {
+            return Err(ApiError::limit_reached(format!(
+                "a group may have at most {max} members"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses to make `user` a member of one more group (`limit_reached`) when they are in as
+    /// many as the configured cap.
+    pub(super) fn check_room_for_group(&self, user: Uuid) -> Result<(), ApiError> {
+        let max = self.limits.max_groups_per_user;
+        if self.groups_of.get(&user).copied().unwrap_or(0) as usize >= max {
+            return Err(ApiError::limit_reached(format!(
+                "user {user} is already a member of {max} groups, the most allowed"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Counts a membership that began (`joined`) or ended.
+    pub(super) fn count_membership(&mut self, user: Uuid, joined: bool) {
+        if joined {
+            *self.groups_of.entry(user).or_default() += 1;
+        } else if let Some(count) = self.groups_of.get_mut(&user) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.groups_of.remove(&user);
+            }
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Issue #18's per-user and per-group limits and the cost of a sync, against the real binary:
+//! the members-per-group and groups-per-user caps (403 `limit_reached`, and the request at the
+//! cap still succeeds), the per-user send and typing rates (event 90 `rate_limited`, nothing
+//! stored), and a sync whose work (streams read, from `/metrics`) follows its page rather than
+//! the user's memberships.
+
+use serde_json::json;
+
+use super::metric;
+use crate::support::*;
+
+const STREAMS_READ: &str = "parley_sync_streams_read_total";
+
+#[test]
+fn a_group_past_its_member_cap_is_refused_with_limit_reached() {
+    let server = Server::start_with_args(&["--max-group-members", "3"]);
+    let [a, b, c, d] = ["a", "b", "c", "d"].map(|name| server.user(name));
+    let ids = |users: &[&User]| users.iter().map(|u| u.id.clone()).collect::<Vec<_>>();
+
+    let text = server
+        .create_group_response(
+            &a.token,
+            &json!({"name": "big", "user_ids": ids(&[&b, &c, &d])}),
+        )
+        .expect_error(403, "limit_reached");
+    assert!(text.contains("at most 3 members"), "{text}");
+    // Exactly at the cap: created, and a join past it refused.
+    let group = server.create_group(&a, "full", &[&b, &c]);
+    server
+        .join(&d, &group, None)
+        .expect_error(403, "limit_reached");
+    server
+        .join(&a, &group, Some(&d))
+        .expect_error(403, "limit_reached");
+    // One leaves: there is room again.
+    server.leave(&c, &group, None).expect(200);
+    let members = assert_group_answer(&server.join(&d, &group, None).expect(200), &group, "full");
+    assert_eq!(members.len(), 3);
+}
+
+#[test]
+fn a_user_in_as_many_groups_as_allowed_can_join_no_more() {
+    let server = Server::start_with_args(&["--max-groups-per-user", "2"]);
+    let [a, b] = ["a", "b"].map(|name| server.user(name));
+    let first = server.create_group(&a, "one", &[]);
+    server.create_group(&a, "two", &[]);
+
+    server
+        .create_group_response(&a.token, &json!({"name": "three", "user_ids": []}))
+        .expect_error(403, "limit_reached");
+    let text = server
+        .create_group_response(&b.token, &json!({"name": "with a", "user_ids": [a.id]}))
+        .expect_error(403, "limit_reached");
+    assert!(text.contains(&a.id), "the error names who is full: {text}");
+    let other = server.create_group(&b, "b's", &[]);
+    server
+        .join(&a, &other, None)
+        .expect_error(403, "limit_reached");
+    server
+        .join(&b, &other, Some(&a))
+        .expect_error(403, "limit_reached");
+
+    server.leave(&a, &first, None).expect(200);
+    let members = assert_group_answer(&server.join(&a, &other, None).expect(200), &other, "b's");
+    assert_eq!(
+        set_of(&members.iter().map(String::as_str).collect::<Vec<_>>()),
+        set_of(&[&a.id, &b.id])
+    );
+}
+
+#[test]
+fn sends_and_typing_past_the_per_user_rate_get_rate_limited_and_store_nothing() {
+    let server = Server::start_with_args(&["--sends-per-second", "2", "--typing-per-second", "1"]);
+    let [a, b] = ["a", "b"].map(|name| server.user(name));
+    let group = server.create_group(&a, "g", &[&b]);
+    let mut ws = server.connect(&a);
+    ws.barrier();
+
+    // Three sends in one write: a second's worth (two) is the burst.
+    for id in ["s1", "s2", "s3"] {
+        ws.queue_json(&json!({"method": 40, "id": id, "body": {"group_id": group, "data": id}}));
+    }
+    ws.flush();
+    assert_ack(&ws.expect(21), Some("s1"));
+    assert_ack(&ws.expect(21), Some("s2"));
+    ws.expect_error("rate_limited", Some(40), Some("s3"));
+
+    ws.typing_start(&group);
+    ws.typing_start(&group);
+    ws.expect_error("rate_limited", Some(60), None);
+    ws.barrier();
+
+    let mut reader = server.connect(&b);
+    let messages: Vec<_> = reader
+        .sync_all(None)
+        .into_iter()
+        .filter(|ev| ty(ev) == 20)
+        .map(|ev| ev["body"]["data"].clone())
+        .collect();
+    assert_eq!(
+        messages,
+        [json!("s1"), json!("s2")],
+        "the refused send was not stored"
+    );
+}
+
+#[test]
+fn a_sync_reads_the_streams_its_page_needs_not_every_group_of_the_user() {
+    const GROUPS: usize = 150;
+    let server = Server::start();
+    let a = server.user("a");
+    for i in 0..GROUPS {
+        server.create_group(&a, &format!("g{i}"), &[]);
+    }
+    let mut ws = server.connect(&a);
+    let all = ws.sync_all(None);
+    assert_eq!(all.iter().filter(|ev| ty(ev) == 70).count(), GROUPS);
+    let last = seq(all.last().unwrap());
+
+    let cost = |ws: &mut Ws, cursor: u64| {
+        let before = metric(server.addr, STREAMS_READ);
+        let (events, done) = ws.sync_page(Some(cursor), Some(1));
+        (
+            events.len(),
+            done["more"].clone(),
+            metric(server.addr, STREAMS_READ) - before,
+        )
+    };
+    // From the start, one event: the user's stream, the first group's, and the next to tell `more`.
+    let (events, more, read) = cost(&mut ws, 0);
+    assert_eq!((events, more), (1, json!(true)));
+    assert!(
+        (1..=3).contains(&read),
+        "a one-event page read {read} streams"
+    );
+    // From the middle: only the groups created after the cursor can hold anything; the page
+    // reads the user's stream, the next group's, and the one after it to tell `more`.
+    let middle = seq(&all[GROUPS / 2]);
+    let (events, more, read) = cost(&mut ws, middle);
+    assert_eq!((events, more), (1, json!(true)));
+    assert!(
+        (1..=3).contains(&read),
+        "a one-event page read {read} streams"
+    );
+    // From the newest: nothing to send, and the newest event found at once.
+    let (events, more, read) = cost(&mut ws, last);
+    assert_eq!((events, more), (0, json!(false)));
+    assert!((1..=3).contains(&read), "an empty page read {read} streams");
+}
