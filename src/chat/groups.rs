@@ -67,7 +67,6 @@ impl Chat {
             self.count_membership(*member, true);
         }
         self.group_ids.push(group_id);
-        self.newest.push(stamp.seq);
         self.groups.insert(group_id, group);
         Ok(group_id)
     }
@@ -110,7 +109,6 @@ impl Chat {
         self.deliver_to_users(&[target], None, &welcome, welcome_stamp);
         self.deliver_to_users(&group.members, None, &joined, joined_stamp);
         self.count_membership(target, true);
-        self.newest[group.ordinal as usize - 1] = joined_stamp.seq;
         Ok(view(&group))
     }
 
@@ -145,7 +143,6 @@ impl Chat {
         self.deliver_to_users(&group.members, None, &left, stamp);
         self.deliver_to_users(&[target], None, &left, stamp);
         self.count_membership(target, false);
-        self.newest[group.ordinal as usize - 1] = stamp.seq;
         Ok(view(&group))
     }
 }

@@ -68,9 +68,6 @@ pub struct Chat {
     groups: IdMap<GroupRecord>,
     /// Group ids by ordinal - 1: message ids carry the ordinal, receipts find the group here.
     group_ids: Vec<Uuid>,
-    /// The newest seq stored in each group's stream, by ordinal - 1 like `group_ids`: a sync
-    /// skips the groups with nothing after its cursor without reading them.
-    newest: Vec<u64>,
     /// How many groups each user is in now (users in none are absent).
     groups_of: IdMap<u32>,
     /// Fills the random bits of message ids (they only make ids from different servers unlikely
@@ -84,16 +81,16 @@ pub struct Chat {
 
 impl Chat {
     /// Rebuilds the in-memory indices from the store.
-    pub fn open(store: Store, limits: ChatLimits) -> StoreResult<Chat> {
+    pub fn open(mut store: Store, limits: ChatLimits) -> StoreResult<Chat> {
         let ceiling = store.ceiling()?;
         let clock = Clock::new(ceiling.seq, ceiling.time);
         let mut records = store.all_groups()?;
         records.sort_by_key(|group| group.ordinal);
         let group_ids: Vec<Uuid> = records.iter().map(|group| group.id).collect();
-        let newest = group_ids
-            .iter()
-            .map(|group| store.newest_seq(*group))
-            .collect::<StoreResult<_>>()?;
+        // A sync skips the groups with nothing after its cursor (see `Store::sync_page`).
+        for group in &group_ids {
+            store.learn_newest_seq(*group)?;
+        }
         let mut groups_of: IdMap<u32> = IdMap::default();
         for member in records.iter().flat_map(|group| &group.members) {
             *groups_of.entry(*member).or_default() += 1;
@@ -105,7 +102,6 @@ impl Chat {
             ceiling_written: ceiling.seq,
             groups,
             group_ids,
-            newest,
             groups_of,
             rng: XorShift::seeded(),
             presence: Presence::default(),
@@ -201,16 +197,6 @@ impl Chat {
         self.groups
             .get(&group_id)
             .ok_or_else(|| ApiError::not_found("unknown group"))
-    }
-
-    /// The newest seq stored in a group's stream; `u64::MAX` (read it) for a stream that is not
-    /// a known group's.
-    fn newest_seq_of(&self, group: Uuid) -> u64 {
-        self.groups
-            .get(&group)
-            .and_then(|record| self.newest.get(record.ordinal as usize - 1))
-            .copied()
-            .unwrap_or(u64::MAX)
     }
 
     /// The group, if `user` is a member of it.

@@ -128,7 +128,6 @@ impl Chat {
             self.store
                 .put_client_ack(retry_key, message_id, ack_stamp.timestamp);
         }
-        self.newest[ordinal as usize - 1] = ack_stamp.seq;
         self.outbox.push(conn, Frame::Event(ack), Release::Durable);
         let members = &self.groups[&group_id].members;
         let early = Release::Early { seq: stamp.seq };
@@ -254,15 +253,14 @@ impl Chat {
             max_bytes: self.limits.sync_max_bytes,
             max_streams: self.limits.sync_max_streams,
         };
-        let newest = |group: Uuid| self.newest_seq_of(group);
-        let page = self.store.sync_page(user, cursor, bounds, newest)?;
+        let page = self.store.sync_page(user, cursor, bounds)?;
         let mut streams_read = page.streams_read;
         // The 29 names the last event sent; after an empty page, the request's cursor for the
         // field it gave, and the newest event's stamp (nothing is after the cursor) for the other.
         let last = match page.events.last() {
             Some(last) => last.stamp,
             None => {
-                let (newest, read) = self.store.newest_event_with(user, newest)?;
+                let (newest, read) = self.store.newest_event_counted(user)?;
                 streams_read += read;
                 let newest = newest.unwrap_or(Stamp {
                     seq: 0,

@@ -119,6 +119,9 @@ impl Span {
 pub struct EventLog {
     backend: Arc<dyn Backend>,
     pending: IdMap<PendingChunk>,
+    /// The newest seq of each stream written since the log opened or learnt at open (see
+    /// [`EventLog::newest_known`]): noted once per stream per tick, not per event.
+    newest: IdMap<u64>,
 }
 
 impl EventLog {
@@ -126,6 +129,7 @@ impl EventLog {
         EventLog {
             backend,
             pending: IdMap::default(),
+            newest: IdMap::default(),
         }
     }
 
@@ -173,7 +177,30 @@ impl EventLog {
 
     /// Hands over the tick's chunks, for the store's write.
     pub fn take_pending(&mut self) -> IdMap<PendingChunk> {
+        for (stream, chunk) in &self.pending {
+            self.newest.insert(*stream, chunk.last_seq);
+        }
         std::mem::take(&mut self.pending)
+    }
+
+    /// The newest seq stored in `stream`, this tick's entries included, or `u64::MAX` when
+    /// unknown (a stream not written since the log opened, nor learnt): a sync skips a stream
+    /// whose newest seq is before its cursor without reading it.
+    pub fn newest_known(&self, stream: Uuid) -> u64 {
+        match self.pending.get(&stream) {
+            Some(chunk) => chunk.last_seq,
+            None => self.newest.get(&stream).copied().unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Reads and keeps the newest seq stored in `stream`, unless already known; for when the
+    /// store opens.
+    pub fn learn_newest_seq(&mut self, stream: Uuid) -> StoreResult<()> {
+        if !self.newest.contains_key(&stream) && !self.pending.contains_key(&stream) {
+            let newest = self.newest_seq(stream)?;
+            self.newest.insert(stream, newest);
+        }
+        Ok(())
     }
 
     /// Reads the entries of `stream` in `span` as `viewer` sees them. `memory` holds the

@@ -85,17 +85,29 @@ impl Store {
             max_bytes,
             max_streams: usize::MAX,
         };
-        let page = self.sync_page(user, cursor, bounds, |_| u64::MAX)?;
+        let page = self.sync_page_with(user, cursor, bounds, |_| u64::MAX)?;
         Ok((page.events, page.more))
     }
 
     /// A sync page as [`Store::events_after`], at a cost that follows the page rather than the
-    /// user's memberships: `newest` tells the newest seq stored in a group's stream (`u64::MAX`
-    /// when unknown), and a group with nothing after the cursor is never read; the others are
+    /// user's memberships (see [`Store::sync_page_with`]), knowing each stream's newest seq from
+    /// the log.
+    pub fn sync_page(
+        &self,
+        user: Uuid,
+        cursor: Cursor,
+        bounds: PageBounds,
+    ) -> StoreResult<SyncPage> {
+        self.sync_page_with(user, cursor, bounds, |stream| self.log.newest_known(stream))
+    }
+
+    /// A sync page as [`Store::events_after`]: `newest` tells the newest seq stored in a
+    /// group's stream (`u64::MAX` when unknown), and a group with nothing after the cursor is
+    /// never read; the others are
     /// opened lazily, in the order of the first seq they could hold, only when the page reaches
     /// it; and once `max_streams` are open and the page has an event, it ends with `more` (after
     /// a seq cursor; a timestamp cursor's page must not end inside a millisecond).
-    pub fn sync_page(
+    pub(super) fn sync_page_with(
         &self,
         user: Uuid,
         cursor: Cursor,
@@ -112,10 +124,10 @@ impl Store {
         self.merge_streams(user, &spans, bounds, after_time.is_some())
     }
 
-    /// The newest seq stored in `stream` (see [`super::log::EventLog::newest_seq`]); for when
-    /// the store opens.
-    pub fn newest_seq(&self, stream: Uuid) -> StoreResult<u64> {
-        self.log.newest_seq(stream)
+    /// Reads and keeps the newest seq stored in `stream` (a group's), so that a sync can skip
+    /// it without reading it; for when the store opens.
+    pub fn learn_newest_seq(&mut self, stream: Uuid) -> StoreResult<()> {
+        self.log.learn_newest_seq(stream)
     }
 
     /// The stamp of the user's newest event, if any: what an empty sync page reports.
@@ -123,10 +135,15 @@ impl Store {
         Ok(self.newest_event_with(user, |_| u64::MAX)?.0)
     }
 
-    /// [`Store::newest_event`], reading the streams most likely to hold it first (by `newest`,
-    /// as for [`Store::sync_page`]) and stopping when no other can hold a newer one; also how
-    /// many streams it read.
-    pub fn newest_event_with(
+    /// [`Store::newest_event`], reading the streams most likely to hold it first and stopping
+    /// when no other can hold a newer one; also how many streams it read.
+    pub fn newest_event_counted(&self, user: Uuid) -> StoreResult<(Option<Stamp>, usize)> {
+        self.newest_event_with(user, |stream| self.log.newest_known(stream))
+    }
+
+    /// [`Store::newest_event_counted`], with each stream's newest seq from `newest` (as for
+    /// [`Store::sync_page_with`]).
+    pub(super) fn newest_event_with(
         &self,
         user: Uuid,
         newest: impl Fn(Uuid) -> u64,
