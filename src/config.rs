@@ -55,6 +55,8 @@ pub struct Limits {
     pub sends_per_second: u32,
     /// Typing notices (60/61) per second per user; 0 = no limit. Beyond: event 90 `rate_limited`.
     pub typing_per_second: u32,
+    /// Joins and leaves one user may make per minute; 0 = no limit. Beyond: 429 `rate_limited`.
+    pub membership_changes_per_minute: u32,
 }
 
 impl Limits {
@@ -71,6 +73,7 @@ impl Limits {
             max_groups_per_user: self.max_groups_per_user,
             sends_per_second: self.sends_per_second,
             typing_per_second: self.typing_per_second,
+            membership_changes_per_minute: self.membership_changes_per_minute,
         }
     }
 
@@ -130,6 +133,7 @@ impl Default for Limits {
             max_groups_per_user: 1_000,
             sends_per_second: 0,
             typing_per_second: 20,
+            membership_changes_per_minute: 60,
         }
     }
 }
@@ -397,6 +401,18 @@ struct Args {
     )]
     typing_per_second: u64,
 
+    /// joins and leaves one user may make per minute (for themselves or others), with a
+    /// minute's worth as a burst (429 rate_limited beyond, nothing changed): each change rewrites
+    /// the membership's record; 0 = no limit
+    #[arg(
+        long,
+        env = "PARLEY_MEMBERSHIP_CHANGES_PER_MINUTE",
+        value_name = "N",
+        default_value_t = u64::from(Limits::default().membership_changes_per_minute),
+        value_parser = whole::<0, { 1 << 20 }>
+    )]
+    membership_changes_per_minute: u64,
+
     /// comma-separated Origins allowed to open a WebSocket (403 otherwise); requests without
     /// Origin (non-browser clients) are always allowed [default: any]
     #[arg(long, env = "PARLEY_ALLOWED_ORIGINS", value_name = "LIST")]
@@ -527,6 +543,7 @@ where
         max_groups_per_user: args.max_groups_per_user as usize,
         sends_per_second: args.sends_per_second as u32,
         typing_per_second: args.typing_per_second as u32,
+        membership_changes_per_minute: args.membership_changes_per_minute as u32,
         ..Limits::default()
     };
     limits.check().map_err(invalid)?;

@@ -91,6 +91,7 @@ impl Chat {
         }
         self.check_group_size(group.members.len() + 1)?;
         self.check_room_for_group(target)?;
+        self.take_membership_change(caller, wall)?;
 
         let welcome_stamp = self.clock.stamp(wall);
         let joined_stamp = self.clock.stamp(wall);
@@ -130,6 +131,7 @@ impl Chat {
         if !group.members.contains(&target) {
             return Err(ApiError::conflict("not a member of this group"));
         }
+        self.take_membership_change(caller, wall)?;
 
         let stamp = self.clock.stamp(wall);
         let group = self.groups.get_mut(&group_id).expect("checked above");

@@ -23,14 +23,18 @@ impl Bucket {
         at_ms: 0,
     };
 
-    /// Takes one token; false when none is left. `rate` 0 means no limit.
+    /// Takes one token of a bucket refilled at `rate` a second; false when none is left.
+    /// `rate` 0 means no limit.
     pub(super) fn take(&mut self, rate: u32, now_ms: u64) -> bool {
-        if rate == 0 {
+        self.take_per(rate, 1000, now_ms)
+    }
+
+    /// Takes one token of a bucket refilled at `capacity` per `window_ms`.
+    pub(super) fn take_per(&mut self, capacity: u32, window_ms: u64, now_ms: u64) -> bool {
+        if capacity == 0 {
             return true;
         }
-        let capacity = f64::from(rate);
-        let elapsed = now_ms.saturating_sub(self.at_ms) as f64 / 1000.0;
-        self.tokens = (self.tokens + elapsed * capacity).min(capacity);
+        self.tokens = self.level(capacity, window_ms, now_ms);
         self.at_ms = self.at_ms.max(now_ms);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -38,6 +42,56 @@ impl Bucket {
         } else {
             false
         }
+    }
+}
+
+impl Bucket {
+    /// The tokens the bucket holds at `now_ms`.
+    fn level(&self, capacity: u32, window_ms: u64, now_ms: u64) -> f64 {
+        let capacity = f64::from(capacity);
+        let elapsed = now_ms.saturating_sub(self.at_ms) as f64;
+        (self.tokens + elapsed * capacity / window_ms as f64).min(capacity)
+    }
+}
+
+/// Membership-change buckets of users who need not be connected (REST callers), dropped once
+/// full again so the map stays about as large as the users who changed something lately.
+#[derive(Debug)]
+pub(super) struct ChangeBuckets {
+    buckets: crate::idmap::IdMap<Bucket>,
+    /// The size past which the next take drops full buckets.
+    prune_at: usize,
+}
+
+impl Default for ChangeBuckets {
+    fn default() -> Self {
+        ChangeBuckets {
+            buckets: Default::default(),
+            prune_at: 1024,
+        }
+    }
+}
+
+/// Membership changes are counted per minute.
+const MINUTE_MS: u64 = 60_000;
+
+impl ChangeBuckets {
+    fn take(&mut self, user: Uuid, per_minute: u32, now_ms: u64) -> bool {
+        if per_minute == 0 {
+            return true;
+        }
+        let taken = self
+            .buckets
+            .entry(user)
+            .or_insert(Bucket::FULL)
+            .take_per(per_minute, MINUTE_MS, now_ms);
+        if self.buckets.len() > self.prune_at {
+            let capacity = f64::from(per_minute);
+            self.buckets
+                .retain(|_, bucket| bucket.level(per_minute, MINUTE_MS, now_ms) < capacity);
+            self.prune_at = (2 * self.buckets.len()).max(1024);
+        }
+        taken
     }
 }
 
@@ -68,6 +122,19 @@ impl Chat {
         } else {
             Err(ApiError::rate_limited(format!(
                 "more than {per_second} {what} a second; nothing was done, try again later"
+            )))
+        }
+    }
+
+    /// Takes one of `user`'s membership changes (a join or leave they make), or answers
+    /// `rate_limited`: each change rewrites the membership's record, so cycling must stay slow.
+    pub(super) fn take_membership_change(&mut self, user: Uuid, wall: u64) -> Result<(), ApiError> {
+        let per_minute = self.limits.membership_changes_per_minute;
+        if self.change_buckets.take(user, per_minute, wall) {
+            Ok(())
+        } else {
+            Err(ApiError::rate_limited(format!(
+                "more than {per_minute} joins and leaves a minute; nothing was changed, try again later"
             )))
         }
     }

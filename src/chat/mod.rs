@@ -22,7 +22,7 @@ use crate::idmap::IdMap;
 use crate::metrics::Metrics;
 use crate::protocol::{self, event};
 use crate::store::{Ceiling, GroupRecord, Store, StoreResult, TickWrites};
-use limits::Bucket;
+use limits::{Bucket, ChangeBuckets};
 pub use outbox::{ConnId, Frame, Outbox, Release};
 
 /// How far ahead of the last seq each tick's write puts the seq ceiling. Events may leave
@@ -57,6 +57,8 @@ pub struct ChatLimits {
     /// Per user, 0 = no limit.
     pub sends_per_second: u32,
     pub typing_per_second: u32,
+    /// Joins and leaves one user may make per minute, 0 = no limit.
+    pub membership_changes_per_minute: u32,
 }
 
 pub struct Chat {
@@ -70,6 +72,7 @@ pub struct Chat {
     group_ids: Vec<Uuid>,
     /// How many groups each user is in now (users in none are absent).
     groups_of: IdMap<u32>,
+    change_buckets: ChangeBuckets,
     /// Fills the random bits of message ids (they only make ids from different servers unlikely
     /// to collide; uniqueness here comes from the seq).
     rng: XorShift,
@@ -103,6 +106,7 @@ impl Chat {
             groups,
             group_ids,
             groups_of,
+            change_buckets: ChangeBuckets::default(),
             rng: XorShift::seeded(),
             presence: Presence::default(),
             outbox: Outbox::default(),

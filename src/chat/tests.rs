@@ -12,6 +12,7 @@ fn test_limits() -> ChatLimits {
         max_groups_per_user: 100,
         sends_per_second: 0,
         typing_per_second: 0,
+        membership_changes_per_minute: 0,
     }
 }
 
@@ -111,4 +112,44 @@ fn a_burst_keeps_timestamps_on_the_wall_and_the_retry_window() {
         .client_ack(&chat.store.retry_key(user, "first"))
         .unwrap()
         .is_some());
+}
+
+/// A bucket holds a second's (or a window's) worth, refills continuously, and 0 means no limit.
+#[test]
+fn buckets_allow_a_burst_then_refill_with_time() {
+    use super::limits::Bucket;
+    let mut bucket = Bucket::FULL;
+    let start = 1_000_000;
+    assert!((0..5).all(|_| bucket.take(5, start)));
+    assert!(!bucket.take(5, start), "the burst is a second's worth");
+    assert!(!bucket.take(5, start + 150), "a token takes 200 ms");
+    assert!(bucket.take(5, start + 200));
+    let mut off = Bucket::FULL;
+    assert!((0..100).all(|_| off.take(0, start)), "0: no limit");
+    let mut minute = Bucket::FULL;
+    assert!((0..3).all(|_| minute.take_per(3, 60_000, start)));
+    assert!(!minute.take_per(3, 60_000, start + 19_000));
+    assert!(minute.take_per(3, 60_000, start + 20_000));
+}
+
+/// The caps count a user's groups as they join, leave and create.
+#[test]
+fn the_groups_a_user_is_in_are_counted_against_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(dir.path(), 1 << 20, ClientIdLimits::DEFAULT).unwrap();
+    let limits = ChatLimits {
+        max_groups_per_user: 2,
+        ..test_limits()
+    };
+    let mut chat = Chat::open(store, limits).unwrap();
+    let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    let wall = crate::clock::wall_ms();
+    let first = chat.create_group(a, "one", &[], wall).unwrap();
+    chat.create_group(a, "two", &[], wall).unwrap();
+    let full = chat.create_group(a, "three", &[], wall).unwrap_err();
+    assert_eq!(full.code, crate::error::ErrorCode::LimitReached);
+    let theirs = chat.create_group(b, "b", &[], wall).unwrap();
+    assert_eq!(chat.join(a, theirs, None, wall).unwrap_err().status, 403);
+    chat.leave(a, first, None, wall).unwrap();
+    chat.join(a, theirs, None, wall).unwrap();
 }

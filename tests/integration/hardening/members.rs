@@ -147,3 +147,23 @@ fn a_sync_reads_the_streams_its_page_needs_not_every_group_of_the_user() {
     assert_eq!((events, more), (0, json!(false)));
     assert!((1..=3).contains(&read), "an empty page read {read} streams");
 }
+
+#[test]
+fn joins_and_leaves_past_the_per_user_rate_are_refused_and_change_nothing() {
+    let server = Server::start_with_args(&["--membership-changes-per-minute", "2"]);
+    let [a, b, c] = ["a", "b", "c"].map(|name| server.user(name));
+    let group = server.create_group(&a, "g", &[]);
+
+    server.join(&b, &group, None).expect(200);
+    server.leave(&b, &group, None).expect(200);
+    let text = server
+        .join(&b, &group, None)
+        .expect_error(429, "rate_limited");
+    assert!(text.contains("2 joins and leaves a minute"), "{text}");
+    // Each user has their own: a may still add c, and b was not added.
+    let members = assert_group_answer(&server.join(&a, &group, Some(&c)).expect(200), &group, "g");
+    assert_eq!(
+        set_of(&members.iter().map(String::as_str).collect::<Vec<_>>()),
+        set_of(&[&a.id, &c.id])
+    );
+}
