@@ -98,6 +98,17 @@ impl Chat {
         for member in records.iter().flat_map(|group| &group.members) {
             *groups_of.entry(*member).or_default() += 1;
         }
+        let over = records
+            .iter()
+            .filter(|group| group.members.len() > limits.max_group_members)
+            .count();
+        if over > 0 {
+            log::warn!(
+                "{over} groups have more than --max-group-members ({}) members: they keep them, \
+                 and take no more until below",
+                limits.max_group_members
+            );
+        }
         let groups = records.into_iter().map(|group| (group.id, group)).collect();
         Ok(Chat {
             store,

@@ -278,6 +278,25 @@ impl Chat {
         self.metrics.sync_streams_read += streams_read as u64;
         let more = page.more;
         for event in page.events {
+            if event.bytes.len() > self.limits.sync_max_bytes {
+                // Sent, it would close the connection as a slow consumer at every sync from
+                // before it, for ever. Said instead, and the 29's cursor passes it. (The member
+                // cap keeps a group's 70 under this size; only older data can hold one.)
+                let error = RpcError {
+                    method: Some(protocol::method::SYNC),
+                    id: client_id.map(str::to_string),
+                    error: ApiError::too_large(
+                        413,
+                        format!(
+                            "event seq {} is {} bytes, more than a connection may queue; skipped",
+                            event.stamp.seq,
+                            event.bytes.len()
+                        ),
+                    ),
+                };
+                self.send_error(conn, &error, wall);
+                continue;
+            }
             let text = String::from_utf8(event.bytes)
                 .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
             self.outbox

@@ -153,3 +153,43 @@ fn the_groups_a_user_is_in_are_counted_against_the_cap() {
     chat.leave(a, first, None, wall).unwrap();
     chat.join(a, theirs, None, wall).unwrap();
 }
+
+/// An event larger than a sync page may hold (a huge group's 70 from before the member cap)
+/// is replaced by a type-90 `too_large` naming its seq, and the 29's cursor passes it, so the
+/// connection is never closed as a slow consumer at every sync from before it.
+#[test]
+fn an_event_too_large_for_a_connection_is_skipped_with_an_error_not_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(dir.path(), 1 << 20, ClientIdLimits::DEFAULT).unwrap();
+    let limits = ChatLimits {
+        sync_max_bytes: 100,
+        ..test_limits()
+    };
+    let mut chat = Chat::open(store, limits).unwrap();
+    let user = Uuid::from_u128(1);
+    let wall = crate::clock::wall_ms();
+    chat.create_group(user, &"n".repeat(200), &[], wall)
+        .unwrap();
+    chat.outbox.drain().for_each(drop);
+    let conn = ConnId { key: 1, serial: 1 };
+    chat.handle_text(conn, user, r#"{"method":20,"id":"s","seq":0}"#, wall);
+    let sent: Vec<serde_json::Value> = chat
+        .outbox
+        .drain()
+        .map(|(_, frame, _)| match frame {
+            Frame::Event(text) => serde_json::from_str(&text).unwrap(),
+            Frame::Http(_) => panic!("an HTTP answer to a sync"),
+        })
+        .collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[0]["type"], 90);
+    assert_eq!(sent[0]["body"]["code"], "too_large");
+    assert_eq!(sent[0]["body"]["method"], 20);
+    assert!(sent[0]["body"]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("event seq 1 is "));
+    assert_eq!(sent[1]["type"], 29);
+    assert_eq!(sent[1]["body"]["seq"], 1, "the cursor passes the event");
+    assert_eq!(sent[1]["body"]["more"], false);
+}
