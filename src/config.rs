@@ -57,6 +57,8 @@ pub struct Limits {
     pub typing_per_second: u32,
     /// Joins and leaves one user may make per minute; 0 = no limit. Beyond: 429 `rate_limited`.
     pub membership_changes_per_minute: u32,
+    /// Open WebSockets per user; 0 = no cap. Beyond: the upgrade gets 403 `limit_reached`.
+    pub max_connections_per_user: usize,
 }
 
 impl Limits {
@@ -74,6 +76,7 @@ impl Limits {
             sends_per_second: self.sends_per_second,
             typing_per_second: self.typing_per_second,
             membership_changes_per_minute: self.membership_changes_per_minute,
+            max_connections_per_user: self.max_connections_per_user,
         }
     }
 
@@ -134,6 +137,7 @@ impl Default for Limits {
             sends_per_second: 0,
             typing_per_second: 20,
             membership_changes_per_minute: 60,
+            max_connections_per_user: 100,
         }
     }
 }
@@ -347,6 +351,17 @@ struct Args {
     )]
     max_connections_per_ip: u64,
 
+    /// open WebSockets per user, over all their sessions (the upgrade gets 403 limit_reached
+    /// beyond); 0 = no cap
+    #[arg(
+        long,
+        env = "PARLEY_MAX_CONNECTIONS_PER_USER",
+        value_name = "N",
+        default_value_t = Limits::default().max_connections_per_user as u64,
+        value_parser = whole::<0, { 1 << 24 }>
+    )]
+    max_connections_per_user: u64,
+
     /// registrations + logins per minute per client address (429 with Retry-After beyond); 0 =
     /// no limit
     #[arg(
@@ -544,6 +559,7 @@ where
         sends_per_second: args.sends_per_second as u32,
         typing_per_second: args.typing_per_second as u32,
         membership_changes_per_minute: args.membership_changes_per_minute as u32,
+        max_connections_per_user: args.max_connections_per_user as usize,
         ..Limits::default()
     };
     limits.check().map_err(invalid)?;

@@ -139,6 +139,23 @@ impl Chat {
         }
     }
 
+    /// Refuses a WebSocket for `user` (`limit_reached`) when they have as many open as allowed:
+    /// each holds buffers, so one account must not take a server's memory.
+    pub fn check_connection_room(&self, user: Uuid) -> Result<(), ApiError> {
+        let max = self.limits.max_connections_per_user;
+        let open = self
+            .presence
+            .0
+            .get(&user)
+            .map_or(0, |online| online.conns.len());
+        if max != 0 && open >= max {
+            return Err(ApiError::limit_reached(format!(
+                "{open} WebSockets of this user are open, the most allowed; close one first"
+            )));
+        }
+        Ok(())
+    }
+
     /// Refuses a group of `members` members (`limit_reached`) beyond the configured cap.
     pub(super) fn check_group_size(&self, members: usize) -> Result<(), ApiError> {
         let max = self.limits.max_group_members;

@@ -59,6 +59,8 @@ pub struct ChatLimits {
     pub typing_per_second: u32,
     /// Joins and leaves one user may make per minute, 0 = no limit.
     pub membership_changes_per_minute: u32,
+    /// Open WebSockets per user, 0 = no limit.
+    pub max_connections_per_user: usize,
 }
 
 pub struct Chat {

@@ -13,6 +13,7 @@ fn test_limits() -> ChatLimits {
         sends_per_second: 0,
         typing_per_second: 0,
         membership_changes_per_minute: 0,
+        max_connections_per_user: 0,
     }
 }
 

@@ -167,3 +167,41 @@ fn joins_and_leaves_past_the_per_user_rate_are_refused_and_change_nothing() {
         set_of(&[&a.id, &c.id])
     );
 }
+
+#[test]
+fn a_user_at_the_websocket_cap_gets_403_limit_reached_until_one_closes() {
+    let server = Server::start_with_args(&["--max-connections-per-user", "2"]);
+    let a = server.user("a");
+    let url = server.messaging_url(&a.token);
+    let path = &url[url.find("://").unwrap() + 3..];
+    let path = &path[path.find('/').unwrap()..];
+    let upgrade = format!(
+        "GET {path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    let refused = || {
+        let mut http = server.http();
+        http.send_raw(upgrade.as_bytes());
+        http.read_response()
+    };
+
+    let first = Ws::connect(&url, "first");
+    let _second = Ws::connect(&server.messaging_url(&a.token), "second");
+    let text = refused().expect_error(403, "limit_reached");
+    assert!(text.contains("2 WebSockets"), "{text}");
+    drop(first);
+    // The close reaches the server on its own time: retry until it counts, within a deadline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let answer = refused();
+        if answer.status == 101 {
+            break;
+        }
+        answer.expect_error(403, "limit_reached");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed WebSocket still counts"
+        );
+        std::thread::yield_now();
+    }
+}
