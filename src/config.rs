@@ -70,7 +70,7 @@ impl Limits {
             sync_max_limit: self.sync_max_limit,
             // A sync page must fit a connection's outbox with room to spare.
             sync_max_bytes: self.max_outbox_bytes / 2,
-            sync_max_streams: SYNC_MAX_STREAMS,
+            sync_max_streams: crate::chat::SYNC_MAX_STREAMS,
             max_group_members: self.max_group_members,
             max_groups_per_user: self.max_groups_per_user,
             sends_per_second: self.sends_per_second,
@@ -83,33 +83,13 @@ impl Limits {
     /// The largest event 70 a group may make (every member listed) must fit a sync page and so
     /// the connection's outbox, or a member who syncs from before it could never get past it.
     pub fn check(&self) -> Result<(), String> {
-        let largest_70 =
-            self.max_group_members * GROUP_EVENT_BYTES_PER_MEMBER + GROUP_EVENT_OVERHEAD;
         let page = self.chat().sync_max_bytes;
-        if largest_70 > page {
-            return Err(format!(
-                "--max-group-members {}: a group that size makes an event 70 of about {largest_70} \
-                 bytes, more than a sync page may hold ({page} bytes, half the per-connection \
-                 output cap of {} bytes); at most {} members fit",
-                self.max_group_members,
-                self.max_outbox_bytes,
-                (page - GROUP_EVENT_OVERHEAD) / GROUP_EVENT_BYTES_PER_MEMBER
-            ));
-        }
-        Ok(())
+        crate::chat::check_group_event_fits(self.max_group_members, page).map_err(|err| {
+            let cap = self.max_outbox_bytes;
+            format!("{err} (half the per-connection output cap of {cap} bytes)")
+        })
     }
 }
-
-/// Streams (the user's own and one per membership interval) one sync page may open once it has
-/// an event to return: past them it ends with `more: true`, so a user in many groups cannot hold
-/// the loop for long with one request.
-pub const SYNC_MAX_STREAMS: usize = 1024;
-
-/// What each member adds to an event 70: a quoted UUID and a comma.
-const GROUP_EVENT_BYTES_PER_MEMBER: usize = 39;
-/// The rest of an event 70: type, seq, timestamp, group id and a name of up to 256 characters
-/// (4 bytes each at most), with room to spare.
-const GROUP_EVENT_OVERHEAD: usize = 2048;
 
 impl Default for Limits {
     fn default() -> Self {

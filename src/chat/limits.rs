@@ -95,6 +95,27 @@ impl ChangeBuckets {
     }
 }
 
+/// What each member adds to an event 70: a quoted UUID and a comma.
+const GROUP_EVENT_BYTES_PER_MEMBER: usize = 39;
+/// The rest of an event 70: type, seq, timestamp, group id and a name of up to 256 characters
+/// (4 bytes each at most), with room to spare.
+const GROUP_EVENT_OVERHEAD: usize = 2048;
+
+/// Whether a group of `max_members` makes an event 70 (every member listed) that fits a sync
+/// page of `page_bytes`: otherwise a member who syncs from before it could never get past it.
+pub fn check_group_event_fits(max_members: usize, page_bytes: usize) -> Result<(), String> {
+    let largest = max_members * GROUP_EVENT_BYTES_PER_MEMBER + GROUP_EVENT_OVERHEAD;
+    if largest > page_bytes {
+        let fit = page_bytes.saturating_sub(GROUP_EVENT_OVERHEAD) / GROUP_EVENT_BYTES_PER_MEMBER;
+        return Err(format!(
+            "--max-group-members {max_members}: a group that size makes an event 70 of about \
+             {largest} bytes, more than a sync page may hold ({page_bytes} bytes); at most {fit} \
+             members fit"
+        ));
+    }
+    Ok(())
+}
+
 /// Which of a user's buckets an RPC draws on.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Rate {

@@ -22,6 +22,7 @@ use crate::idmap::IdMap;
 use crate::metrics::Metrics;
 use crate::protocol::{self, event};
 use crate::store::{Ceiling, GroupRecord, Store, StoreResult, TickWrites};
+pub use limits::check_group_event_fits;
 use limits::{Bucket, ChangeBuckets};
 pub use outbox::{ConnId, Frame, Outbox, Release};
 
@@ -33,6 +34,11 @@ pub use outbox::{ConnId, Frame, Outbox, Release};
 /// bigger writes (docs/BENCHMARKS.md, "The seq lease"). After a crash seqs restart from it,
 /// leaving a gap (seqs are increasing, not consecutive).
 pub const SEQ_LEASE: u64 = 1 << 10;
+
+/// Streams (the user's own and one per membership interval) one sync page may open once it has
+/// an event to return: past them it ends with `more: true`, so a user in many groups cannot hold
+/// the loop for long with one request.
+pub const SYNC_MAX_STREAMS: usize = 1024;
 
 /// Group members after a join or a leave: the body of the 200 answer.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -50,7 +56,7 @@ pub struct ChatLimits {
     pub sync_max_limit: usize,
     /// A sync page stops after about this many bytes, so it fits the connection's outbox.
     pub sync_max_bytes: usize,
-    /// Streams a sync page may open once it has an event (see [`crate::config::SYNC_MAX_STREAMS`]).
+    /// Streams a sync page may open once it has an event (see [`SYNC_MAX_STREAMS`]).
     pub sync_max_streams: usize,
     pub max_group_members: usize,
     pub max_groups_per_user: usize,

@@ -7,7 +7,7 @@ fn test_limits() -> ChatLimits {
         sync_default_limit: 10,
         sync_max_limit: 10,
         sync_max_bytes: 1 << 20,
-        sync_max_streams: crate::config::SYNC_MAX_STREAMS,
+        sync_max_streams: SYNC_MAX_STREAMS,
         max_group_members: 100,
         max_groups_per_user: 100,
         sends_per_second: 0,
