@@ -57,6 +57,7 @@ impl Chat {
         };
         let created = self.encode_group(stamp, &group);
         self.store.put_group(&group);
+        self.store.learn_newest_seq(group_id)?;
         for member in &group.members {
             self.store.open_membership(*member, group_id, stamp.seq)?;
         }

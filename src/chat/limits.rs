@@ -131,6 +131,10 @@ impl Chat {
             Rate::Sends => (self.limits.sends_per_second, "messages"),
             Rate::Typing => (self.limits.typing_per_second, "typing notices"),
         };
+        if per_second == 0 {
+            // Off (the default for sends): not even a lookup on the send path.
+            return Ok(());
+        }
         let Some(online) = self.presence.0.get_mut(&user) else {
             return Ok(());
         };

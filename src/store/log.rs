@@ -119,8 +119,9 @@ impl Span {
 pub struct EventLog {
     backend: Arc<dyn Backend>,
     pending: IdMap<PendingChunk>,
-    /// The newest seq of each stream written since the log opened or learnt at open (see
-    /// [`EventLog::newest_known`]): noted once per stream per tick, not per event.
+    /// The newest seq of each group's stream, learnt when the store opens or the group is made
+    /// and noted once per stream per tick, not per event (see [`EventLog::newest_known`]).
+    /// Users' streams are not kept: a sync always reads its user's own.
     newest: IdMap<u64>,
 }
 
@@ -178,14 +179,16 @@ impl EventLog {
     /// Hands over the tick's chunks, for the store's write.
     pub fn take_pending(&mut self) -> IdMap<PendingChunk> {
         for (stream, chunk) in &self.pending {
-            self.newest.insert(*stream, chunk.last_seq);
+            if let Some(newest) = self.newest.get_mut(stream) {
+                *newest = chunk.last_seq;
+            }
         }
         std::mem::take(&mut self.pending)
     }
 
     /// The newest seq stored in `stream`, this tick's entries included, or `u64::MAX` when
-    /// unknown (a stream not written since the log opened, nor learnt): a sync skips a stream
-    /// whose newest seq is before its cursor without reading it.
+    /// unknown (a stream not learnt: a user's): a sync skips a stream whose newest seq is before
+    /// its cursor without reading it.
     pub fn newest_known(&self, stream: Uuid) -> u64 {
         match self.pending.get(&stream) {
             Some(chunk) => chunk.last_seq,
@@ -193,8 +196,9 @@ impl EventLog {
         }
     }
 
-    /// Reads and keeps the newest seq stored in `stream`, unless already known; for when the
-    /// store opens.
+    /// Reads and keeps the newest seq stored in `stream` (a group's), unless already known;
+    /// from then on each tick that writes to it notes it. For when the store opens and a group
+    /// is made (before its first event).
     pub fn learn_newest_seq(&mut self, stream: Uuid) -> StoreResult<()> {
         if !self.newest.contains_key(&stream) && !self.pending.contains_key(&stream) {
             let newest = self.newest_seq(stream)?;

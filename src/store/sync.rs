@@ -125,7 +125,7 @@ impl Store {
     }
 
     /// Reads and keeps the newest seq stored in `stream` (a group's), so that a sync can skip
-    /// it without reading it; for when the store opens.
+    /// it without reading it; for when the store opens and a group is made.
     pub fn learn_newest_seq(&mut self, stream: Uuid) -> StoreResult<()> {
         self.log.learn_newest_seq(stream)
     }

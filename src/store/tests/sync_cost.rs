@@ -16,6 +16,9 @@ fn busy_user(place: &Place) -> (Store, Uuid, HashMap<Uuid, u64>) {
     let mut store = place.open();
     let user = Uuid::from_u128(1);
     let groups: Vec<Uuid> = (0..30).map(|i| Uuid::from_u128(100 + i)).collect();
+    for group in &groups {
+        store.learn_newest_seq(*group).unwrap();
+    }
     let mut newest = HashMap::new();
     let mut member = vec![false; groups.len()];
     let mut state = 7u64;
