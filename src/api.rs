@@ -468,6 +468,7 @@ impl Api {
             .store()
             .session_by_access_token(token)?
             .ok_or_else(|| ApiError::unauthorized("unknown messaging token"))?;
+        chat.check_connection_room(session.user_id)?;
         Ok(Outcome::Upgrade { session, key })
     }
 

@@ -48,6 +48,18 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// Registrations + logins per minute per client address; 0 = no limit.
     pub auth_rate_per_minute: u32,
+    /// Members one group may have. Beyond: 403 `limit_reached`.
+    pub max_group_members: usize,
+    /// Groups one user may belong to at once. Beyond: 403 `limit_reached`.
+    pub max_groups_per_user: usize,
+    /// Sends (40) per second per user; 0 = no limit. Beyond: event 90 `rate_limited`.
+    pub sends_per_second: u32,
+    /// Typing notices (60/61) per second per user; 0 = no limit. Beyond: event 90 `rate_limited`.
+    pub typing_per_second: u32,
+    /// Joins and leaves one user may make per minute; 0 = no limit. Beyond: 429 `rate_limited`.
+    pub membership_changes_per_minute: u32,
+    /// Open WebSockets per user; 0 = no cap. Beyond: the upgrade gets 403 `limit_reached`.
+    pub max_connections_per_user: usize,
 }
 
 impl Limits {
@@ -59,7 +71,24 @@ impl Limits {
             sync_max_limit: self.sync_max_limit,
             // A sync page must fit a connection's outbox with room to spare.
             sync_max_bytes: self.max_outbox_bytes / 2,
+            sync_max_streams: crate::chat::SYNC_MAX_STREAMS,
+            max_group_members: self.max_group_members,
+            max_groups_per_user: self.max_groups_per_user,
+            sends_per_second: self.sends_per_second,
+            typing_per_second: self.typing_per_second,
+            membership_changes_per_minute: self.membership_changes_per_minute,
+            max_connections_per_user: self.max_connections_per_user,
         }
+    }
+
+    /// The largest event 70 a group may make (every member listed) must fit a sync page and so
+    /// the connection's outbox, or a member who syncs from before it could never get past it.
+    pub fn check(&self) -> Result<(), String> {
+        let page = self.chat().sync_max_bytes;
+        crate::chat::check_group_event_fits(self.max_group_members, page).map_err(|err| {
+            let cap = self.max_outbox_bytes;
+            format!("{err} (half the per-connection output cap of {cap} bytes)")
+        })
     }
 }
 
@@ -84,6 +113,12 @@ impl Default for Limits {
             max_connections: 20_000,
             max_connections_per_ip: 1000,
             auth_rate_per_minute: 60,
+            max_group_members: 10_000,
+            max_groups_per_user: 1_000,
+            sends_per_second: 0,
+            typing_per_second: 20,
+            membership_changes_per_minute: 60,
+            max_connections_per_user: 100,
         }
     }
 }
@@ -303,6 +338,17 @@ struct Args {
     )]
     max_connections_per_ip: u64,
 
+    /// open WebSockets per user, over all their sessions (the upgrade gets 403 limit_reached
+    /// beyond); 0 = no cap
+    #[arg(
+        long,
+        env = "PARLEY_MAX_CONNECTIONS_PER_USER",
+        value_name = "N",
+        default_value_t = Limits::default().max_connections_per_user as u64,
+        value_parser = whole::<0, { 1 << 24 }>
+    )]
+    max_connections_per_user: u64,
+
     /// registrations + logins per minute per client address (429 with Retry-After beyond); 0 =
     /// no limit
     #[arg(
@@ -313,6 +359,61 @@ struct Args {
         value_parser = whole::<0, { 1 << 20 }>
     )]
     auth_rate: u64,
+
+    /// members one group may have (403 limit_reached beyond); at most what lets a group's event
+    /// 70, 39 bytes a member, fit half the per-connection output cap (13,000 at 1 MiB)
+    #[arg(
+        long,
+        env = "PARLEY_MAX_GROUP_MEMBERS",
+        value_name = "N",
+        default_value_t = Limits::default().max_group_members as u64,
+        value_parser = whole::<1, { 1 << 24 }>
+    )]
+    max_group_members: u64,
+
+    /// groups one user may belong to at once (403 limit_reached beyond)
+    #[arg(
+        long,
+        env = "PARLEY_MAX_GROUPS_PER_USER",
+        value_name = "N",
+        default_value_t = Limits::default().max_groups_per_user as u64,
+        value_parser = whole::<1, { 1 << 24 }>
+    )]
+    max_groups_per_user: u64,
+
+    /// messages (method 40) one user may send per second, over all their connections, with a
+    /// second's worth as a burst (event 90 rate_limited beyond, nothing stored); 0 = no limit
+    /// (bulk imports, load tests)
+    #[arg(
+        long,
+        env = "PARLEY_SENDS_PER_SECOND",
+        value_name = "N",
+        default_value_t = u64::from(Limits::default().sends_per_second),
+        value_parser = whole::<0, { 1 << 20 }>
+    )]
+    sends_per_second: u64,
+
+    /// typing notices (methods 60, 61) one user may send per second, as for sends; 0 = no limit
+    #[arg(
+        long,
+        env = "PARLEY_TYPING_PER_SECOND",
+        value_name = "N",
+        default_value_t = u64::from(Limits::default().typing_per_second),
+        value_parser = whole::<0, { 1 << 20 }>
+    )]
+    typing_per_second: u64,
+
+    /// joins and leaves one user may make per minute (for themselves or others), with a
+    /// minute's worth as a burst (429 rate_limited beyond, nothing changed): each change rewrites
+    /// the membership's record; 0 = no limit
+    #[arg(
+        long,
+        env = "PARLEY_MEMBERSHIP_CHANGES_PER_MINUTE",
+        value_name = "N",
+        default_value_t = u64::from(Limits::default().membership_changes_per_minute),
+        value_parser = whole::<0, { 1 << 20 }>
+    )]
+    membership_changes_per_minute: u64,
 
     /// comma-separated Origins allowed to open a WebSocket (403 otherwise); requests without
     /// Origin (non-browser clients) are always allowed [default: any]
@@ -516,6 +617,21 @@ fn config_of(args: Args) -> Result<Config, clap::Error> {
 
     let trusted_proxies =
         TrustedProxies::parse(args.trusted_proxies.as_deref().unwrap_or("")).map_err(invalid)?;
+    let limits = Limits {
+        max_connections: args.max_connections as usize,
+        max_connections_per_ip: args.max_connections_per_ip as usize,
+        auth_rate_per_minute: args.auth_rate as u32,
+        request_timeout: Duration::from_secs(args.request_timeout_secs),
+        http_idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+        max_group_members: args.max_group_members as usize,
+        max_groups_per_user: args.max_groups_per_user as usize,
+        sends_per_second: args.sends_per_second as u32,
+        typing_per_second: args.typing_per_second as u32,
+        membership_changes_per_minute: args.membership_changes_per_minute as u32,
+        max_connections_per_user: args.max_connections_per_user as usize,
+        ..Limits::default()
+    };
+    limits.check().map_err(invalid)?;
 
     Ok(Config {
         listen: args.listen,
@@ -536,14 +652,7 @@ fn config_of(args: Args) -> Result<Config, clap::Error> {
         allowed_origins,
         echo_endpoint: args.echo_endpoint.unwrap_or(false),
         accept_data_loss: args.accept_data_loss.unwrap_or(false),
-        limits: Limits {
-            max_connections: args.max_connections as usize,
-            max_connections_per_ip: args.max_connections_per_ip as usize,
-            auth_rate_per_minute: args.auth_rate as u32,
-            request_timeout: Duration::from_secs(args.request_timeout_secs),
-            http_idle_timeout: Duration::from_secs(args.idle_timeout_secs),
-            ..Limits::default()
-        },
+        limits,
         trusted_proxies,
     })
 }

@@ -23,6 +23,8 @@ pub enum ErrorCode {
     TooLarge,
     UnsupportedMediaType,
     RateLimited,
+    /// 403: a configured cap (members per group, groups per user) would be exceeded.
+    LimitReached,
     /// 408: the request did not arrive whole in time.
     Timeout,
     /// 503: the server is shutting down or at its connection limit.
@@ -45,6 +47,7 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::LimitReached => "limit_reached",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -57,7 +60,7 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest | ErrorCode::UnknownMethod => 400,
             ErrorCode::Unauthorized => 401,
-            ErrorCode::Forbidden | ErrorCode::NotMember => 403,
+            ErrorCode::Forbidden | ErrorCode::NotMember | ErrorCode::LimitReached => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Timeout => 408,
@@ -136,6 +139,10 @@ impl ApiError {
 
     pub fn rate_limited(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::RateLimited, message)
+    }
+
+    pub fn limit_reached(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::LimitReached, message)
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
@@ -237,6 +244,7 @@ mod tests {
                 415,
             ),
             (ErrorCode::RateLimited, "rate_limited", 429),
+            (ErrorCode::LimitReached, "limit_reached", 403),
             (ErrorCode::Timeout, "timeout", 408),
             (ErrorCode::Unavailable, "unavailable", 503),
             (ErrorCode::Internal, "internal", 500),

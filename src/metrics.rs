@@ -54,6 +54,9 @@ pub struct Metrics {
     pub connections_accepted: u64,
     /// Connections refused at accept (caps) or closed for cause, by reason.
     pub connections_dropped: BTreeMap<&'static str, u64>,
+    /// Streams (a user's own, a group's within one membership interval) read by syncs: the
+    /// work they cost, which should follow the pages, not the users' memberships.
+    pub sync_streams_read: u64,
     pub tick_seconds: Histogram,
     pub flush_seconds: Histogram,
 }
@@ -158,6 +161,12 @@ impl Metrics {
             "Errors answered, by code.",
             "code",
             &self.errors,
+        );
+        counter(
+            &mut out,
+            "parley_sync_streams_read_total",
+            "Event streams read by syncs (one per group and membership interval read).",
+            [("", self.sync_streams_read)],
         );
         self.tick_seconds.render(
             &mut out,

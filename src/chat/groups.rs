@@ -39,6 +39,10 @@ impl Chat {
             )));
         }
         members.push(creator);
+        self.check_group_size(members.len())?;
+        for member in &members {
+            self.check_room_for_group(*member)?;
+        }
 
         let group_id = Uuid::new_v4();
         let stamp = self.clock.stamp(wall);
@@ -54,12 +58,16 @@ impl Chat {
         };
         let created = self.encode_group(stamp, &group);
         self.store.put_group(&group);
+        self.store.learn_newest_seq(group_id)?;
         for member in &group.members {
             self.store.open_membership(*member, group_id, stamp.seq)?;
         }
         self.store
             .append(group_id, stamp, Audience::All, created.as_bytes());
         self.deliver_to_users(&group.members, None, &created, stamp);
+        for member in &group.members {
+            self.count_membership(*member, true);
+        }
         self.group_ids.push(group_id);
         self.groups.insert(group_id, group);
         Ok(group_id)
@@ -88,6 +96,9 @@ impl Chat {
                 "removed from this group by its owner: only a member can add you again",
             ));
         }
+        self.check_group_size(group.members.len() + 1)?;
+        self.check_room_for_group(target)?;
+        self.take_membership_change(caller, wall)?;
 
         let welcome_stamp = self.clock.stamp(wall);
         let joined_stamp = self.clock.stamp(wall);
@@ -107,6 +118,7 @@ impl Chat {
             .append(group_id, joined_stamp, Audience::All, joined.as_bytes());
         self.deliver_to_users(&[target], None, &welcome, welcome_stamp);
         self.deliver_to_users(&group.members, None, &joined, joined_stamp);
+        self.count_membership(target, true);
         Ok(view(&group))
     }
 
@@ -134,6 +146,7 @@ impl Chat {
         if !group.members.contains(&target) {
             return Err(ApiError::conflict("not a member of this group"));
         }
+        self.take_membership_change(caller, wall)?;
 
         let stamp = self.clock.stamp(wall);
         let group = self.groups.get_mut(&group_id).expect("checked above");
@@ -149,6 +162,7 @@ impl Chat {
         self.store.close_membership(target, group_id, stamp.seq)?;
         self.deliver_to_users(&group.members, None, &left, stamp);
         self.deliver_to_users(&[target], None, &left, stamp);
+        self.count_membership(target, false);
         Ok(view(&group))
     }
 }

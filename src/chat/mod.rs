@@ -4,6 +4,7 @@
 //! it runs the same in tests.
 
 mod groups;
+mod limits;
 mod outbox;
 mod rpc;
 #[cfg(test)]
@@ -21,6 +22,8 @@ use crate::idmap::IdMap;
 use crate::metrics::Metrics;
 use crate::protocol::{self, event};
 use crate::store::{Ceiling, GroupRecord, Store, StoreResult, TickWrites};
+pub use limits::check_group_event_fits;
+use limits::{Bucket, ChangeBuckets};
 pub use outbox::{ConnId, Frame, Outbox, Release};
 
 /// How far ahead of the last seq each tick's write puts the seq ceiling. Events may leave
@@ -31,6 +34,11 @@ pub use outbox::{ConnId, Frame, Outbox, Release};
 /// bigger writes (docs/BENCHMARKS.md, "The seq lease"). After a crash seqs restart from it,
 /// leaving a gap (seqs are increasing, not consecutive).
 pub const SEQ_LEASE: u64 = 1 << 10;
+
+/// Streams (the user's own and one per membership interval) one sync page may open once it has
+/// an event to return: past them it ends with `more: true`, so a user in many groups cannot hold
+/// the loop for long with one request.
+pub const SYNC_MAX_STREAMS: usize = 1024;
 
 /// Group members after a join or a leave: the body of the 200 answer.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -48,6 +56,17 @@ pub struct ChatLimits {
     pub sync_max_limit: usize,
     /// A sync page stops after about this many bytes, so it fits the connection's outbox.
     pub sync_max_bytes: usize,
+    /// Streams a sync page may open once it has an event (see [`SYNC_MAX_STREAMS`]).
+    pub sync_max_streams: usize,
+    pub max_group_members: usize,
+    pub max_groups_per_user: usize,
+    /// Per user, 0 = no limit.
+    pub sends_per_second: u32,
+    pub typing_per_second: u32,
+    /// Joins and leaves one user may make per minute, 0 = no limit.
+    pub membership_changes_per_minute: u32,
+    /// Open WebSockets per user, 0 = no limit.
+    pub max_connections_per_user: usize,
 }
 
 pub struct Chat {
@@ -59,6 +78,9 @@ pub struct Chat {
     groups: IdMap<GroupRecord>,
     /// Group ids by ordinal - 1: message ids carry the ordinal, receipts find the group here.
     group_ids: Vec<Uuid>,
+    /// How many groups each user is in now (users in none are absent).
+    groups_of: IdMap<u32>,
+    change_buckets: ChangeBuckets,
     /// Fills the random bits of message ids (uniqueness here comes from the seq; these make ids
     /// from different servers unlikely to collide, and an id not guessable from another).
     rng: IdRng,
@@ -70,12 +92,31 @@ pub struct Chat {
 
 impl Chat {
     /// Rebuilds the in-memory indices from the store.
-    pub fn open(store: Store, limits: ChatLimits) -> StoreResult<Chat> {
+    pub fn open(mut store: Store, limits: ChatLimits) -> StoreResult<Chat> {
         let ceiling = store.ceiling()?;
         let clock = Clock::new(ceiling.seq, ceiling.time);
         let mut records = store.all_groups()?;
         records.sort_by_key(|group| group.ordinal);
-        let group_ids = records.iter().map(|group| group.id).collect();
+        let group_ids: Vec<Uuid> = records.iter().map(|group| group.id).collect();
+        // A sync skips the groups with nothing after its cursor (see `Store::sync_page`).
+        for group in &group_ids {
+            store.learn_newest_seq(*group)?;
+        }
+        let mut groups_of: IdMap<u32> = IdMap::default();
+        for member in records.iter().flat_map(|group| &group.members) {
+            *groups_of.entry(*member).or_default() += 1;
+        }
+        let over = records
+            .iter()
+            .filter(|group| group.members.len() > limits.max_group_members)
+            .count();
+        if over > 0 {
+            log::warn!(
+                "{over} groups have more than --max-group-members ({}) members: they keep them, \
+                 and take no more until below",
+                limits.max_group_members
+            );
+        }
         let groups = records.into_iter().map(|group| (group.id, group)).collect();
         Ok(Chat {
             store,
@@ -83,6 +124,8 @@ impl Chat {
             ceiling_written: ceiling.seq,
             groups,
             group_ids,
+            groups_of,
+            change_buckets: ChangeBuckets::default(),
             rng: IdRng::seeded(),
             presence: Presence::default(),
             outbox: Outbox::default(),
@@ -142,13 +185,22 @@ impl Chat {
     }
 
     pub fn connect(&mut self, user: Uuid, conn: ConnId) {
-        self.presence.0.entry(user).or_default().push(conn);
+        self.presence
+            .0
+            .entry(user)
+            .or_insert_with(|| Online {
+                conns: Vec::new(),
+                sends: Bucket::FULL,
+                typing: Bucket::FULL,
+            })
+            .conns
+            .push(conn);
     }
 
     pub fn disconnect(&mut self, user: Uuid, conn: ConnId) {
-        if let Some(conns) = self.presence.0.get_mut(&user) {
-            conns.retain(|c| *c != conn);
-            if conns.is_empty() {
+        if let Some(online) = self.presence.0.get_mut(&user) {
+            online.conns.retain(|c| *c != conn);
+            if online.conns.is_empty() {
                 self.presence.0.remove(&user);
             }
         }
@@ -206,9 +258,16 @@ impl Chat {
     }
 }
 
-/// user -> that user's live WebSocket connections on this server.
+/// user -> that user's live WebSocket connections on this server, and their rate buckets.
 #[derive(Debug, Default)]
-struct Presence(IdMap<Vec<ConnId>>);
+struct Presence(IdMap<Online>);
+
+#[derive(Debug)]
+struct Online {
+    conns: Vec<ConnId>,
+    sends: Bucket,
+    typing: Bucket,
+}
 
 impl Presence {
     /// Queues `frame` for every live connection of `users`, except `except`.
@@ -221,7 +280,12 @@ impl Presence {
         release: Release,
     ) {
         for user in users {
-            for conn in self.0.get(user).into_iter().flatten() {
+            for conn in self
+                .0
+                .get(user)
+                .into_iter()
+                .flat_map(|online| &online.conns)
+            {
                 if Some(*conn) != except {
                     outbox.push(*conn, Frame::Event(frame.clone()), release);
                 }

@@ -5,11 +5,14 @@ use std::rc::Rc;
 
 use uuid::Uuid;
 
+use super::limits::Rate;
 use super::{encode_event, Chat, ConnId, Frame, Release};
 use crate::clock::Stamp;
 use crate::error::ApiError;
 use crate::protocol::{self, event, Call, Cursor, Rpc, RpcError};
-use crate::store::{message_id, Audience, MessageParts, ReceiptKind, RetryKey, StoreResult};
+use crate::store::{
+    message_id, Audience, MessageParts, PageBounds, ReceiptKind, RetryKey, StoreResult,
+};
 
 impl Chat {
     /// Handles one text message from `conn` of `user`. Failures become a type-90 event for
@@ -80,6 +83,7 @@ impl Chat {
                 format!("`data` over {} bytes", self.limits.max_data_bytes),
             ));
         }
+        self.take_token(user, Rate::Sends, wall)?;
         // The retry index is looked up once the events are rendered: its line is on its way
         // from memory meanwhile (see `Store::retry_key`). A retry of a send we already stored
         // is answered with the original ack and stores nothing, even if the sender has left
@@ -205,6 +209,7 @@ impl Chat {
         wall: u64,
     ) -> Result<(), ApiError> {
         self.member_group(group_id, user)?;
+        self.take_token(user, Rate::Typing, wall)?;
         let kind = if start {
             event::TYPING_START
         } else {
@@ -243,15 +248,21 @@ impl Chat {
         let limit = limit
             .map(|l| l.clamp(1, self.limits.sync_max_limit as u64) as usize)
             .unwrap_or(self.limits.sync_default_limit);
-        let (events, more) =
-            self.store
-                .events_after(user, cursor, limit, self.limits.sync_max_bytes)?;
+        let bounds = PageBounds {
+            limit,
+            max_bytes: self.limits.sync_max_bytes,
+            max_streams: self.limits.sync_max_streams,
+        };
+        let page = self.store.sync_page(user, cursor, bounds)?;
+        let mut streams_read = page.streams_read;
         // The 29 names the last event sent; after an empty page, the request's cursor for the
         // field it gave, and the newest event's stamp (nothing is after the cursor) for the other.
-        let last = match events.last() {
+        let last = match page.events.last() {
             Some(last) => last.stamp,
             None => {
-                let newest = self.store.newest_event(user)?.unwrap_or(Stamp {
+                let (newest, read) = self.store.newest_event_counted(user)?;
+                streams_read += read;
+                let newest = newest.unwrap_or(Stamp {
                     seq: 0,
                     timestamp: 0,
                 });
@@ -264,7 +275,28 @@ impl Chat {
                 }
             }
         };
-        for event in events {
+        self.metrics.sync_streams_read += streams_read as u64;
+        let more = page.more;
+        for event in page.events {
+            if event.bytes.len() > self.limits.sync_max_bytes {
+                // Sent, it would close the connection as a slow consumer at every sync from
+                // before it, for ever. Said instead, and the 29's cursor passes it. (The member
+                // cap keeps a group's 70 under this size; only older data can hold one.)
+                let error = RpcError {
+                    method: Some(protocol::method::SYNC),
+                    id: client_id.map(str::to_string),
+                    error: ApiError::too_large(
+                        413,
+                        format!(
+                            "event seq {} is {} bytes, more than a connection may queue; skipped",
+                            event.stamp.seq,
+                            event.bytes.len()
+                        ),
+                    ),
+                };
+                self.send_error(conn, &error, wall);
+                continue;
+            }
             let text = String::from_utf8(event.bytes)
                 .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
             self.outbox

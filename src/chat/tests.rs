@@ -7,6 +7,13 @@ fn test_limits() -> ChatLimits {
         sync_default_limit: 10,
         sync_max_limit: 10,
         sync_max_bytes: 1 << 20,
+        sync_max_streams: SYNC_MAX_STREAMS,
+        max_group_members: 100,
+        max_groups_per_user: 100,
+        sends_per_second: 0,
+        typing_per_second: 0,
+        membership_changes_per_minute: 0,
+        max_connections_per_user: 0,
     }
 }
 
@@ -126,4 +133,84 @@ fn message_id_random_bits_do_not_follow_from_the_last() {
         last = next;
     }
     assert_ne!(IdRng::seeded().next(), IdRng::seeded().next());
+}
+
+/// A bucket holds a second's (or a window's) worth, refills continuously, and 0 means no limit.
+#[test]
+fn buckets_allow_a_burst_then_refill_with_time() {
+    use super::limits::Bucket;
+    let mut bucket = Bucket::FULL;
+    let start = 1_000_000;
+    assert!((0..5).all(|_| bucket.take(5, start)));
+    assert!(!bucket.take(5, start), "the burst is a second's worth");
+    assert!(!bucket.take(5, start + 150), "a token takes 200 ms");
+    assert!(bucket.take(5, start + 200));
+    let mut off = Bucket::FULL;
+    assert!((0..100).all(|_| off.take(0, start)), "0: no limit");
+    let mut minute = Bucket::FULL;
+    assert!((0..3).all(|_| minute.take_per(3, 60_000, start)));
+    assert!(!minute.take_per(3, 60_000, start + 19_000));
+    assert!(minute.take_per(3, 60_000, start + 20_000));
+}
+
+/// The caps count a user's groups as they join, leave and create.
+#[test]
+fn the_groups_a_user_is_in_are_counted_against_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(dir.path(), 1 << 20, ClientIdLimits::DEFAULT).unwrap();
+    let limits = ChatLimits {
+        max_groups_per_user: 2,
+        ..test_limits()
+    };
+    let mut chat = Chat::open(store, limits).unwrap();
+    let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    let wall = crate::clock::wall_ms();
+    let first = chat.create_group(a, "one", &[], wall).unwrap();
+    chat.create_group(a, "two", &[], wall).unwrap();
+    let full = chat.create_group(a, "three", &[], wall).unwrap_err();
+    assert_eq!(full.code, crate::error::ErrorCode::LimitReached);
+    let theirs = chat.create_group(b, "b", &[], wall).unwrap();
+    assert_eq!(chat.join(a, theirs, None, wall).unwrap_err().status, 403);
+    chat.leave(a, first, None, wall).unwrap();
+    chat.join(a, theirs, None, wall).unwrap();
+}
+
+/// An event larger than a sync page may hold (a huge group's 70 from before the member cap)
+/// is replaced by a type-90 `too_large` naming its seq, and the 29's cursor passes it, so the
+/// connection is never closed as a slow consumer at every sync from before it.
+#[test]
+fn an_event_too_large_for_a_connection_is_skipped_with_an_error_not_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(dir.path(), 1 << 20, ClientIdLimits::DEFAULT).unwrap();
+    let limits = ChatLimits {
+        sync_max_bytes: 100,
+        ..test_limits()
+    };
+    let mut chat = Chat::open(store, limits).unwrap();
+    let user = Uuid::from_u128(1);
+    let wall = crate::clock::wall_ms();
+    chat.create_group(user, &"n".repeat(200), &[], wall)
+        .unwrap();
+    chat.outbox.drain().for_each(drop);
+    let conn = ConnId { key: 1, serial: 1 };
+    chat.handle_text(conn, user, r#"{"method":20,"id":"s","seq":0}"#, wall);
+    let sent: Vec<serde_json::Value> = chat
+        .outbox
+        .drain()
+        .map(|(_, frame, _)| match frame {
+            Frame::Event(text) => serde_json::from_str(&text).unwrap(),
+            Frame::Http(_) => panic!("an HTTP answer to a sync"),
+        })
+        .collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[0]["type"], 90);
+    assert_eq!(sent[0]["body"]["code"], "too_large");
+    assert_eq!(sent[0]["body"]["method"], 20);
+    assert!(sent[0]["body"]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("event seq 1 is "));
+    assert_eq!(sent[1]["type"], 29);
+    assert_eq!(sent[1]["body"]["seq"], 1, "the cursor passes the event");
+    assert_eq!(sent[1]["body"]["more"], false);
 }

@@ -265,7 +265,7 @@ fn help_carries_the_readme_table() {
                 .collect()
         })
         .collect();
-    assert_eq!(rows.len(), 18, "every flag and variable has a row");
+    assert_eq!(rows.len(), 24, "every flag and variable has a row");
     for row in &rows {
         let [flag, env, default, meaning] = &row[..] else {
             panic!("four cells: {row:?}");
@@ -328,4 +328,23 @@ fn subcommands_and_the_plain_server() {
         other => panic!("{other:?}"),
     }
     assert!(parse(&["check"]).is_err(), "check needs DIR");
+}
+
+/// A members-per-group cap whose event 70 would not fit a sync page is refused at start, saying
+/// the most that fits; that many is accepted.
+#[test]
+fn a_group_cap_whose_event_70_outgrows_a_sync_page_is_refused() {
+    let err = run(&["--max-group-members", "20000"], &[]).unwrap_err();
+    assert!(err.contains("at most 13390 members fit"), "{err}");
+    let config = run(&["--max-group-members", "13390"], &[]).unwrap();
+    assert_eq!(config.limits.max_group_members, 13390);
+    let config = run(&[], &[("PARLEY_MAX_GROUPS_PER_USER", "7")]).unwrap();
+    assert_eq!(
+        (
+            config.limits.max_group_members,
+            config.limits.max_groups_per_user
+        ),
+        (10_000, 7)
+    );
+    assert!(Limits::default().check().is_ok());
 }

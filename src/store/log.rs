@@ -119,6 +119,10 @@ impl Span {
 pub struct EventLog {
     backend: Arc<dyn Backend>,
     pending: IdMap<PendingChunk>,
+    /// The newest seq of each group's stream, learnt when the store opens or the group is made
+    /// and noted once per stream per tick, not per event (see [`EventLog::newest_known`]).
+    /// Users' streams are not kept: a sync always reads its user's own.
+    newest: IdMap<u64>,
 }
 
 impl EventLog {
@@ -126,6 +130,7 @@ impl EventLog {
         EventLog {
             backend,
             pending: IdMap::default(),
+            newest: IdMap::default(),
         }
     }
 
@@ -173,7 +178,33 @@ impl EventLog {
 
     /// Hands over the tick's chunks, for the store's write.
     pub fn take_pending(&mut self) -> IdMap<PendingChunk> {
+        for (stream, chunk) in &self.pending {
+            if let Some(newest) = self.newest.get_mut(stream) {
+                *newest = chunk.last_seq;
+            }
+        }
         std::mem::take(&mut self.pending)
+    }
+
+    /// The newest seq stored in `stream`, this tick's entries included, or `u64::MAX` when
+    /// unknown (a stream not learnt: a user's): a sync skips a stream whose newest seq is before
+    /// its cursor without reading it.
+    pub fn newest_known(&self, stream: Uuid) -> u64 {
+        match self.pending.get(&stream) {
+            Some(chunk) => chunk.last_seq,
+            None => self.newest.get(&stream).copied().unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Reads and keeps the newest seq stored in `stream` (a group's), unless already known;
+    /// from then on each tick that writes to it notes it. For when the store opens and a group
+    /// is made (before its first event).
+    pub fn learn_newest_seq(&mut self, stream: Uuid) -> StoreResult<()> {
+        if !self.newest.contains_key(&stream) && !self.pending.contains_key(&stream) {
+            let newest = self.newest_seq(stream)?;
+            self.newest.insert(stream, newest);
+        }
+        Ok(())
     }
 
     /// Reads the entries of `stream` in `span` as `viewer` sees them. `memory` holds the
@@ -287,6 +318,25 @@ impl EventLog {
             }
         }
         Ok(None)
+    }
+
+    /// The newest seq stored in `stream`, a folded ack's included: 0 for an empty stream, and
+    /// `u64::MAX` when its last chunk does not decode whole (a sync then never skips the stream).
+    /// Reads the stored log only: for when the store opens, with nothing in memory.
+    pub fn newest_seq(&self, stream: Uuid) -> StoreResult<u64> {
+        let Some((_, chunk)) = self
+            .backend
+            .last_at_or_before(Table::Log, &chunk_key(stream, u64::MAX))?
+            .filter(|(key, _)| key.starts_with(stream.as_bytes()))
+        else {
+            return Ok(0);
+        };
+        let mut newest = 0;
+        let mut pos = 0;
+        while let Some(entry) = decode_entry(&chunk, &mut pos) {
+            newest = entry.ack.map_or(entry.seq, |ack| ack.seq).max(entry.seq);
+        }
+        Ok(if pos < chunk.len() { u64::MAX } else { newest })
     }
 
     /// The author of the message `message_id` stored in `group` at `seq`, if it is there.

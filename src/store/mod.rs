@@ -3,8 +3,10 @@
 //! The event log ([`log`]) keeps one stream per group (messages, group events, and each sender's
 //! ack, visible to the sender only) and one per user (receipts, the 70 a joiner gets); a message
 //! is written once whatever the group size. A sync ([`sync`]) merges the user's stream with the
-//! streams of the groups they belonged to, each bounded by the membership intervals, so its cost
-//! follows what it returns plus the user's groups. A tick's writes stay in memory ([`overlay`])
+//! streams of the groups they belonged to, each bounded by the membership intervals; it skips the
+//! groups whose newest event is before its cursor (the log knows each stream's newest seq) and
+//! opens the others only as the page reaches them, so its cost follows what it returns plus one
+//! scan of the user's membership records. A tick's writes stay in memory ([`overlay`])
 //! and are sealed together by [`Store::write`]; the [`flusher`] thread puts each batch of sealed
 //! ticks into the [`backend`] (sled, [`sled_backend`]) in one atomic write and flushes it, off
 //! the loop thread, and acknowledgements wait for it.
@@ -42,6 +44,7 @@ use self::overlay::TableWrites;
 pub use self::overlay::{Ceiling, TickWrites};
 pub use self::records::{GroupRecord, Interval, ReceiptKind, SessionRecord, UserRecord};
 pub use self::retry::RetryKey;
+pub use self::sync::{PageBounds, SyncPage};
 use crate::clock::Stamp;
 
 /// An event as a sync returns it: its stamp and the bytes sent to clients.

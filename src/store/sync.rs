@@ -80,41 +80,108 @@ impl Store {
         limit: usize,
         max_bytes: usize,
     ) -> StoreResult<(Vec<StoredEvent>, bool)> {
+        let bounds = PageBounds {
+            limit,
+            max_bytes,
+            max_streams: usize::MAX,
+        };
+        let page = self.sync_page_with(user, cursor, bounds, |_| u64::MAX)?;
+        Ok((page.events, page.more))
+    }
+
+    /// A sync page as [`Store::events_after`], at a cost that follows the page rather than the
+    /// user's memberships (see [`Store::sync_page_with`]), knowing each stream's newest seq from
+    /// the log.
+    pub fn sync_page(
+        &self,
+        user: Uuid,
+        cursor: Cursor,
+        bounds: PageBounds,
+    ) -> StoreResult<SyncPage> {
+        self.sync_page_with(user, cursor, bounds, |stream| self.log.newest_known(stream))
+    }
+
+    /// A sync page as [`Store::events_after`]: `newest` tells the newest seq stored in a
+    /// group's stream (`u64::MAX` when unknown), and a group with nothing after the cursor is
+    /// never read; the others are
+    /// opened lazily, in the order of the first seq they could hold, only when the page reaches
+    /// it; and once `max_streams` are open and the page has an event, it ends with `more` (after
+    /// a seq cursor; a timestamp cursor's page must not end inside a millisecond).
+    pub(super) fn sync_page_with(
+        &self,
+        user: Uuid,
+        cursor: Cursor,
+        bounds: PageBounds,
+        newest: impl Fn(Uuid) -> u64,
+    ) -> StoreResult<SyncPage> {
         let (from, after_time) = match cursor {
             Cursor::Seq(seq) => (seq.saturating_add(1), None),
             Cursor::Timestamp(ts) => (self.first_seq_after(ts)?, Some(ts)),
         };
-        let mut sources = Vec::new();
-        for (stream, span) in self.spans_of(user, from, after_time)? {
-            sources.push(
-                self.log
-                    .reader(stream, span, user, self.memory_chunks(stream))?,
-            );
-        }
-        merge_streams(sources, limit, max_bytes, after_time.is_some())
+        let spans = self.spans_of(user, from, after_time, |group, span| {
+            newest(group) >= span.from
+        })?;
+        self.merge_streams(user, &spans, bounds, after_time.is_some())
+    }
+
+    /// Reads and keeps the newest seq stored in `stream` (a group's), so that a sync can skip
+    /// it without reading it; for when the store opens and a group is made.
+    pub fn learn_newest_seq(&mut self, stream: Uuid) -> StoreResult<()> {
+        self.log.learn_newest_seq(stream)
     }
 
     /// The stamp of the user's newest event, if any: what an empty sync page reports.
     pub fn newest_event(&self, user: Uuid) -> StoreResult<Option<Stamp>> {
-        let mut newest: Option<Stamp> = None;
-        for (stream, span) in self.spans_of(user, 1, None)? {
-            let found = self
+        Ok(self.newest_event_with(user, |_| u64::MAX)?.0)
+    }
+
+    /// [`Store::newest_event`], reading the streams most likely to hold it first and stopping
+    /// when no other can hold a newer one; also how many streams it read.
+    pub fn newest_event_counted(&self, user: Uuid) -> StoreResult<(Option<Stamp>, usize)> {
+        self.newest_event_with(user, |stream| self.log.newest_known(stream))
+    }
+
+    /// [`Store::newest_event_counted`], with each stream's newest seq from `newest` (as for
+    /// [`Store::sync_page_with`]).
+    pub(super) fn newest_event_with(
+        &self,
+        user: Uuid,
+        newest: impl Fn(Uuid) -> u64,
+    ) -> StoreResult<(Option<Stamp>, usize)> {
+        let mut spans = self.spans_of(user, 1, None, |_, _| true)?;
+        let bound = |(stream, span): &(Uuid, Span)| {
+            if *stream == user {
+                u64::MAX
+            } else {
+                newest(*stream).min(span.to)
+            }
+        };
+        spans.sort_by_key(|span| Reverse(bound(span)));
+        let mut found: Option<Stamp> = None;
+        let mut read = 0;
+        for span @ (stream, range) in &spans {
+            if found.is_some_and(|found| found.seq >= bound(span)) {
+                break;
+            }
+            read += 1;
+            let newest = self
                 .log
-                .newest(stream, span, user, self.memory_chunks(stream))?;
-            if found.is_some_and(|found| newest.is_none_or(|newest| found.seq > newest.seq)) {
-                newest = found;
+                .newest(*stream, *range, user, self.memory_chunks(*stream))?;
+            if newest.is_some_and(|newest| found.is_none_or(|found| newest.seq > found.seq)) {
+                found = newest;
             }
         }
-        Ok(newest)
+        Ok((found, read))
     }
 
     /// What a user reads of each stream from seq `from` on: their own stream, and each group's
-    /// within the intervals they were a member.
+    /// within the intervals they were a member, of those `keep` keeps.
     fn spans_of(
         &self,
         user: Uuid,
         from: u64,
         after_time: Option<u64>,
+        keep: impl Fn(Uuid, &Span) -> bool,
     ) -> StoreResult<Vec<(Uuid, Span)>> {
         let mut spans = vec![(
             user,
@@ -132,51 +199,96 @@ impl Store {
                     to: interval.to.unwrap_or(u64::MAX),
                     after_time,
                 };
-                if span.from <= span.to {
+                if span.from <= span.to && keep(group, &span) {
                     spans.push((group, span));
                 }
             }
         }
         Ok(spans)
     }
+
+    /// Merges the spans' streams, each sorted by seq, into one, taking up to `limit` entries
+    /// and about `max_bytes`, and telling whether more remain. With `whole_milliseconds`, a page
+    /// that is full still takes the entries that share its last one's timestamp.
+    ///
+    /// A stream is opened only when the merge reaches the first seq its span could hold, so
+    /// every event taken is older than anything in a stream not yet opened: the page may end
+    /// at any point, which the stream budget uses.
+    fn merge_streams(
+        &self,
+        viewer: Uuid,
+        spans: &[(Uuid, Span)],
+        bounds: PageBounds,
+        whole_milliseconds: bool,
+    ) -> StoreResult<SyncPage> {
+        let mut readers: Vec<Option<StreamReader>> = spans.iter().map(|_| None).collect();
+        let mut heads: Vec<Option<StoredEvent>> = spans.iter().map(|_| None).collect();
+        let mut heap: BinaryHeap<_> = spans
+            .iter()
+            .enumerate()
+            .map(|(index, (_, span))| Reverse((span.from, index)))
+            .collect();
+        let mut page = SyncPage {
+            events: Vec::with_capacity(bounds.limit.min(1024)),
+            more: false,
+            streams_read: 0,
+        };
+        let mut bytes = 0;
+        while let Some(Reverse((_, index))) = heap.pop() {
+            let Some(entry) = heads[index].take() else {
+                let over_budget = page.streams_read >= bounds.max_streams;
+                if over_budget && !page.events.is_empty() && !whole_milliseconds {
+                    page.more = true;
+                    return Ok(page);
+                }
+                let (stream, span) = spans[index];
+                let mut reader =
+                    self.log
+                        .reader(stream, span, viewer, self.memory_chunks(stream))?;
+                page.streams_read += 1;
+                if let Some(head) = reader.next_entry()? {
+                    heap.push(Reverse((head.stamp.seq, index)));
+                    heads[index] = Some(head);
+                }
+                readers[index] = Some(reader);
+                continue;
+            };
+            let out = &mut page.events;
+            let full = out.len() >= bounds.limit || (bytes >= bounds.max_bytes && !out.is_empty());
+            let same_millisecond = out.last().is_some_and(|last| {
+                whole_milliseconds && last.stamp.timestamp == entry.stamp.timestamp
+            });
+            if full && !same_millisecond {
+                page.more = true;
+                return Ok(page);
+            }
+            bytes += entry.bytes.len();
+            out.push(entry);
+            let reader = readers[index].as_mut().expect("a head comes from a reader");
+            let head = reader.next_entry()?;
+            if let Some(event) = &head {
+                heap.push(Reverse((event.stamp.seq, index)));
+            }
+            heads[index] = head;
+        }
+        Ok(page)
+    }
 }
 
-/// Merges streams that are each sorted by seq into one, taking up to `limit` entries and about
-/// `max_bytes`, and telling whether more remain. With `whole_milliseconds`, a page that is full
-/// still takes the entries that share its last one's timestamp.
-fn merge_streams(
-    mut sources: Vec<StreamReader>,
-    limit: usize,
-    max_bytes: usize,
-    whole_milliseconds: bool,
-) -> StoreResult<(Vec<StoredEvent>, bool)> {
-    let mut heads: Vec<Option<StoredEvent>> = Vec::with_capacity(sources.len());
-    let mut heap = BinaryHeap::new();
-    for (index, source) in sources.iter_mut().enumerate() {
-        let head = source.next_entry()?;
-        if let Some(event) = &head {
-            heap.push(Reverse((event.stamp.seq, index)));
-        }
-        heads.push(head);
-    }
-    let mut out: Vec<StoredEvent> = Vec::with_capacity(limit.min(1024));
-    let mut bytes = 0;
-    while let Some(Reverse((_, index))) = heap.pop() {
-        let entry = heads[index].take().expect("a heap entry has a head");
-        let full = out.len() >= limit || (bytes >= max_bytes && !out.is_empty());
-        let same_millisecond = out.last().is_some_and(|last| {
-            whole_milliseconds && last.stamp.timestamp == entry.stamp.timestamp
-        });
-        if full && !same_millisecond {
-            return Ok((out, true));
-        }
-        bytes += entry.bytes.len();
-        out.push(entry);
-        let head = sources[index].next_entry()?;
-        if let Some(event) = &head {
-            heap.push(Reverse((event.stamp.seq, index)));
-        }
-        heads[index] = head;
-    }
-    Ok((out, false))
+/// How much one sync page may take: events, about how many bytes, and how many streams it
+/// may open once it has an event.
+#[derive(Debug, Clone, Copy)]
+pub struct PageBounds {
+    pub limit: usize,
+    pub max_bytes: usize,
+    pub max_streams: usize,
+}
+
+/// One sync page: its events, whether more may follow, and how many streams it read (the
+/// work it cost, counted for `/metrics` and tests).
+#[derive(Debug)]
+pub struct SyncPage {
+    pub events: Vec<StoredEvent>,
+    pub more: bool,
+    pub streams_read: usize,
 }

@@ -7,6 +7,7 @@ mod formats_sync;
 mod on_sled;
 mod retry;
 mod sync;
+mod sync_cost;
 
 use std::sync::Arc;
 

@@ -23,6 +23,7 @@ mod crash;
 mod framing;
 mod integrity;
 mod limits;
+mod members;
 mod metrics;
 mod process;
 mod proxies;
