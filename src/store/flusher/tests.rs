@@ -63,3 +63,114 @@ fn sealed_ticks_reach_the_backend_in_order_and_wake_the_loop(place: Place) {
     );
     assert_eq!(store.ceiling().unwrap(), ceiling(200));
 }
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped; `None` (with a
+/// message) where mounting is not allowed.
+pub(crate) struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    pub(crate) fn mount(size: &str) -> Option<SmallFs> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !mounted {
+            eprintln!("SKIPPED: cannot mount a tmpfs here (needs root and mount rights)");
+            return None;
+        }
+        Some(SmallFs { dir })
+    }
+
+    pub(crate) fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// What sled does on a full disk, which the plan in docs/ARCHITECTURE.md ("A full disk") builds
+/// on: the first failed write sticks (every later write and flush fails, freed space or not),
+/// reads go on, and closing the database and opening it again in the same process clears it,
+/// with everything flushed before the failure there.
+#[test]
+fn sled_on_a_full_disk_fails_until_reopened_and_keeps_what_was_flushed() {
+    use crate::store::backend::{Backend, Table};
+    use crate::store::sled_backend::SledBackend;
+    let Some(fs) = SmallFs::mount("6m") else {
+        return;
+    };
+    let db = fs.path().join("db");
+    let mut backend = SledBackend::open(&db, 1 << 20).unwrap();
+    backend.open_tables().unwrap();
+    backend.put(Table::Users, b"before", b"1").unwrap();
+    backend.flush().unwrap();
+    // Everything but a little taken by a filler file.
+    let filler = fs.path().join("filler");
+    let free = fs2_free(fs.path());
+    std::fs::write(&filler, vec![0u8; (free - 16 * 1024) as usize]).unwrap();
+    let value = vec![7u8; 4096];
+    let mut stored = 0u32;
+    let failure = loop {
+        let key = format!("k{stored:06}");
+        let result = backend
+            .put(Table::Users, key.as_bytes(), &value)
+            .and_then(|()| backend.flush());
+        match result {
+            Ok(()) => stored += 1,
+            Err(err) => break err,
+        }
+        assert!(stored < 10_000, "the disk never filled");
+    };
+    eprintln!("stored {stored} before {failure}");
+    assert!(matches!(failure, StoreError::Io(_)), "{failure:?}");
+    // Reads go on.
+    assert_eq!(backend.get(Table::Users, b"before").unwrap().unwrap(), b"1");
+    // Space back: the same instance still fails.
+    std::fs::remove_file(&filler).unwrap();
+    let again = backend
+        .put(Table::Users, b"after", b"2")
+        .and_then(|()| backend.flush());
+    eprintln!("after freeing space, same instance: {again:?}");
+    // Closed and opened again: writes work, the flushed ones are there.
+    drop(backend);
+    let mut backend = SledBackend::open(&db, 1 << 20).unwrap();
+    backend.open_tables().unwrap();
+    assert_eq!(backend.get(Table::Users, b"before").unwrap().unwrap(), b"1");
+    for i in 0..stored {
+        let key = format!("k{i:06}");
+        assert!(
+            backend.get(Table::Users, key.as_bytes()).unwrap().is_some(),
+            "{key}"
+        );
+    }
+    backend.put(Table::Users, b"after", b"2").unwrap();
+    backend.flush().unwrap();
+    assert_eq!(backend.get(Table::Users, b"after").unwrap().unwrap(), b"2");
+    assert!(again.is_err(), "sled's error was expected to stick");
+}
+
+fn fs2_free(path: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
