@@ -172,8 +172,9 @@ impl Server {
         self.local_addr
     }
 
-    /// Runs until SIGTERM or SIGINT has been handled (Ok), or the store fails (Err: nothing more
-    /// could be acknowledged truthfully).
+    /// Runs until SIGTERM or SIGINT has been handled: Ok, or Err when the store could not store
+    /// what the last answers waited for (a full disk at shutdown; those answers never left).
+    /// A store that cannot write meanwhile does not stop it (`release_durable`).
     pub fn run(&mut self) -> Result<(), ServerError> {
         let mut events = Events::with_capacity(1024);
         loop {
@@ -207,7 +208,7 @@ impl Server {
                     LISTENER => self.accept(now),
                     WAKER => {
                         self.collect_hashes(wall, now);
-                        self.release_durable()?;
+                        self.release_durable();
                     }
                     SIGNALS => {
                         if self.signals.pending().next().is_some() {
@@ -249,8 +250,8 @@ impl Server {
                 self.durability.written(tick);
             }
             if self.durability.too_far_behind() {
-                self.durability.wait_for_flusher().map_err(store_failed)?;
-                self.release_durable()?;
+                self.durability.wait_for_flusher();
+                self.release_durable();
             }
             self.close_websockets_after_tick();
             for key in std::mem::take(&mut self.to_flush) {
@@ -270,7 +271,7 @@ impl Server {
                     let last = self.durability.finish().map_err(store_failed)?;
                     // Answers that waited for those commits get one last chance to leave, and
                     // the close frames that waited for them after.
-                    self.release_durable()?;
+                    self.release_durable();
                     self.close_websockets_after_tick();
                     for key in std::mem::take(&mut self.to_flush) {
                         self.flush(key);

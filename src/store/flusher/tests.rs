@@ -6,8 +6,9 @@ use uuid::Uuid;
 
 use crate::clock::Stamp;
 use crate::protocol;
+use crate::store::backend::Table;
 use crate::store::tests::{both, Place};
-use crate::store::Ceiling;
+use crate::store::{Ceiling, StoreError};
 
 use super::*;
 
@@ -41,8 +42,8 @@ fn sealed_ticks_reach_the_backend_in_order_and_wake_the_loop(place: Place) {
         store.client_ack(&store.retry_key(user, "a")).unwrap(),
         ack("a", 20, second)
     );
-    flusher.wait_for(2).unwrap();
-    let progress = flusher.progress().unwrap();
+    flusher.wait_for(2, true).unwrap();
+    let progress = flusher.progress();
     assert_eq!(progress.durable, 2);
     assert!(!progress.flush_times.is_empty());
     // The loop's waker runs right after the flush is recorded.
@@ -104,7 +105,7 @@ impl Drop for SmallFs {
 /// with everything flushed before the failure there.
 #[test]
 fn sled_on_a_full_disk_fails_until_reopened_and_keeps_what_was_flushed() {
-    use crate::store::backend::{Backend, Table};
+    use crate::store::backend::Backend;
     use crate::store::sled_backend::SledBackend;
     let Some(fs) = SmallFs::mount("6m") else {
         return;
@@ -173,4 +174,85 @@ fn fs2_free(path: &std::path::Path) -> u64 {
         .trim()
         .parse()
         .unwrap()
+}
+
+/// On a full disk the flusher keeps the failed ticks and says it is degraded, reads still see
+/// them, and once space returns it stores them by itself (reopening sled), so a store opened
+/// afterwards has every one of them.
+#[test]
+fn a_degraded_flusher_keeps_the_failed_ticks_and_stores_them_when_space_returns() {
+    let Some(fs) = SmallFs::mount("6m") else {
+        return;
+    };
+    let dir = fs.path().join("db");
+    let mut store = crate::store::Store::open(&dir, 1 << 20).unwrap();
+    let flusher = store.start_flusher(Arc::default(), || {});
+    let filler = fs.path().join("filler");
+    let free = fs2_free(fs.path());
+    std::fs::write(&filler, vec![0u8; (free - 16 * 1024) as usize]).unwrap();
+    let value = vec![7u8; 4096];
+    let ceiling = |seq| Ceiling { seq, time: seq };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut commit = 0;
+    let failure = loop {
+        commit += 1;
+        let key = format!("k{commit:06}");
+        store.put(Table::Users, key.into_bytes(), value.clone());
+        flusher.request(store.write(commit, ceiling(commit)));
+        // Each tick waits for its flush or for the failure.
+        let _ = flusher.wait_for(commit, true);
+        let progress = flusher.progress();
+        store.forget_applied(progress.durable);
+        if let Some(err) = progress.degraded {
+            break err;
+        }
+        assert!(
+            Instant::now() < deadline && commit < 5_000,
+            "the disk never filled"
+        );
+    };
+    assert!(matches!(failure, StoreError::Io(_)), "{failure:?}");
+    let failed = commit;
+    // A tick more while degraded: held as well, and readable.
+    commit += 1;
+    store.put(Table::Users, b"while-degraded".to_vec(), b"x".to_vec());
+    flusher.request(store.write(commit, ceiling(commit)));
+    assert!(flusher.wait_for(commit, true).is_err());
+    assert!(flusher.progress().durable < failed);
+    assert!(store
+        .get(Table::Users, format!("k{failed:06}").as_bytes())
+        .unwrap()
+        .is_some());
+    assert!(store
+        .get(Table::Users, b"while-degraded")
+        .unwrap()
+        .is_some());
+
+    std::fs::remove_file(&filler).unwrap();
+    // Stored by itself within a few retries.
+    let (done, waited) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let result = flusher.wait_for(commit, false);
+        let _ = done.send(result.is_ok());
+        flusher
+    });
+    assert_eq!(waited.recv_timeout(Duration::from_secs(20)), Ok(true));
+    let flusher = waiter.join().unwrap();
+    assert!(flusher.progress().degraded.is_none());
+    drop(flusher);
+    store.forget_applied(commit);
+    drop(store);
+    let store = crate::store::Store::open(&dir, 1 << 20).unwrap();
+    for n in 1..commit {
+        let key = format!("k{n:06}");
+        assert!(
+            store.get(Table::Users, key.as_bytes()).unwrap().is_some(),
+            "{key}"
+        );
+    }
+    assert!(store
+        .get(Table::Users, b"while-degraded")
+        .unwrap()
+        .is_some());
+    assert_eq!(store.ceiling().unwrap(), ceiling(commit));
 }
