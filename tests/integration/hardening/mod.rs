@@ -10,11 +10,13 @@
 //! - `authn`: tokens, secrets, rate limits, password caps, Origin, and logs without secrets.
 //! - `crash`: SIGKILL at seeded random moments (some during start-up) under load with client ids.
 //! - `shutdown`: SIGTERM with every kind of connection open.
+//! - `disk_full`: the data directory on a small tmpfs filled up, then freed (issue #18).
 //! - `metrics`: refusals and drops show up in `GET /metrics`.
 
 mod authn;
 mod authz;
 mod crash;
+mod disk_full;
 mod framing;
 mod limits;
 mod metrics;
