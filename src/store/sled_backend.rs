@@ -242,7 +242,10 @@ fn free_bytes(dir: &Path) -> StoreResult<u64> {
     }
     // SAFETY: statvfs succeeded, so it filled `stats`.
     let stats = unsafe { stats.assume_init() };
-    Ok(u64::from(stats.f_bavail) * u64::from(stats.f_frsize))
+    // The fields are narrower than u64 on some targets.
+    #[allow(clippy::useless_conversion)]
+    let (blocks, block_size) = (u64::from(stats.f_bavail), u64::from(stats.f_frsize));
+    Ok(blocks * block_size)
 }
 
 fn owned((key, value): (IVec, IVec)) -> Entry {
