@@ -154,11 +154,19 @@ fn flush_on_request(
             return;
         }
         if state.progress.degraded.is_some() {
-            state = shared
-                .changed
-                .wait_timeout(state, RETRY_INTERVAL)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
+            // A new request wakes the thread too; the retries keep their pace (a reopen reads
+            // sled's log again, and blocks the loop's reads meanwhile).
+            let retry_at = Instant::now() + RETRY_INTERVAL;
+            while !state.stopping {
+                let Some(left) = retry_at.checked_duration_since(Instant::now()) else {
+                    break;
+                };
+                state = shared
+                    .changed
+                    .wait_timeout(state, left)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .0;
+            }
             if state.stopping {
                 continue;
             }

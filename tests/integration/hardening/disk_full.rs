@@ -153,7 +153,12 @@ fn a_full_disk_holds_acks_keeps_serving_and_stores_them_when_space_returns() {
         "the held ack is the pending send's: {ack}"
     );
     acked.push(ack["body"]["message_id"].clone());
-    assert!(logged(&server, RECOVERED_LINE), "{:?}", server.stderr());
+    // stderr is drained by another thread: the line may trail the ack a little.
+    let log_deadline = Instant::now() + Duration::from_secs(10);
+    while !logged(&server, RECOVERED_LINE) {
+        assert!(Instant::now() < log_deadline, "{:?}", server.stderr());
+        std::thread::sleep(Duration::from_millis(10)); // polling a log line, not synchronising
+    }
     acked.push(sender.send_and_ack(&group, "after")["body"]["message_id"].clone());
     drop((sender, watcher, typist));
 
