@@ -6,8 +6,10 @@ use std::time::Instant;
 use uuid::Uuid;
 
 use super::connection::{AfterHttpRead, HttpNext, HttpRead, Phase, Turn};
+use super::websocket_phase::store_cannot_write;
 use super::Server;
 use crate::api::Outcome;
+use crate::chat::{Frame, Release};
 use crate::error::ApiError;
 use crate::hasher::Busy;
 use crate::http::{self, Response};
@@ -82,6 +84,20 @@ impl Server {
             // While shutting down, every answer is the connection's last, and says so.
             let keep_alive = request.keep_alive && self.shutdown_deadline.is_none();
             let ip = slot.ip;
+            // While the store cannot write, requests that would write are refused before they
+            // run, and their answer waits for no commit.
+            let writes = !matches!(request.method.as_str(), "GET" | "HEAD" | "OPTIONS");
+            if writes && self.durability.degraded().is_some() {
+                let refused = store_cannot_write();
+                self.chat.metrics.count_error(refused.code);
+                let answer = Response::error(&refused).encode(keep_alive);
+                self.chat.outbox.push(id, Frame::Http(answer), Release::Now);
+                if !keep_alive {
+                    self.conns[key].conn.close_after_write();
+                    return;
+                }
+                continue;
+            }
             match self.api.handle(&mut self.chat, &request, ip, wall, now) {
                 Outcome::Respond(response) => {
                     self.chat

@@ -1,7 +1,8 @@
 //! A full disk (issue #18, finding 2): the server's data directory on a small tmpfs of the
 //! test's own, filled by a filler file. The server must stay up (connections open, requests
-//! answered), acknowledge nothing it could not store, and store what waited, by itself, once the
-//! filler is deleted; after a restart every acknowledged message is there. Skipped, with a
+//! answered), acknowledge nothing it could not store, refuse new writes with `internal`, and store
+//! what waited, by itself, once the filler is deleted; after a restart every acknowledged message
+//! is there and no refused one. Skipped, with a
 //! message, where mounting a tmpfs is not allowed.
 
 use std::path::{Path, PathBuf};
@@ -136,6 +137,14 @@ fn a_full_disk_holds_acks_keeps_serving_and_stores_them_when_space_returns() {
         assert_ne!(ty(&ev), 21, "no ack while the store cannot write: {ev}");
     }
 
+    // New writes are refused at once, with the RPC's id; nothing of them is stored.
+    let refused_id = random_uuid();
+    typist.send_message_id(&quiet, "refused", &refused_id);
+    typist.expect_error("internal", Some(40), Some(&refused_id));
+    server
+        .register_response("dave", "dave@example.com", "a password")
+        .expect_error(500, "internal");
+
     // Space back: the held ack arrives, true, without anyone asking again.
     std::fs::remove_file(&filler).expect("delete the filler");
     let ack_deadline = Instant::now() + Duration::from_secs(30);
@@ -174,4 +183,14 @@ fn a_full_disk_holds_acks_keeps_serving_and_stores_them_when_space_returns() {
     for id in &acked {
         assert!(stored.contains(id), "acknowledged {id} is not stored");
     }
+    let mut carols = server.connect(&carol);
+    let quiet_messages: Vec<Value> = carols
+        .sync_all(None)
+        .into_iter()
+        .filter(|ev| ty(ev) == 20 && ev["body"]["group_id"] == quiet.as_str())
+        .collect();
+    assert!(
+        quiet_messages.is_empty(),
+        "the refused send was stored: {quiet_messages:?}"
+    );
 }
