@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use serde_json::json;
 use uuid::Uuid;
 
 use super::connection::{AfterHttpRead, HttpNext, HttpRead, Phase, Turn};
@@ -86,17 +87,29 @@ impl Server {
             let ip = slot.ip;
             // While the store cannot write, requests that would write are refused before they
             // run, and their answer waits for no commit.
-            let writes = !matches!(request.method.as_str(), "GET" | "HEAD" | "OPTIONS");
-            if writes && self.durability.degraded().is_some() {
-                let refused = store_cannot_write();
-                self.chat.metrics.count_error(refused.code);
-                let answer = Response::error(&refused).encode(keep_alive);
-                self.chat.outbox.push(id, Frame::Http(answer), Release::Now);
-                if !keep_alive {
-                    self.conns[key].conn.close_after_write();
-                    return;
+            // The health check and the metrics read nothing stored, so they too leave at once.
+            if self.durability.degraded().is_some() {
+                let writes = !matches!(request.method.as_str(), "GET" | "HEAD" | "OPTIONS");
+                let answer = if writes {
+                    let refused = store_cannot_write();
+                    self.chat.metrics.count_error(refused.code);
+                    Some(Response::error(&refused))
+                } else if request.path == "/healthz" {
+                    Some(Response::json(503, &json!({"status": "degraded"})))
+                } else if request.path == "/metrics" {
+                    Some(Response::metrics(self.chat.metrics.render(&self.gauges())))
+                } else {
+                    None
+                };
+                if let Some(answer) = answer {
+                    let bytes = answer.encode_for(&request.method, keep_alive);
+                    self.chat.outbox.push(id, Frame::Http(bytes), Release::Now);
+                    if !keep_alive {
+                        self.conns[key].conn.close_after_write();
+                        return;
+                    }
+                    continue;
                 }
-                continue;
             }
             match self.api.handle(&mut self.chat, &request, ip, wall, now) {
                 Outcome::Respond(response) => {

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use super::metric;
 use crate::support::*;
 
 /// Past the first failed write the server says so on stderr, once.
@@ -144,6 +145,14 @@ fn a_full_disk_holds_acks_keeps_serving_and_stores_them_when_space_returns() {
     server
         .register_response("dave", "dave@example.com", "a password")
         .expect_error(500, "internal");
+    // And the operator can tell, without waiting for the disk.
+    let health = server.get("/healthz");
+    assert_eq!(
+        health.status, 503,
+        "GET /healthz while the store cannot write"
+    );
+    assert_eq!(health.json(), json!({"status": "degraded"}));
+    assert_eq!(metric(server.addr, "parley_store_degraded"), 1);
 
     // Space back: the held ack arrives, true, without anyone asking again.
     std::fs::remove_file(&filler).expect("delete the filler");
@@ -169,6 +178,8 @@ fn a_full_disk_holds_acks_keeps_serving_and_stores_them_when_space_returns() {
         std::thread::sleep(Duration::from_millis(10)); // polling a log line, not synchronising
     }
     acked.push(sender.send_and_ack(&group, "after")["body"]["message_id"].clone());
+    assert_eq!(server.get("/healthz").status, 200);
+    assert_eq!(metric(server.addr, "parley_store_degraded"), 0);
     drop((sender, watcher, typist));
 
     // Every acknowledged message is stored.
