@@ -104,10 +104,10 @@ impl Server {
             config.cache_bytes,
             config.client_ids,
         )
-        .map_err(ServerError::store("opening the store"))?;
+        .map_err(|source| opening_failed("opening the store", source))?;
         let limits = config.limits.clone();
-        let chat =
-            Chat::open(store, limits.chat()).map_err(ServerError::store("loading the store"))?;
+        let chat = Chat::open(store, limits.chat())
+            .map_err(|source| opening_failed("loading the store", source))?;
 
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(config.listen)?;
@@ -326,6 +326,20 @@ impl Server {
             .get(id.key)
             .is_some_and(|s| s.serial == id.serial && !s.conn.is_dead())
     }
+}
+
+/// The store could not be opened; on a full disk the error says what to do.
+fn opening_failed(during: &'static str, source: crate::store::StoreError) -> ServerError {
+    let disk_full = matches!(&source, crate::store::StoreError::Io(err)
+        if err.kind() == io::ErrorKind::StorageFull);
+    let during = if disk_full {
+        // sled starts a new log segment (2 MiB) when it opens.
+        "opening the store: the disk holding the data directory is full; free at least 4 MiB on \
+         it and start again (nothing stored was lost)"
+    } else {
+        during
+    };
+    ServerError::Store { during, source }
 }
 
 fn store_failed(source: crate::store::StoreError) -> ServerError {

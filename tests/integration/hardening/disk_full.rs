@@ -205,3 +205,48 @@ fn a_full_disk_holds_acks_keeps_serving_and_stores_them_when_space_returns() {
         "the refused send was stored: {quiet_messages:?}"
     );
 }
+
+/// A restart on a disk that is still full fails with an error that says so and what to do;
+/// once space is freed the server starts with everything stored.
+#[test]
+fn a_start_on_a_full_disk_says_the_disk_is_full_and_a_start_after_freeing_works() {
+    let Some(fs) = SmallFs::mount("8m") else {
+        return;
+    };
+    let data = fs.path().join("data");
+    let mut server = Server::start_in(&data);
+    let alice = server.user("alice");
+    server.kill();
+    let filler = fs.fill(16 * 1024);
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn parley");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("parley started (or hung) on a full disk");
+        }
+        std::thread::sleep(Duration::from_millis(10)); // polling an exit, not synchronising
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the disk holding the data directory is full; free at least 4 MiB"),
+        "{stderr}"
+    );
+
+    std::fs::remove_file(&filler).expect("delete the filler");
+    let server = Server::start_in(&data);
+    let token = server.login(&alice.name, &alice.password);
+    assert!(!token.is_empty());
+}
