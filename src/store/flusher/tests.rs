@@ -93,7 +93,10 @@ impl SmallFs {
 
 impl Drop for SmallFs {
     fn drop(&mut self) {
+        // Lazily: sled's I/O threads may hold a file a moment after the store is dropped, and
+        // a busy mount would be left behind.
         let _ = std::process::Command::new("umount")
+            .arg("--lazy")
             .arg(self.dir.path())
             .status();
     }
