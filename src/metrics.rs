@@ -70,6 +70,8 @@ pub struct Gauges {
     pub hash_queue: usize,
     pub store_bytes: u64,
     pub recent_client_ids: usize,
+    /// 1 while the store cannot write (a full disk), else 0.
+    pub store_degraded: bool,
 }
 
 impl Metrics {
@@ -83,7 +85,7 @@ impl Metrics {
 
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::with_capacity(4096);
-        let gauges_read: [(&str, &str, u64); 5] = [
+        let gauges_read: [(&str, &str, u64); 6] = [
             (
                 "parley_users_online",
                 "Users with at least one live WebSocket.",
@@ -108,6 +110,11 @@ impl Metrics {
                 "parley_recent_client_ids",
                 "Sends with a client id in the in-memory retry index.",
                 gauges.recent_client_ids as u64,
+            ),
+            (
+                "parley_store_degraded",
+                "1 while the store cannot write (a full disk) and writes are refused.",
+                u64::from(gauges.store_degraded),
             ),
         ];
         for (name, help, value) in gauges_read {
@@ -220,11 +227,13 @@ mod tests {
             hash_queue: 0,
             store_bytes: 10,
             recent_client_ids: 4,
+            store_degraded: true,
         });
         assert!(text.contains("parley_errors_total{code=\"not_member\"} 1\n"));
         assert!(text.contains("parley_rpcs_total{method=\"40\"} 2\n"));
         assert!(text.contains("parley_connections{phase=\"websocket\"} 2\n"));
         assert!(text.contains("parley_recent_client_ids 4\n"));
+        assert!(text.contains("parley_store_degraded 1\n"));
         assert!(text.contains("parley_store_flush_seconds_bucket{le=\"0.00025\"} 1\n"));
         assert!(text.contains("parley_store_flush_seconds_count 1\n"));
     }

@@ -38,6 +38,16 @@ impl Chat {
 
     /// Answers a message the server cannot take (e.g. a binary frame) with a type-90 event.
     pub fn send_error(&mut self, conn: ConnId, err: &RpcError, wall: u64) {
+        self.push_error(conn, err, wall, Release::Durable);
+    }
+
+    /// Like [`Chat::send_error`], for a write refused before it ran (the store cannot write):
+    /// nothing was stored or read, so it waits for no commit.
+    pub fn refuse(&mut self, conn: ConnId, err: &RpcError, wall: u64) {
+        self.push_error(conn, err, wall, Release::Now);
+    }
+
+    fn push_error(&mut self, conn: ConnId, err: &RpcError, wall: u64, release: Release) {
         self.metrics.count_error(err.error.code);
         let body = protocol::ErrorBody {
             code: err.error.code,
@@ -52,8 +62,7 @@ impl Chat {
             self.clock.now(wall),
             &body,
         );
-        self.outbox
-            .push(conn, Frame::Event(bytes.into()), Release::Durable);
+        self.outbox.push(conn, Frame::Event(bytes.into()), release);
     }
 
     fn dispatch(&mut self, conn: ConnId, user: Uuid, rpc: &Rpc, wall: u64) -> Result<(), ApiError> {

@@ -106,6 +106,7 @@ impl Server {
             hash_queue: self.hashes_in_flight,
             store_bytes: self.chat.store().size_on_disk().unwrap_or(0),
             recent_client_ids: self.chat.store().recent_client_ids(),
+            store_degraded: self.durability.degraded().is_some(),
         }
     }
 }

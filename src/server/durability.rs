@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::chat::{ConnId, Frame, Release};
 use crate::store::flusher::Flusher;
-use crate::store::{StoreResult, TickWrites};
+use crate::store::{StoreError, StoreResult, TickWrites};
 
 /// Commits written but not known durable past which the loop waits for the flusher. The flusher
 /// runs at idle priority, so a load that never lets the loop wait (an open-loop flood beyond
@@ -54,6 +54,8 @@ pub struct Durability {
     waiting: VecDeque<(u64, ConnId)>,
     /// Frames held in all connections' queues.
     held_frames: usize,
+    /// Why the flusher cannot store what it was given (a full disk), while it cannot.
+    degraded: Option<StoreError>,
 }
 
 impl Durability {
@@ -66,6 +68,7 @@ impl Durability {
             durable_ceiling,
             waiting: VecDeque::new(),
             held_frames: 0,
+            degraded: None,
         }
     }
 
@@ -123,22 +126,32 @@ impl Durability {
     }
 
     /// Blocks until the flusher has made everything written durable; the loop's core is then
-    /// free for it. [`Durability::collect`] picks up the progress.
-    pub fn wait_for_flusher(&self) -> StoreResult<()> {
-        self.flusher.wait_for(self.written)
+    /// free for it. [`Durability::collect`] picks up the progress. While the flusher is degraded
+    /// this waits until it stores again: the commits held in memory stay bounded.
+    pub fn wait_for_flusher(&self) {
+        // Without giving up the wait ends only in success.
+        let _ = self.flusher.wait_for(self.written, false);
     }
 
     /// Catches up with the flusher: returns the last durable commit and how long the flushes
-    /// took, or the error that stopped it.
-    pub fn collect(&mut self) -> StoreResult<(u64, Vec<Duration>)> {
-        let progress = self.flusher.progress()?;
+    /// took.
+    pub fn collect(&mut self) -> (u64, Vec<Duration>) {
+        let progress = self.flusher.progress();
         self.mark_durable(progress.durable);
-        Ok((self.durable, progress.flush_times))
+        self.degraded = progress.degraded;
+        (self.durable, progress.flush_times)
     }
 
-    /// Blocks until everything written is durable (for shutdown); returns the last commit.
+    /// Why the flusher cannot store what it was given, while it cannot (as of the last
+    /// [`Durability::collect`]).
+    pub fn degraded(&self) -> Option<&StoreError> {
+        self.degraded.as_ref()
+    }
+
+    /// Blocks until everything written is durable (for shutdown); returns the last commit, or
+    /// the error of a degraded flusher (what it holds was never acknowledged).
     pub fn finish(&mut self) -> StoreResult<u64> {
-        self.flusher.wait_for(self.written)?;
+        self.flusher.wait_for(self.written, true)?;
         self.mark_durable(self.written);
         Ok(self.written)
     }

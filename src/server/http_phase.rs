@@ -3,11 +3,14 @@
 
 use std::time::Instant;
 
+use serde_json::json;
 use uuid::Uuid;
 
 use super::connection::{AfterHttpRead, HttpNext, HttpRead, Phase, Turn};
+use super::websocket_phase::store_cannot_write;
 use super::Server;
 use crate::api::Outcome;
+use crate::chat::{Frame, Release};
 use crate::error::ApiError;
 use crate::hasher::Busy;
 use crate::http::{self, Response};
@@ -82,6 +85,32 @@ impl Server {
             // While shutting down, every answer is the connection's last, and says so.
             let keep_alive = request.keep_alive && self.shutdown_deadline.is_none();
             let ip = slot.ip;
+            // While the store cannot write, requests that would write are refused before they
+            // run, and their answer waits for no commit.
+            // The health check and the metrics read nothing stored, so they too leave at once.
+            if self.durability.degraded().is_some() {
+                let writes = !matches!(request.method.as_str(), "GET" | "HEAD" | "OPTIONS");
+                let answer = if writes {
+                    let refused = store_cannot_write();
+                    self.chat.metrics.count_error(refused.code);
+                    Some(Response::error(&refused))
+                } else if request.path == "/healthz" {
+                    Some(Response::json(503, &json!({"status": "degraded"})))
+                } else if request.path == "/metrics" {
+                    Some(Response::metrics(self.chat.metrics.render(&self.gauges())))
+                } else {
+                    None
+                };
+                if let Some(answer) = answer {
+                    let bytes = answer.encode_for(&request.method, keep_alive);
+                    self.chat.outbox.push(id, Frame::Http(bytes), Release::Now);
+                    if !keep_alive {
+                        self.conns[key].conn.close_after_write();
+                        return;
+                    }
+                    continue;
+                }
+            }
             match self.api.handle(&mut self.chat, &request, ip, wall, now) {
                 Outcome::Respond(response) => {
                     self.chat

@@ -114,10 +114,10 @@ impl Server {
             config.client_ids,
             on_loss,
         )
-        .map_err(ServerError::store("opening the store"))?;
+        .map_err(|source| opening_failed("opening the store", source))?;
         let limits = config.limits.clone();
-        let chat =
-            Chat::open(store, limits.chat()).map_err(ServerError::store("loading the store"))?;
+        let chat = Chat::open(store, limits.chat())
+            .map_err(|source| opening_failed("loading the store", source))?;
 
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(config.listen)?;
@@ -185,8 +185,9 @@ impl Server {
         self.local_addr
     }
 
-    /// Runs until SIGTERM or SIGINT has been handled (Ok), or the store fails (Err: nothing more
-    /// could be acknowledged truthfully).
+    /// Runs until SIGTERM or SIGINT has been handled: Ok, or Err when the store could not store
+    /// what the last answers waited for (a full disk at shutdown; those answers never left).
+    /// A store that cannot write meanwhile does not stop it (`release_durable`).
     pub fn run(&mut self) -> Result<(), ServerError> {
         let mut events = Events::with_capacity(1024);
         loop {
@@ -220,7 +221,7 @@ impl Server {
                     LISTENER => self.accept(now),
                     WAKER => {
                         self.collect_hashes(wall, now);
-                        self.release_durable()?;
+                        self.release_durable();
                     }
                     SIGNALS => {
                         let (mut stop, mut backup) = (false, false);
@@ -270,8 +271,8 @@ impl Server {
                 self.durability.written(tick);
             }
             if self.durability.too_far_behind() {
-                self.durability.wait_for_flusher().map_err(store_failed)?;
-                self.release_durable()?;
+                self.durability.wait_for_flusher();
+                self.release_durable();
             }
             if std::mem::take(&mut self.backup_requested) {
                 self.backup()?;
@@ -294,7 +295,7 @@ impl Server {
                     let last = self.durability.finish().map_err(store_failed)?;
                     // Answers that waited for those commits get one last chance to leave, and
                     // the close frames that waited for them after.
-                    self.release_durable()?;
+                    self.release_durable();
                     self.close_websockets_after_tick();
                     for key in std::mem::take(&mut self.to_flush) {
                         self.flush(key);
@@ -310,10 +311,15 @@ impl Server {
 
     /// `parley backup` asked for a copy: once every commit is durable, and with none in flight
     /// (the loop waits meanwhile), the store's files are what a crash now would leave.
+    /// While the store cannot write (a full disk) the request is refused instead.
     fn backup(&mut self) -> Result<(), ServerError> {
-        self.durability.wait_for_flusher().map_err(store_failed)?;
-        self.release_durable()?;
-        let stored = self.chat.store().stored_mark().map_err(store_failed)?;
+        let stored = match self.durability.finish() {
+            Ok(_) => {
+                self.release_durable();
+                Ok(self.chat.store().stored_mark().map_err(store_failed)?)
+            }
+            Err(err) => Err(err.to_string()),
+        };
         crate::store::backup::serve_request(&self.data_dir, stored);
         Ok(())
     }
@@ -359,6 +365,20 @@ impl Server {
             .get(id.key)
             .is_some_and(|s| s.serial == id.serial && !s.conn.is_dead())
     }
+}
+
+/// The store could not be opened; on a full disk the error says what to do.
+fn opening_failed(during: &'static str, source: crate::store::StoreError) -> ServerError {
+    let disk_full = matches!(&source, crate::store::StoreError::Io(err)
+        if err.kind() == io::ErrorKind::StorageFull);
+    let during = if disk_full {
+        // sled starts a new log segment (2 MiB) when it opens.
+        "opening the store: the disk holding the data directory is full; free at least 4 MiB on \
+         it and start again (nothing stored was lost)"
+    } else {
+        during
+    };
+    ServerError::Store { during, source }
 }
 
 fn store_failed(source: crate::store::StoreError) -> ServerError {

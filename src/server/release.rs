@@ -4,9 +4,8 @@
 use tungstenite::protocol::frame::coding::CloseCode;
 
 use super::connection::{AfterWrite, Delivery};
-use super::{store_failed, Server};
+use super::Server;
 use crate::chat::{ConnId, Frame};
-use crate::error::ServerError;
 
 impl Server {
     /// Moves the tick's deliveries into the connections' buffers, or holds them until `commit`
@@ -32,9 +31,19 @@ impl Server {
     }
 
     /// Catches up with the flusher and releases the frames that waited for what is now durable.
-    /// A failed flush means acks would lie, so the server stops.
-    pub(super) fn release_durable(&mut self) -> Result<(), ServerError> {
-        let (durable, flush_times) = self.durability.collect().map_err(store_failed)?;
+    /// While the flusher cannot store (a full disk), the frames of the commits it holds stay
+    /// held: they leave, true, once a retry stores them (`store::flusher`).
+    pub(super) fn release_durable(&mut self) {
+        let was_degraded = self.durability.degraded().is_some();
+        let (durable, flush_times) = self.durability.collect();
+        match (was_degraded, self.durability.degraded()) {
+            (false, Some(err)) => log::error!(
+                "the store cannot write ({err}): answers that promise storage wait until it can; \
+                 retrying every second"
+            ),
+            (true, None) => log::warn!("the store writes again"),
+            _ => {}
+        }
         self.chat.store_mut().forget_applied(durable);
         for took in flush_times {
             self.chat.metrics.flush_seconds.observe(took.as_secs_f64());
@@ -42,7 +51,6 @@ impl Server {
         while let Some(to) = self.durability.pop_released() {
             self.release_held(to);
         }
-        Ok(())
     }
 
     /// Writes a connection's held frames from the front, up to one that still waits for its

@@ -7,8 +7,8 @@ use tungstenite::protocol::frame::coding::CloseCode;
 
 use super::connection::{TickClose, Turn, WsNext};
 use super::Server;
-use crate::error::ApiError;
-use crate::protocol::RpcError;
+use crate::error::{ApiError, ErrorCode};
+use crate::protocol::{self, method, Call, RpcError};
 
 impl Server {
     pub(super) fn read_websocket(&mut self, key: usize, wall: u64, now: Instant) {
@@ -19,7 +19,15 @@ impl Server {
             let produced = self.chat.outbox.bytes() - outbox_at_start;
             let (mut source, conn) = self.conns[key].websocket_source();
             match conn.next_message(&mut source, &mut turn, produced, &self.limits, now) {
-                WsNext::Text(text, user) => self.chat.handle_text(id, user, text.as_str(), wall),
+                WsNext::Text(text, user) => {
+                    if self.durability.degraded().is_some() {
+                        if let Some(refused) = refused_write(text.as_str()) {
+                            self.chat.refuse(id, &refused, wall);
+                            continue;
+                        }
+                    }
+                    self.chat.handle_text(id, user, text.as_str(), wall)
+                }
                 WsNext::Binary => {
                     let err = RpcError {
                         method: None,
@@ -88,4 +96,30 @@ impl Server {
         }
         self.ws_closing = later;
     }
+}
+
+/// The 90 `internal` answer to an RPC that would write (a send, a receipt) while the store
+/// cannot write; `None` for the others, which go on (sync, typing, and anything malformed, whose
+/// own error says more).
+fn refused_write(text: &str) -> Option<RpcError> {
+    let rpc = protocol::decode(text).ok()?;
+    let method = match rpc.call {
+        Call::Send { .. } => method::SEND,
+        Call::Receipt { read: false, .. } => method::DELIVERED,
+        Call::Receipt { read: true, .. } => method::READ,
+        Call::Sync { .. } | Call::Typing { .. } => return None,
+    };
+    Some(RpcError {
+        method: Some(method),
+        id: rpc.id,
+        error: store_cannot_write(),
+    })
+}
+
+/// What a write refused while the store cannot write is told.
+pub(super) fn store_cannot_write() -> ApiError {
+    ApiError::new(
+        ErrorCode::Internal,
+        "the server cannot store anything now (its disk is full); nothing was stored, retry later",
+    )
 }

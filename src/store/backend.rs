@@ -89,6 +89,13 @@ pub trait Backend: Send + Sync {
     /// Makes everything written so far durable.
     fn flush(&self) -> StoreResult<()>;
 
+    /// Closes and opens the backend again after a failed write or flush, when it cannot go on
+    /// otherwise (sled keeps failing every write until then); what was flushed stays, what was
+    /// not is lost and must be applied again.
+    fn reopen(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// Writes one record at once (for opening's upgrades and pruning, never on the loop's path).
     fn put(&self, table: Table, key: &[u8], value: &[u8]) -> StoreResult<()>;
 

@@ -119,7 +119,7 @@ fn ask_server(data_dir: &Path, dest: &Path) -> Result<String, String> {
 /// The server's side: when a request is waiting, makes the copy (the caller has made every
 /// commit durable and writes nothing meanwhile) with `stored`, the store's own mark, and
 /// answers it.
-pub fn serve_request(data_dir: &Path, stored: Mark) {
+pub fn serve_request(data_dir: &Path, stored: Result<Mark, String>) {
     let Ok(request) = fs::read_to_string(data_dir.join(REQUEST)) else {
         log::warn!("SIGUSR1 without a backup request in {}", data_dir.display());
         return;
@@ -132,10 +132,11 @@ pub fn serve_request(data_dir: &Path, stored: Mark) {
     };
     let dest = PathBuf::from(dest);
     let started = Instant::now();
-    let answer = if dest.exists() {
-        format!("error: {} exists", dest.display())
-    } else {
-        match copy(data_dir, &dest, Some(stored)) {
+    let answer = match stored {
+        // The store cannot write (a full disk): what is on disk is not everything acknowledged.
+        Err(why) => format!("error: the store cannot write ({why}); no backup taken"),
+        Ok(_) if dest.exists() => format!("error: {} exists", dest.display()),
+        Ok(stored) => match copy(data_dir, &dest, Some(stored)) {
             Ok(()) => {
                 log::info!(
                     "backup: copied to {} at commit {} in {:?}",
@@ -154,7 +155,7 @@ pub fn serve_request(data_dir: &Path, stored: Mark) {
                 log::warn!("backup to {} failed: {err}", dest.display());
                 format!("error: copying to {}: {err}", dest.display())
             }
-        }
+        },
     };
     if let Err(err) = write_whole(
         &data_dir.join(RESULT),

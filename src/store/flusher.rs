@@ -5,6 +5,12 @@
 //! applies everything handed over so far in one atomic batch and one flush (ticks that
 //! arrive during a flush share the next one: group commit) and then wakes the loop, which lets
 //! the acknowledgements of the commits now durable leave.
+//!
+//! A failed apply or flush (a full disk) does not end it: the batch goes back to the front of
+//! the queue, the flusher is *degraded*, and once a [`RETRY_INTERVAL`] it opens the backend
+//! again (sled fails every write after its first failed one until then) and applies the queue
+//! again. Nothing in the failed batch was acknowledged, and it stays in the store's overlay, so
+//! the loop's held answers leave, true, when a retry stores it.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -21,15 +27,18 @@ pub struct Progress {
     pub durable: u64,
     /// How long each flush since the last look took.
     pub flush_times: Vec<Duration>,
+    /// The error of the last attempt, while the queue cannot be stored.
+    pub degraded: Option<StoreError>,
 }
+
+/// How often a degraded flusher tries again.
+pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct State {
     /// Sealed ticks handed over and not yet taken by the thread, oldest first.
     queue: Vec<Arc<TickWrites>>,
     progress: Progress,
-    /// A flush failed: nothing after it can be acknowledged truthfully.
-    failed: Option<StoreError>,
     stopping: bool,
 }
 
@@ -83,24 +92,24 @@ impl Flusher {
         self.shared.changed.notify_all();
     }
 
-    /// How far the flushes got, and how long they took; the error of a failed flush.
-    pub fn progress(&self) -> Result<Progress, StoreError> {
+    /// How far the flushes got, how long they took, and whether they fail.
+    pub fn progress(&self) -> Progress {
         let mut state = self.shared.lock();
-        if let Some(err) = &state.failed {
-            return Err(err.clone());
-        }
-        Ok(Progress {
+        Progress {
             durable: state.progress.durable,
             flush_times: std::mem::take(&mut state.progress.flush_times),
-        })
+            degraded: state.progress.degraded.clone(),
+        }
     }
 
-    /// Blocks until commit `seq` is durable (or a flush failed).
-    pub fn wait_for(&self, seq: u64) -> Result<(), StoreError> {
+    /// Blocks until commit `seq` is durable; when `give_up` and the flushes fail, returns their
+    /// error instead (a degraded flusher may take as long as the disk stays full).
+    pub fn wait_for(&self, seq: u64, give_up: bool) -> Result<(), StoreError> {
         let mut state = self.shared.lock();
         loop {
-            if let Some(err) = &state.failed {
-                return Err(err.clone());
+            match &state.progress.degraded {
+                Some(err) if give_up => return Err(err.clone()),
+                _ => {}
             }
             if state.progress.durable >= seq {
                 return Ok(());
@@ -140,8 +149,37 @@ fn flush_on_request(
     }
     let mut state = shared.lock();
     loop {
-        if state.failed.is_some() || (state.stopping && state.queue.is_empty()) {
+        // Stopping while degraded: what is queued cannot be stored (the loop's `finish` says so).
+        if state.stopping && (state.queue.is_empty() || state.progress.degraded.is_some()) {
             return;
+        }
+        if state.progress.degraded.is_some() {
+            // A new request wakes the thread too; the retries keep their pace (a reopen reads
+            // sled's log again, and blocks the loop's reads meanwhile).
+            let retry_at = Instant::now() + RETRY_INTERVAL;
+            while !state.stopping {
+                let Some(left) = retry_at.checked_duration_since(Instant::now()) else {
+                    break;
+                };
+                state = shared
+                    .changed
+                    .wait_timeout(state, left)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .0;
+            }
+            if state.stopping {
+                continue;
+            }
+            drop(state);
+            let reopened = backend.reopen();
+            state = shared.lock();
+            if let Err(err) = reopened {
+                state.progress.degraded = Some(err);
+                continue;
+            }
+            if state.queue.is_empty() {
+                state.progress.degraded = None;
+            }
         }
         if state.queue.is_empty() {
             state = shared
@@ -161,8 +199,14 @@ fn flush_on_request(
                 let last = ticks.last().expect("taken only when not empty");
                 state.progress.durable = last.commit();
                 state.progress.flush_times.push(took);
+                state.progress.degraded = None;
             }
-            Err(err) => state.failed = Some(err),
+            Err(err) => {
+                // Back in front of what arrived meanwhile, to be applied again after a reopen.
+                let arrived = std::mem::replace(&mut state.queue, ticks);
+                state.queue.extend(arrived);
+                state.progress.degraded = Some(err);
+            }
         }
         drop(state);
         shared.changed.notify_all();

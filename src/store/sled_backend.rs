@@ -2,8 +2,8 @@
 //! quirks (its lock at a quick restart, the segment size a data directory was made with).
 
 use std::ops::Bound;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
@@ -24,11 +24,12 @@ use super::overlay::TickWrites;
 pub const SEGMENT_BYTES: usize = 2 * 1024 * 1024;
 
 pub struct SledBackend {
-    db: sled::Db,
-    meta: Tree,
-    /// In the order of [`Table::ALL`]; empty until [`SledBackend::open_tables`], so that a
-    /// directory whose format is refused gets no new trees.
-    trees: Vec<Tree>,
+    /// Behind a lock only so that [`Backend::reopen`] can replace it: sled keeps its first
+    /// failed write as an error every later write returns, until the database is opened again.
+    /// `None` only after a reopen that failed to open the directory again.
+    inner: RwLock<Option<Inner>>,
+    dir: PathBuf,
+    cache_bytes: u64,
     created: bool,
     /// Where the high-water mark goes once a flush made a batch durable, and the newest
     /// batch's mark, applied and not yet flushed.
@@ -36,10 +37,16 @@ pub struct SledBackend {
     applied: Mutex<Option<Mark>>,
 }
 
-impl SledBackend {
-    /// Opens (or creates) the database in `dir` with a page cache of `cache_bytes`, with only
-    /// the `meta` table open.
-    pub fn open(dir: &Path, cache_bytes: u64) -> StoreResult<SledBackend> {
+struct Inner {
+    db: sled::Db,
+    meta: Tree,
+    /// In the order of [`Table::ALL`]; empty until [`SledBackend::open_tables`], so that a
+    /// directory whose format is refused gets no new trees.
+    trees: Vec<Tree>,
+}
+
+impl Inner {
+    fn open(dir: &Path, cache_bytes: u64) -> StoreResult<Inner> {
         let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
@@ -49,11 +56,38 @@ impl SledBackend {
         let db = open_when_free(&config)?;
         // sled's default tree and `meta` (opened first by every parley): nothing else yet.
         let meta = db.open_tree(Table::Meta.name())?;
-        let created = db.tree_names().len() <= 2;
-        Ok(SledBackend {
+        Ok(Inner {
             db,
             meta,
             trees: Vec::new(),
+        })
+    }
+
+    fn open_tables(&mut self) -> StoreResult<()> {
+        for table in Table::ALL {
+            self.trees.push(self.db.open_tree(table.name())?);
+        }
+        Ok(())
+    }
+
+    fn tree(&self, table: Table) -> &Tree {
+        match table {
+            Table::Meta => &self.meta,
+            _ => &self.trees[table as usize],
+        }
+    }
+}
+
+impl SledBackend {
+    /// Opens (or creates) the database in `dir` with a page cache of `cache_bytes`, with only
+    /// the `meta` table open.
+    pub fn open(dir: &Path, cache_bytes: u64) -> StoreResult<SledBackend> {
+        let inner = Inner::open(dir, cache_bytes)?;
+        let created = inner.db.tree_names().len() <= 2;
+        Ok(SledBackend {
+            inner: RwLock::new(Some(inner)),
+            dir: dir.to_path_buf(),
+            cache_bytes,
             created,
             mark: None,
             applied: Mutex::new(None),
@@ -62,10 +96,11 @@ impl SledBackend {
 
     /// Opens (or creates) every table; once the format is known to be this parley's.
     pub fn open_tables(&mut self) -> StoreResult<()> {
-        for table in Table::ALL {
-            self.trees.push(self.db.open_tree(table.name())?);
-        }
-        Ok(())
+        let inner = self
+            .inner
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        inner.as_mut().ok_or_else(closed)?.open_tables()
     }
 
     /// From now on, each flush hands the mark of what it made durable to `writer`.
@@ -79,11 +114,20 @@ impl SledBackend {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn tree(&self, table: Table) -> &Tree {
-        match table {
-            Table::Meta => &self.meta,
-            _ => &self.trees[table as usize],
-        }
+    /// Runs `read` on the open database.
+    fn with<T>(&self, read: impl FnOnce(&Inner) -> StoreResult<T>) -> StoreResult<T> {
+        // Nothing panics while holding the lock (errors are values).
+        let inner = self
+            .inner
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        read(inner.as_ref().ok_or_else(closed)?)
+    }
+
+    /// A handle on one table (sled's trees are shared handles), for iterators that outlive
+    /// the lock.
+    fn tree(&self, table: Table) -> StoreResult<Tree> {
+        self.with(|inner| Ok(inner.tree(table).clone()))
     }
 }
 
@@ -97,19 +141,21 @@ impl Backend for SledBackend {
             commits: tick.commits(),
             seq: tick.ceiling().seq,
         });
-        self.trees[..]
-            .transaction(|trees| {
-                TickWrites::each_write(ticks, |table, key, value| {
-                    trees[table as usize].set(key, value);
-                });
-                Ok::<(), ConflictableTransactionError<()>>(())
-            })
-            .map_err(|err| match err {
-                TransactionError::Storage(err) => err.into(),
-                TransactionError::Abort(()) => {
-                    StoreError::Bug("the commit transaction aborted".into())
-                }
-            })?;
+        self.with(|inner| {
+            inner.trees[..]
+                .transaction(|trees| {
+                    TickWrites::each_write(ticks, |table, key, value| {
+                        trees[table as usize].set(key, value);
+                    });
+                    Ok::<(), ConflictableTransactionError<()>>(())
+                })
+                .map_err(|err| match err {
+                    TransactionError::Storage(err) => err.into(),
+                    TransactionError::Abort(()) => {
+                        StoreError::Bug("the commit transaction aborted".into())
+                    }
+                })
+        })?;
         if newest.is_some() {
             *self.applied() = newest;
         }
@@ -117,7 +163,7 @@ impl Backend for SledBackend {
     }
 
     fn flush(&self) -> StoreResult<()> {
-        self.db.flush()?;
+        self.with(|inner| Ok(inner.db.flush().map(drop)?))?;
         if let Some(writer) = &self.mark {
             if let Some(mark) = self.applied().take() {
                 writer.durable(mark);
@@ -126,23 +172,53 @@ impl Backend for SledBackend {
         Ok(())
     }
 
-    fn put(&self, table: Table, key: &[u8], value: &[u8]) -> StoreResult<()> {
-        self.tree(table).insert(key, value)?;
+    fn reopen(&self) -> StoreResult<()> {
+        // Opening writes a new log segment; with less room than that free the old instance
+        // stays, still answering reads.
+        let free = free_bytes(&self.dir)?;
+        let needed = 2 * SEGMENT_BYTES as u64;
+        if free < needed {
+            return Err(StoreError::Io(Arc::new(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!(
+                    "{}: {free} bytes free, {needed} needed to open the store again",
+                    self.dir.display()
+                ),
+            ))));
+        }
+        let mut inner = self
+            .inner
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let tables_open = inner.as_ref().is_some_and(|inner| !inner.trees.is_empty());
+        // The old instance is closed first: sled locks its files. (After its failed write it
+        // does no more I/O when dropped.)
+        *inner = None;
+        let mut fresh = Inner::open(&self.dir, self.cache_bytes)?;
+        if tables_open {
+            fresh.open_tables()?;
+        }
+        *inner = Some(fresh);
         Ok(())
+    }
+
+    fn put(&self, table: Table, key: &[u8], value: &[u8]) -> StoreResult<()> {
+        self.with(|inner| Ok(inner.tree(table).insert(key, value).map(drop)?))
     }
 
     fn remove(&self, table: Table, key: &[u8]) -> StoreResult<()> {
-        self.tree(table).remove(key)?;
-        Ok(())
+        self.with(|inner| Ok(inner.tree(table).remove(key).map(drop)?))
     }
 
     fn get(&self, table: Table, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
-        Ok(self.tree(table).get(key)?.map(|value| value.to_vec()))
+        self.with(|inner| Ok(inner.tree(table).get(key)?.map(|value| value.to_vec())))
     }
 
     fn last_at_or_before(&self, table: Table, key: &[u8]) -> StoreResult<Option<Entry>> {
-        let found = self.tree(table).range(..=key).next_back().transpose()?;
-        Ok(found.map(owned))
+        self.with(|inner| {
+            let found = inner.tree(table).range(..=key).next_back().transpose()?;
+            Ok(found.map(owned))
+        })
     }
 
     fn range<'a>(
@@ -155,7 +231,11 @@ impl Backend for SledBackend {
         if is_empty_range(from, to) {
             return Box::new(std::iter::empty());
         }
-        let iter = self.tree(table).range::<&[u8], _>((from, to));
+        let tree = match self.tree(table) {
+            Ok(tree) => tree,
+            Err(err) => return Box::new(std::iter::once(Err(err))),
+        };
+        let iter = tree.range::<&[u8], _>((from, to));
         match direction {
             Direction::Forward => Box::new(iter.map(owned_entry)),
             Direction::Backward => Box::new(iter.rev().map(owned_entry)),
@@ -163,12 +243,41 @@ impl Backend for SledBackend {
     }
 
     fn scan_prefix<'a>(&'a self, table: Table, prefix: &[u8]) -> Entries<'a> {
-        Box::new(self.tree(table).scan_prefix(prefix).map(owned_entry))
+        match self.tree(table) {
+            Ok(tree) => Box::new(tree.scan_prefix(prefix).map(owned_entry)),
+            Err(err) => Box::new(std::iter::once(Err(err))),
+        }
     }
 
     fn size_on_disk(&self) -> StoreResult<u64> {
-        Ok(self.db.size_on_disk()?)
+        self.with(|inner| Ok(inner.db.size_on_disk()?))
     }
+}
+
+/// The error of a read after a reopen that failed to open the directory again.
+fn closed() -> StoreError {
+    StoreError::Io(Arc::new(std::io::Error::other(
+        "the store is closed: opening it again after a failed write failed",
+    )))
+}
+
+/// Bytes free to an unprivileged writer on the file system holding `dir`.
+fn free_bytes(dir: &Path) -> StoreResult<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|err| StoreError::Io(Arc::new(std::io::Error::other(err))))?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a valid C string and `stats` a buffer statvfs fills on success.
+    let result = unsafe { libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) };
+    if result != 0 {
+        return Err(StoreError::Io(Arc::new(std::io::Error::last_os_error())));
+    }
+    // SAFETY: statvfs succeeded, so it filled `stats`.
+    let stats = unsafe { stats.assume_init() };
+    // The fields are narrower than u64 on some targets.
+    #[allow(clippy::useless_conversion)]
+    let (blocks, block_size) = (u64::from(stats.f_bavail), u64::from(stats.f_frsize));
+    Ok(blocks * block_size)
 }
 
 fn owned((key, value): (IVec, IVec)) -> Entry {

@@ -10,6 +10,7 @@
 //! - `authn`: tokens, secrets, rate limits, password caps, Origin, and logs without secrets.
 //! - `crash`: SIGKILL at seeded random moments (some during start-up) under load with client ids.
 //! - `shutdown`: SIGTERM with every kind of connection open.
+//! - `disk_full`: the data directory on a small tmpfs filled up, then freed (issue #18).
 //! - `metrics`: refusals and drops show up in `GET /metrics`.
 //! - `proxies`: `X-Forwarded-For`/`-Proto` believed only from `--trusted-proxies`.
 //! - `integrity`: a store damaged on disk (flipped byte, truncation, garbage, lost data file)
@@ -20,6 +21,7 @@ mod authn;
 mod authz;
 mod backup;
 mod crash;
+mod disk_full;
 mod framing;
 mod integrity;
 mod limits;
