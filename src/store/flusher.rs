@@ -12,7 +12,7 @@
 //! again. Nothing in the failed batch was acknowledged, and it stays in the store's overlay, so
 //! the loop's held answers leave, true, when a retry stores it.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -42,20 +42,7 @@ struct State {
     stopping: bool,
 }
 
-struct Shared {
-    state: Mutex<State>,
-    /// Signalled when there is a request (for the thread) or progress (for `wait_for`).
-    changed: Condvar,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // The thread never panics while holding the lock (store errors are values).
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
+type Shared = super::handoff::Handoff<State>;
 
 pub struct Flusher {
     shared: Arc<Shared>,
@@ -69,10 +56,7 @@ impl Flusher {
         helpers: Arc<Helpers>,
         notify: impl Fn() + Send + 'static,
     ) -> Flusher {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            changed: Condvar::new(),
-        });
+        let shared = Arc::new(Shared::default());
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("parley-flush".into())

@@ -14,7 +14,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -106,18 +106,7 @@ struct State {
     stopping: bool,
 }
 
-struct Shared {
-    state: Mutex<State>,
-    changed: Condvar,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
+type Shared = super::handoff::Handoff<State>;
 
 /// The thread that writes the mark: [`MarkWriter::durable`] hands it the newest durable mark,
 /// which it writes at most once per [`INTERVAL`] (the newest one then), and once more when
@@ -129,10 +118,7 @@ pub struct MarkWriter {
 
 impl MarkWriter {
     pub fn start(path: PathBuf) -> MarkWriter {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            changed: Condvar::new(),
-        });
+        let shared = Arc::new(Shared::default());
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("parley-mark".into())

@@ -18,6 +18,7 @@ pub mod client_ids;
 mod error;
 pub mod flusher;
 mod format;
+mod handoff;
 pub mod integrity;
 pub mod log;
 pub mod mark;
