@@ -95,6 +95,7 @@ impl World {
                 allowed_origins: vec!["https://ok.example".into()],
                 echo_enabled: true,
                 auth_rate_per_minute: 0,
+                trusted_proxies: Default::default(),
             },
         );
         let placeholders = vec![
