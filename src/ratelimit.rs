@@ -1,6 +1,7 @@
-//! Per-client-address token buckets for the expensive unauthenticated endpoints (registration
-//! and login, each an argon2 hash). A bucket holds a minute's worth of attempts and refills
-//! continuously, so bursts are allowed and sustained abuse gets 429 with `Retry-After`.
+//! Token buckets: the one [`Bucket`] every rate limit uses (here the per-client-address limit of
+//! the expensive unauthenticated endpoints, registration and login, each an argon2 hash; in the
+//! chat core the per-user sends, typing and membership changes). A bucket holds a window's worth
+//! and refills continuously, so bursts are allowed and sustained abuse is refused.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -8,12 +9,64 @@ use std::time::{Duration, Instant};
 
 pub struct RateLimiter {
     per_minute: u32,
+    /// Bucket times are milliseconds since this instant.
+    epoch: Instant,
     buckets: HashMap<IpAddr, Bucket>,
 }
 
-struct Bucket {
+const MINUTE_MS: u64 = 60_000;
+
+/// A token bucket refilled continuously at `capacity` per window, holding at most a window's
+/// worth; times are milliseconds on any clock that does not go back.
+#[derive(Debug, Clone, Copy)]
+pub struct Bucket {
     tokens: f64,
-    updated: Instant,
+    at_ms: u64,
+}
+
+impl Bucket {
+    /// A full bucket, whatever the rate and the time of its first use (the level is capped at
+    /// the capacity).
+    pub const FULL: Bucket = Bucket {
+        tokens: f64::INFINITY,
+        at_ms: 0,
+    };
+
+    /// Takes one token of a bucket refilled at `rate` a second; false when none is left.
+    /// `rate` 0 means no limit.
+    pub fn take(&mut self, rate: u32, now_ms: u64) -> bool {
+        self.take_per(rate, 1000, now_ms)
+    }
+
+    /// Takes one token of a bucket refilled at `capacity` per `window_ms`.
+    pub fn take_per(&mut self, capacity: u32, window_ms: u64, now_ms: u64) -> bool {
+        if capacity == 0 {
+            return true;
+        }
+        self.tokens = self.level(capacity, window_ms, now_ms);
+        self.at_ms = self.at_ms.max(now_ms);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Bucket {
+    /// Milliseconds until the bucket holds a token again.
+    pub fn wait_ms(&self, capacity: u32, window_ms: u64, now_ms: u64) -> u64 {
+        let missing = 1.0 - self.level(capacity, window_ms, now_ms);
+        (missing.max(0.0) * window_ms as f64 / f64::from(capacity)).ceil() as u64
+    }
+
+    /// The tokens the bucket holds at `now_ms`.
+    pub fn level(&self, capacity: u32, window_ms: u64, now_ms: u64) -> f64 {
+        let capacity = f64::from(capacity);
+        let elapsed = now_ms.saturating_sub(self.at_ms) as f64;
+        (self.tokens + elapsed * capacity / window_ms as f64).min(capacity)
+    }
 }
 
 impl RateLimiter {
@@ -21,6 +74,7 @@ impl RateLimiter {
     pub fn new(per_minute: u32) -> RateLimiter {
         RateLimiter {
             per_minute,
+            epoch: Instant::now(),
             buckets: HashMap::new(),
         }
     }
@@ -30,31 +84,31 @@ impl RateLimiter {
         if self.per_minute == 0 {
             return Ok(());
         }
-        let capacity = f64::from(self.per_minute);
-        let per_second = capacity / 60.0;
-        let bucket = self.buckets.entry(ip).or_insert(Bucket {
-            tokens: capacity,
-            updated: now,
-        });
-        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * per_second).min(capacity);
-        bucket.updated = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        let now_ms = self.ms(now);
+        let bucket = self.buckets.entry(ip).or_insert(Bucket::FULL);
+        if bucket.take_per(self.per_minute, MINUTE_MS, now_ms) {
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / per_second))
+            Err(Duration::from_millis(bucket.wait_ms(
+                self.per_minute,
+                MINUTE_MS,
+                now_ms,
+            )))
         }
     }
 
     /// Drops buckets that have refilled completely, so the map does not grow without bound.
     pub fn forget_full(&mut self, now: Instant) {
-        let capacity = f64::from(self.per_minute);
-        let per_second = capacity / 60.0;
-        self.buckets.retain(|_, bucket| {
-            let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
-            bucket.tokens + elapsed * per_second < capacity
-        });
+        let (per_minute, now_ms) = (self.per_minute, self.ms(now));
+        let capacity = f64::from(per_minute);
+        self.buckets
+            .retain(|_, bucket| bucket.level(per_minute, MINUTE_MS, now_ms) < capacity);
+    }
+
+    /// Rounded up, so that an instant taken just before the limiter was made still counts a
+    /// whole window later as a whole window.
+    fn ms(&self, now: Instant) -> u64 {
+        (now.saturating_duration_since(self.epoch).as_micros() as u64).div_ceil(1000)
     }
 }
 

@@ -6,53 +6,7 @@ use uuid::Uuid;
 
 use super::Chat;
 use crate::error::ApiError;
-
-/// A token bucket refilled continuously at `rate` a second, holding at most a second's worth.
-/// Kept per user while they are connected (see `Presence`): a user with no connection sends
-/// nothing, and one who reconnects to refill pays a WebSocket handshake for it.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Bucket {
-    tokens: f64,
-    at_ms: u64,
-}
-
-impl Bucket {
-    /// A full bucket, whatever the rate: its first use refills it from time 0 to the brim.
-    pub(super) const FULL: Bucket = Bucket {
-        tokens: 0.0,
-        at_ms: 0,
-    };
-
-    /// Takes one token of a bucket refilled at `rate` a second; false when none is left.
-    /// `rate` 0 means no limit.
-    pub(super) fn take(&mut self, rate: u32, now_ms: u64) -> bool {
-        self.take_per(rate, 1000, now_ms)
-    }
-
-    /// Takes one token of a bucket refilled at `capacity` per `window_ms`.
-    pub(super) fn take_per(&mut self, capacity: u32, window_ms: u64, now_ms: u64) -> bool {
-        if capacity == 0 {
-            return true;
-        }
-        self.tokens = self.level(capacity, window_ms, now_ms);
-        self.at_ms = self.at_ms.max(now_ms);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-impl Bucket {
-    /// The tokens the bucket holds at `now_ms`.
-    fn level(&self, capacity: u32, window_ms: u64, now_ms: u64) -> f64 {
-        let capacity = f64::from(capacity);
-        let elapsed = now_ms.saturating_sub(self.at_ms) as f64;
-        (self.tokens + elapsed * capacity / window_ms as f64).min(capacity)
-    }
-}
+pub(super) use crate::ratelimit::Bucket;
 
 /// Membership-change buckets of users who need not be connected (REST callers), dropped once
 /// full again so the map stays about as large as the users who changed something lately.
