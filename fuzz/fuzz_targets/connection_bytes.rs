@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
 use parley::api::Outcome;
-use parley::chat::ConnId;
+use parley::chat::{ConnId, Cost};
 use parley::clock::wall_ms;
 use parley::config::Limits;
 use parley::error::ApiError;
@@ -178,7 +178,11 @@ fn websocket_turn(
     loop {
         let produced = world.chat.outbox.bytes() - outbox_at_start;
         match conn.next_message(input, &mut turn, produced, limits, now) {
-            WsNext::Text(text, user) => world.chat.handle_text(ID, user, text.as_str(), wall_ms()),
+            WsNext::Text(text, user) => {
+                if world.chat.handle_text(ID, user, text.as_str(), wall_ms()) == Cost::Heavy {
+                    turn.end();
+                }
+            }
             WsNext::Binary => {
                 let err = RpcError {
                     method: None,

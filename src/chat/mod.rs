@@ -25,6 +25,7 @@ use crate::store::{Ceiling, GroupRecord, Store, StoreResult, TickWrites};
 pub use limits::check_group_event_fits;
 use limits::{Bucket, ChangeBuckets};
 pub use outbox::{ConnId, Frame, Outbox, Release};
+pub use rpc::Cost;
 
 /// How far ahead of the last seq each tick's write puts the seq ceiling. Events may leave
 /// before their flush only with seqs up to the durable ceiling (otherwise a crash could hand the

@@ -14,13 +14,26 @@ use crate::store::{
     message_id, Audience, MessageParts, PageBounds, ReceiptKind, RetryKey, StoreResult,
 };
 
+/// What handling one WebSocket message cost the loop. A sync reads the store at length, so it
+/// ends its connection's read turn: a client that pipelines syncs gets one answered per tick,
+/// and every other connection is served in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cost {
+    Light,
+    Heavy,
+}
+
 impl Chat {
     /// Handles one text message from `conn` of `user`. Failures become a type-90 event for
     /// that connection; a store failure is reported the same way and nothing is acknowledged.
-    pub fn handle_text(&mut self, conn: ConnId, user: Uuid, text: &str, wall: u64) {
+    pub fn handle_text(&mut self, conn: ConnId, user: Uuid, text: &str, wall: u64) -> Cost {
+        let mut cost = Cost::Light;
         let result = match protocol::decode(text) {
             Ok(rpc) => {
                 let method = rpc_method(&rpc.call);
+                if let Call::Sync { .. } = rpc.call {
+                    cost = Cost::Heavy;
+                }
                 *self.metrics.rpcs.entry(method).or_default() += 1;
                 self.dispatch(conn, user, &rpc, wall)
                     .map_err(|error| RpcError {
@@ -34,6 +47,7 @@ impl Chat {
         if let Err(err) = result {
             self.send_error(conn, &err, wall);
         }
+        cost
     }
 
     /// Answers a message the server cannot take (e.g. a binary frame) with a type-90 event.

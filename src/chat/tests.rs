@@ -193,7 +193,8 @@ fn an_event_too_large_for_a_connection_is_skipped_with_an_error_not_sent() {
         .unwrap();
     chat.outbox.drain().for_each(drop);
     let conn = ConnId { key: 1, serial: 1 };
-    chat.handle_text(conn, user, r#"{"method":20,"id":"s","seq":0}"#, wall);
+    let cost = chat.handle_text(conn, user, r#"{"method":20,"id":"s","seq":0}"#, wall);
+    assert_eq!(cost, Cost::Heavy, "a sync ends its connection's read turn");
     let sent: Vec<serde_json::Value> = chat
         .outbox
         .drain()
@@ -213,4 +214,22 @@ fn an_event_too_large_for_a_connection_is_skipped_with_an_error_not_sent() {
     assert_eq!(sent[1]["type"], 29);
     assert_eq!(sent[1]["body"]["seq"], 1, "the cursor passes the event");
     assert_eq!(sent[1]["body"]["more"], false);
+}
+
+/// A sync ends its connection's read turn (see [`Cost`]); a typing notice or a message that is
+/// not an RPC does not.
+#[test]
+fn only_a_sync_costs_a_whole_read_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(dir.path(), 1 << 20, ClientIdLimits::DEFAULT).unwrap();
+    let mut chat = Chat::open(store, test_limits()).unwrap();
+    let user = Uuid::from_u128(1);
+    let wall = crate::clock::wall_ms();
+    let group = chat.create_group(user, "g", &[], wall).unwrap();
+    let conn = ConnId { key: 1, serial: 1 };
+    let typing = format!(r#"{{"method":60,"body":{{"group_id":"{group}"}}}}"#);
+    assert_eq!(chat.handle_text(conn, user, &typing, wall), Cost::Light);
+    assert_eq!(chat.handle_text(conn, user, "not json", wall), Cost::Light);
+    let sync = r#"{"method":20,"seq":0,"limit":1}"#;
+    assert_eq!(chat.handle_text(conn, user, sync, wall), Cost::Heavy);
 }

@@ -7,6 +7,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 
 use super::connection::{TickClose, Turn, WsNext};
 use super::Server;
+use crate::chat::Cost;
 use crate::error::{ApiError, ErrorCode};
 use crate::protocol::{self, method, Call, RpcError};
 
@@ -26,7 +27,9 @@ impl Server {
                             continue;
                         }
                     }
-                    self.chat.handle_text(id, user, text.as_str(), wall)
+                    if self.chat.handle_text(id, user, text.as_str(), wall) == Cost::Heavy {
+                        turn.end();
+                    }
                 }
                 WsNext::Binary => {
                     let err = RpcError {

@@ -27,7 +27,7 @@ use setup::{Endpoint, Target};
     max_term_width = 100
 )]
 struct Args {
-    /// what to run: fanout, rate, idle, sync or logins (see --help)
+    /// what to run: fanout, rate, idle, sync, logins or sync-hog (see --help)
     #[arg(value_parser = SCENARIOS, hide_possible_values = true, long_help = SCENARIO_HELP)]
     scenario: String,
     /// server base URL
@@ -69,6 +69,9 @@ struct Args {
     /// events the sync user misses
     #[arg(long, value_name = "E", default_value = "100000", value_parser = number)]
     events: f64,
+    /// groups the hog belongs to (sync-hog; the server needs --max-groups-per-user at least this)
+    #[arg(long, value_name = "N", default_value = "20000", value_parser = number)]
+    hog_groups: f64,
     /// logins per second (logins)
     #[arg(long, value_name = "L", default_value = "20", value_parser = number)]
     logins: f64,
@@ -90,7 +93,7 @@ struct Args {
     json: bool,
 }
 
-const SCENARIOS: [&str; 5] = ["fanout", "rate", "idle", "sync", "logins"];
+const SCENARIOS: [&str; 6] = ["fanout", "rate", "idle", "sync", "logins", "sync-hog"];
 
 const SCENARIO_HELP: &str = "\
 what to run:
@@ -102,6 +105,9 @@ idle     N WebSockets held open for H s: server RSS per connection
 sync     a user with E missed events reconnects and pages through them: events/s
          (parley only)
 logins   open loop at R sends/s, D s without and D s with logins at L/s: the p99 each time
+         (parley only)
+sync-hog open loop at R sends/s, D s without and D s with one user in N groups
+         (--hog-groups) keeping 64 one-event syncs in flight: the p99 each time
          (parley only)";
 
 /// A finite number, at least 0.
@@ -142,6 +148,7 @@ fn main() -> ExitCode {
         "idle" => scenarios::idle(&options),
         "sync" => scenarios::sync(&options),
         "logins" => scenarios::logins(&options),
+        "sync-hog" => scenarios::sync_hog(&options),
         other => {
             eprintln!("parley-load: unknown scenario `{other}` (see --help)");
             return ExitCode::from(2);
@@ -200,6 +207,7 @@ where
         users: (args.users as usize).max(1),
         hold: args.hold,
         events: args.events as usize,
+        hog_groups: (args.hog_groups as usize).max(1),
         logins_per_sec: args.logins.max(0.1),
         data_bytes: args.data_bytes as usize,
         client_ids: args.client_ids,

@@ -202,7 +202,7 @@ fn field(body: &str, key: &str) -> Result<String, String> {
 
 /// Runs `job(http, i)` for i in 0..n on `threads` threads, each with its own keep-alive
 /// connection, printing progress about once a second.
-fn parallel<T: Send>(
+pub fn parallel<T: Send>(
     endpoint: &Endpoint,
     n: usize,
     threads: usize,

@@ -117,6 +117,13 @@ pub struct Turn {
     handled: usize,
 }
 
+impl Turn {
+    /// Spends the rest of the budget: the message just handled was costly enough for a turn.
+    pub fn end(&mut self) {
+        self.handled = READ_BUDGET_MESSAGES;
+    }
+}
+
 /// What became of a frame handed to [`Connection::deliver`].
 #[derive(Debug, PartialEq, Eq)]
 pub enum Delivery {

@@ -397,6 +397,24 @@ fn websocket_turns_have_a_budget_of_messages_and_of_output() {
 }
 
 #[test]
+fn a_turn_ended_by_a_costly_message_yields_and_the_next_turn_goes_on() {
+    let (limits, now) = (Limits::default(), Instant::now());
+    let mut conn = websocket(Some(Uuid::new_v4()), &[], now);
+    let mut source = Script::of(&text("{}").repeat(3));
+    let mut turn = Turn::default();
+    let next = conn.next_message(&mut source, &mut turn, 0, &limits, now);
+    assert!(matches!(next, WsNext::Text(..)), "{next:?}");
+    turn.end();
+    let next = conn.next_message(&mut source, &mut turn, 0, &limits, now);
+    assert!(matches!(next, WsNext::Yield), "{next:?}");
+    let mut turn = Turn::default();
+    for _ in 0..2 {
+        let next = conn.next_message(&mut source, &mut turn, 0, &limits, now);
+        assert!(matches!(next, WsNext::Text(..)), "{next:?}");
+    }
+}
+
+#[test]
 fn binary_for_a_user_is_refused_and_the_echo_endpoint_answers_itself() {
     let (limits, now) = (Limits::default(), Instant::now());
     let mut conn = websocket(Some(Uuid::new_v4()), &client_frame(0x2, b"bin"), now);

@@ -6,6 +6,7 @@ mod idle;
 mod logins;
 mod messaging;
 mod sync;
+mod sync_hog;
 mod traffic;
 
 use serde_json::{json, Value};
@@ -17,6 +18,7 @@ pub use idle::idle;
 pub use logins::logins;
 pub use messaging::{fanout, rate};
 pub use sync::sync;
+pub use sync_hog::sync_hog;
 
 /// Handshakes in flight while opening clients.
 const CONNECT_IN_FLIGHT: usize = 256;
@@ -36,6 +38,8 @@ pub struct Options {
     pub users: usize,
     pub hold: f64,
     pub events: usize,
+    /// Groups the `sync-hog` user belongs to.
+    pub hog_groups: usize,
     pub logins_per_sec: f64,
     pub data_bytes: usize,
     /// Every send carries an `id` (RPC 40's retry key).
