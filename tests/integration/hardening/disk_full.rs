@@ -194,7 +194,7 @@ fn a_full_disk_holds_acks_keeps_serving_and_stores_them_when_space_returns() {
     let (after_space, _) = messages_and_cursor(&mut reader, Some(cursor));
     assert_eq!(
         after_space,
-        [pending_message.clone()],
+        std::slice::from_ref(&pending_message),
         "the sync after space returned"
     );
     acked.push(pending_message);
