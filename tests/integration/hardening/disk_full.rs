@@ -162,8 +162,15 @@ fn a_full_disk_holds_acks_keeps_serving_and_stores_them_when_space_returns() {
     // Reads go on. A reconnect gets in (its session is stored), and its sync returns exactly
     // the acknowledged messages: not the pending one, which is not stored yet.
     let mut reader = Ws::connect(&reconnect_url, "bob again");
-    let (synced, degraded_cursor) = messages_and_cursor(&mut reader, None);
+    let (synced, degraded_cursor) = messages_and_cursor(&mut reader, Cursor::Seq(0));
     assert_eq!(synced, acked, "a sync while the disk is full");
+    // By timestamp too; that page also holds back the acknowledged messages of the pending
+    // one's millisecond, if any (a timestamp cursor cannot end inside one).
+    let (by_time, time_cursor) = messages_and_cursor(&mut reader, Cursor::Timestamp(0));
+    assert!(
+        acked.starts_with(&by_time),
+        "a sync by timestamp while the disk is full: {by_time:?}, acked {acked:?}"
+    );
     // A login stores nothing: it is answered. A new session would be stored: refused.
     let token = server.login(&carol.name, &carol.password);
     server
@@ -190,8 +197,19 @@ fn a_full_disk_holds_acks_keeps_serving_and_stores_them_when_space_returns() {
     let pending_message = ack["body"]["message_id"].clone();
     // The reader's next sync, from the cursor it got while the disk was full, gets the message
     // that waited, once, and nothing else.
-    let cursor = degraded_cursor["seq"].as_u64().unwrap();
-    let (after_space, _) = messages_and_cursor(&mut reader, Some(cursor));
+    let cursor = Cursor::Seq(degraded_cursor["seq"].as_u64().unwrap());
+    let (after_space, _) = messages_and_cursor(&mut reader, cursor);
+    // And by timestamp, from where that sync stopped: the rest, exactly.
+    let cursor = Cursor::Timestamp(time_cursor["timestamp"].as_u64().unwrap());
+    let (rest_by_time, _) = messages_and_cursor(&mut reader, cursor);
+    let mut whole_by_time = by_time;
+    whole_by_time.extend(rest_by_time);
+    let mut whole = acked.clone();
+    whole.push(pending_message.clone());
+    assert_eq!(
+        whole_by_time, whole,
+        "the syncs by timestamp, before and after"
+    );
     assert_eq!(
         after_space,
         std::slice::from_ref(&pending_message),
@@ -233,20 +251,34 @@ fn a_full_disk_holds_acks_keeps_serving_and_stores_them_when_space_returns() {
     );
 }
 
-/// The message ids (type 20) of a whole sync from `cursor`, in order, and the last 29's body.
+/// A sync's cursor: by seq or by timestamp.
+#[derive(Clone, Copy)]
+enum Cursor {
+    Seq(u64),
+    Timestamp(u64),
+}
+
+/// The message ids (type 20) of a whole sync from `cursor`, in order (each page from the last
+/// 29's field of the same kind), and the last 29's body.
 #[track_caller]
-fn messages_and_cursor(ws: &mut Ws, cursor: Option<u64>) -> (Vec<Value>, Value) {
+fn messages_and_cursor(ws: &mut Ws, cursor: Cursor) -> (Vec<Value>, Value) {
     let mut messages = Vec::new();
     let mut cursor = cursor;
     for _ in 0..1000 {
-        let (events, done) = ws.sync_page(cursor, None);
+        let (events, done) = match cursor {
+            Cursor::Seq(seq) => ws.sync_raw(json!({"method": 20, "seq": seq})),
+            Cursor::Timestamp(ts) => ws.sync_raw(json!({"method": 20, "timestamp": ts})),
+        };
         messages.extend(
             events
                 .iter()
                 .filter(|ev| ty(ev) == 20)
                 .map(|ev| ev["body"]["message_id"].clone()),
         );
-        cursor = Some(done["seq"].as_u64().unwrap());
+        cursor = match cursor {
+            Cursor::Seq(_) => Cursor::Seq(done["seq"].as_u64().unwrap()),
+            Cursor::Timestamp(_) => Cursor::Timestamp(done["timestamp"].as_u64().unwrap()),
+        };
         if done["more"] == false {
             return (messages, done);
         }
