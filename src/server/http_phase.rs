@@ -204,13 +204,20 @@ impl Server {
             }
             // Shutting down: this answer is the connection's last, and says so.
             let keep_alive = keep_alive && self.shutdown_deadline.is_none();
-            // A login stores nothing (its token is signed, not stored); a registration does.
-            let stores = !matches!(pending, Pending::Login { .. });
+            // A login stores nothing (its token is signed, not stored), so it waits for no
+            // commit, unless the account it read is not stored yet (registered in commits that
+            // still wait): then it waits for them, as that registration's 201 does.
+            let reads_stored = match &pending {
+                Pending::Login { user } => {
+                    user.is_none_or(|user| !self.chat.store().user_in_memory(user))
+                }
+                Pending::Register { .. } => false,
+            };
             let response = self.api.finish(&mut self.chat, pending, outcome, wall);
-            if stores {
-                self.chat.respond(id, response.encode(keep_alive));
-            } else {
+            if reads_stored {
                 self.chat.respond_read(id, response.encode(keep_alive));
+            } else {
+                self.chat.respond(id, response.encode(keep_alive));
             }
             if self.conns[id.key].conn.hash_done(keep_alive, now) {
                 self.read_later(id.key);

@@ -67,3 +67,27 @@ fn an_emptied_page_keeps_the_request_cursor_and_stops_before_the_held_event() {
     assert!(p.events.is_empty() && !p.more);
     assert_eq!(cursor_before(Cursor::Seq(4), first), stamp(4, 10));
 }
+
+#[test]
+fn an_account_reads_as_stored_only_once_its_tick_is() {
+    use crate::store::{Ceiling, Store, UserRecord};
+    // A login while the store cannot write is answered at once only for an account that is
+    // stored; one registered in a tick that waits is still in memory.
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path(), 1 << 20).unwrap();
+    let user = UserRecord {
+        id: uuid::Uuid::new_v4(),
+        username: "ann".into(),
+        email: "ann@example.com".into(),
+        password_hash: "hash".into(),
+        created_at: 1,
+    };
+    assert!(!store.user_in_memory(user.id));
+    store.insert_user(&user);
+    assert!(store.user_in_memory(user.id), "written this tick");
+    let _sealed = store.write(1, Ceiling { seq: 10, time: 1 });
+    assert!(store.user_in_memory(user.id), "sealed, not applied");
+    store.commit(Ceiling { seq: 10, time: 1 }).unwrap();
+    assert!(!store.user_in_memory(user.id), "stored");
+    assert!(store.user_exists(user.id).unwrap());
+}
