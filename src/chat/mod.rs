@@ -3,6 +3,7 @@
 //! [`Outbox`], each marked with when it may leave ([`Release`]), and time is passed in, so all of
 //! it runs the same in tests.
 
+mod degraded;
 mod groups;
 mod limits;
 mod outbox;
@@ -89,6 +90,9 @@ pub struct Chat {
     pub outbox: Outbox,
     pub metrics: Metrics,
     limits: ChatLimits,
+    /// While the store cannot write: reads return nothing stamped above this, and leave at once
+    /// (`degraded`).
+    read_limit: Option<Stamp>,
 }
 
 impl Chat {
@@ -132,6 +136,7 @@ impl Chat {
             outbox: Outbox::default(),
             metrics: Metrics::default(),
             limits,
+            read_limit: None,
         })
     }
 

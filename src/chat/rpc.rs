@@ -6,7 +6,7 @@ use std::rc::Rc;
 use uuid::Uuid;
 
 use super::limits::Rate;
-use super::{encode_event, Chat, ConnId, Frame, Release};
+use super::{degraded, encode_event, Chat, ConnId, Frame, Release};
 use crate::clock::Stamp;
 use crate::error::ApiError;
 use crate::protocol::{self, event, Call, Cursor, Rpc, RpcError};
@@ -51,8 +51,10 @@ impl Chat {
     }
 
     /// Answers a message the server cannot take (e.g. a binary frame) with a type-90 event.
+    /// While the store cannot write only reads run (writes are refused before), so it waits
+    /// for no commit then.
     pub fn send_error(&mut self, conn: ConnId, err: &RpcError, wall: u64) {
-        self.push_error(conn, err, wall, Release::Durable);
+        self.push_error(conn, err, wall, self.read_release());
     }
 
     /// Like [`Chat::send_error`], for a write refused before it ran (the store cannot write):
@@ -276,13 +278,19 @@ impl Chat {
             max_bytes: self.limits.sync_max_bytes,
             max_streams: self.limits.sync_max_streams,
         };
-        let page = self.store.sync_page(user, cursor, bounds)?;
+        let mut page = self.store.sync_page(user, cursor, bounds)?;
         let mut streams_read = page.streams_read;
+        // While the store cannot write, the page stops under the read limit and leaves at once.
+        let held = self
+            .read_limit
+            .and_then(|limit| degraded::hold_back(&mut page, limit, cursor));
+        let release = self.read_release();
         // The 29 names the last event sent; after an empty page, the request's cursor for the
         // field it gave, and the newest event's stamp (nothing is after the cursor) for the other.
-        let last = match page.events.last() {
-            Some(last) => last.stamp,
-            None => {
+        let last = match (page.events.last(), held) {
+            (Some(last), _) => last.stamp,
+            (None, Some(first_held)) => degraded::cursor_before(cursor, first_held),
+            (None, None) => {
                 let (newest, read) = self.store.newest_event_counted(user)?;
                 streams_read += read;
                 let newest = newest.unwrap_or(Stamp {
@@ -322,8 +330,7 @@ impl Chat {
             }
             let text = String::from_utf8(event.bytes)
                 .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-            self.outbox
-                .push(conn, Frame::Event(text.into()), Release::Durable);
+            self.outbox.push(conn, Frame::Event(text.into()), release);
         }
         let done = protocol::encode(
             event::SYNC_COMPLETE,
@@ -336,8 +343,7 @@ impl Chat {
                 more,
             },
         );
-        self.outbox
-            .push(conn, Frame::Event(done.into()), Release::Durable);
+        self.outbox.push(conn, Frame::Event(done.into()), release);
         Ok(())
     }
 }

@@ -13,14 +13,20 @@
 //! connection's order waits for nothing of its own: it leaves right behind the frame ahead of
 //! it, so one pending ack delays the events behind it by one flush, not by every flush that keeps
 //! ending while more events arrive.
+//!
+//! While the flusher cannot store (a full disk), the commits it holds stay undurable, and so
+//! would every answer gated on the last commit written. Reads go on instead under a read limit
+//! ([`Durability::read_limit`]): the last stamp handed out before the last durable commit was
+//! written; what is stamped at or under it is stored, what is above it waits with its commit.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::chat::{ConnId, Frame, Release};
+use crate::clock::Stamp;
 use crate::store::flusher::Flusher;
-use crate::store::{StoreError, StoreResult, TickWrites};
+use crate::store::{Ceiling, StoreError, StoreResult, TickWrites};
 
 /// Commits written but not known durable past which the loop waits for the flusher. The flusher
 /// runs at idle priority, so a load that never lets the loop wait (an open-loop flood beyond
@@ -45,10 +51,14 @@ pub struct Durability {
     written: u64,
     /// Every commit up to this one is durable.
     durable: u64,
-    /// Commits written but not known durable, with the seq ceiling each wrote, oldest first.
-    ceilings: VecDeque<(u64, u64)>,
+    /// Commits written but not known durable, with the seq ceiling each wrote and the clock's
+    /// last stamp when it was written, oldest first.
+    ceilings: VecDeque<(u64, u64, Stamp)>,
     /// No seq up to this can be handed out again after a crash.
     durable_ceiling: u64,
+    /// Every event stamped up to this is in a durable commit (seqs and timestamps never
+    /// decrease from one commit to the next).
+    durable_stamp: Stamp,
     /// Connections holding a frame gated on a commit, in commit order (a connection once per
     /// gated frame).
     waiting: VecDeque<(u64, ConnId)>,
@@ -59,13 +69,18 @@ pub struct Durability {
 }
 
 impl Durability {
-    pub fn new(flusher: Flusher, durable_ceiling: u64) -> Durability {
+    /// `stored` is the ceiling the store was opened with: everything under it is durable.
+    pub fn new(flusher: Flusher, stored: Ceiling) -> Durability {
         Durability {
             flusher,
             written: 0,
             durable: 0,
             ceilings: VecDeque::new(),
-            durable_ceiling,
+            durable_ceiling: stored.seq,
+            durable_stamp: Stamp {
+                seq: stored.seq,
+                timestamp: stored.time,
+            },
             waiting: VecDeque::new(),
             held_frames: 0,
             degraded: None,
@@ -112,11 +127,13 @@ impl Durability {
         self.held_frames -= count;
     }
 
-    /// Hands the tick's sealed writes (the next commit) to the flusher.
-    pub fn written(&mut self, tick: Arc<TickWrites>) {
+    /// Hands the tick's sealed writes (the next commit) to the flusher; `last` is the clock's
+    /// last stamp, the newest an event in it (or in any commit before it) can have.
+    pub fn written(&mut self, tick: Arc<TickWrites>, last: Stamp) {
         debug_assert_eq!(tick.commit(), self.written + 1);
         self.written = tick.commit();
-        self.ceilings.push_back((tick.commit(), tick.ceiling().seq));
+        self.ceilings
+            .push_back((tick.commit(), tick.ceiling().seq, last));
         self.flusher.request(tick);
     }
 
@@ -148,6 +165,14 @@ impl Durability {
         self.degraded.as_ref()
     }
 
+    /// While the flusher cannot store: the newest stamp whose events are all durable, above
+    /// which a read must return nothing if its answer is to leave before the disk has room
+    /// (the chat core's [`crate::chat::Chat::set_read_limit`]). `None` while it stores: answers
+    /// then wait for the last commit written, as ever.
+    pub fn read_limit(&self) -> Option<Stamp> {
+        self.degraded.as_ref().map(|_| self.durable_stamp)
+    }
+
     /// Blocks until everything written is durable (for shutdown); returns the last commit, or
     /// the error of a degraded flusher (what it holds was never acknowledged).
     pub fn finish(&mut self) -> StoreResult<u64> {
@@ -158,11 +183,12 @@ impl Durability {
 
     fn mark_durable(&mut self, durable: u64) {
         self.durable = self.durable.max(durable);
-        while let Some(&(commit, ceiling)) = self.ceilings.front() {
+        while let Some(&(commit, ceiling, last)) = self.ceilings.front() {
             if commit > self.durable {
                 break;
             }
             self.durable_ceiling = self.durable_ceiling.max(ceiling);
+            self.durable_stamp = last;
             self.ceilings.pop_front();
         }
     }
@@ -179,60 +205,4 @@ impl Durability {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::{Ceiling, Store};
-
-    fn ceiling(seq: u64) -> Ceiling {
-        Ceiling { seq, time: 0 }
-    }
-
-    /// The connections whose gated frames may leave now, in commit order.
-    fn released(durability: &mut Durability) -> Vec<usize> {
-        std::iter::from_fn(|| durability.pop_released())
-            .map(|to| to.key)
-            .collect()
-    }
-
-    #[test]
-    fn acks_wait_for_their_commit_and_ordered_fan_out_only_for_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path(), 1 << 20).unwrap();
-        let mut durability = Durability::new(store.start_flusher(Arc::default(), || {}), 100);
-        let (a, b) = (ConnId { key: 1, serial: 1 }, ConnId { key: 2, serial: 2 });
-
-        // Nothing durable yet: an ack of this tick's commit waits, and so does fan-out stamped
-        // above the ceiling stored at start; fan-out under it may leave.
-        let commit = durability.commit_of_tick(true);
-        assert_eq!(commit, 1);
-        assert!(!durability.may_leave(Release::Durable, commit));
-        assert!(!durability.may_leave(Release::Early { seq: 101 }, commit));
-        assert!(durability.may_leave(Release::Early { seq: 100 }, commit));
-        assert_eq!(durability.hold(a, Release::Durable, commit), Some(1));
-        durability.written(store.write(commit, ceiling(200)));
-
-        // A tick that writes nothing depends on the last commit written.
-        assert_eq!(durability.commit_of_tick(false), 1);
-        let commit = durability.commit_of_tick(true);
-        assert_eq!(durability.hold(b, Release::Durable, commit), Some(2));
-        // Fan-out to `a`, behind its ack: it waits for that ack only, not for commit 2.
-        let behind = durability.hold(a, Release::Early { seq: 50 }, commit);
-        assert_eq!(behind, None);
-        durability.written(store.write(commit, ceiling(300)));
-
-        // Commit 1 alone durable (as if the flusher had reported it): `a` drains whole.
-        durability.mark_durable(1);
-        assert_eq!(released(&mut durability), [1]);
-        assert!(durability.may_release(Some(1)) && durability.may_release(behind));
-        assert!(!durability.may_release(Some(2)));
-        assert!(durability.may_leave(Release::Early { seq: 200 }, 2));
-        assert!(!durability.may_leave(Release::Early { seq: 201 }, 2));
-
-        durability.finish().unwrap();
-        assert_eq!(released(&mut durability), [2]);
-        assert!(durability.may_leave(Release::Early { seq: 300 }, 2));
-        assert!(durability.may_leave(Release::Durable, 2));
-        durability.forget_held(3);
-        assert!(!durability.too_far_behind());
-    }
-}
+mod tests;

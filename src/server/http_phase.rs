@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::connection::{AfterHttpRead, HttpNext, HttpRead, Phase, Turn};
 use super::websocket_phase::store_cannot_write;
 use super::Server;
-use crate::api::Outcome;
+use crate::api::{Outcome, Pending, Route};
 use crate::chat::{Frame, Release};
 use crate::error::ApiError;
 use crate::hasher::Busy;
@@ -88,8 +88,14 @@ impl Server {
             // While the store cannot write, requests that would write are refused before they
             // run, and their answer waits for no commit.
             // The health check and the metrics read nothing stored, so they too leave at once.
+            // The others (the `GET` routes, a login) store nothing and read only what is
+            // durable: they run, and their answers leave at once (`Chat::respond_read`).
             if self.durability.degraded().is_some() {
-                let writes = !matches!(request.method.as_str(), "GET" | "HEAD" | "OPTIONS");
+                let writes = !matches!(request.method.as_str(), "GET" | "HEAD" | "OPTIONS")
+                    && !matches!(
+                        crate::api::route(&request.method, &request.path),
+                        Ok(Route::Login)
+                    );
                 let answer = if writes {
                     let refused = store_cannot_write();
                     self.chat.metrics.count_error(refused.code);
@@ -114,7 +120,7 @@ impl Server {
             match self.api.handle(&mut self.chat, &request, ip, wall, now) {
                 Outcome::Respond(response) => {
                     self.chat
-                        .respond(id, response.encode_for(&request.method, keep_alive));
+                        .respond_read(id, response.encode_for(&request.method, keep_alive));
                     if !keep_alive {
                         self.conns[key].conn.close_after_write();
                         return;
@@ -124,7 +130,7 @@ impl Server {
                     let body = self.chat.metrics.render(&self.gauges());
                     let response = Response::metrics(body);
                     self.chat
-                        .respond(id, response.encode_for(&request.method, keep_alive));
+                        .respond_read(id, response.encode_for(&request.method, keep_alive));
                     if !keep_alive {
                         self.conns[key].conn.close_after_write();
                         return;
@@ -144,7 +150,7 @@ impl Server {
                             .with_status(503);
                             self.chat.metrics.count_error(busy.code);
                             let response = Response::error(&busy).with_header("retry-after", "1");
-                            self.chat.respond(id, response.encode(keep_alive));
+                            self.chat.respond_read(id, response.encode(keep_alive));
                         }
                     }
                 }
@@ -176,7 +182,9 @@ impl Server {
     /// tungstenite.
     fn upgrade(&mut self, key: usize, ws_key: &str, user: Option<Uuid>, now: Instant) {
         let id = self.conn_id(key);
-        self.chat.respond(id, http::upgrade_response(ws_key));
+        // The session was read from what is durable: its token is known only from the answer
+        // that created it, which left once it was stored.
+        self.chat.respond_read(id, http::upgrade_response(ws_key));
         let has_leftover = self.conns[key].conn.upgrade(user, &self.ws_config, now);
         if let Some(user) = user {
             self.chat.connect(user, id);
@@ -196,8 +204,21 @@ impl Server {
             }
             // Shutting down: this answer is the connection's last, and says so.
             let keep_alive = keep_alive && self.shutdown_deadline.is_none();
+            // A login stores nothing (its token is signed, not stored), so it waits for no
+            // commit, unless the account it read is not stored yet (registered in commits that
+            // still wait): then it waits for them, as that registration's 201 does.
+            let reads_stored = match &pending {
+                Pending::Login { user } => {
+                    user.is_none_or(|user| !self.chat.store().user_in_memory(user))
+                }
+                Pending::Register { .. } => false,
+            };
             let response = self.api.finish(&mut self.chat, pending, outcome, wall);
-            self.chat.respond(id, response.encode(keep_alive));
+            if reads_stored {
+                self.chat.respond_read(id, response.encode(keep_alive));
+            } else {
+                self.chat.respond(id, response.encode(keep_alive));
+            }
             if self.conns[id.key].conn.hash_done(keep_alive, now) {
                 self.read_later(id.key);
             }

@@ -138,7 +138,7 @@ impl Server {
             .store()
             .ceiling()
             .map_err(ServerError::store("loading the store"))?;
-        let durability = Durability::new(flusher, ceiling.seq);
+        let durability = Durability::new(flusher, ceiling);
         let hasher = Hasher::start(config.hash_workers, limits.hash_queue, waker, helpers);
         let local_addr = listener.local_addr()?;
         let api = Api::new(
@@ -268,7 +268,7 @@ impl Server {
             if tick_writes {
                 let commit = self.durability.commit_of_tick(true);
                 let tick = self.chat.write_tick(commit);
-                self.durability.written(tick);
+                self.durability.written(tick, self.chat.last_stamp());
             }
             if self.durability.too_far_behind() {
                 self.durability.wait_for_flusher();

@@ -36,10 +36,11 @@ impl Server {
     pub(super) fn release_durable(&mut self) {
         let was_degraded = self.durability.degraded().is_some();
         let (durable, flush_times) = self.durability.collect();
+        self.chat.set_read_limit(self.durability.read_limit());
         match (was_degraded, self.durability.degraded()) {
             (false, Some(err)) => log::error!(
-                "the store cannot write ({err}): answers that promise storage wait until it can; \
-                 retrying every second"
+                "the store cannot write ({err}): answers that promise storage wait until it can, \
+                 new writes are refused, reads go on; retrying every second"
             ),
             (true, None) => log::warn!("the store writes again"),
             _ => {}

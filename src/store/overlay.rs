@@ -164,6 +164,16 @@ impl Store {
         }
     }
 
+    /// Whether user `id`'s record was written by this tick or by a sealed tick not yet
+    /// forgotten (the loop forgets a tick once its commit is durable): a read of it may show
+    /// what a crash would lose. For answers served while the store cannot write (a login).
+    pub fn user_in_memory(&self, id: Uuid) -> bool {
+        let table = Table::Users as usize;
+        std::iter::once(&self.pending[table])
+            .chain(self.unapplied.iter().map(|tick| &tick.tables[table]))
+            .any(|writes| writes.contains_key(id.as_bytes().as_slice()))
+    }
+
     /// `stream`'s chunks in sealed ticks not yet applied, oldest first.
     pub(super) fn memory_chunks(&self, stream: Uuid) -> MemoryChunks<'_> {
         self.unapplied

@@ -1,9 +1,9 @@
 //! A full disk (issue #18, finding 2): the server's data directory on a small tmpfs of the
 //! test's own, filled by a filler file. The server must stay up (connections open, requests
-//! answered), acknowledge nothing it could not store, refuse new writes with `internal`, and store
-//! what waited, by itself, once the filler is deleted; after a restart every acknowledged message
-//! is there and no refused one. Skipped, with a
-//! message, where mounting a tmpfs is not allowed.
+//! answered), acknowledge nothing it could not store, refuse new writes with `internal`, serve
+//! reads (a reconnect, a login, a sync of exactly what is stored), and store what waited, by
+//! itself, once the filler is deleted; after a restart every acknowledged message is there and
+//! no refused one. Skipped, with a message, where mounting a tmpfs is not allowed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -100,6 +100,8 @@ fn a_full_disk_holds_acks_keeps_serving_and_stores_them_when_space_returns() {
     let watcher = server.connect(&bob);
     // Opened now: a session is a write, which would wait for the disk.
     let mut typist = server.connect(&carol);
+    // A session of bob's to reconnect with while the disk is full.
+    let reconnect_url = server.messaging_url(&bob.token);
     let mut acked = vec![sender.send_and_ack(&group, "before")["body"]["message_id"].clone()];
 
     // Sends until one is not acknowledged because the store cannot write.
@@ -133,8 +135,7 @@ fn a_full_disk_holds_acks_keeps_serving_and_stores_them_when_space_returns() {
     };
 
     // Still up: a typing event (which stores nothing) goes from alice, whose ack is held, to
-    // carol at once. (Answers that read the store wait like acks for now: docs/ARCHITECTURE.md,
-    // "A full disk".)
+    // carol at once.
     sender.typing_start(&quiet);
     let typing = typist.expect(40);
     assert_eq!(typing["body"]["group_id"], quiet.as_str(), "{typing}");
@@ -158,6 +159,25 @@ fn a_full_disk_holds_acks_keeps_serving_and_stores_them_when_space_returns() {
     assert_eq!(health.json(), json!({"status": "degraded"}));
     assert_eq!(metric(server.addr, "parley_store_degraded"), 1);
 
+    // Reads go on. A reconnect gets in (its session is stored), and its sync returns exactly
+    // the acknowledged messages: not the pending one, which is not stored yet.
+    let mut reader = Ws::connect(&reconnect_url, "bob again");
+    let (synced, degraded_cursor) = messages_and_cursor(&mut reader, Cursor::Seq(0));
+    assert_eq!(synced, acked, "a sync while the disk is full");
+    // By timestamp too; that page also holds back the acknowledged messages of the pending
+    // one's millisecond, if any (a timestamp cursor cannot end inside one).
+    let (by_time, time_cursor) = messages_and_cursor(&mut reader, Cursor::Timestamp(0));
+    assert!(
+        acked.starts_with(&by_time),
+        "a sync by timestamp while the disk is full: {by_time:?}, acked {acked:?}"
+    );
+    // A login stores nothing: it is answered. A new session would be stored: refused.
+    let token = server.login(&carol.name, &carol.password);
+    server
+        .session_response(&token, &session_body())
+        .expect_error(500, "internal");
+    assert_eq!(server.get("/").status, 200, "GET / while the disk is full");
+
     // Space back: the held ack arrives, true, without anyone asking again.
     std::fs::remove_file(&filler).expect("delete the filler");
     let ack_deadline = Instant::now() + Duration::from_secs(30);
@@ -174,7 +194,28 @@ fn a_full_disk_holds_acks_keeps_serving_and_stores_them_when_space_returns() {
         pending_id.as_str(),
         "the held ack is the pending send's: {ack}"
     );
-    acked.push(ack["body"]["message_id"].clone());
+    let pending_message = ack["body"]["message_id"].clone();
+    // The reader's next sync, from the cursor it got while the disk was full, gets the message
+    // that waited, once, and nothing else.
+    let cursor = Cursor::Seq(degraded_cursor["seq"].as_u64().unwrap());
+    let (after_space, _) = messages_and_cursor(&mut reader, cursor);
+    // And by timestamp, from where that sync stopped: the rest, exactly.
+    let cursor = Cursor::Timestamp(time_cursor["timestamp"].as_u64().unwrap());
+    let (rest_by_time, _) = messages_and_cursor(&mut reader, cursor);
+    let mut whole_by_time = by_time;
+    whole_by_time.extend(rest_by_time);
+    let mut whole = acked.clone();
+    whole.push(pending_message.clone());
+    assert_eq!(
+        whole_by_time, whole,
+        "the syncs by timestamp, before and after"
+    );
+    assert_eq!(
+        after_space,
+        std::slice::from_ref(&pending_message),
+        "the sync after space returned"
+    );
+    acked.push(pending_message);
     // stderr is drained by another thread: the line may trail the ack a little.
     let log_deadline = Instant::now() + Duration::from_secs(10);
     while !logged(&server, RECOVERED_LINE) {
@@ -184,7 +225,7 @@ fn a_full_disk_holds_acks_keeps_serving_and_stores_them_when_space_returns() {
     acked.push(sender.send_and_ack(&group, "after")["body"]["message_id"].clone());
     assert_eq!(server.get("/healthz").status, 200);
     assert_eq!(metric(server.addr, "parley_store_degraded"), 0);
-    drop((sender, watcher, typist));
+    drop((sender, watcher, typist, reader));
 
     // Every acknowledged message is stored.
     let server = server.restart();
@@ -208,6 +249,41 @@ fn a_full_disk_holds_acks_keeps_serving_and_stores_them_when_space_returns() {
         quiet_messages.is_empty(),
         "the refused send was stored: {quiet_messages:?}"
     );
+}
+
+/// A sync's cursor: by seq or by timestamp.
+#[derive(Clone, Copy)]
+enum Cursor {
+    Seq(u64),
+    Timestamp(u64),
+}
+
+/// The message ids (type 20) of a whole sync from `cursor`, in order (each page from the last
+/// 29's field of the same kind), and the last 29's body.
+#[track_caller]
+fn messages_and_cursor(ws: &mut Ws, cursor: Cursor) -> (Vec<Value>, Value) {
+    let mut messages = Vec::new();
+    let mut cursor = cursor;
+    for _ in 0..1000 {
+        let (events, done) = match cursor {
+            Cursor::Seq(seq) => ws.sync_raw(json!({"method": 20, "seq": seq})),
+            Cursor::Timestamp(ts) => ws.sync_raw(json!({"method": 20, "timestamp": ts})),
+        };
+        messages.extend(
+            events
+                .iter()
+                .filter(|ev| ty(ev) == 20)
+                .map(|ev| ev["body"]["message_id"].clone()),
+        );
+        cursor = match cursor {
+            Cursor::Seq(_) => Cursor::Seq(done["seq"].as_u64().unwrap()),
+            Cursor::Timestamp(_) => Cursor::Timestamp(done["timestamp"].as_u64().unwrap()),
+        };
+        if done["more"] == false {
+            return (messages, done);
+        }
+    }
+    panic!("the sync never ended");
 }
 
 /// A restart on a disk that is still full fails with an error that says so and what to do;
