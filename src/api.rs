@@ -319,14 +319,12 @@ impl Api {
             }
             Route::RenameGroup(group) => {
                 let user = self.authenticate(chat, req)?;
-                #[derive(Deserialize)]
-                struct Body {
-                    name: Option<String>,
-                }
-                let name = json_body::<Body>(req)?
-                    .name
-                    .ok_or_else(|| ApiError::bad_request("missing `name`"))?;
-                let view = chat.rename(user, group, &name, wall)?;
+                // A map, not a struct: serde would take `["name"]` for `{"name": "name"}`.
+                let body: serde_json::Map<String, serde_json::Value> = json_body(req)?;
+                let Some(name) = body.get("name").and_then(|name| name.as_str()) else {
+                    return Err(ApiError::bad_request("`name` must be a string"));
+                };
+                let view = chat.rename(user, group, name, wall)?;
                 Ok(Outcome::Respond(Response::json(200, &view)))
             }
         }
