@@ -206,7 +206,13 @@ impl Chat {
             // Nothing changes: no event, and nothing counted.
             return Ok(view(group));
         }
-        self.take_membership_change(caller, wall)?;
+        self.take_membership_change(caller, wall).map_err(|_| {
+            ApiError::rate_limited(format!(
+                "more than {} joins, leaves and renames a minute; nothing was changed, try again \
+                 later",
+                self.limits.membership_changes_per_minute
+            ))
+        })?;
         let group = self.groups.get_mut(&group_id).expect("checked above");
         group.name = name.to_string();
         let group = group.clone();

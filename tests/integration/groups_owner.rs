@@ -310,7 +310,11 @@ fn renames_are_rate_limited_with_joins_and_leaves() {
         assert_eq!(ws_a.expect(74)["body"]["name"], name);
     }
     let answer = rename(&server, &bob, &group, &json!({"name": "r3"}));
-    answer.expect_error(429, "rate_limited");
+    assert_eq!(
+        answer.expect(429),
+        json!({"error": "more than 2 joins, leaves and renames a minute; nothing was changed, try again later",
+               "code": "rate_limited"})
+    );
     ws_a.assert_quiet();
     // Another member's budget is their own.
     rename(&server, &alice, &group, &json!({"name": "r3"})).expect(200);
