@@ -266,3 +266,6 @@ fn view(group: &GroupRecord) -> GroupView {
         user_ids: group.members.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests;
