@@ -356,7 +356,8 @@ pub struct GroupUserBody {
     pub user_id: Uuid,
 }
 
-/// Event 70. `owner` is null when the group has no members (so none when it is sent).
+/// Event 70. `owner` is set whenever one is made: it goes to members, and a group with members
+/// has an owner.
 #[derive(Serialize)]
 pub struct GroupBody<'a> {
     pub group_id: Uuid,
