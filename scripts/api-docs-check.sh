@@ -110,7 +110,7 @@ bearer = "${PARLEY_TOKEN}"
 # Unknown user ids are a documented 400 (PROTOCOL.md): the schema can say "a UUID", not "a UUID
 # of an existing user", so random valid-looking ids are rightly refused.
 [[operations]]
-include-operation-id = ["createGroup", "joinGroup", "leaveGroup"]
+include-operation-id = ["createGroup", "joinGroup", "leaveGroup", "renameGroup"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
 EOF
 cat >"$work/parley_hooks.py" <<'EOF'
@@ -259,8 +259,10 @@ try {
   a.send({ method: 40, id: 'm1', body: { group_id: group, data: 'Hello, how are you?' } });
   const again = await a.next(21);
   if (again.body.message_id !== ack.body.message_id) problems.push('an idempotent resend got a new message id');
+  await post(`/groups/${group}`, { name: `${tag}_renamed` }, bob.token, 'PUT');
+  await Promise.all([a.next(74), b.next(74)]);
   await post(`/groups/${group}/left`, {}, alice.token, 'PUT');
-  await Promise.all([a.next(73), b.next(73)]);
+  await Promise.all([a.next(73), b.next(73), b.next(74)]);
   await post(`/groups/${group}/join`, {}, alice.token, 'PUT');
   await Promise.all([a.next(70), a.next(72), b.next(72)]);
 } catch (err) {

@@ -30,6 +30,8 @@ pub enum Route {
     CreateGroup,
     Join(Uuid),
     Leave(Uuid),
+    /// `PUT /groups/{id}`: rename.
+    RenameGroup(Uuid),
     /// `GET /{access_token}`: the WebSocket.
     Messaging(String),
     /// `GET /metrics`: Prometheus text.
@@ -93,6 +95,10 @@ pub fn route(method: &str, path: &str) -> Result<Route, NoRoute> {
         ["login"] => only("POST", Route::Login),
         ["sessions"] => only("POST", Route::CreateSession),
         ["groups"] => only("POST", Route::CreateGroup),
+        ["groups", id] => {
+            let id = id.parse::<Uuid>().map_err(|_| NoRoute::NotFound)?;
+            only("PUT", Route::RenameGroup(id))
+        }
         ["groups", id, action @ ("join" | "left")] => {
             let id = id.parse::<Uuid>().map_err(|_| NoRoute::NotFound)?;
             let route = if *action == "join" {
@@ -309,6 +315,16 @@ impl Api {
                 } else {
                     chat.leave(user, group, body.user_id, wall)?
                 };
+                Ok(Outcome::Respond(Response::json(200, &view)))
+            }
+            Route::RenameGroup(group) => {
+                let user = self.authenticate(chat, req)?;
+                // A map, not a struct: serde would take `["name"]` for `{"name": "name"}`.
+                let body: serde_json::Map<String, serde_json::Value> = json_body(req)?;
+                let Some(name) = body.get("name").and_then(|name| name.as_str()) else {
+                    return Err(ApiError::bad_request("`name` must be a string"));
+                };
+                let view = chat.rename(user, group, name, wall)?;
                 Ok(Outcome::Respond(Response::json(200, &view)))
             }
         }

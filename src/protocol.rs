@@ -29,6 +29,8 @@ pub mod event {
     pub const GROUP: u16 = 70;
     pub const JOINED: u16 = 72;
     pub const LEFT: u16 = 73;
+    /// A group's name or owner changed (a rename, or the owner left).
+    pub const GROUP_UPDATED: u16 = 74;
     pub const ERROR: u16 = 90;
 }
 
@@ -354,11 +356,22 @@ pub struct GroupUserBody {
     pub user_id: Uuid,
 }
 
+/// Event 70. `owner` is set whenever one is made: it goes to members, and a group with members
+/// has an owner.
 #[derive(Serialize)]
 pub struct GroupBody<'a> {
     pub group_id: Uuid,
     pub name: &'a str,
+    pub owner: Option<Uuid>,
     pub user_ids: &'a [Uuid],
+}
+
+/// Event 74: the group's name and owner after a rename or an owner change.
+#[derive(Serialize)]
+pub struct GroupUpdatedBody<'a> {
+    pub group_id: Uuid,
+    pub name: &'a str,
+    pub owner: Option<Uuid>,
 }
 
 #[derive(Serialize)]

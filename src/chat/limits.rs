@@ -51,8 +51,8 @@ impl ChangeBuckets {
 
 /// What each member adds to an event 70: a quoted UUID and a comma.
 const GROUP_EVENT_BYTES_PER_MEMBER: usize = 39;
-/// The rest of an event 70: type, seq, timestamp, group id and a name of up to 256 characters
-/// (4 bytes each at most), with room to spare.
+/// The rest of an event 70: type, seq, timestamp, group id, owner and a name of up to 256
+/// characters (4 bytes each at most), with room to spare.
 const GROUP_EVENT_OVERHEAD: usize = 2048;
 
 /// Whether a group of `max_members` makes an event 70 (every member listed) that fits a sync

@@ -42,11 +42,13 @@ pub const SEQ_LEASE: u64 = 1 << 10;
 /// the loop for long with one request.
 pub const SYNC_MAX_STREAMS: usize = 1024;
 
-/// Group members after a join or a leave: the body of the 200 answer.
+/// A group after a join, a leave or a rename: the body of the 200 answer.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct GroupView {
     pub group_id: Uuid,
     pub name: String,
+    /// Null once the last member left.
+    pub owner: Option<Uuid>,
     pub user_ids: Vec<Uuid>,
 }
 
@@ -102,6 +104,9 @@ impl Chat {
         let clock = Clock::new(ceiling.seq, ceiling.time);
         let mut records = store.all_groups()?;
         records.sort_by_key(|group| group.ordinal);
+        for group in &mut records {
+            groups::settle_owner(group);
+        }
         let group_ids: Vec<Uuid> = records.iter().map(|group| group.id).collect();
         // A sync skips the groups with nothing after its cursor (see `Store::sync_page`).
         for group in &group_ids {
@@ -245,6 +250,7 @@ impl Chat {
             &protocol::GroupBody {
                 group_id: group.id,
                 name: &group.name,
+                owner: group.owner,
                 user_ids: &group.members,
             },
         )

@@ -1,7 +1,7 @@
 use super::*;
 use crate::store::client_ids::ClientIdLimits;
 
-fn test_limits() -> ChatLimits {
+pub(super) fn test_limits() -> ChatLimits {
     ChatLimits {
         max_data_bytes: 1024,
         sync_default_limit: 10,

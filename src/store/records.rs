@@ -46,6 +46,11 @@ pub struct GroupRecord {
     /// by the group's id. Absent from the JSON when empty (as in records written before it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed: Vec<Uuid>,
+    /// The member with the owner's rights; `None` once the last member left. Records written
+    /// before owners existed have none while they still have members: the chat core makes the
+    /// creator (or, if they left, the longest member) owner when it reads them.
+    #[serde(default)]
+    pub owner: Option<Uuid>,
 }
 
 /// A span of membership: from the seq of the event that made the user a member to the seq of

@@ -69,8 +69,8 @@ fn create_group_folds_duplicates_and_the_creator() {
         let ev = ws.expect(70);
         assert_eq!(
             ev["body"],
-            json!({"group_id": group, "name": "folded", "user_ids": [bob.id, carol.id, alice.id]}),
-            "{}: members folded, creator last",
+            json!({"group_id": group, "name": "folded", "owner": alice.id, "user_ids": [bob.id, carol.id, alice.id]}),
+            "{}: members folded, creator last and the owner",
             ws.name
         );
         ws.assert_quiet();
@@ -94,7 +94,7 @@ fn create_group_without_members_holds_the_creator() {
         let ev = ws.expect(70);
         assert_eq!(
             ev["body"],
-            json!({"group_id": group, "name": "solo", "user_ids": [alice.id]})
+            json!({"group_id": group, "name": "solo", "owner": alice.id, "user_ids": [alice.id]})
         );
     }
     // And it can be used.
@@ -251,7 +251,7 @@ fn unknown_group_is_404() {
 // ---- leave ----
 
 #[test]
-fn only_the_creator_may_remove_someone_else() {
+fn only_the_owner_may_remove_someone_else() {
     let server = Server::start();
     let alice = server.user("alice");
     let bob = server.user("bob");
@@ -261,13 +261,13 @@ fn only_the_creator_may_remove_someone_else() {
     let mut ws_b = server.connect(&bob);
     let mut ws_c = server.connect(&carol);
 
-    // bob (a member, not the creator) may not remove carol.
+    // bob (a member, not the owner) may not remove carol.
     server
         .leave(&bob, &group, Some(&carol))
         .expect_error(403, "forbidden");
     ws_c.assert_quiet();
 
-    // alice (the creator) may.
+    // alice (the creator, so the owner) may.
     let answer = server.leave(&alice, &group, Some(&carol));
     let body = answer.expect(200);
     assert_group_answer(&body, &group, "club");
@@ -329,7 +329,7 @@ fn leave_rules() {
     );
     assert_eq!(
         answer.expect(200),
-        json!({"group_id": group, "name": "club", "user_ids": [alice.id]})
+        json!({"group_id": group, "name": "club", "owner": alice.id, "user_ids": [alice.id]})
     );
     assert_eq!(
         ws_b.expect(73)["body"],
@@ -365,8 +365,9 @@ fn the_creator_may_leave_and_rejoin() {
     );
     ws_a.expect(73);
     ws_b.expect(73);
+    assert_eq!(ws_b.expect(74)["body"]["owner"], bob.id.as_str());
     server.join(&alice, &group, None).expect(200);
-    ws_a.expect(70);
+    assert_eq!(ws_a.expect(70)["body"]["owner"], bob.id.as_str());
     ws_a.expect(72);
     ws_b.expect(72);
     ws_a.assert_quiet();

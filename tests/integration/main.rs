@@ -11,6 +11,7 @@
 //! - `http`: HTTP framing, statuses, keep-alive, pipelining, limits.
 //! - `accounts`: register, login, tokens, sessions.
 //! - `groups`: group creation and the join/leave rules.
+//! - `groups_owner`: the owner, its handover (event 74) and renames (`PUT /groups/{id}`).
 //! - `messaging`: sends, client ids, idempotency, receipts, typing, WebSocket errors.
 //! - `devices`: several sessions (and connections) of one user.
 //! - `sync`: method 20, cursors, paging, and who may see what.
@@ -24,6 +25,7 @@ mod accounts;
 mod devices;
 mod durability;
 mod groups;
+mod groups_owner;
 mod hardening;
 mod http;
 mod lifecycle;

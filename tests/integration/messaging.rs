@@ -94,6 +94,8 @@ fn a_retry_after_leaving_the_group_gets_the_original_ack() {
     server.leave(&alice, &group, None).expect(200);
     a.expect(73);
     b.expect(73);
+    // alice owned the group: bob, the one left, owns it now.
+    b.expect(74);
     a.send_message_id(&group, "before leaving", "left-1");
     assert_eq!(a.expect(21), original);
     // A new id is refused: alice is no member any more.

@@ -153,7 +153,7 @@ fn walkthrough(server: &Server) -> Walkthrough {
         assert!(ev["id"].is_null(), "{}: no client id on 70: {ev}", ws.name);
         assert_eq!(
             ev["body"],
-            json!({"group_id": group, "name": "group_1", "user_ids": [user2, user1]}),
+            json!({"group_id": group, "name": "group_1", "owner": user1, "user_ids": [user2, user1]}),
             "{}: group created",
             ws.name
         );
@@ -217,8 +217,8 @@ fn walkthrough(server: &Server) -> Walkthrough {
     let body = left.expect(200);
     assert_eq!(
         body,
-        json!({"group_id": group, "name": "group_1", "user_ids": [user2]}),
-        "left answer"
+        json!({"group_id": group, "name": "group_1", "owner": user2, "user_ids": [user2]}),
+        "left answer: the owner left, user2 (the only member) owns the group"
     );
     let ev = ws2.expect(73);
     assert_eq!(
@@ -231,6 +231,13 @@ fn walkthrough(server: &Server) -> Walkthrough {
         ev["body"],
         json!({"group_id": group, "user_id": user1}),
         "user1 sees itself leave"
+    );
+    // user1 was the owner (the creator): user2 takes over; a client of the walkthrough skips 74.
+    let ev = ws2.expect(74);
+    assert_eq!(
+        ev["body"],
+        json!({"group_id": group, "name": "group_1", "owner": user2}),
+        "user2 now owns the group"
     );
 
     // ---- user1 joins again: PUT /groups/{id}/join ----
@@ -247,7 +254,8 @@ fn walkthrough(server: &Server) -> Walkthrough {
         "join answer members: {members:?}"
     );
     let ev = ws1.expect(70);
-    assert_keys(&ev["body"], &["group_id", "name", "user_ids"]);
+    assert_keys(&ev["body"], &["group_id", "name", "owner", "user_ids"]);
+    assert_eq!(ev["body"]["owner"], user2.as_str(), "70 on join: {ev}");
     assert_eq!(ev["body"]["group_id"], group);
     assert_eq!(ev["body"]["name"], "group_1");
     assert_eq!(
@@ -276,7 +284,7 @@ fn walkthrough(server: &Server) -> Walkthrough {
     assert_strictly_increasing(&live1);
     assert_strictly_increasing(&live2);
     assert_eq!(types(&live1), vec![70, 21, 22, 23, 40, 41, 73, 70, 72]);
-    assert_eq!(types(&live2), vec![70, 20, 73, 72]);
+    assert_eq!(types(&live2), vec![70, 20, 73, 74, 72]);
 
     Walkthrough {
         user1,
@@ -315,7 +323,7 @@ fn walkthrough_history_replays_on_sync() {
         .cloned()
         .collect();
     expected1.push(message);
-    // user2: 70, 20, 22, 23 (its own receipts, which its other devices must learn), 73, 72.
+    // user2: 70, 20, 22, 23 (its own receipts, which its other devices must learn), 73, 74, 72.
     let mut expected2 = w.live2.clone();
     expected2.extend(find(&w.live1, 22));
     expected2.extend(find(&w.live1, 23));

@@ -200,6 +200,7 @@ fn answer(
         ["login"] => ("POST", Handler::Login),
         ["sessions"] => ("POST", Handler::Session),
         ["groups"] => ("POST", Handler::Group),
+        ["groups", id] => ("PUT", Handler::Rename(id.to_string())),
         ["groups", id, action @ ("join" | "left")] => (
             "PUT",
             Handler::Membership(id.to_string(), *action == "join"),
@@ -219,7 +220,10 @@ fn answer(
     }
     let outcome = json_body(request).and_then(|body| {
         let mut state = lock(state);
-        let status = if matches!(handler, Handler::Login | Handler::Membership(..)) {
+        let status = if matches!(
+            handler,
+            Handler::Login | Handler::Membership(..) | Handler::Rename(_)
+        ) {
             200
         } else {
             201
@@ -244,6 +248,10 @@ fn answer(
                 let user = state.authorize(request.header("authorization"))?;
                 state.membership(&user, &id, join, &body)
             }
+            Handler::Rename(id) => {
+                let user = state.authorize(request.header("authorization"))?;
+                state.rename(&user, &id, &body)
+            }
         };
         answer.map(|value| (status, value))
     });
@@ -259,6 +267,7 @@ enum Handler {
     Session,
     Group,
     Membership(String, bool),
+    Rename(String),
 }
 
 fn not_allowed(allowed: &'static str) -> (u16, Value, Option<&'static str>) {

@@ -94,9 +94,11 @@ fn write_frame(writer: &Writer, opcode: u8, payload: &[u8]) -> io::Result<()> {
 
 struct Group {
     name: String,
-    creator: String,
+    /// The creator, then the member in the group longest when the owner leaves; none once
+    /// everyone left, until someone joins.
+    owner: Option<String>,
     members: Vec<String>,
-    /// Removed by the creator, and not added back since: they may not join by the id.
+    /// Removed by the owner, and not added back since: they may not join by the id.
     removed: Vec<String>,
 }
 
@@ -308,7 +310,7 @@ impl State {
         let id = Uuid::new_v4().to_string();
         let group = Group {
             name,
-            creator: user.to_string(),
+            owner: Some(user.to_string()),
             members,
             removed: Vec::new(),
         };
@@ -338,7 +340,7 @@ impl State {
         let is_member = |who: &str| group.members.iter().any(|m| m == who);
         let allowed = (target == user && !(join && group.removed.contains(&target)))
             || (join && (is_member(user) || self.has(Defect::JoinUnauthorized)))
-            || (!join && group.creator == user && is_member(user));
+            || (!join && group.owner.as_deref() == Some(user));
         if !allowed {
             return refuse(403, "forbidden", "not yours to change");
         }
@@ -349,15 +351,24 @@ impl State {
         let now = self.now();
         let change = json!({"group_id": id, "user_id": target});
         let group = self.groups.get_mut(id).expect("looked up above");
+        let mut new_owner = false;
         let told = if join {
             group.removed.retain(|r| *r != target);
             group.members.push(target.clone());
+            if group.owner.is_none() {
+                group.owner = Some(target.clone());
+                new_owner = true;
+            }
             group.members.clone()
         } else {
             let before = group.members.clone();
             group.members.retain(|m| *m != target);
             if target != user {
                 group.removed.push(target.clone());
+            }
+            if group.owner.as_deref() == Some(target.as_str()) {
+                group.owner = group.members.first().cloned();
+                new_owner = group.owner.is_some();
             }
             before
         };
@@ -370,7 +381,41 @@ impl State {
         let event = self.event(if join { 72 } else { 73 }, now, change);
         self.keep(&event, &told);
         self.deliver(&event, &told, None);
+        if new_owner {
+            self.updated(id, now);
+        }
         Ok(answer)
+    }
+
+    /// `PUT /groups/{id}` by `user`: any member renames.
+    pub fn rename(&mut self, user: &str, id: &str, body: &Value) -> Result<Value, Refusal> {
+        let Some(group) = self.groups.get(id) else {
+            return refuse(404, "not_found", format!("group {id} does not exist"));
+        };
+        if !group.members.iter().any(|m| m == user) {
+            return refuse(403, "forbidden", "not yours to change");
+        }
+        object(body)?;
+        let name = string(body, "name")?.to_string();
+        if name.is_empty() {
+            return bad("`name` must not be empty");
+        }
+        if group.name != name {
+            self.groups.get_mut(id).expect("looked up above").name = name;
+            let now = self.now();
+            self.updated(id, now);
+        }
+        Ok(view(id, &self.groups[id]))
+    }
+
+    /// Event 74, the group's name and owner now, to its members.
+    fn updated(&mut self, id: &str, now: u64) {
+        let group = &self.groups[id];
+        let body = json!({"group_id": id, "name": group.name, "owner": group.owner});
+        let members = group.members.clone();
+        let event = self.event(74, now, body);
+        self.keep(&event, &members);
+        self.deliver(&event, &members, None);
     }
 
     /// The user a messaging token belongs to.
@@ -594,5 +639,5 @@ impl State {
 
 /// A group as event 70 and the join/leave answers show it.
 fn view(id: &str, group: &Group) -> Value {
-    json!({"group_id": id, "name": group.name, "user_ids": group.members, "owner": group.creator})
+    json!({"group_id": id, "name": group.name, "user_ids": group.members, "owner": group.owner})
 }

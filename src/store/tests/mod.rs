@@ -111,6 +111,7 @@ pub fn test_group(id: Uuid, members: &[Uuid]) -> GroupRecord {
         id,
         name: "g".into(),
         creator: members[0],
+        owner: members.first().copied(),
         created_at: 1,
         ordinal: 1,
         members: members.to_vec(),

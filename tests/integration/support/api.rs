@@ -190,10 +190,11 @@ pub fn url_token(url: &str) -> &str {
     url.rsplit('/').next().unwrap()
 }
 
-/// The body of a successful join/left answer: `{group_id, name, user_ids}`; returns the user ids.
+/// The body of a successful join/left/rename answer: `{group_id, name, owner, user_ids}`;
+/// returns the user ids.
 #[track_caller]
 pub fn assert_group_answer(body: &Value, group: &str, name: &str) -> Vec<String> {
-    assert_keys(body, &["group_id", "name", "user_ids"]);
+    assert_keys(body, &["group_id", "name", "owner", "user_ids"]);
     assert_eq!(body["group_id"], group);
     assert_eq!(body["name"], name);
     body["user_ids"]

@@ -163,6 +163,8 @@ fn idempotent_after_leaving(ctx: &mut Ctx) -> Outcome {
     ensure_eq("the sender leaves (status)", response.status, 200)?;
     ws.expect(73)?;
     other_ws.expect(73)?;
+    // The sender owned the group (its creator): the other member owns it now.
+    other_ws.expect(74)?;
     ws.send_json(&rpc)?;
     ensure_eq("the retry's ack after leaving", ws.expect(21)?, first)?;
     ws.send_json(&json!({"method": 40, "id": "new", "body": {"group_id": group, "data": "y"}}))?;

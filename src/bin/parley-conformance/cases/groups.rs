@@ -1,5 +1,6 @@
 //! Membership and its authorization rules: who may join whom and remove whom, the 200 answer, the
-//! events each side gets, and the 403/404/409/400 answers.
+//! events each side gets, and the 403/404/409/400 answers; the owner passing on (event 74) and
+//! renames (`PUT /groups/{id}`).
 
 use serde_json::json;
 
@@ -67,6 +68,16 @@ pub const CASES: &[Case] = &[
         "authz.group.unknown_user",
         "join or leave naming an unknown user answers 400 bad_request",
         unknown_user,
+    ),
+    Case::core(
+        "groups.owner_transfer",
+        "when the owner leaves, the member in the group longest owns it: 74 to the remaining members, and only they may remove",
+        owner_transfer,
+    ),
+    Case::core(
+        "groups.rename",
+        "any member renames with PUT /groups/{id}: 200 view, 74 to every member; a non-member 403, an unknown group 404",
+        rename,
     ),
     Case::parley(
         "authz.body.caller",
@@ -341,6 +352,120 @@ fn body_caller(ctx: &mut Ctx) -> Outcome {
         "left answer",
     )?;
     Ok(())
+}
+
+fn owner_transfer(ctx: &mut Ctx) -> Outcome {
+    let owner = ctx.user()?;
+    let first = ctx.user()?;
+    let second = ctx.user()?;
+    // They join one after the other, so `first` has been in the group longest.
+    let group = ctx.group(&owner, &[])?;
+    for user in [&first, &second] {
+        let response = ctx.membership("join", user, &group, None)?;
+        expect_status(&response, 200, "join by the group id")?;
+    }
+    let mut owner_ws = ctx.device(&owner, "owner")?;
+    let mut first_ws = ctx.device(&first, "first")?;
+    let mut second_ws = ctx.device(&second, "second")?;
+    let response = ctx.membership("left", &owner, &group, None)?;
+    let name = membership_answer(
+        &response,
+        "the owner leaves",
+        "left",
+        &group,
+        &[&first.id, &second.id],
+    )?;
+    ensure_eq(
+        "the left answer's `owner`",
+        response.json()["owner"].as_str(),
+        Some(first.id.as_str()),
+    )?;
+    let left = json!({"group_id": group, "user_id": owner.id});
+    let updated = json!({"group_id": group, "name": name, "owner": first.id});
+    for ws in [&mut first_ws, &mut second_ws] {
+        expect_event(&ws.expect(73)?, 73, &left)?;
+        expect_event(&ws.expect(74)?, 74, &updated)?;
+    }
+    expect_event(&owner_ws.expect(73)?, 73, &left)?;
+    owner_ws.expect_quiet("the owner who left gets its 73, not the 74")?;
+    let response = ctx.membership("left", &owner, &group, Some(&second))?;
+    expect_error(
+        &response,
+        403,
+        "forbidden",
+        "the owner who left removes a member",
+    )?;
+    let response = ctx.membership("left", &second, &group, Some(&first))?;
+    expect_error(
+        &response,
+        403,
+        "forbidden",
+        "a member removes the new owner",
+    )?;
+    let response = ctx.membership("left", &first, &group, Some(&second))?;
+    membership_answer(
+        &response,
+        "the new owner removes a member",
+        "left",
+        &group,
+        &[&first.id],
+    )?;
+    let removed = json!({"group_id": group, "user_id": second.id});
+    expect_event(&first_ws.expect(73)?, 73, &removed)?;
+    expect_event(&second_ws.expect(73)?, 73, &removed)?;
+    first_ws.expect_quiet("nothing more after a removal")?;
+    Ok(second_ws.expect_quiet("nothing more after a removal")?)
+}
+
+fn rename(ctx: &mut Ctx) -> Outcome {
+    let owner = ctx.user()?;
+    let member = ctx.user()?;
+    let outsider = ctx.user()?;
+    let group = ctx.group(&owner, &[&member])?;
+    let mut owner_ws = ctx.device(&owner, "owner")?;
+    let mut member_ws = ctx.device(&member, "member")?;
+    let name = ctx.unique("renamed");
+    let path = format!("/groups/{group}");
+    let response = ctx.call(
+        "PUT",
+        &path,
+        Some(&member.token),
+        Some(&json!({"name": name})),
+    )?;
+    expect_status(&response, 200, "a member renames")?;
+    let view = response.json();
+    expect_group(
+        &view,
+        &group,
+        &name,
+        &[&owner.id, &member.id],
+        "rename answer",
+    )?;
+    ensure_eq(
+        "the rename answer's `owner`",
+        view["owner"].as_str(),
+        Some(owner.id.as_str()),
+    )?;
+    let updated = json!({"group_id": group, "name": name, "owner": owner.id});
+    expect_event(&owner_ws.expect(74)?, 74, &updated)?;
+    expect_event(&member_ws.expect(74)?, 74, &updated)?;
+    let response = ctx.call(
+        "PUT",
+        &path,
+        Some(&outsider.token),
+        Some(&json!({"name": "x"})),
+    )?;
+    expect_error(&response, 403, "forbidden", "a non-member renames")?;
+    let nowhere = format!("/groups/{}", uuid::Uuid::new_v4());
+    let response = ctx.call(
+        "PUT",
+        &nowhere,
+        Some(&member.token),
+        Some(&json!({"name": "x"})),
+    )?;
+    expect_error(&response, 404, "not_found", "a rename of an unknown group")?;
+    owner_ws.expect_quiet("a refused rename changes nothing")?;
+    Ok(member_ws.expect_quiet("a refused rename changes nothing")?)
 }
 
 /// A `join` or `left` that must answer 200 (`what` names the request) with the group's view

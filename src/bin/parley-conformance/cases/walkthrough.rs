@@ -106,6 +106,12 @@ fn walkthrough(ctx: &mut Ctx) -> Outcome {
     let left = json!({"group_id": group, "user_id": user1.id});
     expect_event(&ws1.expect(73)?, 73, &left)?;
     expect_event(&ws2.expect(73)?, 73, &left)?;
+    // user1 owned the group (its creator): user2, the one left, owns it now (round 2).
+    expect_event(
+        &ws2.expect(74)?,
+        74,
+        &json!({"group_id": group, "name": "group_1", "owner": user2.id}),
+    )?;
 
     let response = ctx.membership("join", user1, &group, Some(user1))?;
     expect_status(&response, 200, "join the group again")?;
