@@ -80,6 +80,7 @@ impl Server {
         let id = self.conn_id(key);
         let mut slot = self.conns.remove(key);
         self.forget_queued(slot.queued, slot.closing);
+        self.freed_buffers += slot.conn.buffer_bytes();
         self.durability.forget_held(slot.conn.held_count());
         let _ = self.poll.registry().deregister(&mut slot.socket);
         if let Some(count) = self.conns_per_ip.get_mut(&slot.ip) {

@@ -99,9 +99,15 @@ impl Server {
         }
     }
 
-    /// Closes a WebSocket that does not keep up with its events (1008): they stay stored, and a
-    /// reconnect and a sync recover them.
+    /// Closes a WebSocket that does not keep up with its events (1008), dropping those of them
+    /// not yet begun (`Connection::drop_unwritten`): they stay stored, and a reconnect and a sync
+    /// recover them.
     pub(super) fn close_slow_consumer(&mut self, key: usize) {
+        let conn = &mut self.conns[key].conn;
+        let had = conn.buffer_bytes();
+        conn.drop_unwritten();
+        self.freed_buffers += had.saturating_sub(conn.buffer_bytes());
+        self.account(key);
         self.mark_closing(key);
         self.close_websocket(key, CloseCode::Policy, SLOW_CONSUMER_REASON);
     }

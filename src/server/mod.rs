@@ -18,6 +18,7 @@ mod budget;
 pub mod connection;
 mod durability;
 mod http_phase;
+mod memory;
 mod release;
 mod slot;
 mod sweep;
@@ -103,6 +104,8 @@ pub struct Server {
     closing_output: usize,
     /// The tick whose shedding scan found nobody to shed: not scanned again in it.
     shed_scan_tick: u64,
+    /// Buffer bytes closes freed since the allocator last gave memory back (`memory`).
+    freed_buffers: usize,
 }
 
 impl Server {
@@ -188,6 +191,7 @@ impl Server {
             queued_output: 0,
             closing_output: 0,
             shed_scan_tick: 0,
+            freed_buffers: 0,
         })
     }
 

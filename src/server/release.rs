@@ -112,7 +112,11 @@ impl Server {
         let queued = slot.conn.queue_control_frames(&self.limits);
         let written = slot.write_pending().map_err(tungstenite::Error::Io);
         slot.backlogged = !slot.conn.pending().is_empty();
+        let held_before = slot.conn.buffer_bytes();
         let after = slot.conn.after_write(written.and(queued));
+        // A large buffer given back once written (a slow reader that caught up) counts like
+        // one freed by a close.
+        self.freed_buffers += held_before.saturating_sub(slot.conn.buffer_bytes());
         self.account(key);
         match after {
             AfterWrite::Nothing => {}

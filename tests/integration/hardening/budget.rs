@@ -64,6 +64,13 @@ fn never_readers_are_shed_past_the_global_budget_and_a_reader_gets_everything() 
     }
     assert_eq!(metric(server.addr, SHED), 4, "the four never-readers");
     assert_eq!(metric(server.addr, OWN_CAP), 0, "none reached its own cap");
+    // Their unwritten events were dropped when they were shed: each keeps at most the rest of
+    // the frame its socket had begun (16 KB) and the close, not the budget's share it held.
+    let queued = metric(server.addr, QUEUED);
+    assert!(
+        queued < BUDGET as u64 / 2,
+        "{queued} bytes still queued for the shed connections"
+    );
 
     // Each finally reads: a prefix of the stream, then the slow consumer's close.
     for ws in &mut never_read {
