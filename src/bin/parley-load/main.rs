@@ -27,7 +27,7 @@ use setup::{Endpoint, Target};
     max_term_width = 100
 )]
 struct Args {
-    /// what to run: fanout, rate, idle, sync or logins (see --help)
+    /// what to run: fanout, rate, idle, sync, logins or slow-consumers (see --help)
     #[arg(value_parser = SCENARIOS, hide_possible_values = true, long_help = SCENARIO_HELP)]
     scenario: String,
     /// server base URL
@@ -90,7 +90,7 @@ struct Args {
     json: bool,
 }
 
-const SCENARIOS: [&str; 5] = ["fanout", "rate", "idle", "sync", "logins"];
+const SCENARIOS: [&str; 6] = ["fanout", "rate", "idle", "sync", "logins", "slow-consumers"];
 
 const SCENARIO_HELP: &str = "\
 what to run:
@@ -102,7 +102,9 @@ idle     N WebSockets held open for H s: server RSS per connection
 sync     a user with E missed events reconnects and pages through them: events/s
          (parley only)
 logins   open loop at R sends/s, D s without and D s with logins at L/s: the p99 each time
-         (parley only)";
+         (parley only)
+slow-consumers  N never-reading WebSockets flooded until the server closes them, then
+         dropped: server RSS before, at the peak and H s after (parley only)";
 
 /// A finite number, at least 0.
 fn number(text: &str) -> Result<f64, String> {
@@ -142,6 +144,7 @@ fn main() -> ExitCode {
         "idle" => scenarios::idle(&options),
         "sync" => scenarios::sync(&options),
         "logins" => scenarios::logins(&options),
+        "slow-consumers" => scenarios::slow_consumers(&options),
         other => {
             eprintln!("parley-load: unknown scenario `{other}` (see --help)");
             return ExitCode::from(2);

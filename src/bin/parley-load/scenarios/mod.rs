@@ -5,6 +5,7 @@
 mod idle;
 mod logins;
 mod messaging;
+mod slow_consumers;
 mod sync;
 mod traffic;
 
@@ -16,6 +17,7 @@ use crate::stats::{proc_sample, Latency, ProcSample};
 pub use idle::idle;
 pub use logins::logins;
 pub use messaging::{fanout, rate};
+pub use slow_consumers::slow_consumers;
 pub use sync::sync;
 
 /// Handshakes in flight while opening clients.
