@@ -5,14 +5,16 @@
 //! Counting: each slot remembers how many of its bytes the total holds (`Slot::queued`); after
 //! a delivery and after a write the difference to its buffer's length is added (two additions,
 //! no scan). Shedding: only when the total of the connections still open passes the budget,
-//! and then one scan of the slab, which sheds enough to fall to `SHED_TARGET` of it so the next
-//! scan is far away. Only connections whose last write left bytes behind (the socket was full:
+//! and then one scan of the slab, which sheds enough to fall to three quarters of it so the next
+//! scan is far away. Only WebSockets whose last write left bytes behind (the socket was full:
 //! the peer does not keep up) and that hold more than their fair share (the budget over the
 //! number of such connections) are shed, largest first: a client that reads promptly has
-//! nothing left after its writes and is never chosen.
+//! nothing left after its writes and is never chosen. (An HTTP client that does not read its
+//! answers is already bounded: it is not read while they back up.)
 
 use tungstenite::protocol::frame::coding::CloseCode;
 
+use super::connection::Phase;
 use super::Server;
 
 /// What a shed (and a per-connection slow consumer) is told; the same close either way.
@@ -71,7 +73,13 @@ impl Server {
         let mut behind: Vec<(usize, usize)> = self
             .conns
             .iter()
-            .filter(|(_, s)| s.backlogged && !s.closing && !s.conn.is_dead() && s.queued > 0)
+            .filter(|(_, s)| {
+                s.backlogged
+                    && !s.closing
+                    && s.queued > 0
+                    && !s.conn.is_dead()
+                    && matches!(s.conn.phase(), Phase::WebSocket(_))
+            })
             .map(|(key, s)| (s.queued, key))
             .collect();
         let fair = budget / behind.len().max(1);
