@@ -176,6 +176,18 @@ struct Args {
     )]
     max_connections_per_user: u64,
 
+    /// bytes queued for writing over all connections at most: past it, the WebSockets furthest
+    /// behind (whose socket is full and that hold more than their share) are closed with 1008
+    /// as slow consumers
+    #[arg(
+        long,
+        env = "PARLEY_MAX_QUEUED_OUTPUT_BYTES",
+        value_name = "N",
+        default_value_t = Limits::default().max_queued_output_bytes as u64,
+        value_parser = whole::<65536, { 1 << 40 }>
+    )]
+    max_queued_output_bytes: u64,
+
     /// registrations + logins per minute per client address (429 with Retry-After beyond); 0 =
     /// no limit
     #[arg(
@@ -456,6 +468,7 @@ fn config_of(args: Args) -> Result<Config, clap::Error> {
         typing_per_second: args.typing_per_second as u32,
         membership_changes_per_minute: args.membership_changes_per_minute as u32,
         max_connections_per_user: args.max_connections_per_user as usize,
+        max_queued_output_bytes: args.max_queued_output_bytes as usize,
         ..Limits::default()
     };
     limits.check().map_err(invalid)?;

@@ -72,6 +72,8 @@ pub struct Gauges {
     pub recent_client_ids: usize,
     /// 1 while the store cannot write (a full disk), else 0.
     pub store_degraded: bool,
+    /// Bytes waiting in the connections' write buffers (the global output budget's count).
+    pub queued_output_bytes: usize,
 }
 
 impl Metrics {
@@ -85,7 +87,7 @@ impl Metrics {
 
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::with_capacity(4096);
-        let gauges_read: [(&str, &str, u64); 6] = [
+        let gauges_read: [(&str, &str, u64); 7] = [
             (
                 "parley_users_online",
                 "Users with at least one live WebSocket.",
@@ -115,6 +117,11 @@ impl Metrics {
                 "parley_store_degraded",
                 "1 while the store cannot write (a full disk) and writes are refused.",
                 u64::from(gauges.store_degraded),
+            ),
+            (
+                "parley_queued_output_bytes",
+                "Bytes waiting in the connections' write buffers (--max-queued-output-bytes).",
+                gauges.queued_output_bytes as u64,
             ),
         ];
         for (name, help, value) in gauges_read {
@@ -228,12 +235,14 @@ mod tests {
             store_bytes: 10,
             recent_client_ids: 4,
             store_degraded: true,
+            queued_output_bytes: 5,
         });
         assert!(text.contains("parley_errors_total{code=\"not_member\"} 1\n"));
         assert!(text.contains("parley_rpcs_total{method=\"40\"} 2\n"));
         assert!(text.contains("parley_connections{phase=\"websocket\"} 2\n"));
         assert!(text.contains("parley_recent_client_ids 4\n"));
         assert!(text.contains("parley_store_degraded 1\n"));
+        assert!(text.contains("parley_queued_output_bytes 5\n"));
         assert!(text.contains("parley_store_flush_seconds_bucket{le=\"0.00025\"} 1\n"));
         assert!(text.contains("parley_store_flush_seconds_count 1\n"));
     }

@@ -51,6 +51,10 @@ pub struct Limits {
     pub membership_changes_per_minute: u32,
     /// Open WebSockets per user; 0 = no cap. Beyond: the upgrade gets 403 `limit_reached`.
     pub max_connections_per_user: usize,
+
+    /// Bytes queued for writing over all connections; past it the slow consumers furthest
+    /// behind are closed (`server::budget`).
+    pub max_queued_output_bytes: usize,
 }
 
 impl Limits {
@@ -110,6 +114,10 @@ impl Default for Limits {
             typing_per_second: 20,
             membership_changes_per_minute: 60,
             max_connections_per_user: 100,
+
+            // A small host's share for output buffers: 64 connections at their own cap, while a
+            // prompt reader holds a tick's events at most.
+            max_queued_output_bytes: 64 * 1024 * 1024,
         }
     }
 }

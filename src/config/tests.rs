@@ -265,7 +265,7 @@ fn help_carries_the_readme_table() {
                 .collect()
         })
         .collect();
-    assert_eq!(rows.len(), 24, "every flag and variable has a row");
+    assert_eq!(rows.len(), 25, "every flag and variable has a row");
     for row in &rows {
         let [flag, env, default, meaning] = &row[..] else {
             panic!("four cells: {row:?}");
@@ -347,4 +347,18 @@ fn a_group_cap_whose_event_70_outgrows_a_sync_page_is_refused() {
         (10_000, 7)
     );
     assert!(Limits::default().check().is_ok());
+}
+
+#[test]
+fn the_queued_output_budget_is_configurable_and_bounded() {
+    let default = run(&[], &[]).unwrap().limits.max_queued_output_bytes;
+    assert_eq!(default, 64 * 1024 * 1024);
+    let config = run(&[], &[("PARLEY_MAX_QUEUED_OUTPUT_BYTES", "262144")]).unwrap();
+    assert_eq!(config.limits.max_queued_output_bytes, 262_144);
+    let refused = run(&["--max-queued-output-bytes", "1000"], &[]).unwrap_err();
+    assert!(refused.contains("--max-queued-output-bytes"), "{refused}");
+    assert!(
+        refused.contains("expected a whole number from 65536 to 1099511627776"),
+        "{refused}"
+    );
 }

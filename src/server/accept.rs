@@ -79,6 +79,8 @@ impl Server {
     pub(super) fn close(&mut self, key: usize) {
         let id = self.conn_id(key);
         let mut slot = self.conns.remove(key);
+        self.forget_queued(slot.queued, slot.closing);
+        self.freed_buffers += slot.conn.buffer_bytes();
         self.durability.forget_held(slot.conn.held_count());
         let _ = self.poll.registry().deregister(&mut slot.socket);
         if let Some(count) = self.conns_per_ip.get_mut(&slot.ip) {
@@ -107,6 +109,7 @@ impl Server {
             store_bytes: self.chat.store().size_on_disk().unwrap_or(0),
             recent_client_ids: self.chat.store().recent_client_ids(),
             store_degraded: self.durability.degraded().is_some(),
+            queued_output_bytes: self.queued_output,
         }
     }
 }

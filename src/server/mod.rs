@@ -14,9 +14,11 @@
 //! the writes), `sweep` (timers and shutdown).
 
 mod accept;
+mod budget;
 pub mod connection;
 mod durability;
 mod http_phase;
+mod memory;
 mod release;
 mod slot;
 mod sweep;
@@ -96,6 +98,14 @@ pub struct Server {
     backup_requested: bool,
     /// Counts loop turns, for `Slot::read_tick`.
     tick: u64,
+    /// Bytes in every connection's write buffer (`budget`), and the part of them in connections
+    /// closed for not keeping up (bound to leave within the close grace).
+    queued_output: usize,
+    closing_output: usize,
+    /// The tick whose shedding scan found nobody to shed: not scanned again in it.
+    shed_scan_tick: u64,
+    /// Buffer bytes closes freed since the allocator last gave memory back (`memory`).
+    freed_buffers: usize,
 }
 
 impl Server {
@@ -178,6 +188,10 @@ impl Server {
             data_dir: config.data_dir.clone(),
             backup_requested: false,
             tick: 0,
+            queued_output: 0,
+            closing_output: 0,
+            shed_scan_tick: 0,
+            freed_buffers: 0,
         })
     }
 

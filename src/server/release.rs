@@ -1,8 +1,6 @@
 //! The way out: the tick's outbox into the connections (or held until durable), held frames
 //! released as their commits become durable, and each connection's write to its socket.
 
-use tungstenite::protocol::frame::coding::CloseCode;
-
 use super::connection::{AfterWrite, Delivery};
 use super::Server;
 use crate::chat::{ConnId, Frame};
@@ -91,16 +89,13 @@ impl Server {
             Delivery::Event(kind) => *self.chat.metrics.events.entry(kind).or_default() += 1,
             Delivery::Dropped => return,
             Delivery::SlowConsumer => {
-                // Its events stay stored; a reconnect and a sync recover them.
                 self.chat.metrics.count_drop("slow_consumer");
-                self.close_websocket(
-                    to.key,
-                    CloseCode::Policy,
-                    "too many events queued; reconnect and sync",
-                );
+                self.close_slow_consumer(to.key);
                 return;
             }
         }
+        self.account(to.key);
+        self.check_budget();
         self.queue_flush(to.key);
     }
 
@@ -117,7 +112,14 @@ impl Server {
         // tungstenite's frames (a pong, the close reply) join the buffer first.
         let queued = slot.conn.queue_control_frames(&self.limits);
         let written = slot.write_pending().map_err(tungstenite::Error::Io);
-        match slot.conn.after_write(written.and(queued)) {
+        slot.backlogged = !slot.conn.pending().is_empty();
+        let held_before = slot.conn.buffer_bytes();
+        let after = slot.conn.after_write(written.and(queued));
+        // A large buffer given back once written (a slow reader that caught up) counts like
+        // one freed by a close.
+        self.freed_buffers += held_before.saturating_sub(slot.conn.buffer_bytes());
+        self.account(key);
+        match after {
             AfterWrite::Nothing => {}
             AfterWrite::ReadAgain => self.read_later(key),
             AfterWrite::Close => self.kill(key),

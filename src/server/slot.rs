@@ -29,6 +29,13 @@ pub(super) struct Slot {
     /// The peer's end of stream (or an error) was reported: no event will follow, so reads go on
     /// until they see it (nginx's `pending_eof`).
     pub peer_closed: bool,
+    /// The bytes of its write buffer the loop's total counts (`budget`).
+    pub queued: usize,
+    /// Its last write left bytes behind: the socket was full, the peer is not keeping up.
+    pub backlogged: bool,
+    /// Closed for not keeping up (shed or past its own cap): its bytes no longer count against
+    /// the budget.
+    pub closing: bool,
 }
 
 impl Slot {
@@ -43,6 +50,9 @@ impl Slot {
             read_tick: 0,
             socket_drained: false,
             peer_closed: false,
+            queued: 0,
+            backlogged: false,
+            closing: false,
         }
     }
 

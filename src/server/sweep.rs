@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use tungstenite::protocol::frame::coding::CloseCode;
 
 use super::connection::{Phase, Sweep};
+use super::memory;
 use super::Server;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::Response;
@@ -51,6 +52,10 @@ impl Server {
             self.queue_flush(key);
         }
         self.api.sweep(now);
+        if self.freed_buffers >= memory::COLLECT_AFTER_BYTES {
+            self.freed_buffers = 0;
+            memory::give_back();
+        }
     }
 
     /// Stops accepting, closes every WebSocket with 1001, answers the HTTP requests that already

@@ -27,7 +27,7 @@ use setup::{Endpoint, Target};
     max_term_width = 100
 )]
 struct Args {
-    /// what to run: fanout, rate, idle, sync, logins or sync-hog (see --help)
+    /// what to run: fanout, rate, idle, sync, logins, sync-hog or slow-consumers (see --help)
     #[arg(value_parser = SCENARIOS, hide_possible_values = true, long_help = SCENARIO_HELP)]
     scenario: String,
     /// server base URL
@@ -93,7 +93,15 @@ struct Args {
     json: bool,
 }
 
-const SCENARIOS: [&str; 6] = ["fanout", "rate", "idle", "sync", "logins", "sync-hog"];
+const SCENARIOS: [&str; 7] = [
+    "fanout",
+    "rate",
+    "idle",
+    "sync",
+    "logins",
+    "sync-hog",
+    "slow-consumers",
+];
 
 const SCENARIO_HELP: &str = "\
 what to run:
@@ -108,7 +116,9 @@ logins   open loop at R sends/s, D s without and D s with logins at L/s: the p99
          (parley only)
 sync-hog open loop at R sends/s, D s without and D s with one user in N groups
          (--hog-groups) keeping 64 one-event syncs in flight: the p99 each time
-         (parley only)";
+         (parley only)
+slow-consumers  N never-reading WebSockets flooded until the server closes them, then
+         dropped: server RSS before, at the peak and H s after (parley only)";
 
 /// A finite number, at least 0.
 fn number(text: &str) -> Result<f64, String> {
@@ -149,6 +159,7 @@ fn main() -> ExitCode {
         "sync" => scenarios::sync(&options),
         "logins" => scenarios::logins(&options),
         "sync-hog" => scenarios::sync_hog(&options),
+        "slow-consumers" => scenarios::slow_consumers(&options),
         other => {
             eprintln!("parley-load: unknown scenario `{other}` (see --help)");
             return ExitCode::from(2);

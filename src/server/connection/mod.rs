@@ -71,6 +71,10 @@ pub struct Connection {
     /// Reading stopped because too much waits for a flush; the release resumes it. A flag, not
     /// a lifecycle state: a connection closing after its writes may be paused as well.
     read_paused: bool,
+    /// How many bytes at the front of `out` finish a frame already partly written, after which
+    /// whole frames follow; `None` when not known (HTTP bytes in the way). What lets a slow
+    /// consumer's unwritten frames be dropped at its close without cutting one in two.
+    front_rest: Option<usize>,
 }
 
 /// What the connection speaks.
@@ -183,6 +187,7 @@ impl Connection {
             held: VecDeque::new(),
             held_bytes: 0,
             read_paused: false,
+            front_rest: Some(0),
         }
     }
 
@@ -214,9 +219,35 @@ impl Connection {
         &self.out
     }
 
+    /// The bytes its write buffer and held frames occupy (what its close gives back).
+    pub fn buffer_bytes(&self) -> usize {
+        self.out.capacity() + self.held_bytes
+    }
+
     /// `n` bytes of [`Connection::pending`] reached the socket.
     pub fn consumed(&mut self, n: usize) {
+        // A whole write (the usual case) leaves a boundary; only a partial one, on a full
+        // socket, walks the headers of the frames it wrote.
+        self.front_rest = if n >= self.out.len() {
+            Some(0)
+        } else if matches!(self.phase, Phase::WebSocket(_)) {
+            self.front_rest
+                .and_then(|rest| wire::frame_end_after(&self.out, rest, n))
+                .map(|end| end - n)
+        } else {
+            None
+        };
         self.out.drain(..n);
+    }
+
+    /// Drops the frames of the write buffer not a byte of which was written, and gives the
+    /// buffer's memory back: a slow consumer being closed gets the end of the frame it was
+    /// receiving, then the close. Its events stay stored; a sync recovers them.
+    pub fn drop_unwritten(&mut self) {
+        if let Some(rest) = self.front_rest {
+            self.out.truncate(rest);
+            self.out.shrink_to_fit();
+        }
     }
 
     /// The one place the lifecycle changes: moves to `to` if that is legal from here, and says

@@ -735,3 +735,64 @@ fn tungstenite_cannot_grow_the_buffer_past_its_cap() {
     assert_eq!(wire.write(&[0; 124]).unwrap(), 124);
     assert!(wire.write(&[0; 1]).is_err(), "100 + 1024 bytes at most");
 }
+
+#[test]
+fn a_slow_consumers_unwritten_frames_are_dropped_but_not_the_one_begun() {
+    let (limits, now) = (Limits::default(), Instant::now());
+    let mut conn = websocket(Some(Uuid::new_v4()), &[], now);
+    written(&mut conn);
+    let short = r#"{"type":20,"body":"a"}"#.to_string();
+    let long = format!(r#"{{"type":20,"body":"{}"}}"#, "b".repeat(300));
+    for text in [&short, &long, &short, &long] {
+        assert_eq!(conn.deliver(event(text), &limits), Delivery::Event(20));
+    }
+    // The socket took the first frame and 10 bytes of the second, then a few more of it.
+    let first = short.len() + 2;
+    let second = long.len() + 4;
+    conn.consumed(first + 10);
+    conn.consumed(5);
+    conn.drop_unwritten();
+    assert_eq!(
+        conn.pending().len(),
+        second - 15,
+        "the rest of the frame begun"
+    );
+    assert!(long.as_bytes().ends_with(conn.pending()));
+    conn.send_close(CloseCode::Policy, "too many events queued", &limits, now);
+    let mut expected = long.as_bytes()[long.len() - (second - 15)..].to_vec();
+    expected.extend(server_frame(
+        0x8,
+        &close_payload(1008, "too many events queued"),
+    ));
+    assert_eq!(written(&mut conn), expected);
+}
+
+#[test]
+fn frame_ends_are_found_only_over_our_own_frames() {
+    let mut out = Vec::new();
+    let sizes = [5usize, 200, 70_000];
+    for size in sizes {
+        push_text_frame(&mut out, &"x".repeat(size));
+    }
+    let ends = [7, 7 + 204, 7 + 204 + 70_010];
+    assert_eq!(super::wire::frame_end_after(&out, 0, 0), Some(0));
+    assert_eq!(super::wire::frame_end_after(&out, 0, 1), Some(ends[0]));
+    assert_eq!(
+        super::wire::frame_end_after(&out, 0, ends[0]),
+        Some(ends[0])
+    );
+    assert_eq!(
+        super::wire::frame_end_after(&out, 0, ends[0] + 1),
+        Some(ends[1])
+    );
+    assert_eq!(
+        super::wire::frame_end_after(&out, ends[1], ends[2] - 1),
+        Some(ends[2])
+    );
+    // HTTP bytes in the way, or a header cut off: not known.
+    assert_eq!(super::wire::frame_end_after(b"HTTP/1.1 101", 0, 3), None);
+    assert_eq!(
+        super::wire::frame_end_after(&out[..ends[1] + 1], 0, ends[1] + 1),
+        None
+    );
+}

@@ -86,3 +86,30 @@ pub fn push_text_frame(out: &mut Vec<u8>, text: &str) {
     }
     out.extend_from_slice(text.as_bytes());
 }
+
+/// Where the frame that ends at or after `n` ends, walking whole frames from `start` (the
+/// start of one) in bytes we framed or tungstenite did (server frames: final, unmasked);
+/// `None` when a header there is not one of those or is cut off.
+pub(super) fn frame_end_after(out: &[u8], start: usize, n: usize) -> Option<usize> {
+    let mut at = start;
+    while at < n {
+        let header = out.get(at..at + 2)?;
+        // FIN with a text, binary, close, ping or pong opcode; no mask.
+        if !matches!(header[0], 0x81 | 0x82 | 0x88 | 0x89 | 0x8A) || header[1] & 0x80 != 0 {
+            return None;
+        }
+        let (head, len) = match header[1] {
+            126 => (
+                4,
+                u16::from_be_bytes(out.get(at + 2..at + 4)?.try_into().ok()?) as usize,
+            ),
+            127 => {
+                let len = u64::from_be_bytes(out.get(at + 2..at + 10)?.try_into().ok()?);
+                (10, usize::try_from(len).ok()?)
+            }
+            short => (2, usize::from(short)),
+        };
+        at = at.checked_add(head + len)?;
+    }
+    Some(at)
+}

@@ -15,11 +15,13 @@
 //! - `proxies`: `X-Forwarded-For`/`-Proto` believed only from `--trusted-proxies`.
 //! - `integrity`: a store damaged on disk (flipped byte, truncation, garbage, lost data file)
 //!   is refused at start, or lost nothing; `--accept-data-loss`.
+//! - `budget`: the global budget for queued output; never-readers shed, readers served.
 //! - `backup`: `parley check` and `parley backup` on real directories, restore over a WebSocket.
 
 mod authn;
 mod authz;
 mod backup;
+mod budget;
 mod crash;
 mod disk_full;
 mod framing;

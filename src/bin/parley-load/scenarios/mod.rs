@@ -5,6 +5,7 @@
 mod idle;
 mod logins;
 mod messaging;
+mod slow_consumers;
 mod sync;
 mod sync_hog;
 mod traffic;
@@ -17,6 +18,7 @@ use crate::stats::{proc_sample, Latency, ProcSample};
 pub use idle::idle;
 pub use logins::logins;
 pub use messaging::{fanout, rate};
+pub use slow_consumers::slow_consumers;
 pub use sync::sync;
 pub use sync_hog::sync_hog;
 
