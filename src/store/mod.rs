@@ -22,6 +22,7 @@ mod handoff;
 pub mod integrity;
 pub mod log;
 pub mod mark;
+mod memberships;
 #[cfg(test)]
 mod memory;
 pub mod message_id;
@@ -43,7 +44,7 @@ use self::log::EventLog;
 pub use self::log::{Audience, MessageParts};
 use self::overlay::TableWrites;
 pub use self::overlay::{Ceiling, TickWrites};
-pub use self::records::{GroupRecord, Interval, ReceiptKind, SessionRecord, UserRecord};
+pub use self::records::{GroupRecord, ReceiptKind, SessionRecord, UserRecord};
 pub use self::retry::RetryKey;
 pub use self::sync::{PageBounds, SyncPage};
 use crate::clock::Stamp;
@@ -82,6 +83,11 @@ pub struct Store {
     last_second: u64,
     /// Commits sealed since the store was created (see [`format::CLOCK_KEY`]).
     commits: u64,
+    /// Membership records (closed intervals) read by syncs so far: the part of a sync's work
+    /// that the user's history could make grow, counted for tests and `/metrics`.
+    membership_reads: std::cell::Cell<u64>,
+    /// Every user's current memberships (see [`memberships`]).
+    memberships: memberships::OpenMemberships,
 }
 
 /// A big-endian u64 from up to 8 bytes (shorter ones as if zero-padded at the end).
