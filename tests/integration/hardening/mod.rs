@@ -16,6 +16,7 @@
 //! - `integrity`: a store damaged on disk (flipped byte, truncation, garbage, lost data file)
 //!   is refused at start, or lost nothing; `--accept-data-loss`.
 //! - `backup`: `parley check` and `parley backup` on real directories, restore over a WebSocket.
+//! - `membership_history`: old memberships cost a sync nothing; members keep their order.
 
 mod authn;
 mod authz;
@@ -26,6 +27,7 @@ mod framing;
 mod integrity;
 mod limits;
 mod members;
+mod membership_history;
 mod metrics;
 mod process;
 mod proxies;
