@@ -5,11 +5,12 @@
 //! is written once whatever the group size. A sync ([`sync`]) merges the user's stream with the
 //! streams of the groups they belonged to, each bounded by the membership intervals; it skips the
 //! groups whose newest event is before its cursor (the log knows each stream's newest seq) and
-//! opens the others only as the page reaches them, so its cost follows what it returns plus one
-//! scan of the user's membership records. A tick's writes stay in memory ([`overlay`])
-//! and are sealed together by [`Store::write`]; the [`flusher`] thread puts each batch of sealed
-//! ticks into the [`backend`] (sled, [`sled_backend`]) in one atomic write and flushes it, off
-//! the loop thread, and acknowledgements wait for it.
+//! opens the others only as the page reaches them; the user's current groups are in memory, and
+//! of the memberships that ended it reads only those that ended after its cursor
+//! ([`memberships`]): its cost follows what it returns, not the user's history. A tick's writes
+//! stay in memory ([`overlay`]) and are sealed together by [`Store::write`]; the [`flusher`]
+//! thread puts each batch of sealed ticks into the [`backend`] (sled, [`sled_backend`]) in one
+//! atomic write and flushes it, off the loop thread, and acknowledgements wait for it.
 
 mod backend;
 pub mod backup;
