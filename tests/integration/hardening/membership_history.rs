@@ -55,7 +55,10 @@ fn check_reads(server: Server, ws: &mut Ws, last_leave: u64, old: u64) -> Server
     // An empty page: its newest-event search looks at the membership that ended last only.
     let (events, done, read) = page_cost(&server, ws, newest);
     assert!(events.is_empty());
-    assert_eq!((done["more"].clone(), done["seq"].clone()), (json!(false), json!(newest)));
+    assert_eq!(
+        (done["more"].clone(), done["seq"].clone()),
+        (json!(false), json!(newest))
+    );
     assert!(read <= 1, "an empty page read {read} ended memberships");
     // From the start every ended membership may hold events: each is read once.
     let (events, _, read) = page_cost(&server, ws, 0);
