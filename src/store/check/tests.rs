@@ -48,15 +48,7 @@ fn membership_tables_are_counted_and_checked() {
         Store::open_data_dir(dir.path(), 1 << 20, ClientIdLimits::DEFAULT, OnLoss::Refuse).unwrap();
     let [a, b, c] = [1, 2, 3].map(Uuid::from_u128);
     let group = Uuid::from_u128(100);
-    store.put_group(&crate::store::GroupRecord {
-        id: group,
-        name: "g".into(),
-        creator: a,
-        created_at: 1,
-        ordinal: 1,
-        members: vec![a, b, c],
-        removed: Vec::new(),
-    });
+    store.put_group(&crate::store::tests::test_group(group, &[a, b, c]));
     store.open_memberships(group, &[a, b, c], 1);
     store.close_membership(b, group, 2).unwrap();
     store.close_membership(c, group, 3).unwrap();
