@@ -7,7 +7,8 @@ use super::*;
 both!(
     join_and_leave_write_the_same_bytes_at_cycle_1_and_2000,
     a_join_writes_the_same_bytes_in_a_group_of_1000,
-    a_sync_after_old_memberships_reads_none_of_them
+    a_sync_after_old_memberships_reads_none_of_them,
+    a_user_in_20000_groups_syncs_without_reading_their_memberships
 );
 
 /// The bytes this tick put in the store's tables so far (keys and values).
@@ -129,6 +130,46 @@ fn a_sync_after_old_memberships_reads_none_of_them(place: Place) {
         2,
         "one ended after"
     );
+}
+
+/// The trial at store level: a user in 20,000 groups, one of which has a new event. A
+/// one-event page after the groups were made, and an empty page with its newest-event search,
+/// read no membership record (the current ones are in memory) and a stream or two.
+fn a_user_in_20000_groups_syncs_without_reading_their_memberships(place: Place) {
+    let mut store = place.open();
+    let user = Uuid::from_u128(1);
+    let groups: Vec<Uuid> = (0..20_000u128)
+        .map(|i| Uuid::from_u128(10_000 + i))
+        .collect();
+    for (i, group) in groups.iter().enumerate() {
+        let seq = i as u64 + 1;
+        store.learn_newest_seq(*group).unwrap();
+        store.open_membership(user, *group, seq).unwrap();
+        store.append(*group, at(seq), Audience::All, b"70");
+    }
+    let made = groups.len() as u64;
+    store.append(groups[7], at(made + 1), Audience::All, b"new");
+    store.commit(ceil(made + 1)).unwrap();
+    let bounds = PageBounds {
+        limit: 1,
+        max_bytes: usize::MAX,
+        max_streams: usize::MAX,
+    };
+    let before = store.membership_records_read();
+    let page = store.sync_page(user, Cursor::Seq(made), bounds).unwrap();
+    assert_eq!(
+        (timestamps(&page.events), page.more),
+        (vec![made + 1], false)
+    );
+    assert!(page.streams_read <= 2, "read {} streams", page.streams_read);
+    let empty = store
+        .sync_page(user, Cursor::Seq(made + 1), bounds)
+        .unwrap();
+    assert!(empty.events.is_empty());
+    let (newest, read) = store.newest_event_counted(user).unwrap();
+    assert_eq!(newest.map(|stamp| stamp.seq), Some(made + 1));
+    assert!(read <= 2, "the newest event took {read} streams");
+    assert_eq!(store.membership_records_read() - before, 0);
 }
 
 /// Disk growth of 10,000 join/leave cycles in a real sled directory, each change in its own
