@@ -57,6 +57,8 @@ pub struct Metrics {
     /// Streams (a user's own, a group's within one membership interval) read by syncs: the
     /// work they cost, which should follow the pages, not the users' memberships.
     pub sync_streams_read: u64,
+    /// Membership records (intervals that ended) read by syncs: none for a sync after them.
+    pub sync_membership_records_read: u64,
     pub tick_seconds: Histogram,
     pub flush_seconds: Histogram,
 }
@@ -181,6 +183,12 @@ impl Metrics {
             "parley_sync_streams_read_total",
             "Event streams read by syncs (one per group and membership interval read).",
             [("", self.sync_streams_read)],
+        );
+        counter(
+            &mut out,
+            "parley_sync_membership_records_read_total",
+            "Ended membership intervals read by syncs (those ending after the cursor).",
+            [("", self.sync_membership_records_read)],
         );
         self.tick_seconds.render(
             &mut out,

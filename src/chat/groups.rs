@@ -58,9 +58,8 @@ impl Chat {
         let created = self.encode_group(stamp, &group);
         self.store.put_group(&group);
         self.store.learn_newest_seq(group_id)?;
-        for member in &group.members {
-            self.store.open_membership(*member, group_id, stamp.seq)?;
-        }
+        self.store
+            .open_memberships(group_id, &group.members, stamp.seq);
         self.store
             .append(group_id, stamp, Audience::All, created.as_bytes());
         self.deliver_to_users(&group.members, None, &created, stamp);
@@ -174,6 +173,9 @@ impl Chat {
         self.store
             .append(group_id, stamp, Audience::All, left.as_bytes());
         self.store.close_membership(target, group_id, stamp.seq)?;
+        if group.removed.contains(&target) {
+            self.store.mark_removed(group_id, target, stamp.seq);
+        }
         self.deliver_to_users(&group.members, None, &left, stamp);
         self.deliver_to_users(&[target], None, &left, stamp);
         // After the leaver's membership closed: the 74 is the remaining members' (and a sync

@@ -307,6 +307,7 @@ impl Chat {
             }
         };
         self.metrics.sync_streams_read += streams_read as u64;
+        self.metrics.sync_membership_records_read = self.store.membership_records_read();
         let more = page.more;
         for event in page.events {
             if event.bytes.len() > self.limits.sync_max_bytes {

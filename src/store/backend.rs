@@ -21,6 +21,8 @@ pub enum Table {
     AccessTokens,
     Groups,
     Memberships,
+    Members,
+    Intervals,
     Receipts,
     ClientIds,
     Times,
@@ -30,7 +32,7 @@ pub enum Table {
 
 impl Table {
     /// Every table, in the order of their numbers.
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 14] = [
         Table::Users,
         Table::Usernames,
         Table::Emails,
@@ -38,6 +40,8 @@ impl Table {
         Table::AccessTokens,
         Table::Groups,
         Table::Memberships,
+        Table::Members,
+        Table::Intervals,
         Table::Receipts,
         Table::ClientIds,
         Table::Times,
@@ -45,7 +49,7 @@ impl Table {
         Table::Log,
     ];
     /// How many tables hold records (all but the log, whose chunks a tick keeps apart).
-    pub const RECORDS: usize = 11;
+    pub const RECORDS: usize = 13;
 
     pub fn name(self) -> &'static str {
         match self {
@@ -56,6 +60,8 @@ impl Table {
             Table::AccessTokens => "access_tokens",
             Table::Groups => "groups",
             Table::Memberships => "memberships",
+            Table::Members => "members",
+            Table::Intervals => "intervals",
             Table::Receipts => "receipts",
             Table::ClientIds => "client_ids",
             Table::Times => "times",

@@ -15,6 +15,7 @@ use super::format::{read_clock_record, read_commits, CLOCK_KEY, FORMAT, FORMAT_K
 use super::integrity::{mark_path, STORE_DIR};
 use super::log::entry::decode_entry;
 use super::mark::{self, Mark};
+use super::memberships::{split_member_key, ClosedInterval, MemberState};
 use super::records::{GroupRecord, SessionRecord, UserRecord};
 use super::sled_backend::SledBackend;
 use super::{read_u64, StoreError, StoreResult};
@@ -29,7 +30,11 @@ pub struct Report {
     pub users: u64,
     pub sessions: u64,
     pub groups: u64,
+    /// Current memberships (the `members` table's members).
     pub memberships: u64,
+    /// Membership intervals that ended, and users removed by a group's owner.
+    pub intervals: u64,
+    pub removed: u64,
     pub receipts: u64,
     pub events: u64,
     pub messages: u64,
@@ -68,6 +73,11 @@ impl fmt::Display for Report {
             self.messages,
             self.last_seq
         )?;
+        writeln!(
+            f,
+            "memberships ended {}, users removed from groups {}",
+            self.intervals, self.removed
+        )?;
         for problem in &self.problems {
             writeln!(f, "problem: {problem}")?;
         }
@@ -104,7 +114,7 @@ pub fn check(data_dir: &Path) -> StoreResult<Report> {
         .map_or(0, |v| read_u64(&v));
     if report.format != FORMAT {
         report.problems.push(format!(
-            "store format {} (this parley reads {FORMAT}, and upgrades 2 to 4 at start)",
+            "store format {} (this parley reads {FORMAT}, and upgrades 2 to 5 at start)",
             report.format
         ));
         return Ok(report);
@@ -125,7 +135,7 @@ pub fn check(data_dir: &Path) -> StoreResult<Report> {
     report.users = decode_all::<UserRecord>(&backend, Table::Users, &mut report.problems);
     report.sessions = decode_all::<SessionRecord>(&backend, Table::Sessions, &mut report.problems);
     report.groups = decode_all::<GroupRecord>(&backend, Table::Groups, &mut report.problems);
-    report.memberships = count(&backend, Table::Memberships, &mut report.problems);
+    check_memberships(&backend, &mut report);
     report.receipts = count(&backend, Table::Receipts, &mut report.problems);
     for table in [Table::Usernames, Table::Emails] {
         let n = count(&backend, table, &mut report.problems);
@@ -143,6 +153,52 @@ pub fn check(data_dir: &Path) -> StoreResult<Report> {
         ));
     }
     Ok(report)
+}
+
+/// The membership tables: each `members` record of a stored group and decodable, each
+/// `intervals` key well formed and not ending before it begins, format 5's table empty.
+fn check_memberships(backend: &SledBackend, report: &mut Report) {
+    let problems = &mut report.problems;
+    for entry in all(backend, Table::Members) {
+        let (key, value) = match entry {
+            Ok(entry) => entry,
+            Err(err) => {
+                problems.push(format!("members: {err}"));
+                break;
+            }
+        };
+        let (Some(group), Some(_)) = split_member_key(&key) else {
+            problems.push(format!("members: a key of {} bytes", key.len()));
+            continue;
+        };
+        match MemberState::decode(&value) {
+            Some(MemberState::Member { .. }) => report.memberships += 1,
+            Some(MemberState::Removed { .. }) => report.removed += 1,
+            Some(MemberState::Gone) => {}
+            None => problems.push(format!("members: record {key:02x?} does not decode")),
+        }
+        if !matches!(backend.get(Table::Groups, group.as_bytes()), Ok(Some(_))) {
+            problems.push(format!("members: {key:02x?} is of a group with no record"));
+        }
+    }
+    for entry in all(backend, Table::Intervals) {
+        match entry {
+            Ok((key, _)) => match ClosedInterval::decode(&key) {
+                Some((_, interval)) if interval.from <= interval.to => report.intervals += 1,
+                _ => problems.push(format!("intervals: key {key:02x?} is not an interval")),
+            },
+            Err(err) => {
+                problems.push(format!("intervals: {err}"));
+                break;
+            }
+        }
+    }
+    let old = count(backend, Table::Memberships, problems);
+    if old > 0 {
+        problems.push(format!(
+            "memberships: {old} records of format 5 left after the upgrade to 6"
+        ));
+    }
 }
 
 fn all(

@@ -13,6 +13,8 @@ use super::sled_backend::SledBackend;
 use super::{read_u64, Store, StoreError, StoreResult};
 use crate::clock;
 
+pub mod to_6;
+
 /// What each commit stores of the clocks, in one value so that a commit sets one key: the seq
 /// ceiling (no seq above it was handed out), the last timestamp (so that timestamps keep their
 /// order across a restart), the retry index's time (see [`INDEX_TIME_KEY`]), and the number of
@@ -33,11 +35,15 @@ pub const FORMAT_KEY: &[u8] = b"format";
 /// Bumped whenever the layout changes in a way older data cannot be read with. 3: messages
 /// are stored as parts with their ack folded in (see [`super::log`]). 4: a send's client id is
 /// kept in its log entry only, not in the `client_ids` table (see [`super::client_ids`]). 5:
-/// events carry a seq apart from their timestamp.
-pub const FORMAT: u64 = 5;
+/// events carry a seq apart from their timestamp. 6: memberships are stored a key per change
+/// (see [`super::memberships`]), not as lists rewritten whole.
+pub const FORMAT: u64 = 6;
 /// Formats this parley still reads: a directory in one of them is marked [`FORMAT`] when
 /// opened, so that an older parley refuses it instead of misreading what this one writes.
-const UPGRADES_FROM: [u64; 3] = [2, 3, 4];
+/// Formats 2 to 4 are first brought to 5 (the `meta` table only), then 5 to 6 (the tables).
+const UPGRADES_FROM: [u64; 4] = [2, 3, 4, 5];
+/// The format whose tables [`upgrade_tables`] upgrades.
+const TABLES_FROM: u64 = 5;
 
 impl Store {
     /// Opens with the default limits on the index of recent client ids.
@@ -62,6 +68,7 @@ impl Store {
         backend: Arc<dyn Backend>,
         client_ids: ClientIdLimits,
     ) -> StoreResult<Store> {
+        upgrade_tables(&*backend)?;
         let clocks = backend.get(Table::Meta, CLOCK_KEY)?;
         let (_, last_index_ms) = read_clock_record(clocks.as_deref());
         let commits = read_commits(clocks.as_deref());
@@ -81,14 +88,18 @@ impl Store {
             seq_base,
             last_second,
             commits,
+            membership_reads: Default::default(),
+            memberships: Default::default(),
         };
+        store.load_open_memberships()?;
         store.load_client_ids(client_ids.window_ms)?;
         Ok(store)
     }
 }
 
-/// Marks a new backend with [`FORMAT`], upgrades one of an older format, and refuses others;
-/// reads and writes the `meta` table only.
+/// Marks a new backend with [`FORMAT`], upgrades the `meta` table of one of an older format
+/// (to format 5, whose tables [`upgrade_tables`] upgrades once they are open), and refuses
+/// others; reads and writes the `meta` table only.
 pub(super) fn mark_format(backend: &dyn Backend) -> StoreResult<()> {
     let meta = Table::Meta;
     match backend.get(meta, FORMAT_KEY)? {
@@ -97,7 +108,7 @@ pub(super) fn mark_format(backend: &dyn Backend) -> StoreResult<()> {
             backend.put(meta, FORMAT_KEY, &FORMAT.to_be_bytes())?;
             backend.flush()?;
         }
-        Some(version) if read_u64(&version) == FORMAT => {}
+        Some(version) if [FORMAT, TABLES_FROM].contains(&read_u64(&version)) => {}
         Some(version) if UPGRADES_FROM.contains(&read_u64(&version)) => {
             // Every event so far had a unique timestamp, now its seq: seqs go on above the
             // old clock ceiling. Timestamps hold at it while the wall is behind (that clock
@@ -116,7 +127,7 @@ pub(super) fn mark_format(backend: &dyn Backend) -> StoreResult<()> {
             };
             backend.put(meta, CLOCK_KEY, &clock_record(ceiling, index_ms, 0))?;
             backend.put(meta, SEQ_BASE_KEY, &(old_ceiling + 1).to_be_bytes())?;
-            backend.put(meta, FORMAT_KEY, &FORMAT.to_be_bytes())?;
+            backend.put(meta, FORMAT_KEY, &TABLES_FROM.to_be_bytes())?;
             backend.remove(meta, OLD_CLOCK_KEY)?;
             backend.remove(meta, INDEX_TIME_KEY)?;
             backend.flush()?;
@@ -127,6 +138,18 @@ pub(super) fn mark_format(backend: &dyn Backend) -> StoreResult<()> {
                 "data directory has store format {found}; this parley reads format {FORMAT}"
             )));
         }
+    }
+    Ok(())
+}
+
+/// Upgrades the tables of a format 5 backend to [`FORMAT`] ([`to_6`]) and marks it; nothing
+/// for one in [`FORMAT`]. After [`mark_format`], with every table open.
+pub(super) fn upgrade_tables(backend: &dyn Backend) -> StoreResult<()> {
+    let found = backend.get(Table::Meta, FORMAT_KEY)?.map(|v| read_u64(&v));
+    if found == Some(TABLES_FROM) {
+        to_6::upgrade(backend)?;
+        backend.put(Table::Meta, FORMAT_KEY, &FORMAT.to_be_bytes())?;
+        backend.flush()?;
     }
     Ok(())
 }

@@ -5,11 +5,12 @@
 //! is written once whatever the group size. A sync ([`sync`]) merges the user's stream with the
 //! streams of the groups they belonged to, each bounded by the membership intervals; it skips the
 //! groups whose newest event is before its cursor (the log knows each stream's newest seq) and
-//! opens the others only as the page reaches them, so its cost follows what it returns plus one
-//! scan of the user's membership records. A tick's writes stay in memory ([`overlay`])
-//! and are sealed together by [`Store::write`]; the [`flusher`] thread puts each batch of sealed
-//! ticks into the [`backend`] (sled, [`sled_backend`]) in one atomic write and flushes it, off
-//! the loop thread, and acknowledgements wait for it.
+//! opens the others only as the page reaches them; the user's current groups are in memory, and
+//! of the memberships that ended it reads only those that ended after its cursor
+//! ([`memberships`]): its cost follows what it returns, not the user's history. A tick's writes
+//! stay in memory ([`overlay`]) and are sealed together by [`Store::write`]; the [`flusher`]
+//! thread puts each batch of sealed ticks into the [`backend`] (sled, [`sled_backend`]) in one
+//! atomic write and flushes it, off the loop thread, and acknowledgements wait for it.
 
 mod backend;
 pub mod backup;
@@ -22,6 +23,7 @@ mod handoff;
 pub mod integrity;
 pub mod log;
 pub mod mark;
+mod memberships;
 #[cfg(test)]
 mod memory;
 pub mod message_id;
@@ -43,7 +45,7 @@ use self::log::EventLog;
 pub use self::log::{Audience, MessageParts};
 use self::overlay::TableWrites;
 pub use self::overlay::{Ceiling, TickWrites};
-pub use self::records::{GroupRecord, Interval, ReceiptKind, SessionRecord, UserRecord};
+pub use self::records::{GroupRecord, ReceiptKind, SessionRecord, UserRecord};
 pub use self::retry::RetryKey;
 pub use self::sync::{PageBounds, SyncPage};
 use crate::clock::Stamp;
@@ -82,6 +84,11 @@ pub struct Store {
     last_second: u64,
     /// Commits sealed since the store was created (see [`format::CLOCK_KEY`]).
     commits: u64,
+    /// Membership records (closed intervals) read by syncs so far: the part of a sync's work
+    /// that the user's history could make grow, counted for tests and `/metrics`.
+    membership_reads: std::cell::Cell<u64>,
+    /// Every user's current memberships (see [`memberships`]).
+    memberships: memberships::OpenMemberships,
 }
 
 /// A big-endian u64 from up to 8 bytes (shorter ones as if zero-padded at the end).

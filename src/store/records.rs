@@ -1,7 +1,6 @@
-//! The store's records besides the event log: users and their unique names, sessions, groups,
-//! memberships and receipts, kept as JSON or raw ids under their tables' keys.
+//! The store's records besides the event log and memberships: users and their unique names,
+//! sessions, groups and receipts, kept as JSON or raw ids under their tables' keys.
 
-use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
@@ -41,25 +40,18 @@ pub struct GroupRecord {
     /// A small number unique to the group, carried inside its message ids.
     pub ordinal: u32,
     /// Current members in the order they joined (the creator of a new group last, as in event 70).
+    /// Kept in the `members` table, not in the record (since format 6: see [`super::memberships`]).
+    #[serde(skip)]
     pub members: Vec<Uuid>,
-    /// Users the creator removed and no member has added back since: they may not join again
-    /// by the group's id. Absent from the JSON when empty (as in records written before it).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Users the owner removed and no member has added back since: they may not join again
+    /// by the group's id. In the `members` table too.
+    #[serde(skip)]
     pub removed: Vec<Uuid>,
     /// The member with the owner's rights; `None` once the last member left. Records written
     /// before owners existed have none while they still have members: the chat core makes the
     /// creator (or, if they left, the longest member) owner when it reads them.
     #[serde(default)]
     pub owner: Option<Uuid>,
-}
-
-/// A span of membership: from the seq of the event that made the user a member to the seq of
-/// the event that ended it (both inclusive), or open. (Before format 5 seqs were timestamps,
-/// and stored intervals hold those: the upgrade made each event's seq its timestamp.)
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Interval {
-    pub from: u64,
-    pub to: Option<u64>,
 }
 
 /// Which receipt a user gave for a message.
@@ -122,11 +114,13 @@ impl Store {
 
     // --- groups and memberships --------------------------------------------------------------
 
+    /// Writes the group's record: its own fields, not its members (see
+    /// [`Store::open_membership`] and the calls beside it).
     pub fn put_group(&mut self, group: &GroupRecord) {
         self.put(Table::Groups, group.id.as_bytes().to_vec(), to_json(group));
     }
 
-    /// Every group; read once at start, when nothing is pending.
+    /// Every group with its members; read once at start, when nothing is pending.
     pub fn all_groups(&self) -> StoreResult<Vec<GroupRecord>> {
         let mut groups = Vec::new();
         let all = Bound::Unbounded;
@@ -139,62 +133,8 @@ impl Store {
                 groups.push(group);
             }
         }
+        self.fill_members(&mut groups)?;
         Ok(groups)
-    }
-
-    /// Records that `user` became a member of `group` at `seq` (inclusive).
-    pub fn open_membership(&mut self, user: Uuid, group: Uuid, seq: u64) -> StoreResult<()> {
-        let key = pair_key(user, group);
-        let mut intervals = self.intervals(&key)?;
-        intervals.push(Interval {
-            from: seq,
-            to: None,
-        });
-        self.put(Table::Memberships, key, to_json(&intervals));
-        Ok(())
-    }
-
-    /// Records that `user` stopped being a member of `group` at `seq` (inclusive: the 73 is
-    /// theirs).
-    pub fn close_membership(&mut self, user: Uuid, group: Uuid, seq: u64) -> StoreResult<()> {
-        let key = pair_key(user, group);
-        let mut intervals = self.intervals(&key)?;
-        if let Some(last) = intervals.last_mut() {
-            last.to = Some(seq);
-        }
-        self.put(Table::Memberships, key, to_json(&intervals));
-        Ok(())
-    }
-
-    fn intervals(&self, key: &[u8]) -> StoreResult<Vec<Interval>> {
-        Ok(self
-            .get(Table::Memberships, key)?
-            .and_then(|v| from_json(&v))
-            .unwrap_or_default())
-    }
-
-    /// Every group `user` ever belonged to, with the intervals, as this tick sees them.
-    pub(super) fn memberships_of(
-        &self,
-        user: Uuid,
-    ) -> StoreResult<BTreeMap<Vec<u8>, Vec<Interval>>> {
-        let mut memberships = BTreeMap::new();
-        for entry in self
-            .backend
-            .scan_prefix(Table::Memberships, user.as_bytes())
-        {
-            let (key, value) = entry?;
-            memberships.insert(key, from_json(&value).unwrap_or_default());
-        }
-        let unapplied = self.unapplied.iter().map(|tick| &tick.tables);
-        for tables in unapplied.chain(std::iter::once(&self.pending)) {
-            for (key, value) in &tables[Table::Memberships as usize] {
-                if key.starts_with(user.as_bytes()) {
-                    memberships.insert(key.clone(), from_json(value).unwrap_or_default());
-                }
-            }
-        }
-        Ok(memberships)
     }
 
     // --- receipts ----------------------------------------------------------------------------

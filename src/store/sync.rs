@@ -7,7 +7,7 @@ use std::collections::BinaryHeap;
 
 use uuid::Uuid;
 
-use super::backend::Table;
+use super::backend::{Direction, Table};
 use super::log::{Audience, MessageParts, Span, StreamReader};
 use super::{read_u64, Store, StoreResult, StoredEvent};
 use crate::clock::Stamp;
@@ -142,31 +142,66 @@ impl Store {
     }
 
     /// [`Store::newest_event_counted`], with each stream's newest seq from `newest` (as for
-    /// [`Store::sync_page_with`]).
+    /// [`Store::sync_page_with`]). The user's own stream and current groups come from memory,
+    /// the closed intervals newest end first: each stream is read in the order of the newest
+    /// seq it may hold, and the search stops when none left can hold one newer than found.
     pub(super) fn newest_event_with(
         &self,
         user: Uuid,
         newest: impl Fn(Uuid) -> u64,
     ) -> StoreResult<(Option<Stamp>, usize)> {
-        let mut spans = self.spans_of(user, 1, None, |_, _| true)?;
-        let bound = |(stream, span): &(Uuid, Span)| {
-            if *stream == user {
-                u64::MAX
-            } else {
-                newest(*stream).min(span.to)
-            }
+        let open = |from: u64| Span {
+            from,
+            to: u64::MAX,
+            after_time: None,
         };
-        spans.sort_by_key(|span| Reverse(bound(span)));
+        let mut current: BinaryHeap<(u64, Uuid, u64)> = self
+            .open_memberships_of(user)
+            .iter()
+            .map(|&(group, from)| (newest(group), group, from))
+            .filter(|&(bound, _, from)| bound >= from)
+            .collect();
+        current.push((u64::MAX, user, 1));
+        let mut closed = self
+            .closed_intervals(user, 1, Direction::Backward)
+            .peekable();
         let mut found: Option<Stamp> = None;
         let mut read = 0;
-        for span @ (stream, range) in &spans {
-            if found.is_some_and(|found| found.seq >= bound(span)) {
+        loop {
+            // Candidates are taken in the order of the newest seq they may hold: a current
+            // group's newest, or where a closed interval ends.
+            let closed_to = match closed.peek() {
+                Some(Ok(interval)) => Some(interval.to),
+                Some(Err(_)) => return Err(closed.next().and_then(Result::err).expect("peeked")),
+                None => None,
+            };
+            let current_bound = current.peek().map(|&(bound, _, _)| bound);
+            let Some(top) = current_bound.max(closed_to) else {
+                break;
+            };
+            if found.is_some_and(|found| found.seq >= top) {
                 break;
             }
+            let (stream, span) = if current_bound == Some(top) {
+                let (_, stream, from) = current.pop().expect("peeked");
+                (stream, open(from))
+            } else {
+                let interval = closed.next().expect("peeked")?;
+                let span = Span {
+                    from: interval.from.max(1),
+                    to: interval.to,
+                    after_time: None,
+                };
+                let bound = newest(interval.group).min(interval.to);
+                if bound < span.from || found.is_some_and(|found| found.seq >= bound) {
+                    continue;
+                }
+                (interval.group, span)
+            };
             read += 1;
             let newest = self
                 .log
-                .newest(*stream, *range, user, self.memory_chunks(*stream))?;
+                .newest(stream, span, user, self.memory_chunks(stream))?;
             if newest.is_some_and(|newest| found.is_none_or(|found| newest.seq > found.seq)) {
                 found = newest;
             }
@@ -174,8 +209,9 @@ impl Store {
         Ok((found, read))
     }
 
-    /// What a user reads of each stream from seq `from` on: their own stream, and each group's
-    /// within the intervals they were a member, of those `keep` keeps.
+    /// What a user reads of each stream from seq `from` on: their own stream, each group they
+    /// are in now, and each group within the intervals they were a member that end at or after
+    /// `from` (the others are not read), of those `keep` keeps.
     fn spans_of(
         &self,
         user: Uuid,
@@ -191,17 +227,25 @@ impl Store {
                 after_time,
             },
         )];
-        for (key, intervals) in self.memberships_of(user)? {
-            let group = Uuid::from_slice(&key[16..32]).unwrap_or_default();
-            for interval in intervals {
-                let span = Span {
-                    from: interval.from.max(from),
-                    to: interval.to.unwrap_or(u64::MAX),
-                    after_time,
-                };
-                if span.from <= span.to && keep(group, &span) {
-                    spans.push((group, span));
-                }
+        for &(group, joined) in self.open_memberships_of(user) {
+            let span = Span {
+                from: joined.max(from),
+                to: u64::MAX,
+                after_time,
+            };
+            if keep(group, &span) {
+                spans.push((group, span));
+            }
+        }
+        for interval in self.closed_intervals(user, from, Direction::Forward) {
+            let interval = interval?;
+            let span = Span {
+                from: interval.from.max(from),
+                to: interval.to,
+                after_time,
+            };
+            if span.from <= span.to && keep(interval.group, &span) {
+                spans.push((interval.group, span));
             }
         }
         Ok(spans)

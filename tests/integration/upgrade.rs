@@ -322,12 +322,12 @@ fn format_4_directory_upgrades_in_place() {
         expected.get_mut(name).unwrap().extend(events);
     }
 
-    // Stopped, the directory is format 5, its seqs based above the old clock; it starts again
+    // Stopped, the directory is format 6, its seqs based above the old clock; it starts again
     // with everything, and nothing is upgraded twice.
     drop(conns);
     let status = server.terminate(Duration::from_secs(10));
     assert!(status.is_some_and(|s| s.success()), "SIGTERM: {status:?}");
-    assert_eq!(format_and_seq_base(&fixture.data()), (5, old_clock + 1));
+    assert_eq!(format_and_seq_base(&fixture.data()), (6, old_clock + 1));
     let server = Server::start_in_with_args(&fixture.data(), &args);
     for name in USERS {
         login(&server, &fixture, name);

@@ -37,3 +37,47 @@ fn a_whole_directory_checks_and_one_behind_its_mark_does_not() {
         "{report}"
     );
 }
+
+/// The membership tables are counted (current, ended, removed), and a record of them that does
+/// not decode, or of a group with no record, is a problem.
+#[test]
+fn membership_tables_are_counted_and_checked() {
+    use uuid::Uuid;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store =
+        Store::open_data_dir(dir.path(), 1 << 20, ClientIdLimits::DEFAULT, OnLoss::Refuse).unwrap();
+    let [a, b, c] = [1, 2, 3].map(Uuid::from_u128);
+    let group = Uuid::from_u128(100);
+    store.put_group(&crate::store::tests::test_group(group, &[a, b, c]));
+    store.open_memberships(group, &[a, b, c], 1);
+    store.close_membership(b, group, 2).unwrap();
+    store.close_membership(c, group, 3).unwrap();
+    store.mark_removed(group, c, 3);
+    store.commit(Ceiling { seq: 3, time: 3 }).unwrap();
+    drop(store);
+    let report = check(dir.path()).unwrap();
+    assert!(report.is_whole(), "{report}");
+    assert_eq!(
+        (report.memberships, report.intervals, report.removed),
+        (1, 2, 1)
+    );
+    assert!(report
+        .to_string()
+        .contains("memberships ended 2, users removed from groups 1"));
+
+    {
+        let mut backend = SledBackend::open(&dir.path().join(STORE_DIR), 1 << 20).unwrap();
+        backend.open_tables().unwrap();
+        let mut key = Uuid::from_u128(999).as_bytes().to_vec();
+        key.extend_from_slice(a.as_bytes());
+        backend.put(Table::Members, &key, &[1, 2, 3]).unwrap();
+        backend.put(Table::Intervals, &key, &[]).unwrap();
+        backend.flush().unwrap();
+    }
+    let report = check(dir.path()).unwrap();
+    let text = report.to_string();
+    assert_eq!(report.problems.len(), 3, "{text}");
+    assert!(text.contains("does not decode"), "{text}");
+    assert!(text.contains("of a group with no record"), "{text}");
+    assert!(text.contains("is not an interval"), "{text}");
+}

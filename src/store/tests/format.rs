@@ -23,7 +23,7 @@ fn refuses_another_format(place: Place) {
     assert!(matches!(refused, StoreError::Unsupported(_)), "{refused:?}");
     assert_eq!(
         refused.to_string(),
-        "Unsupported: data directory has store format 1; this parley reads format 5"
+        "Unsupported: data directory has store format 1; this parley reads format 6"
     );
 }
 

@@ -3,7 +3,9 @@
 
 mod backend;
 mod format;
+mod format_6;
 mod formats_sync;
+mod membership_cost;
 mod on_sled;
 mod retry;
 mod sync;

@@ -17,6 +17,7 @@
 //!   is refused at start, or lost nothing; `--accept-data-loss`.
 //! - `budget`: the global budget for queued output; never-readers shed, readers served.
 //! - `backup`: `parley check` and `parley backup` on real directories, restore over a WebSocket.
+//! - `membership_history`: old memberships cost a sync nothing; members keep their order.
 
 mod authn;
 mod authz;
@@ -28,6 +29,7 @@ mod framing;
 mod integrity;
 mod limits;
 mod members;
+mod membership_history;
 mod metrics;
 mod process;
 mod proxies;
