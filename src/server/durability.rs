@@ -137,6 +137,11 @@ impl Durability {
         self.flusher.request(tick);
     }
 
+    /// Whether written commits wait for a flusher that can store them.
+    pub fn flush_pending(&self) -> bool {
+        self.written > self.durable && self.degraded.is_none()
+    }
+
     /// Whether so many commits wait for the flusher that the loop must let it run.
     pub fn too_far_behind(&self) -> bool {
         self.written - self.durable > MAX_COMMITS_IN_FLIGHT || self.held_frames > MAX_HELD_FRAMES

@@ -85,6 +85,8 @@ pub struct Server {
     /// Connections to read again next tick: their read budget ran out, or they just became
     /// able to go on (a hash finished, an upgrade left frames in the buffer).
     read_again: Vec<usize>,
+    /// A costly message (`chat::Cost::Heavy`) ran this tick.
+    ran_costly: bool,
     /// Connections to close at the end of the tick.
     to_reap: Vec<usize>,
     /// WebSockets to send a close frame after the tick's events.
@@ -180,6 +182,7 @@ impl Server {
             next_serial: 0,
             to_flush: Vec::new(),
             read_again: Vec::new(),
+            ran_costly: false,
             to_reap: Vec::new(),
             ws_closing: Vec::new(),
             accept_pending: false,
@@ -284,7 +287,11 @@ impl Server {
                 let tick = self.chat.write_tick(commit);
                 self.durability.written(tick, self.chat.last_stamp());
             }
-            if self.durability.too_far_behind() {
+            // The flusher runs only while the loop waits (`crate::priority`). A costly message
+            // (a sync) can be pipelined to keep the loop busy for ever, so after one the loop
+            // lets the flusher store what other connections' answers wait for.
+            let ran_costly = std::mem::take(&mut self.ran_costly);
+            if self.durability.too_far_behind() || (ran_costly && self.durability.flush_pending()) {
                 self.durability.wait_for_flusher();
                 self.release_durable();
             }

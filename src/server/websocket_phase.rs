@@ -29,6 +29,7 @@ impl Server {
                     }
                     if self.chat.handle_text(id, user, text.as_str(), wall) == Cost::Heavy {
                         turn.end();
+                        self.ran_costly = true;
                     }
                 }
                 WsNext::Binary => {

@@ -265,12 +265,13 @@ impl Store {
         bounds: PageBounds,
         whole_milliseconds: bool,
     ) -> StoreResult<SyncPage> {
-        let mut readers: Vec<Option<StreamReader>> = spans.iter().map(|_| None).collect();
-        let mut heads: Vec<Option<StoredEvent>> = spans.iter().map(|_| None).collect();
+        // Only the streams opened get a reader: a user in many groups opens few per page,
+        // and a slot per span would cost the page a large allocation and its zeroing.
+        let mut readers: Vec<(StreamReader, Option<StoredEvent>)> = Vec::new();
         let mut heap: BinaryHeap<_> = spans
             .iter()
             .enumerate()
-            .map(|(index, (_, span))| Reverse((span.from, index)))
+            .map(|(index, (_, span))| Reverse((span.from, Next::Open(index))))
             .collect();
         let mut page = SyncPage {
             events: Vec::with_capacity(bounds.limit.min(1024)),
@@ -278,25 +279,29 @@ impl Store {
             streams_read: 0,
         };
         let mut bytes = 0;
-        while let Some(Reverse((_, index))) = heap.pop() {
-            let Some(entry) = heads[index].take() else {
-                let over_budget = page.streams_read >= bounds.max_streams;
-                if over_budget && !page.events.is_empty() && !whole_milliseconds {
-                    page.more = true;
-                    return Ok(page);
+        while let Some(Reverse((_, next))) = heap.pop() {
+            let reader = match next {
+                Next::Open(index) => {
+                    let over_budget = page.streams_read >= bounds.max_streams;
+                    if over_budget && !page.events.is_empty() && !whole_milliseconds {
+                        page.more = true;
+                        return Ok(page);
+                    }
+                    let (stream, span) = spans[index];
+                    let mut reader =
+                        self.log
+                            .reader(stream, span, viewer, self.memory_chunks(stream))?;
+                    page.streams_read += 1;
+                    if let Some(head) = reader.next_entry()? {
+                        heap.push(Reverse((head.stamp.seq, Next::Read(readers.len()))));
+                        readers.push((reader, Some(head)));
+                    }
+                    continue;
                 }
-                let (stream, span) = spans[index];
-                let mut reader =
-                    self.log
-                        .reader(stream, span, viewer, self.memory_chunks(stream))?;
-                page.streams_read += 1;
-                if let Some(head) = reader.next_entry()? {
-                    heap.push(Reverse((head.stamp.seq, index)));
-                    heads[index] = Some(head);
-                }
-                readers[index] = Some(reader);
-                continue;
+                Next::Read(reader) => reader,
             };
+            let (stream, head) = &mut readers[reader];
+            let entry = head.take().expect("a reader in the heap has a head");
             let out = &mut page.events;
             let full = out.len() >= bounds.limit || (bytes >= bounds.max_bytes && !out.is_empty());
             let same_millisecond = out.last().is_some_and(|last| {
@@ -308,15 +313,21 @@ impl Store {
             }
             bytes += entry.bytes.len();
             out.push(entry);
-            let reader = readers[index].as_mut().expect("a head comes from a reader");
-            let head = reader.next_entry()?;
-            if let Some(event) = &head {
-                heap.push(Reverse((event.stamp.seq, index)));
+            *head = stream.next_entry()?;
+            if let Some(event) = head {
+                heap.push(Reverse((event.stamp.seq, Next::Read(reader))));
             }
-            heads[index] = head;
         }
         Ok(page)
     }
+}
+
+/// What the merge does next at a seq: open the stream of the span at this index, or take the
+/// head of the reader at this index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Next {
+    Open(usize),
+    Read(usize),
 }
 
 /// How much one sync page may take: events, about how many bytes, and how many streams it
