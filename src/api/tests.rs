@@ -1,3 +1,6 @@
+use super::body::positive_whole_number;
+use super::routes::GET;
+use super::users::{normalize_email, validate_username};
 use super::*;
 
 #[test]

@@ -1,0 +1,105 @@
+//! The routes table: a method and a path to a [`Route`], or why none matches (404, or 405 with
+//! the methods allowed).
+
+use uuid::Uuid;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::http::Response;
+
+/// One variant per endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /`: the browser client.
+    ClientPage,
+    Healthz,
+    Register,
+    Login,
+    CreateSession,
+    CreateGroup,
+    Join(Uuid),
+    Leave(Uuid),
+    /// `GET /{access_token}`: the WebSocket.
+    Messaging(String),
+    /// `GET /metrics`: Prometheus text.
+    Metrics,
+    /// `GET /_echo`: a WebSocket echo for the Autobahn cases, when enabled.
+    Echo,
+}
+
+/// Why a request matched no route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoRoute {
+    NotFound,
+    /// The path exists; these methods are allowed on it.
+    MethodNotAllowed(&'static str),
+}
+
+impl NoRoute {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            NoRoute::NotFound => ErrorCode::NotFound,
+            NoRoute::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
+        }
+    }
+
+    pub fn response(&self) -> Response {
+        match self {
+            NoRoute::NotFound => Response::error(&ApiError::new(self.code(), "no such endpoint")),
+            NoRoute::MethodNotAllowed(allow) => Response::error(&ApiError::new(
+                self.code(),
+                format!("method not allowed; allowed: {allow}"),
+            ))
+            .with_header("allow", *allow),
+        }
+    }
+}
+
+/// The `Allow` of a GET route: a HEAD is answered wherever a GET is (RFC 9110 §9.3.2).
+pub(super) const GET: &str = "GET, HEAD";
+
+/// Whether an `Allow` value lists `method`.
+fn allows(allow: &str, method: &str) -> bool {
+    allow.split(", ").any(|m| m == method)
+}
+
+pub fn route(method: &str, path: &str) -> Result<Route, NoRoute> {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    let only = |allowed: &'static str, route: Route| {
+        if allows(allowed, method) {
+            Ok(route)
+        } else {
+            Err(NoRoute::MethodNotAllowed(allowed))
+        }
+    };
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        [""] => only(GET, Route::ClientPage),
+        ["healthz"] => only(GET, Route::Healthz),
+        ["metrics"] => only(GET, Route::Metrics),
+        ["_echo"] => only(GET, Route::Echo),
+        ["users"] => only("POST", Route::Register),
+        ["login"] => only("POST", Route::Login),
+        ["sessions"] => only("POST", Route::CreateSession),
+        ["groups"] => only("POST", Route::CreateGroup),
+        ["groups", id, action @ ("join" | "left")] => {
+            let id = id.parse::<Uuid>().map_err(|_| NoRoute::NotFound)?;
+            let route = if *action == "join" {
+                Route::Join(id)
+            } else {
+                Route::Leave(id)
+            };
+            only("PUT", route)
+        }
+        // Any other segment may be a token, which only GET uses: to other methods, an unknown path.
+        [token] if !token.is_empty() && allows(GET, method) => {
+            Ok(Route::Messaging(token.to_string()))
+        }
+        _ => Err(NoRoute::NotFound),
+    }
+}
+
+/// Whether `path` (query aside) is the echo endpoint's.
+pub(super) fn is_echo(path: &str) -> bool {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    path.trim_start_matches('/') == "_echo"
+}

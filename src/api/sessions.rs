@@ -1,0 +1,124 @@
+//! Devices: creating a session (its messaging URL) and the WebSocket upgrade its token opens.
+
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::body::{json_body, positive_whole_number, required_text};
+use super::{Api, Outcome};
+use crate::auth;
+use crate::chat::Chat;
+use crate::error::ApiError;
+use crate::http::Request;
+use crate::store::SessionRecord;
+
+const PLATFORMS: [&str; 4] = ["web", "ios", "android", "live"];
+
+impl Api {
+    pub(super) fn create_session(
+        &self,
+        chat: &mut Chat,
+        req: &Request,
+        user: Uuid,
+        wall: u64,
+    ) -> Result<SessionRecord, ApiError> {
+        #[derive(Deserialize)]
+        struct Body {
+            device_id: Option<String>,
+            platform: Option<String>,
+            model: Option<String>,
+            // A JSON number: `102.0` is the integer 102 to JSON and to JavaScript clients.
+            build: Option<serde_json::Number>,
+            name: Option<String>,
+        }
+        let body: Body = json_body(req)?;
+        let device_id = required_text(body.device_id, "device_id")?;
+        let platform = required_text(body.platform, "platform")?;
+        if !PLATFORMS.contains(&platform.as_str()) {
+            return Err(ApiError::bad_request(
+                "`platform` must be one of web, ios, android, live",
+            ));
+        }
+        let model = required_text(body.model, "model")?;
+        let build = body
+            .build
+            .as_ref()
+            .and_then(positive_whole_number)
+            .ok_or_else(|| ApiError::bad_request("`build` must be an integer above 0"))?;
+        let name = match body.name {
+            Some(name) => Some(required_text(Some(name), "name")?),
+            None => None,
+        };
+        let session = SessionRecord {
+            id: Uuid::new_v4(),
+            user_id: user,
+            device_id,
+            platform,
+            model,
+            build,
+            name,
+            created_at: wall,
+            access_token: auth::random_hex(32),
+        };
+        chat.store_mut().insert_session(&session);
+        Ok(session)
+    }
+
+    pub(super) fn upgrade(
+        &self,
+        chat: &Chat,
+        req: &Request,
+        token: &str,
+    ) -> Result<Outcome, ApiError> {
+        let key = self.check_upgrade(req)?;
+        let session = chat
+            .store()
+            .session_by_access_token(token)?
+            .ok_or_else(|| ApiError::unauthorized("unknown messaging token"))?;
+        chat.check_connection_room(session.user_id)?;
+        Ok(Outcome::Upgrade { session, key })
+    }
+
+    /// Checks a WebSocket upgrade's headers and Origin; returns its `Sec-WebSocket-Key`.
+    pub(super) fn check_upgrade(&self, req: &Request) -> Result<String, ApiError> {
+        // Only a GET upgrades (RFC 6455 §4.1); a HEAD gets what a plain GET gets.
+        if !req.wants_upgrade || req.method != "GET" {
+            return Err(ApiError::not_found("no such endpoint"));
+        }
+        let key = req
+            .websocket_key
+            .clone()
+            .ok_or_else(|| ApiError::bad_request("missing Sec-WebSocket-Key"))?;
+        if req.websocket_version.as_deref() != Some("13") {
+            return Err(ApiError::bad_request(
+                "unsupported Sec-WebSocket-Version; use 13",
+            ));
+        }
+        if let Some(origin) = &req.origin {
+            let origin = origin.trim_end_matches('/');
+            let allowed = self.allowed_origins.is_empty()
+                || self
+                    .allowed_origins
+                    .iter()
+                    .any(|allowed| allowed.eq_ignore_ascii_case(origin));
+            if !allowed {
+                return Err(ApiError::forbidden(
+                    "this Origin may not open a WebSocket here",
+                ));
+            }
+        }
+        Ok(key)
+    }
+
+    /// `--public-url`'s base, else the request's `Host` with `wss` when a trusted proxy says
+    /// the client came over https (`secure`), `ws` otherwise.
+    pub(super) fn messaging_url(&self, req: &Request, secure: Option<bool>, token: &str) -> String {
+        match &self.public_url {
+            Some(base) => format!("{base}/{token}"),
+            None => {
+                let host = req.host.as_deref().unwrap_or(&self.fallback_host);
+                let scheme = if secure == Some(true) { "wss" } else { "ws" };
+                format!("{scheme}://{host}/{token}")
+            }
+        }
+    }
+}
