@@ -171,6 +171,7 @@ impl Fixture {
                 email: format!("bench{i}@bench.test"),
                 password_hash: String::new(),
                 created_at: WALL,
+                token_generation: 0,
             });
         }
         let limits = Limits::default();

@@ -3,10 +3,13 @@
 //!
 //! In the order a request flows: `routes` (method and path to a [`Route`]), [`Api::handle`]
 //! (rate limits, authentication, dispatch), then the handlers by resource: `users` (accounts,
-//! login), `sessions` (devices, the upgrade), `groups`; `body` reads request bodies.
+//! login), `accounts` (the caller's account, lookups, password, logout), `sessions` (devices,
+//! the upgrade), `groups`; `body` and `query` read request bodies and query strings.
 
+mod accounts;
 mod body;
 mod groups;
+mod query;
 mod routes;
 mod sessions;
 mod users;
@@ -17,22 +20,32 @@ use std::time::Instant;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::auth::Jwt;
+use crate::auth::{Jwt, Token};
 use crate::chat::Chat;
 use crate::error::ApiError;
 use crate::hasher::{self, Work};
 use crate::http::{Request, Response};
 use crate::proxies::TrustedProxies;
 use crate::ratelimit::RateLimiter;
-use crate::store::SessionRecord;
+use crate::store::{SessionRecord, UserRecord};
 use routes::is_echo;
 pub use routes::{route, NoRoute, Route};
 
 /// A password-hashing job's context, handed back with its outcome.
 #[derive(Debug)]
 pub enum Pending {
-    Register { username: String, email: String },
-    Login { user: Option<Uuid> },
+    Register {
+        username: String,
+        email: String,
+    },
+    Login {
+        user: Option<Uuid>,
+    },
+    /// `PUT /users/me/password` by a token of generation `gen`.
+    ChangePassword {
+        user: Uuid,
+        gen: u32,
+    },
 }
 
 /// What the loop should do with a request.
@@ -67,6 +80,16 @@ pub struct Api {
     echo_enabled: bool,
     auth_limiter: RateLimiter,
     trusted_proxies: TrustedProxies,
+    /// `GET /users?username=` per client address: a name lookup must not enumerate accounts.
+    lookup_limiter: RateLimiter,
+    /// Live sessions one user may have; 0 = no cap.
+    max_sessions_per_user: usize,
+}
+
+/// Who a login token authenticates, as the store says now.
+pub(crate) struct Caller {
+    pub user: UserRecord,
+    pub token: Token,
 }
 
 /// What [`Api::new`] needs besides the signing key.
@@ -77,6 +100,8 @@ pub struct ApiOptions {
     pub echo_enabled: bool,
     pub auth_rate_per_minute: u32,
     pub trusted_proxies: TrustedProxies,
+    pub lookup_rate_per_minute: u32,
+    pub max_sessions_per_user: usize,
 }
 
 /// The browser client, built into the binary.
@@ -92,6 +117,8 @@ impl Api {
             echo_enabled: options.echo_enabled,
             auth_limiter: RateLimiter::new(options.auth_rate_per_minute),
             trusted_proxies: options.trusted_proxies,
+            lookup_limiter: RateLimiter::new(options.lookup_rate_per_minute),
+            max_sessions_per_user: options.max_sessions_per_user,
         }
     }
 
@@ -125,17 +152,30 @@ impl Api {
             req.forwarded_for.as_deref(),
             req.forwarded_proto.as_deref(),
         );
-        if matches!(route, Route::Register | Route::Login) {
-            if let Err(wait) = self.auth_limiter.check(origin.client, now) {
-                let limited = ApiError::rate_limited(
-                    "too many registrations or logins from this address; retry later",
-                );
-                chat.metrics.count_error(limited.code);
-                let seconds = wait.as_secs() + 1;
-                return Outcome::Respond(
-                    Response::error(&limited).with_header("retry-after", seconds.to_string()),
-                );
-            }
+        // A password change guesses a password too, so it shares the logins' budget.
+        let limited = if matches!(
+            route,
+            Route::Register | Route::Login | Route::ChangePassword
+        ) {
+            self.auth_limiter
+                .check(origin.client, now)
+                .err()
+                .map(|wait| (wait, "too many registrations or logins from this address"))
+        } else if route == Route::FindUsers && query::has(&req.path, "username") {
+            self.lookup_limiter
+                .check(origin.client, now)
+                .err()
+                .map(|wait| (wait, "too many lookups by username from this address"))
+        } else {
+            None
+        };
+        if let Some((wait, what)) = limited {
+            let limited = ApiError::rate_limited(format!("{what}; retry later"));
+            chat.metrics.count_error(limited.code);
+            let seconds = wait.as_secs() + 1;
+            return Outcome::Respond(
+                Response::error(&limited).with_header("retry-after", seconds.to_string()),
+            );
         }
         match self.route_request(chat, route, req, origin.secure, wall) {
             Ok(outcome) => outcome,
@@ -149,6 +189,7 @@ impl Api {
     /// Drops rate-limit state that no longer limits anyone.
     pub fn sweep(&mut self, now: Instant) {
         self.auth_limiter.forget_full(now);
+        self.lookup_limiter.forget_full(now);
     }
 
     fn route_request(
@@ -166,13 +207,14 @@ impl Api {
             Route::Healthz => respond(200, json!({"status": "ok"})),
             Route::Register => self.register(chat, req),
             Route::Login => self.login(chat, req),
-            Route::Messaging(token) => self.upgrade(chat, req, &token),
+            Route::Messaging(token) => self.upgrade(chat, req, &token, wall),
             Route::Metrics => Ok(Outcome::Metrics),
             Route::Echo => Ok(Outcome::UpgradeEcho {
                 key: self.check_upgrade(req)?,
             }),
             Route::CreateSession => {
                 let user = self.authenticate(chat, req)?;
+                self.check_session_room(chat, user)?;
                 let session = self.create_session(chat, req, user, wall)?;
                 respond(
                     201,
@@ -187,6 +229,15 @@ impl Api {
             Route::Join(group) | Route::Leave(group) => {
                 self.join_or_leave(chat, route, group, req, wall)
             }
+            // Accounts and devices (issue #19).
+            Route::Me => self.me(chat, req),
+            Route::User(id) => self.user(chat, req, &id),
+            Route::FindUsers => self.find_users(chat, req),
+            Route::ChangePassword => self.change_password(chat, req),
+            Route::Logout => self.logout(chat, req),
+            Route::LogoutAll => self.logout_all(chat, req),
+            Route::ListSessions => self.list_sessions(chat, req, wall),
+            Route::DeleteSession(id) => self.delete_session(chat, req, &id),
         }
     }
 
@@ -202,10 +253,19 @@ impl Api {
             (Pending::Register { username, email }, hasher::Outcome::Hashed(password_hash)) => {
                 self.store_user(chat, username, email, password_hash, wall)
             }
-            (Pending::Login { user: Some(user) }, hasher::Outcome::Verified(true)) => Ok(
-                Response::json(200, &json!({ "token": self.jwt.issue(user, wall / 1000) })),
-            ),
+            (Pending::Login { user: Some(user) }, hasher::Outcome::Verified(true)) => {
+                self.logged_in(chat, user, wall)
+            }
             (Pending::Login { .. }, _) => Err(ApiError::unauthorized("invalid credentials")),
+            (Pending::ChangePassword { user, gen }, hasher::Outcome::Rehashed(Some(hash))) => {
+                self.password_changed(chat, user, gen, hash, wall)
+            }
+            (Pending::ChangePassword { .. }, hasher::Outcome::Rehashed(None)) => {
+                Err(ApiError::unauthorized("wrong current password"))
+            }
+            (Pending::ChangePassword { .. }, _) => {
+                Err(ApiError::internal("hash job answered another job"))
+            }
             (Pending::Register { .. }, _) => Err(ApiError::internal("hash job answered a verify")),
         };
         result.unwrap_or_else(|err| {
@@ -215,12 +275,20 @@ impl Api {
     }
 
     fn authenticate(&self, chat: &Chat, req: &Request) -> Result<Uuid, ApiError> {
-        let user = self.jwt.authenticate(req.authorization.as_deref())?;
-        if chat.store().user_exists(user)? {
-            Ok(user)
-        } else {
-            Err(ApiError::unauthorized("invalid or expired token"))
+        Ok(self.caller(chat, req)?.user.id)
+    }
+
+    /// The caller of a request with a login token: the token is ours and unexpired, its user
+    /// exists, its generation is the user's and it was not logged out. Two reads of the store.
+    fn caller(&self, chat: &Chat, req: &Request) -> Result<Caller, ApiError> {
+        let token = self.jwt.authenticate(req.authorization.as_deref())?;
+        let refused = || ApiError::unauthorized("invalid or expired token");
+        let store = chat.store();
+        let user = store.user(token.user_id)?.ok_or_else(refused)?;
+        if token.gen != user.token_generation || store.token_revoked(token.exp, &token.signature)? {
+            return Err(refused());
         }
+        Ok(Caller { user, token })
     }
 }
 

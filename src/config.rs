@@ -39,6 +39,26 @@ pub struct Config {
     pub limits: Limits,
     /// Peers whose `X-Forwarded-For`/`-Proto` are believed; none by default.
     pub trusted_proxies: TrustedProxies,
+    /// Accounts and devices (issue #19).
+    pub accounts: AccountLimits,
+}
+
+/// The limits of the account and device routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountLimits {
+    /// Live sessions one user may have; 0 = no cap. Beyond: 403 `limit_reached`.
+    pub max_sessions_per_user: usize,
+    /// `GET /users?username=` per minute per client address; 0 = no limit. Beyond: 429.
+    pub lookup_rate_per_minute: u32,
+}
+
+impl Default for AccountLimits {
+    fn default() -> Self {
+        AccountLimits {
+            max_sessions_per_user: 100,
+            lookup_rate_per_minute: 60,
+        }
+    }
 }
 
 impl Config {
@@ -58,6 +78,7 @@ impl Config {
             accept_data_loss: false,
             limits: Limits::default(),
             trusted_proxies: TrustedProxies::default(),
+            accounts: AccountLimits::default(),
         }
     }
 }
@@ -253,6 +274,28 @@ struct Args {
     /// messaging_url [default: none]
     #[arg(long, env = "PARLEY_TRUSTED_PROXIES", value_name = "LIST")]
     trusted_proxies: Option<String>,
+
+    /// live sessions (devices) per user (POST /sessions gets 403 limit_reached beyond; DELETE
+    /// /sessions/{id} frees one); 0 = no cap
+    #[arg(
+        long,
+        env = "PARLEY_MAX_SESSIONS_PER_USER",
+        value_name = "N",
+        default_value_t = AccountLimits::default().max_sessions_per_user as u64,
+        value_parser = whole::<0, { 1 << 24 }>
+    )]
+    max_sessions_per_user: u64,
+
+    /// lookups by username (GET /users?username=) per minute per client address (429 with
+    /// Retry-After beyond), so that names cannot be enumerated; 0 = no limit
+    #[arg(
+        long,
+        env = "PARLEY_LOOKUP_RATE",
+        value_name = "N",
+        default_value_t = u64::from(AccountLimits::default().lookup_rate_per_minute),
+        value_parser = whole::<0, { 1 << 20 }>
+    )]
+    lookup_rate: u64,
 
     /// a request must arrive whole within this long of its first byte (408 and close beyond;
     /// slowloris)
@@ -481,6 +524,10 @@ fn config_of(args: Args) -> Result<Config, clap::Error> {
         accept_data_loss: args.accept_data_loss.unwrap_or(false),
         limits,
         trusted_proxies,
+        accounts: AccountLimits {
+            max_sessions_per_user: args.max_sessions_per_user as usize,
+            lookup_rate_per_minute: args.lookup_rate as u32,
+        },
     })
 }
 

@@ -24,6 +24,24 @@ pub enum Route {
     Metrics,
     /// `GET /_echo`: a WebSocket echo for the Autobahn cases, when enabled.
     Echo,
+    // Accounts and devices (issue #19). Ids stay text here: a malformed one is a 400 from its
+    // handler, not an unknown path.
+    /// `GET /users/me`.
+    Me,
+    /// `GET /users/{id}`.
+    User(String),
+    /// `GET /users?username=` or `?id=...`.
+    FindUsers,
+    /// `PUT /users/me/password`.
+    ChangePassword,
+    /// `POST /logout`.
+    Logout,
+    /// `POST /logout/all`.
+    LogoutAll,
+    /// `GET /sessions`.
+    ListSessions,
+    /// `DELETE /sessions/{id}`.
+    DeleteSession(String),
 }
 
 /// Why a request matched no route.
@@ -77,9 +95,17 @@ pub fn route(method: &str, path: &str) -> Result<Route, NoRoute> {
         ["healthz"] => only(GET, Route::Healthz),
         ["metrics"] => only(GET, Route::Metrics),
         ["_echo"] => only(GET, Route::Echo),
-        ["users"] => only("POST", Route::Register),
+        ["users"] if method == "POST" => Ok(Route::Register),
+        ["users"] => only("GET, HEAD, POST", Route::FindUsers),
+        ["users", "me"] => only(GET, Route::Me),
+        ["users", "me", "password"] => only("PUT", Route::ChangePassword),
+        ["users", id] => only(GET, Route::User(id.to_string())),
         ["login"] => only("POST", Route::Login),
-        ["sessions"] => only("POST", Route::CreateSession),
+        ["logout"] => only("POST", Route::Logout),
+        ["logout", "all"] => only("POST", Route::LogoutAll),
+        ["sessions"] if method == "POST" => Ok(Route::CreateSession),
+        ["sessions"] => only("GET, HEAD, POST", Route::ListSessions),
+        ["sessions", id] => only("DELETE", Route::DeleteSession(id.to_string())),
         ["groups"] => only("POST", Route::CreateGroup),
         ["groups", id, action @ ("join" | "left")] => {
             let id = id.parse::<Uuid>().map_err(|_| NoRoute::NotFound)?;

@@ -1,14 +1,18 @@
-//! Devices: creating a session (its messaging URL) and the WebSocket upgrade its token opens.
+//! Devices: creating a session (its messaging URL), the WebSocket upgrade its token opens,
+//! listing the caller's sessions and revoking one (its token refused, its WebSockets closed with
+//! 4001 at once).
 
 use serde::Deserialize;
+use serde_json::json;
 use uuid::Uuid;
 
+use super::accounts::parse_id;
 use super::body::{json_body, positive_whole_number, required_text};
 use super::{Api, Outcome};
 use crate::auth;
-use crate::chat::Chat;
-use crate::error::ApiError;
-use crate::http::Request;
+use crate::chat::{Chat, CLOSE_REVOKED};
+use crate::error::{ApiError, ErrorCode};
+use crate::http::{Request, Response};
 use crate::store::SessionRecord;
 
 const PLATFORMS: [&str; 4] = ["web", "ios", "android", "live"];
@@ -58,6 +62,8 @@ impl Api {
             name,
             created_at: wall,
             access_token: auth::random_hex(32),
+            last_seen: None,
+            revoked: false,
         };
         chat.store_mut().insert_session(&session);
         Ok(session)
@@ -65,9 +71,10 @@ impl Api {
 
     pub(super) fn upgrade(
         &self,
-        chat: &Chat,
+        chat: &mut Chat,
         req: &Request,
         token: &str,
+        wall: u64,
     ) -> Result<Outcome, ApiError> {
         let key = self.check_upgrade(req)?;
         let session = chat
@@ -75,6 +82,12 @@ impl Api {
             .session_by_access_token(token)?
             .ok_or_else(|| ApiError::unauthorized("unknown messaging token"))?;
         chat.check_connection_room(session.user_id)?;
+        // Kept for `GET /sessions` after a restart; the 101 waits for this write as answers do.
+        let seen = SessionRecord {
+            last_seen: Some(wall),
+            ..session.clone()
+        };
+        chat.store_mut().update_session(&seen);
         Ok(Outcome::Upgrade { session, key })
     }
 
@@ -121,4 +134,79 @@ impl Api {
             }
         }
     }
+    /// A new session beyond `--max-sessions-per-user` is refused.
+    pub(super) fn check_session_room(&self, chat: &Chat, user: Uuid) -> Result<(), ApiError> {
+        let max = self.max_sessions_per_user;
+        if max > 0 && chat.store().sessions_of(user)?.len() >= max {
+            return Err(ApiError::new(
+                ErrorCode::LimitReached,
+                format!("at most {max} sessions per user; revoke one (DELETE /sessions/{{id}})"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `GET /sessions`: the caller's live sessions, oldest first.
+    pub(super) fn list_sessions(
+        &self,
+        chat: &Chat,
+        req: &Request,
+        wall: u64,
+    ) -> Result<Outcome, ApiError> {
+        let user = self.authenticate(chat, req)?;
+        let sessions: Vec<_> = chat
+            .store()
+            .sessions_of(user)?
+            .into_iter()
+            .map(|session| {
+                let online = chat.devices.online(session.id);
+                let last_seen = if online {
+                    Some(wall)
+                } else {
+                    session.last_seen.max(chat.devices.closed_at(session.id))
+                };
+                json!({
+                    "id": session.id,
+                    "device_id": session.device_id,
+                    "platform": session.platform,
+                    "model": session.model,
+                    "build": session.build,
+                    "name": session.name,
+                    "created_at": session.created_at,
+                    "last_seen": last_seen,
+                    "online": online,
+                })
+            })
+            .collect();
+        Ok(Outcome::Respond(Response::json(
+            200,
+            &json!({ "sessions": sessions }),
+        )))
+    }
+
+    /// `DELETE /sessions/{id}`: another user's session, or one already revoked, is unknown.
+    pub(super) fn delete_session(
+        &self,
+        chat: &mut Chat,
+        req: &Request,
+        id: &str,
+    ) -> Result<Outcome, ApiError> {
+        let user = self.authenticate(chat, req)?;
+        let id = parse_id(id, "id")?;
+        let session = chat
+            .store()
+            .session(id)?
+            .filter(|s| s.user_id == user && !s.revoked)
+            .ok_or_else(|| ApiError::not_found("unknown session"))?;
+        revoke(chat, &session);
+        Ok(Outcome::Respond(Response::no_content()))
+    }
+}
+
+/// Revokes a session: its token is refused from now on and its WebSockets close with 4001
+/// after this tick's events.
+pub(super) fn revoke(chat: &mut Chat, session: &SessionRecord) {
+    chat.store_mut().revoke_session(session);
+    chat.devices
+        .close_session(session.id, CLOSE_REVOKED, "session revoked");
 }

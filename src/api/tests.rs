@@ -1,4 +1,5 @@
 use super::body::positive_whole_number;
+use super::query::{has, pairs};
 use super::routes::GET;
 use super::users::{normalize_email, validate_username};
 use super::*;
@@ -20,13 +21,35 @@ fn routes_every_endpoint() {
     );
     assert_eq!(route("GET", "/abc?x=1"), Ok(Route::Messaging("abc".into())));
     assert_eq!(route("GET", "/healthz"), Ok(Route::Healthz));
+    assert_eq!(route("GET", "/users/me"), Ok(Route::Me));
+    assert_eq!(route("GET", "/users/x"), Ok(Route::User("x".into())));
+    assert_eq!(route("GET", "/users?username=a"), Ok(Route::FindUsers));
+    assert_eq!(
+        route("PUT", "/users/me/password"),
+        Ok(Route::ChangePassword)
+    );
+    assert_eq!(route("POST", "/logout"), Ok(Route::Logout));
+    assert_eq!(route("POST", "/logout/all"), Ok(Route::LogoutAll));
+    assert_eq!(route("GET", "/sessions"), Ok(Route::ListSessions));
+    assert_eq!(
+        route("DELETE", &format!("/sessions/{g}")),
+        Ok(Route::DeleteSession(g.into()))
+    );
 }
 
 #[test]
 fn wrong_method_and_unknown_path() {
     assert_eq!(
-        route("GET", "/users"),
+        route("PUT", "/users"),
+        Err(NoRoute::MethodNotAllowed("GET, HEAD, POST"))
+    );
+    assert_eq!(
+        route("GET", "/logout"),
         Err(NoRoute::MethodNotAllowed("POST"))
+    );
+    assert_eq!(
+        route("POST", "/sessions/x"),
+        Err(NoRoute::MethodNotAllowed("DELETE"))
     );
     assert_eq!(
         route("PUT", "/groups/not-a-uuid/join"),
@@ -56,8 +79,10 @@ fn head_goes_wherever_get_goes() {
         assert_eq!(route("HEAD", path), Ok(expected.clone()), "HEAD {path}");
         assert_eq!(route("GET", path), Ok(expected), "GET {path}");
     }
+    assert_eq!(route("HEAD", "/users?id=x"), Ok(Route::FindUsers));
+    assert_eq!(route("HEAD", "/sessions"), Ok(Route::ListSessions));
     assert_eq!(
-        route("HEAD", "/users"),
+        route("HEAD", "/logout"),
         Err(NoRoute::MethodNotAllowed("POST"))
     );
     assert_eq!(route("HEAD", "/a/b"), Err(NoRoute::NotFound));
@@ -118,4 +143,32 @@ fn usernames_have_no_spaces_or_at() {
     assert!(validate_username("").is_err());
     assert!(validate_username("a b").is_err());
     assert!(validate_username("a@b").is_err());
+}
+
+#[test]
+fn query_pairs_decode_in_order() {
+    let got = pairs("/users?username=J%C3%BCrgen+X&id=a&id=b&&flag").unwrap();
+    let want = [
+        ("username", "Jürgen X"),
+        ("id", "a"),
+        ("id", "b"),
+        ("flag", ""),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(pairs("/users").unwrap(), Vec::new());
+    assert_eq!(pairs("/users?x=%zz").unwrap_err().status, 400);
+    assert_eq!(pairs("/users?x=%ff").unwrap_err().status, 400);
+    assert_eq!(pairs("/users?x=%4").unwrap_err().status, 400);
+}
+
+#[test]
+fn query_names_are_found_without_decoding() {
+    assert!(has("/users?id=1&username=x", "username"));
+    assert!(has("/users?username", "username"));
+    assert!(!has("/users?usernames=x", "username"));
+    assert!(!has("/users", "username"));
 }

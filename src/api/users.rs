@@ -94,6 +94,7 @@ impl Api {
             email,
             password_hash,
             created_at: wall,
+            token_generation: 0,
         };
         chat.store_mut().insert_user(&user);
         Ok(Response::json(201, &json!({ "id": user.id })))

@@ -3,6 +3,7 @@
 //! [`Outbox`], each marked with when it may leave ([`Release`]), and time is passed in, so all of
 //! it runs the same in tests.
 
+mod devices;
 mod groups;
 mod limits;
 mod outbox;
@@ -22,6 +23,7 @@ use crate::idmap::IdMap;
 use crate::metrics::Metrics;
 use crate::protocol::{self, event};
 use crate::store::{Ceiling, GroupRecord, Store, StoreResult, TickWrites};
+pub use devices::{Devices, CLOSE_REVOKED, CLOSE_SUSPENDED};
 pub use limits::check_group_event_fits;
 use limits::{Bucket, ChangeBuckets};
 pub use outbox::{ConnId, Frame, Outbox, Release};
@@ -88,6 +90,8 @@ pub struct Chat {
     pub outbox: Outbox,
     pub metrics: Metrics,
     limits: ChatLimits,
+    /// Sessions' open WebSockets, for `GET /sessions` and for revocations.
+    pub devices: Devices,
 }
 
 impl Chat {
@@ -131,6 +135,7 @@ impl Chat {
             outbox: Outbox::default(),
             metrics: Metrics::default(),
             limits,
+            devices: Devices::default(),
         })
     }
 
@@ -198,6 +203,7 @@ impl Chat {
     }
 
     pub fn disconnect(&mut self, user: Uuid, conn: ConnId) {
+        self.devices.disconnect(conn, crate::clock::wall_ms());
         if let Some(online) = self.presence.0.get_mut(&user) {
             online.conns.retain(|c| *c != conn);
             if online.conns.is_empty() {

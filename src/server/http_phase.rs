@@ -161,6 +161,7 @@ impl Server {
                     session,
                     key: ws_key,
                 } => {
+                    self.chat.devices.connect(session.id, id);
                     self.upgrade(key, &ws_key, Some(session.user_id), now);
                     return;
                 }

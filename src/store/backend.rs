@@ -26,11 +26,17 @@ pub enum Table {
     Times,
     Meta,
     Log,
+    // Added after the log, so the tables before keep their numbers.
+    /// user id ++ session id -> `b"live"` or `b"revoked"`: a user's sessions, for listing them.
+    UserSessions,
+    /// expiry (seconds, big-endian) ++ a login token's signature -> nothing: logged-out tokens,
+    /// in expiry order so that expired ones can be dropped from the front.
+    RevokedTokens,
 }
 
 impl Table {
     /// Every table, in the order of their numbers.
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 14] = [
         Table::Users,
         Table::Usernames,
         Table::Emails,
@@ -43,9 +49,12 @@ impl Table {
         Table::Times,
         Table::Meta,
         Table::Log,
+        Table::UserSessions,
+        Table::RevokedTokens,
     ];
-    /// How many tables hold records (all but the log, whose chunks a tick keeps apart).
-    pub const RECORDS: usize = 11;
+    /// How many maps of records a tick holds: one per table, indexed by its number (the log's
+    /// stays empty: a tick keeps its chunks apart).
+    pub const RECORDS: usize = Table::ALL.len();
 
     pub fn name(self) -> &'static str {
         match self {
@@ -61,6 +70,8 @@ impl Table {
             Table::Times => "times",
             Table::Meta => "meta",
             Table::Log => "log",
+            Table::UserSessions => "user_sessions",
+            Table::RevokedTokens => "revoked_tokens",
         }
     }
 }
