@@ -47,7 +47,7 @@ pub const CASES: &[Case] = &[
     Case::parley("rest.session.limits", "a build given as a string or a 257-character device_id answers 400", session_limits),
     Case::parley("rest.group.name_limits", "an empty or 257-character group name answers 400", group_name_limits),
     Case::parley("rest.ids.uuid", "user, session, group and message ids are hyphenated lower-case UUIDs", ids_uuid),
-    Case::parley("rest.error.method_not_allowed_strict", "GET /users and POST /healthz answer 405 with Allow", method_not_allowed_strict),
+    Case::parley("rest.error.method_not_allowed_strict", "DELETE /users and POST /healthz answer 405 with Allow", method_not_allowed_strict),
     Case::parley("rest.error.body_too_large", "a body over 64 KiB answers 413 too_large", body_too_large),
     Case::parley("rest.error.chunked", "a body sent with Transfer-Encoding answers 411", chunked),
     Case::parley("rest.error.head_too_large", "a head over 8 KiB, or over 64 headers, answers 431 too_large", head_too_large),
