@@ -172,6 +172,8 @@ impl Fixture {
                 password_hash: String::new(),
                 created_at: WALL,
                 token_generation: 0,
+                suspended: false,
+                deleted: false,
             });
         }
         let limits = Limits::default();

@@ -4,9 +4,11 @@
 //! In the order a request flows: `routes` (method and path to a [`Route`]), [`Api::handle`]
 //! (rate limits, authentication, dispatch), then the handlers by resource: `users` (accounts,
 //! login), `accounts` (the caller's account, lookups, password, logout), `sessions` (devices,
-//! the upgrade), `groups`; `body` and `query` read request bodies and query strings.
+//! the upgrade), `groups`, `admin` (the operator's); `body` and `query` read request bodies and
+//! query strings.
 
 mod accounts;
+mod admin;
 mod body;
 mod groups;
 mod query;
@@ -22,14 +24,15 @@ use uuid::Uuid;
 
 use crate::auth::{Jwt, Token};
 use crate::chat::Chat;
+use crate::config::AdminConfig;
 use crate::error::ApiError;
 use crate::hasher::{self, Work};
 use crate::http::{Request, Response};
 use crate::proxies::TrustedProxies;
 use crate::ratelimit::RateLimiter;
 use crate::store::{SessionRecord, UserRecord};
-use routes::is_echo;
-pub use routes::{route, NoRoute, Route};
+use routes::{is_admin, is_echo};
+pub use routes::{route, AdminRoute, NoRoute, Route};
 
 /// A password-hashing job's context, handed back with its outcome.
 #[derive(Debug)]
@@ -84,6 +87,8 @@ pub struct Api {
     lookup_limiter: RateLimiter,
     /// Live sessions one user may have; 0 = no cap.
     max_sessions_per_user: usize,
+    /// The admin API, when configured.
+    admin: Option<AdminConfig>,
 }
 
 /// Who a login token authenticates, as the store says now.
@@ -102,6 +107,7 @@ pub struct ApiOptions {
     pub trusted_proxies: TrustedProxies,
     pub lookup_rate_per_minute: u32,
     pub max_sessions_per_user: usize,
+    pub admin: Option<AdminConfig>,
 }
 
 /// The browser client, built into the binary.
@@ -119,6 +125,7 @@ impl Api {
             trusted_proxies: options.trusted_proxies,
             lookup_limiter: RateLimiter::new(options.lookup_rate_per_minute),
             max_sessions_per_user: options.max_sessions_per_user,
+            admin: options.admin,
         }
     }
 
@@ -136,6 +143,12 @@ impl Api {
             Ok(Route::Echo) if !self.echo_enabled => Err(NoRoute::NotFound),
             // Without --echo-endpoint `/_echo` is no route, so no method is "allowed" there.
             Err(NoRoute::MethodNotAllowed(_)) if !self.echo_enabled && is_echo(&req.path) => {
+                Err(NoRoute::NotFound)
+            }
+            // Without an admin token `/admin/` is no route either.
+            Ok(Route::Admin(_)) | Err(NoRoute::MethodNotAllowed(_))
+                if self.admin.is_none() && is_admin(&req.path) =>
+            {
                 Err(NoRoute::NotFound)
             }
             other => other,
@@ -177,7 +190,13 @@ impl Api {
                 Response::error(&limited).with_header("retry-after", seconds.to_string()),
             );
         }
-        match self.route_request(chat, route, req, origin.secure, wall) {
+        let answer = match (route, &self.admin) {
+            // The TCP peer, not X-Forwarded-For: an operator's address is not taken on trust.
+            (Route::Admin(admin_route), Some(admin)) => admin::check_admin(admin, req, peer)
+                .and_then(|()| self.admin(chat, admin_route, req, peer)),
+            (route, _) => self.route_request(chat, route, req, origin.secure, wall),
+        };
+        match answer {
             Ok(outcome) => outcome,
             Err(err) => {
                 chat.metrics.count_error(err.code);
@@ -238,6 +257,7 @@ impl Api {
             Route::LogoutAll => self.logout_all(chat, req),
             Route::ListSessions => self.list_sessions(chat, req, wall),
             Route::DeleteSession(id) => self.delete_session(chat, req, &id),
+            Route::Admin(_) => Err(ApiError::not_found("no such endpoint")),
         }
     }
 
@@ -284,9 +304,15 @@ impl Api {
         let token = self.jwt.authenticate(req.authorization.as_deref())?;
         let refused = || ApiError::unauthorized("invalid or expired token");
         let store = chat.store();
-        let user = store.user(token.user_id)?.ok_or_else(refused)?;
+        let user = store
+            .user(token.user_id)?
+            .filter(|u| !u.deleted)
+            .ok_or_else(refused)?;
         if token.gen != user.token_generation || store.token_revoked(token.exp, &token.signature)? {
             return Err(refused());
+        }
+        if user.suspended {
+            return Err(ApiError::forbidden("this account is suspended"));
         }
         Ok(Caller { user, token })
     }

@@ -41,7 +41,19 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// Accounts and devices (issue #19).
     pub accounts: AccountLimits,
+    /// The operator's admin API; `None` (the default) leaves `/admin/` unrouted.
+    pub admin: Option<AdminConfig>,
 }
+
+/// The operator's admin API: its bearer token, and the peers besides loopback it answers.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub token: String,
+    pub addresses: TrustedProxies,
+}
+
+/// The shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 32;
 
 /// The limits of the account and device routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +91,7 @@ impl Config {
             limits: Limits::default(),
             trusted_proxies: TrustedProxies::default(),
             accounts: AccountLimits::default(),
+            admin: None,
         }
     }
 }
@@ -297,6 +310,22 @@ struct Args {
     )]
     lookup_rate: u64,
 
+    /// bearer token of the operator's admin API under /admin/ (off without it or
+    /// --admin-token-file), at least 32 characters; a flag shows in ps, so prefer the variable or
+    /// the file [default: none]
+    #[arg(long, env = "PARLEY_ADMIN_TOKEN", value_name = "TOKEN")]
+    admin_token: Option<String>,
+
+    /// a file holding the admin token (surrounding whitespace trimmed) [default: none]
+    #[arg(long, env = "PARLEY_ADMIN_TOKEN_FILE", value_name = "PATH")]
+    admin_token_file: Option<PathBuf>,
+
+    /// comma-separated addresses and CIDR blocks from which, besides loopback, /admin/ is
+    /// answered (403 otherwise); the TCP peer counts, never X-Forwarded-For [default: loopback
+    /// only]
+    #[arg(long, env = "PARLEY_ADMIN_ADDRESSES", value_name = "LIST")]
+    admin_addresses: Option<String>,
+
     /// a request must arrive whole within this long of its first byte (408 and close beyond;
     /// slowloris)
     #[arg(
@@ -487,6 +516,12 @@ fn config_of(args: Args) -> Result<Config, clap::Error> {
 
     let trusted_proxies =
         TrustedProxies::parse(args.trusted_proxies.as_deref().unwrap_or("")).map_err(invalid)?;
+    let admin = admin_config(
+        args.admin_token,
+        args.admin_token_file,
+        args.admin_addresses.as_deref(),
+    )
+    .map_err(invalid)?;
     let limits = Limits {
         max_connections: args.max_connections as usize,
         max_connections_per_ip: args.max_connections_per_ip as usize,
@@ -528,7 +563,40 @@ fn config_of(args: Args) -> Result<Config, clap::Error> {
             max_sessions_per_user: args.max_sessions_per_user as usize,
             lookup_rate_per_minute: args.lookup_rate as u32,
         },
+        admin,
     })
+}
+
+/// The admin API's configuration: a token from the flag or the file (not both), long enough.
+fn admin_config(
+    token: Option<String>,
+    file: Option<PathBuf>,
+    addresses: Option<&str>,
+) -> Result<Option<AdminConfig>, String> {
+    let token = match (token.filter(|t| !t.is_empty()), file) {
+        (Some(_), Some(_)) => {
+            return Err("give --admin-token or --admin-token-file, not both".to_string())
+        }
+        (Some(token), None) => token,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map_err(|err| format!("--admin-token-file {}: {err}", path.display()))?
+            .trim()
+            .to_string(),
+        (None, None) => {
+            if addresses.is_some_and(|a| !a.trim().is_empty()) {
+                return Err("--admin-addresses needs --admin-token or --admin-token-file".into());
+            }
+            return Ok(None);
+        }
+    };
+    if token.len() < MIN_ADMIN_TOKEN_BYTES {
+        return Err(format!(
+            "the admin token must be at least {MIN_ADMIN_TOKEN_BYTES} characters"
+        ));
+    }
+    let addresses = TrustedProxies::parse(addresses.unwrap_or(""))
+        .map_err(|err| err.replace("--trusted-proxies", "--admin-addresses"))?;
+    Ok(Some(AdminConfig { token, addresses }))
 }
 
 /// Accepts `http(s)://` or `ws(s)://` with a host and an optional path prefix; returns the

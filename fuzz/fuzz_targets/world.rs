@@ -49,6 +49,8 @@ impl World {
                 password_hash: hash.clone(),
                 created_at: wall,
                 token_generation: 0,
+                suspended: false,
+                deleted: false,
             });
         }
         store.insert_session(&SessionRecord {
@@ -101,6 +103,7 @@ impl World {
                 trusted_proxies: Default::default(),
                 lookup_rate_per_minute: 0,
                 max_sessions_per_user: 0,
+                admin: None,
             },
         );
         let placeholders = vec![

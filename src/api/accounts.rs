@@ -22,7 +22,8 @@ use crate::store::UserRecord;
 /// Ids one `GET /users?id=...` may ask for.
 pub(super) const MAX_LOOKUP_IDS: usize = 100;
 
-/// How another user is shown: a username is a public handle; an email never is.
+/// How another user is shown: a username is a public handle; an email never is. (Deleted
+/// users are not shown at all.)
 fn public_view(user: &UserRecord) -> Value {
     json!({"id": user.id, "username": user.username})
 }
@@ -52,6 +53,7 @@ impl Api {
         let user = chat
             .store()
             .user(id)?
+            .filter(|u| !u.deleted)
             .ok_or_else(|| ApiError::not_found("unknown user"))?;
         Ok(Outcome::Respond(Response::json(200, &public_view(&user))))
     }
@@ -84,7 +86,13 @@ impl Api {
             }
             (Some(username), true) => {
                 if let Some(id) = store.user_id_by_username(&username)? {
-                    users.extend(store.user(id)?.as_ref().map(public_view));
+                    users.extend(
+                        store
+                            .user(id)?
+                            .as_ref()
+                            .filter(|u| !u.deleted)
+                            .map(public_view),
+                    );
                 }
             }
             (None, false) => {
@@ -100,7 +108,13 @@ impl Api {
                         continue;
                     }
                     seen.push(id);
-                    users.extend(store.user(id)?.as_ref().map(public_view));
+                    users.extend(
+                        store
+                            .user(id)?
+                            .as_ref()
+                            .filter(|u| !u.deleted)
+                            .map(public_view),
+                    );
                 }
             }
         }
@@ -182,7 +196,11 @@ impl Api {
         let record = chat
             .store()
             .user(user)?
+            .filter(|u| !u.deleted)
             .ok_or_else(|| ApiError::unauthorized("invalid credentials"))?;
+        if record.suspended {
+            return Err(ApiError::forbidden("this account is suspended"));
+        }
         let token = self.jwt.issue(user, record.token_generation, wall / 1000);
         Ok(Response::json(
             200,

@@ -42,6 +42,23 @@ pub enum Route {
     ListSessions,
     /// `DELETE /sessions/{id}`.
     DeleteSession(String),
+    /// The operator's admin API, under `/admin/`.
+    Admin(AdminRoute),
+}
+
+/// The admin API's routes; ids stay text, as above.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminRoute {
+    /// `GET /admin/users?username=`.
+    FindUser,
+    /// `POST /admin/users/{id}/suspend`.
+    Suspend(String),
+    /// `POST /admin/users/{id}/unsuspend`.
+    Unsuspend(String),
+    /// `DELETE /admin/users/{id}`.
+    DeleteUser(String),
+    /// `DELETE /admin/users/{id}/sessions`.
+    RevokeSessions(String),
 }
 
 /// Why a request matched no route.
@@ -106,6 +123,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, NoRoute> {
         ["sessions"] if method == "POST" => Ok(Route::CreateSession),
         ["sessions"] => only("GET, HEAD, POST", Route::ListSessions),
         ["sessions", id] => only("DELETE", Route::DeleteSession(id.to_string())),
+        ["admin", rest @ ..] => admin_route(rest).map(|(allowed, route)| only(allowed, route))?,
         ["groups"] => only("POST", Route::CreateGroup),
         ["groups", id, action @ ("join" | "left")] => {
             let id = id.parse::<Uuid>().map_err(|_| NoRoute::NotFound)?;
@@ -122,6 +140,25 @@ pub fn route(method: &str, path: &str) -> Result<Route, NoRoute> {
         }
         _ => Err(NoRoute::NotFound),
     }
+}
+
+/// An admin path's route and the methods it allows.
+fn admin_route(rest: &[&str]) -> Result<(&'static str, Route), NoRoute> {
+    let (allowed, route) = match rest {
+        ["users"] => (GET, AdminRoute::FindUser),
+        ["users", id] => ("DELETE", AdminRoute::DeleteUser(id.to_string())),
+        ["users", id, "suspend"] => ("POST", AdminRoute::Suspend(id.to_string())),
+        ["users", id, "unsuspend"] => ("POST", AdminRoute::Unsuspend(id.to_string())),
+        ["users", id, "sessions"] => ("DELETE", AdminRoute::RevokeSessions(id.to_string())),
+        _ => return Err(NoRoute::NotFound),
+    };
+    Ok((allowed, Route::Admin(route)))
+}
+
+/// Whether `path` (query aside) is under `/admin/`.
+pub(super) fn is_admin(path: &str) -> bool {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    path.trim_start_matches('/').split('/').next() == Some("admin")
 }
 
 /// Whether `path` (query aside) is the echo endpoint's.

@@ -81,6 +81,13 @@ impl Api {
             .store()
             .session_by_access_token(token)?
             .ok_or_else(|| ApiError::unauthorized("unknown messaging token"))?;
+        match chat.store().user(session.user_id)? {
+            Some(user) if user.suspended && !user.deleted => {
+                return Err(ApiError::forbidden("this account is suspended"))
+            }
+            Some(user) if !user.deleted => {}
+            _ => return Err(ApiError::unauthorized("unknown messaging token")),
+        }
         chat.check_connection_room(session.user_id)?;
         // Kept for `GET /sessions` after a restart; the 101 waits for this write as answers do.
         let seen = SessionRecord {

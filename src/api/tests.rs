@@ -1,8 +1,10 @@
+use super::admin::check_admin;
 use super::body::positive_whole_number;
 use super::query::{has, pairs};
 use super::routes::GET;
 use super::users::{normalize_email, validate_username};
 use super::*;
+use crate::error::ErrorCode;
 
 #[test]
 fn routes_every_endpoint() {
@@ -171,4 +173,58 @@ fn query_names_are_found_without_decoding() {
     assert!(has("/users?username", "username"));
     assert!(!has("/users?usernames=x", "username"));
     assert!(!has("/users", "username"));
+}
+
+fn admin_request(authorization: Option<&str>) -> Request {
+    Request {
+        method: "GET".into(),
+        path: "/admin/users?username=a".into(),
+        keep_alive: true,
+        authorization: authorization.map(str::to_string),
+        host: None,
+        content_type: None,
+        origin: None,
+        forwarded_for: None,
+        forwarded_proto: None,
+        websocket_key: None,
+        websocket_version: None,
+        wants_upgrade: false,
+        body: Vec::new(),
+    }
+}
+
+#[test]
+fn the_admin_api_answers_loopback_and_listed_peers_with_the_token() {
+    let token = "an-admin-token-of-at-least-32-characters";
+    let loopback_only = AdminConfig {
+        token: token.into(),
+        addresses: TrustedProxies::default(),
+    };
+    let good = admin_request(Some(&format!("Bearer {token}")));
+    let local: IpAddr = "127.0.0.1".parse().unwrap();
+    let remote: IpAddr = "10.1.2.3".parse().unwrap();
+    assert_eq!(check_admin(&loopback_only, &good, local), Ok(()));
+    assert_eq!(
+        check_admin(&loopback_only, &good, "::1".parse().unwrap()),
+        Ok(())
+    );
+    let refused = check_admin(&loopback_only, &good, remote).unwrap_err();
+    assert_eq!((refused.status, refused.code), (403, ErrorCode::Forbidden));
+    let listed = AdminConfig {
+        token: token.into(),
+        addresses: TrustedProxies::parse("10.0.0.0/8").unwrap(),
+    };
+    assert_eq!(check_admin(&listed, &good, remote), Ok(()));
+    for wrong in [
+        None,
+        Some("Bearer an-admin-token-of-at-least-32-characterZ"),
+        Some("Bearer short"),
+        Some(&format!("Basic {token}")[..]),
+    ] {
+        let refused = check_admin(&listed, &admin_request(wrong), remote).unwrap_err();
+        assert_eq!(
+            (refused.status, refused.code),
+            (401, ErrorCode::Unauthorized)
+        );
+    }
 }

@@ -95,6 +95,8 @@ impl Api {
             password_hash,
             created_at: wall,
             token_generation: 0,
+            suspended: false,
+            deleted: false,
         };
         chat.store_mut().insert_user(&user);
         Ok(Response::json(201, &json!({ "id": user.id })))

@@ -158,6 +158,7 @@ impl Server {
                 trusted_proxies: config.trusted_proxies.clone(),
                 lookup_rate_per_minute: config.accounts.lookup_rate_per_minute,
                 max_sessions_per_user: config.accounts.max_sessions_per_user,
+                admin: config.admin.clone(),
             },
         );
         let ws_config = websocket_config(&limits);

@@ -21,6 +21,13 @@ pub struct UserRecord {
     /// one are refused. 0 in records written before it.
     #[serde(default)]
     pub token_generation: u32,
+    /// Set by the operator (`POST /admin/users/{id}/suspend`): logins and tokens refused.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub suspended: bool,
+    /// Set by the operator (`DELETE /admin/users/{id}`): the record stays, so that messages
+    /// stay attributed to the id, but the user is unknown and its names are free.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deleted: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -97,8 +104,9 @@ impl Store {
             .and_then(|v| from_json(&v)))
     }
 
+    /// Whether `id` names a user not deleted.
     pub fn user_exists(&self, id: Uuid) -> StoreResult<bool> {
-        Ok(self.get(Table::Users, id.as_bytes())?.is_some())
+        Ok(self.user(id)?.is_some_and(|user| !user.deleted))
     }
 
     pub fn user_id_by_username(&self, username: &str) -> StoreResult<Option<Uuid>> {
@@ -109,6 +117,7 @@ impl Store {
         self.user_id_in(Table::Emails, &email.to_lowercase())
     }
 
+    /// An emptied index entry (a deleted user's name) names nobody.
     fn user_id_in(&self, index: Table, name: &str) -> StoreResult<Option<Uuid>> {
         Ok(self
             .get(index, name.as_bytes())?
@@ -238,6 +247,13 @@ impl Store {
     /// Rewrites a user's record (its indices unchanged: username and email stay).
     pub fn update_user(&mut self, user: &UserRecord) {
         self.put(Table::Users, user.id.as_bytes().to_vec(), to_json(user));
+    }
+
+    /// Frees a deleted user's username and email for others (the entries are emptied: the
+    /// overlay has no deletions).
+    pub fn free_user_names(&mut self, user: &UserRecord) {
+        self.put(Table::Usernames, user.username.to_lowercase(), Vec::new());
+        self.put(Table::Emails, user.email.to_lowercase(), Vec::new());
     }
 
     /// A session by id, revoked or not.

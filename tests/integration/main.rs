@@ -19,10 +19,12 @@
 //! - `upgrade`: a data directory of the release before `seq` upgrades in place, nothing lost.
 //! - `users`: login's `user_id`, the caller's account, lookups, password change, logout.
 //! - `sessions`: listing and revoking devices, `POST /logout/all`, the sessions cap.
+//! - `admin`: the operator's admin API.
 
 mod support;
 
 mod accounts;
+mod admin;
 mod devices;
 mod durability;
 mod groups;
