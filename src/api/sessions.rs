@@ -89,12 +89,16 @@ impl Api {
             _ => return Err(ApiError::unauthorized("unknown messaging token")),
         }
         chat.check_connection_room(session.user_id)?;
-        // Kept for `GET /sessions` after a restart; the 101 waits for this write as answers do.
-        let seen = SessionRecord {
-            last_seen: Some(wall),
-            ..session.clone()
-        };
-        chat.store_mut().update_session(&seen);
+        // A session's first connection is stored at once (the 101 waits for the write, as
+        // answers do), so that `last_seen` is null only for one never connected; later ones
+        // store `last_seen` when they close, adding no write to a reconnect.
+        if session.last_seen.is_none() {
+            let seen = SessionRecord {
+                last_seen: Some(wall),
+                ..session.clone()
+            };
+            chat.store_mut().update_session(&seen);
+        }
         Ok(Outcome::Upgrade { session, key })
     }
 
@@ -170,7 +174,7 @@ impl Api {
                 let last_seen = if online {
                     Some(wall)
                 } else {
-                    session.last_seen.max(chat.devices.closed_at(session.id))
+                    session.last_seen
                 };
                 json!({
                     "id": session.id,

@@ -1,12 +1,14 @@
-//! Which WebSockets each session has open, when each was last seen, and the WebSockets a
-//! revocation (or an operator) asked to close, which the loop closes after the tick.
+//! Which WebSockets each session has open, and the WebSockets a revocation (or an operator)
+//! asked to close, which the loop closes after the tick. A session's `last_seen` is stored when
+//! its last WebSocket closes (and at its first upgrade), never on a message's path.
 
 use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::ConnId;
+use super::{Chat, ConnId};
 use crate::idmap::IdMap;
+use crate::store::SessionRecord;
 
 /// Close code of a WebSocket whose session was revoked.
 pub const CLOSE_REVOKED: u16 = 4001;
@@ -19,8 +21,6 @@ pub struct Devices {
     conns: IdMap<Vec<ConnId>>,
     /// WebSocket -> its session, to find the session again when it closes.
     session_of: HashMap<ConnId, Uuid>,
-    /// session -> ms when its last WebSocket closed (since this process started).
-    closed_at: IdMap<u64>,
     /// WebSockets to close with a code and reason, drained by the loop.
     closing: Vec<(ConnId, u16, &'static str)>,
 }
@@ -31,32 +31,25 @@ impl Devices {
         self.session_of.insert(conn, session);
     }
 
-    /// Forgets a closed connection (any: those of no session are not here).
-    pub fn disconnect(&mut self, conn: ConnId, wall: u64) {
-        let Some(session) = self.session_of.remove(&conn) else {
-            return;
-        };
-        if let Some(conns) = self.conns.get_mut(&session) {
-            conns.retain(|c| *c != conn);
-            if conns.is_empty() {
-                self.conns.remove(&session);
-                self.closed_at.insert(session, wall);
-            }
+    /// Forgets a closed connection (any: those of no session are not here); the session, when
+    /// this was its last open WebSocket.
+    fn disconnect(&mut self, conn: ConnId) -> Option<Uuid> {
+        let session = self.session_of.remove(&conn)?;
+        let conns = self.conns.get_mut(&session)?;
+        conns.retain(|c| *c != conn);
+        if !conns.is_empty() {
+            return None;
         }
+        self.conns.remove(&session);
+        Some(session)
     }
 
     pub fn online(&self, session: Uuid) -> bool {
         self.conns.contains_key(&session)
     }
 
-    /// When the session's last WebSocket closed, if one did since the start.
-    pub fn closed_at(&self, session: Uuid) -> Option<u64> {
-        self.closed_at.get(&session).copied()
-    }
-
     /// Asks the loop to close every WebSocket of `session` with `code` and `reason`.
     pub fn close_session(&mut self, session: Uuid, code: u16, reason: &'static str) {
-        self.closed_at.remove(&session);
         for conn in self.conns.get(&session).into_iter().flatten() {
             self.closing.push((*conn, code, reason));
         }
@@ -70,5 +63,25 @@ impl Devices {
     /// Whether any WebSocket waits to be closed (checked every tick, so it costs no allocation).
     pub fn has_closing(&self) -> bool {
         !self.closing.is_empty()
+    }
+}
+
+impl Chat {
+    /// A WebSocket closed: when it was its session's last, the session's `last_seen` is stored
+    /// (a write of this tick; a revoked session keeps its record as revoked).
+    pub(super) fn session_disconnected(&mut self, conn: ConnId, wall: u64) {
+        let Some(session) = self.devices.disconnect(conn) else {
+            return;
+        };
+        match self.store.session(session) {
+            Ok(Some(record)) if !record.revoked => {
+                self.store.update_session(&SessionRecord {
+                    last_seen: Some(wall),
+                    ..record
+                });
+            }
+            Ok(_) => {}
+            Err(err) => log::warn!("last_seen of session {session} not stored: {err}"),
+        }
     }
 }

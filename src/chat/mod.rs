@@ -203,7 +203,7 @@ impl Chat {
     }
 
     pub fn disconnect(&mut self, user: Uuid, conn: ConnId) {
-        self.devices.disconnect(conn, crate::clock::wall_ms());
+        self.session_disconnected(conn, crate::clock::wall_ms());
         if let Some(online) = self.presence.0.get_mut(&user) {
             online.conns.retain(|c| *c != conn);
             if online.conns.is_empty() {

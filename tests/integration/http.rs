@@ -26,8 +26,9 @@ fn unknown_path_is_404() {
     server
         .post("/no/such/path", None, &json!({}))
         .expect_error(404, "not_found");
+    // (`/users/extra` is `GET /users/{id}`'s path: a POST there is a 405.)
     server
-        .post("/users/extra", None, &json!({}))
+        .post("/users/extra/more", None, &json!({}))
         .expect_error(404, "not_found");
 }
 

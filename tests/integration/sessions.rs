@@ -75,6 +75,7 @@ fn sessions_lists_the_callers_own_devices() {
     assert_eq!(listed[0]["online"], true);
     assert!(assert_ms(&listed[0]["last_seen"]) >= before);
     assert_eq!(listed[1]["online"], false);
+    let closing = now_ms();
     ws.close_with(CloseCode::Normal);
     let deadline = std::time::Instant::now() + DEADLINE;
     let listed = loop {
@@ -84,8 +85,17 @@ fn sessions_lists_the_callers_own_devices() {
         }
     };
     assert_eq!(listed[0]["online"], false, "closed: {listed:?}");
-    assert!(assert_ms(&listed[0]["last_seen"]) >= before);
+    let last_seen = assert_ms(&listed[0]["last_seen"]);
+    assert!(
+        last_seen >= closing,
+        "last_seen {last_seen} is when it closed"
+    );
     server.get("/sessions").expect_error(401, "unauthorized");
+    // Stored: the same after a kill -9.
+    let server = server.restart();
+    let listed = sessions(&server, &alice);
+    assert_eq!(listed[0]["last_seen"], last_seen);
+    assert_eq!(listed[1]["last_seen"], Value::Null);
 }
 
 #[test]
