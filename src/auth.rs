@@ -193,6 +193,30 @@ mod tests {
     }
 
     #[test]
+    fn tokens_issued_before_gen_and_jti_are_generation_0() {
+        #[derive(Serialize)]
+        struct Old {
+            user_id: Uuid,
+            exp: u64,
+        }
+        let jwt = Jwt::new(SECRET);
+        let user = Uuid::new_v4();
+        let exp = crate::clock::wall_ms() / 1000 + 60;
+        let old = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &Old { user_id: user, exp },
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        let verified = jwt.verify(&old).expect("an older token still verifies");
+        assert_eq!(
+            (verified.user_id, verified.gen, verified.exp),
+            (user, 0, exp)
+        );
+        assert_eq!(Some(verified.signature.as_str()), old.rsplit('.').next());
+    }
+
+    #[test]
     fn generated_secret_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let first = load_or_create_secret(None, dir.path()).unwrap();
