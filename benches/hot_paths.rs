@@ -171,6 +171,9 @@ impl Fixture {
                 email: format!("bench{i}@bench.test"),
                 password_hash: String::new(),
                 created_at: WALL,
+                token_generation: 0,
+                suspended: false,
+                deleted: false,
             });
         }
         let limits = Limits::default();

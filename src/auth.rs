@@ -1,5 +1,10 @@
 //! Identity: the JWT secret (configured, or generated once and kept in the data dir), issuing and
 //! verifying HS256 tokens, and reading the `Authorization: Bearer` header.
+//!
+//! A login token carries the user's token generation (`gen`) when it was issued and a random id
+//! (`jti`): the REST side refuses a token whose generation is below the user's (a password
+//! change or `POST /logout/all` raises it) or whose signature is in the store's revoked tokens
+//! (`POST /logout`). Tokens issued before either claim existed have generation 0.
 
 use std::fs;
 use std::io::Write;
@@ -19,6 +24,23 @@ pub const TOKEN_LIFETIME_SECS: u64 = 14 * 24 * 3600;
 struct Claims {
     user_id: Uuid,
     exp: u64,
+    #[serde(default)]
+    gen: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
+}
+
+/// What a verified login token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub user_id: Uuid,
+    /// Expiry, in seconds since the epoch.
+    pub exp: u64,
+    /// The user's token generation when it was issued.
+    pub gen: u32,
+    /// The token's signature: what names this one token in the revoked tokens (a token issued
+    /// before `jti` existed has one too).
+    pub signature: String,
 }
 
 pub struct Jwt {
@@ -39,24 +61,35 @@ impl Jwt {
         }
     }
 
-    pub fn issue(&self, user_id: Uuid, now_secs: u64) -> String {
+    /// A login token for `user_id` of token generation `gen`.
+    pub fn issue(&self, user_id: Uuid, gen: u32, now_secs: u64) -> String {
         let claims = Claims {
             user_id,
             exp: now_secs + TOKEN_LIFETIME_SECS,
+            gen,
+            // Two logins in the same second get distinct tokens, so logging one out keeps the
+            // other.
+            jti: Some(random_hex(16)),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing cannot fail")
     }
 
-    /// The user a token names, if it is ours, HS256 and not expired.
-    pub fn verify(&self, token: &str) -> Option<Uuid> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .ok()
-            .map(|data| data.claims.user_id)
+    /// What a token says, if it is ours, HS256 and not expired.
+    pub fn verify(&self, token: &str) -> Option<Token> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
+        let signature = token.rsplit('.').next().unwrap_or_default().to_string();
+        Some(Token {
+            user_id: data.claims.user_id,
+            exp: data.claims.exp,
+            gen: data.claims.gen,
+            signature,
+        })
     }
 
-    /// Authenticates a request from its `Authorization` header (`Bearer`, any case).
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Uuid, ApiError> {
+    /// Authenticates a request from its `Authorization` header (`Bearer`, any case): the
+    /// token's own checks; the store's (generation, revocation) are the caller's.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Token, ApiError> {
         let header =
             authorization.ok_or_else(|| ApiError::unauthorized("missing Authorization header"))?;
         let (scheme, token) = header
@@ -135,23 +168,52 @@ mod tests {
         let jwt = Jwt::new(SECRET);
         let user = Uuid::new_v4();
         let now = crate::clock::wall_ms() / 1000;
-        let token = jwt.issue(user, now);
-        assert_eq!(jwt.verify(&token), Some(user));
-        assert_eq!(jwt.authenticate(Some(&format!("bearer {token}"))), Ok(user));
-        assert_eq!(jwt.authenticate(Some(&format!("BEARER {token}"))), Ok(user));
+        let token = jwt.issue(user, 3, now);
+        let verified = jwt.verify(&token).unwrap();
+        assert_eq!((verified.user_id, verified.gen), (user, 3));
+        assert_eq!(verified.exp, now + TOKEN_LIFETIME_SECS);
+        assert_eq!(Some(verified.signature.as_str()), token.rsplit('.').next());
+        let bearer = |scheme: &str| jwt.authenticate(Some(&format!("{scheme} {token}")));
+        assert_eq!(bearer("bearer").map(|t| t.user_id), Ok(user));
+        assert_eq!(bearer("BEARER").map(|t| t.user_id), Ok(user));
+        assert_ne!(jwt.issue(user, 3, now), token, "each token has its own id");
     }
 
     #[test]
     fn rejects_expired_foreign_and_malformed_tokens() {
         let jwt = Jwt::new(SECRET);
         let user = Uuid::new_v4();
-        let expired = jwt.issue(user, 1_000_000);
+        let expired = jwt.issue(user, 0, 1_000_000);
         assert_eq!(jwt.verify(&expired), None);
         let other = Jwt::new(b"another secret of at least 32 bytes!!");
         let now = crate::clock::wall_ms() / 1000;
-        assert_eq!(jwt.verify(&other.issue(user, now)), None);
+        assert_eq!(jwt.verify(&other.issue(user, 0, now)), None);
         assert_eq!(jwt.authenticate(Some("Basic abc")).unwrap_err().status, 401);
         assert_eq!(jwt.authenticate(None).unwrap_err().status, 401);
+    }
+
+    #[test]
+    fn tokens_issued_before_gen_and_jti_are_generation_0() {
+        #[derive(Serialize)]
+        struct Old {
+            user_id: Uuid,
+            exp: u64,
+        }
+        let jwt = Jwt::new(SECRET);
+        let user = Uuid::new_v4();
+        let exp = crate::clock::wall_ms() / 1000 + 60;
+        let old = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &Old { user_id: user, exp },
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        let verified = jwt.verify(&old).expect("an older token still verifies");
+        assert_eq!(
+            (verified.user_id, verified.gen, verified.exp),
+            (user, 0, exp)
+        );
+        assert_eq!(Some(verified.signature.as_str()), old.rsplit('.').next());
     }
 
     #[test]

@@ -9,12 +9,15 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand};
 
+mod accounts;
 mod host;
 mod limits;
 
 use crate::log;
 use crate::proxies::TrustedProxies;
 use crate::store::client_ids::ClientIdLimits;
+use accounts::admin_config;
+pub use accounts::{AccountLimits, AdminConfig, MIN_ADMIN_TOKEN_BYTES};
 #[cfg(test)]
 use host::{cgroup_memory_limit, mem_total_bytes};
 use host::{default_client_ids_in_memory, default_hash_workers};
@@ -39,6 +42,10 @@ pub struct Config {
     pub limits: Limits,
     /// Peers whose `X-Forwarded-For`/`-Proto` are believed; none by default.
     pub trusted_proxies: TrustedProxies,
+    /// Accounts and devices (issue #19).
+    pub accounts: AccountLimits,
+    /// The operator's admin API; `None` (the default) leaves `/admin/` unrouted.
+    pub admin: Option<AdminConfig>,
 }
 
 impl Config {
@@ -58,6 +65,8 @@ impl Config {
             accept_data_loss: false,
             limits: Limits::default(),
             trusted_proxies: TrustedProxies::default(),
+            accounts: AccountLimits::default(),
+            admin: None,
         }
     }
 }
@@ -266,6 +275,44 @@ struct Args {
     #[arg(long, env = "PARLEY_TRUSTED_PROXIES", value_name = "LIST")]
     trusted_proxies: Option<String>,
 
+    /// live sessions (devices) per user (POST /sessions gets 403 limit_reached beyond; DELETE
+    /// /sessions/{id} frees one); 0 = no cap
+    #[arg(
+        long,
+        env = "PARLEY_MAX_SESSIONS_PER_USER",
+        value_name = "N",
+        default_value_t = AccountLimits::default().max_sessions_per_user as u64,
+        value_parser = whole::<0, { 1 << 24 }>
+    )]
+    max_sessions_per_user: u64,
+
+    /// lookups by username (GET /users?username=) per minute per client address (429 with
+    /// Retry-After beyond), so that names cannot be enumerated; 0 = no limit
+    #[arg(
+        long,
+        env = "PARLEY_LOOKUP_RATE",
+        value_name = "N",
+        default_value_t = u64::from(AccountLimits::default().lookup_rate_per_minute),
+        value_parser = whole::<0, { 1 << 20 }>
+    )]
+    lookup_rate: u64,
+
+    /// bearer token of the operator's admin API under /admin/ (off without it or
+    /// --admin-token-file), at least 32 characters; a flag shows in ps, so prefer the variable or
+    /// the file [default: none]
+    #[arg(long, env = "PARLEY_ADMIN_TOKEN", value_name = "TOKEN")]
+    admin_token: Option<String>,
+
+    /// a file holding the admin token (surrounding whitespace trimmed) [default: none]
+    #[arg(long, env = "PARLEY_ADMIN_TOKEN_FILE", value_name = "PATH")]
+    admin_token_file: Option<PathBuf>,
+
+    /// comma-separated addresses and CIDR blocks from which, besides loopback, /admin/ is
+    /// answered (403 otherwise); the TCP peer counts, never X-Forwarded-For [default: loopback
+    /// only]
+    #[arg(long, env = "PARLEY_ADMIN_ADDRESSES", value_name = "LIST")]
+    admin_addresses: Option<String>,
+
     /// a request must arrive whole within this long of its first byte (408 and close beyond;
     /// slowloris)
     #[arg(
@@ -456,6 +503,12 @@ fn config_of(args: Args) -> Result<Config, clap::Error> {
 
     let trusted_proxies =
         TrustedProxies::parse(args.trusted_proxies.as_deref().unwrap_or("")).map_err(invalid)?;
+    let admin = admin_config(
+        args.admin_token,
+        args.admin_token_file,
+        args.admin_addresses.as_deref(),
+    )
+    .map_err(invalid)?;
     let limits = Limits {
         max_connections: args.max_connections as usize,
         max_connections_per_ip: args.max_connections_per_ip as usize,
@@ -494,6 +547,11 @@ fn config_of(args: Args) -> Result<Config, clap::Error> {
         accept_data_loss: args.accept_data_loss.unwrap_or(false),
         limits,
         trusted_proxies,
+        accounts: AccountLimits {
+            max_sessions_per_user: args.max_sessions_per_user as usize,
+            lookup_rate_per_minute: args.lookup_rate as u32,
+        },
+        admin,
     })
 }
 

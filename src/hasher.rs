@@ -17,6 +17,13 @@ pub enum Work {
     Hash { password: String },
     /// Check a password against a stored hash.
     Verify { password: String, hash: String },
+    /// Check a password against a stored hash and, when it matches, hash a new one (a password
+    /// change: one job, so the answer needs one trip to the workers).
+    Rehash {
+        password: String,
+        hash: String,
+        new_password: String,
+    },
 }
 
 impl std::fmt::Debug for Work {
@@ -24,6 +31,7 @@ impl std::fmt::Debug for Work {
         match self {
             Work::Hash { .. } => f.write_str("Hash"),
             Work::Verify { .. } => f.write_str("Verify"),
+            Work::Rehash { .. } => f.write_str("Rehash"),
         }
     }
 }
@@ -31,6 +39,8 @@ impl std::fmt::Debug for Work {
 pub enum Outcome {
     Hashed(String),
     Verified(bool),
+    /// The new hash, or `None` when the current password did not match.
+    Rehashed(Option<String>),
 }
 
 /// The queue is full: the caller should answer 503 with `Retry-After`.
@@ -136,6 +146,14 @@ impl Argon2Memory {
         match work {
             Work::Hash { password } => Outcome::Hashed(self.hash(&password)),
             Work::Verify { password, hash } => Outcome::Verified(self.verify(&password, &hash)),
+            Work::Rehash {
+                password,
+                hash,
+                new_password,
+            } => Outcome::Rehashed(
+                self.verify(&password, &hash)
+                    .then(|| self.hash(&new_password)),
+            ),
         }
     }
 

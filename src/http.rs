@@ -286,6 +286,16 @@ impl Response {
         }
     }
 
+    /// `204 No Content`: encoded with neither a body nor its headers (RFC 9110 §8.6).
+    pub fn no_content() -> Response {
+        Response {
+            status: 204,
+            content_type: "",
+            body: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
     pub fn html(body: &str) -> Response {
         Response {
             status: 200,
@@ -326,14 +336,15 @@ impl Response {
         use std::io::Write;
         let with_body = method != "HEAD";
         let mut out = Vec::with_capacity(160 + if with_body { self.body.len() } else { 0 });
-        let _ = write!(
-            out,
-            "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\n",
-            self.status,
-            reason(self.status),
-            self.content_type,
-            self.body.len()
-        );
+        let _ = write!(out, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
+        if self.status != 204 {
+            let _ = write!(
+                out,
+                "content-type: {}\r\ncontent-length: {}\r\n",
+                self.content_type,
+                self.body.len()
+            );
+        }
         for (name, value) in &self.headers {
             let _ = write!(out, "{name}: {value}\r\n");
         }
@@ -361,6 +372,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         201 => "Created",
+        204 => "No Content",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",

@@ -143,6 +143,7 @@ fn the_parley_level_tells_the_standin_apart() {
             "rest.error.body_too_large",
             "rest.error.chunked",
             "rest.error.head_too_large",
+            "rest.users.lookup",
             "authz.group.unknown_user",
             "authz.body.caller",
             "ws.upgrade.no_upgrade",
@@ -155,7 +156,7 @@ fn the_parley_level_tells_the_standin_apart() {
         ],
         "{report:#}"
     );
-    assert_eq!(report["levels"]["parley"]["failed"], 18);
+    assert_eq!(report["levels"]["parley"]["failed"], 19);
     assert!(report["levels"].get("core").is_none());
 }
 

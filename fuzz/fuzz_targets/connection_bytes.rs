@@ -136,6 +136,13 @@ fn http_turn(
                         hasher::Outcome::Hashed(format!("not-a-hash-{}", password.len()))
                     }
                     Work::Verify { password, .. } => hasher::Outcome::Verified(password == "0000"),
+                    Work::Rehash {
+                        password,
+                        new_password,
+                        ..
+                    } => hasher::Outcome::Rehashed(
+                        (password == "0000").then(|| format!("not-a-hash-{}", new_password.len())),
+                    ),
                 };
                 let response = world.api.finish(&mut world.chat, pending, outcome, wall);
                 world.chat.respond(ID, response.encode(keep_alive));
@@ -146,6 +153,7 @@ fn http_turn(
                 world.chat.respond(ID, upgrade_response(&key));
                 again = conn.upgrade(Some(session.user_id), &websocket_config(limits), now);
                 world.chat.connect(session.user_id, ID);
+                world.chat.devices.connect(session.id, ID);
                 break;
             }
             Outcome::UpgradeEcho { key } => {

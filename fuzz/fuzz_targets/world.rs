@@ -48,6 +48,9 @@ impl World {
                 email: format!("{name}@example.com"),
                 password_hash: hash.clone(),
                 created_at: wall,
+                token_generation: 0,
+                suspended: false,
+                deleted: false,
             });
         }
         store.insert_session(&SessionRecord {
@@ -60,6 +63,8 @@ impl World {
             name: None,
             created_at: wall,
             access_token: ACCESS_TOKEN.into(),
+            last_seen: None,
+            revoked: false,
         });
         let mut chat = Chat::open(store, limits.chat()).expect("chat");
         let conns = [0, 1, 2].map(|key| ConnId {
@@ -86,7 +91,7 @@ impl World {
             })
             .expect("the seed message is acknowledged");
         let jwt = Jwt::new(SECRET);
-        let token = jwt.issue(users[0], wall / 1000);
+        let token = jwt.issue(users[0], 0, wall / 1000);
         let api = Api::new(
             jwt,
             ApiOptions {
@@ -96,6 +101,9 @@ impl World {
                 echo_enabled: true,
                 auth_rate_per_minute: 0,
                 trusted_proxies: Default::default(),
+                lookup_rate_per_minute: 0,
+                max_sessions_per_user: 0,
+                admin: None,
             },
         );
         let placeholders = vec![

@@ -1,4 +1,10 @@
+use super::admin::check_admin;
+use super::body::positive_whole_number;
+use super::query::{has, pairs};
+use super::routes::GET;
+use super::users::{normalize_email, validate_username};
 use super::*;
+use crate::error::ErrorCode;
 
 #[test]
 fn routes_every_endpoint() {
@@ -17,13 +23,35 @@ fn routes_every_endpoint() {
     );
     assert_eq!(route("GET", "/abc?x=1"), Ok(Route::Messaging("abc".into())));
     assert_eq!(route("GET", "/healthz"), Ok(Route::Healthz));
+    assert_eq!(route("GET", "/users/me"), Ok(Route::Me));
+    assert_eq!(route("GET", "/users/x"), Ok(Route::User("x".into())));
+    assert_eq!(route("GET", "/users?username=a"), Ok(Route::FindUsers));
+    assert_eq!(
+        route("PUT", "/users/me/password"),
+        Ok(Route::ChangePassword)
+    );
+    assert_eq!(route("POST", "/logout"), Ok(Route::Logout));
+    assert_eq!(route("POST", "/logout/all"), Ok(Route::LogoutAll));
+    assert_eq!(route("GET", "/sessions"), Ok(Route::ListSessions));
+    assert_eq!(
+        route("DELETE", &format!("/sessions/{g}")),
+        Ok(Route::DeleteSession(g.into()))
+    );
 }
 
 #[test]
 fn wrong_method_and_unknown_path() {
     assert_eq!(
-        route("GET", "/users"),
+        route("PUT", "/users"),
+        Err(NoRoute::MethodNotAllowed("GET, HEAD, POST"))
+    );
+    assert_eq!(
+        route("GET", "/logout"),
         Err(NoRoute::MethodNotAllowed("POST"))
+    );
+    assert_eq!(
+        route("POST", "/sessions/x"),
+        Err(NoRoute::MethodNotAllowed("DELETE"))
     );
     assert_eq!(
         route("PUT", "/groups/not-a-uuid/join"),
@@ -53,8 +81,10 @@ fn head_goes_wherever_get_goes() {
         assert_eq!(route("HEAD", path), Ok(expected.clone()), "HEAD {path}");
         assert_eq!(route("GET", path), Ok(expected), "GET {path}");
     }
+    assert_eq!(route("HEAD", "/users?id=x"), Ok(Route::FindUsers));
+    assert_eq!(route("HEAD", "/sessions"), Ok(Route::ListSessions));
     assert_eq!(
-        route("HEAD", "/users"),
+        route("HEAD", "/logout"),
         Err(NoRoute::MethodNotAllowed("POST"))
     );
     assert_eq!(route("HEAD", "/a/b"), Err(NoRoute::NotFound));
@@ -115,4 +145,86 @@ fn usernames_have_no_spaces_or_at() {
     assert!(validate_username("").is_err());
     assert!(validate_username("a b").is_err());
     assert!(validate_username("a@b").is_err());
+}
+
+#[test]
+fn query_pairs_decode_in_order() {
+    let got = pairs("/users?username=J%C3%BCrgen+X&id=a&id=b&&flag").unwrap();
+    let want = [
+        ("username", "Jürgen X"),
+        ("id", "a"),
+        ("id", "b"),
+        ("flag", ""),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(pairs("/users").unwrap(), Vec::new());
+    assert_eq!(pairs("/users?x=%zz").unwrap_err().status, 400);
+    assert_eq!(pairs("/users?x=%ff").unwrap_err().status, 400);
+    assert_eq!(pairs("/users?x=%4").unwrap_err().status, 400);
+}
+
+#[test]
+fn query_names_are_found_without_decoding() {
+    assert!(has("/users?id=1&username=x", "username"));
+    assert!(has("/users?username", "username"));
+    assert!(!has("/users?usernames=x", "username"));
+    assert!(!has("/users", "username"));
+}
+
+fn admin_request(authorization: Option<&str>) -> Request {
+    Request {
+        method: "GET".into(),
+        path: "/admin/users?username=a".into(),
+        keep_alive: true,
+        authorization: authorization.map(str::to_string),
+        host: None,
+        content_type: None,
+        origin: None,
+        forwarded_for: None,
+        forwarded_proto: None,
+        websocket_key: None,
+        websocket_version: None,
+        wants_upgrade: false,
+        body: Vec::new(),
+    }
+}
+
+#[test]
+fn the_admin_api_answers_loopback_and_listed_peers_with_the_token() {
+    let token = "an-admin-token-of-at-least-32-characters";
+    let loopback_only = AdminConfig {
+        token: token.into(),
+        addresses: TrustedProxies::default(),
+    };
+    let good = admin_request(Some(&format!("Bearer {token}")));
+    let local: IpAddr = "127.0.0.1".parse().unwrap();
+    let remote: IpAddr = "10.1.2.3".parse().unwrap();
+    assert_eq!(check_admin(&loopback_only, &good, local), Ok(()));
+    assert_eq!(
+        check_admin(&loopback_only, &good, "::1".parse().unwrap()),
+        Ok(())
+    );
+    let refused = check_admin(&loopback_only, &good, remote).unwrap_err();
+    assert_eq!((refused.status, refused.code), (403, ErrorCode::Forbidden));
+    let listed = AdminConfig {
+        token: token.into(),
+        addresses: TrustedProxies::parse("10.0.0.0/8").unwrap(),
+    };
+    assert_eq!(check_admin(&listed, &good, remote), Ok(()));
+    for wrong in [
+        None,
+        Some("Bearer an-admin-token-of-at-least-32-characterZ"),
+        Some("Bearer short"),
+        Some(&format!("Basic {token}")[..]),
+    ] {
+        let refused = check_admin(&listed, &admin_request(wrong), remote).unwrap_err();
+        assert_eq!(
+            (refused.status, refused.code),
+            (401, ErrorCode::Unauthorized)
+        );
+    }
 }

@@ -4,6 +4,7 @@
 //! it runs the same in tests.
 
 mod degraded;
+mod devices;
 mod groups;
 mod limits;
 mod outbox;
@@ -23,6 +24,7 @@ use crate::idmap::IdMap;
 use crate::metrics::Metrics;
 use crate::protocol::{self, event};
 use crate::store::{Ceiling, GroupRecord, Store, StoreResult, TickWrites};
+pub use devices::{Devices, CLOSE_REVOKED, CLOSE_SUSPENDED};
 pub use limits::check_group_event_fits;
 use limits::{Bucket, ChangeBuckets};
 pub use outbox::{ConnId, Frame, Outbox, Release};
@@ -95,6 +97,8 @@ pub struct Chat {
     /// While the store cannot write: reads return nothing stamped above this, and leave at once
     /// (`degraded`).
     read_limit: Option<Stamp>,
+    /// Sessions' open WebSockets, for `GET /sessions` and for revocations.
+    pub devices: Devices,
 }
 
 impl Chat {
@@ -142,6 +146,7 @@ impl Chat {
             metrics: Metrics::default(),
             limits,
             read_limit: None,
+            devices: Devices::default(),
         })
     }
 
@@ -209,6 +214,7 @@ impl Chat {
     }
 
     pub fn disconnect(&mut self, user: Uuid, conn: ConnId) {
+        self.session_disconnected(conn, crate::clock::wall_ms());
         if let Some(online) = self.presence.0.get_mut(&user) {
             online.conns.retain(|c| *c != conn);
             if online.conns.is_empty() {

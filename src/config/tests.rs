@@ -265,7 +265,7 @@ fn help_carries_the_readme_table() {
                 .collect()
         })
         .collect();
-    assert_eq!(rows.len(), 25, "every flag and variable has a row");
+    assert_eq!(rows.len(), 30, "every flag and variable has a row");
     for row in &rows {
         let [flag, env, default, meaning] = &row[..] else {
             panic!("four cells: {row:?}");
@@ -361,4 +361,64 @@ fn the_queued_output_budget_is_configurable_and_bounded() {
         refused.contains("expected a whole number from 65536 to 1099511627776"),
         "{refused}"
     );
+}
+
+#[test]
+fn the_admin_api_needs_a_long_token_from_one_place() {
+    assert!(run(&[], &[]).unwrap().admin.is_none());
+    let token = "an-admin-token-of-at-least-32-characters";
+    let admin = run(&[], &[("PARLEY_ADMIN_TOKEN", token)])
+        .unwrap()
+        .admin
+        .unwrap();
+    assert_eq!(admin.token, token);
+    assert!(admin.addresses.is_empty(), "loopback only by default");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("admin-token");
+    std::fs::write(&file, format!("  {token}\n")).unwrap();
+    let path = file.to_str().unwrap();
+    let admin = run(
+        &[
+            "--admin-token-file",
+            path,
+            "--admin-addresses",
+            "10.0.0.0/8",
+        ],
+        &[],
+    )
+    .unwrap()
+    .admin
+    .unwrap();
+    assert_eq!(admin.token, token, "trimmed");
+    assert!(admin.addresses.trusts("10.2.3.4".parse().unwrap()));
+    for (args, env, says) in [
+        (
+            vec!["--admin-token", "short"],
+            vec![],
+            "at least 32 characters",
+        ),
+        (
+            vec!["--admin-token-file", path],
+            vec![("PARLEY_ADMIN_TOKEN", token)],
+            "not both",
+        ),
+        (
+            vec!["--admin-addresses", "10.0.0.1"],
+            vec![],
+            "needs --admin-token",
+        ),
+        (
+            vec!["--admin-token", token, "--admin-addresses", "host.example"],
+            vec![],
+            "--admin-addresses",
+        ),
+        (
+            vec!["--admin-token-file", "/nonexistent/x"],
+            vec![],
+            "--admin-token-file",
+        ),
+    ] {
+        let refused = run(&args, &env).unwrap_err();
+        assert!(refused.contains(says), "{args:?}: {refused}");
+    }
 }

@@ -167,6 +167,7 @@ impl Server {
                     session,
                     key: ws_key,
                 } => {
+                    self.chat.devices.connect(session.id, id);
                     self.upgrade(key, &ws_key, Some(session.user_id), now);
                     return;
                 }
@@ -211,7 +212,7 @@ impl Server {
                 Pending::Login { user } => {
                     user.is_none_or(|user| !self.chat.store().user_in_memory(user))
                 }
-                Pending::Register { .. } => false,
+                Pending::Register { .. } | Pending::ChangePassword { .. } => false,
             };
             let response = self.api.finish(&mut self.chat, pending, outcome, wall);
             if reads_stored {

@@ -20,6 +20,7 @@ mod durability;
 mod http_phase;
 mod memory;
 mod release;
+mod revoke;
 mod slot;
 mod sweep;
 mod websocket_phase;
@@ -127,6 +128,11 @@ impl Server {
             on_loss,
         )
         .map_err(|source| opening_failed("opening the store", source))?;
+        // Logged-out tokens past their expiry and revoked sessions' index entries go, at start
+        // (the loop's writes never delete).
+        store
+            .prune_accounts(wall_ms() / 1000)
+            .map_err(|source| opening_failed("pruning logged-out tokens", source))?;
         let limits = config.limits.clone();
         let chat = Chat::open(store, limits.chat())
             .map_err(|source| opening_failed("loading the store", source))?;
@@ -162,6 +168,9 @@ impl Server {
                 echo_enabled: config.echo_endpoint,
                 auth_rate_per_minute: limits.auth_rate_per_minute,
                 trusted_proxies: config.trusted_proxies.clone(),
+                lookup_rate_per_minute: config.accounts.lookup_rate_per_minute,
+                max_sessions_per_user: config.accounts.max_sessions_per_user,
+                admin: config.admin.clone(),
             },
         );
         let ws_config = websocket_config(&limits);
@@ -298,6 +307,7 @@ impl Server {
             if std::mem::take(&mut self.backup_requested) {
                 self.backup()?;
             }
+            self.close_revoked();
             self.close_websockets_after_tick();
             for key in std::mem::take(&mut self.to_flush) {
                 self.flush(key);

@@ -27,12 +27,17 @@ pub enum Table {
     ClientIds,
     Times,
     Meta,
+    /// user id ++ session id -> `b"live"` or `b"revoked"`: a user's sessions, for listing them.
+    UserSessions,
+    /// expiry (seconds, big-endian) ++ a login token's signature -> nothing: logged-out tokens,
+    /// in expiry order so that expired ones can be dropped from the front.
+    RevokedTokens,
     Log,
 }
 
 impl Table {
     /// Every table, in the order of their numbers.
-    pub const ALL: [Table; 14] = [
+    pub const ALL: [Table; 16] = [
         Table::Users,
         Table::Usernames,
         Table::Emails,
@@ -46,10 +51,12 @@ impl Table {
         Table::ClientIds,
         Table::Times,
         Table::Meta,
+        Table::UserSessions,
+        Table::RevokedTokens,
         Table::Log,
     ];
-    /// How many tables hold records (all but the log, whose chunks a tick keeps apart).
-    pub const RECORDS: usize = 13;
+    /// How many tables hold records (all but the log, last, whose chunks a tick keeps apart).
+    pub const RECORDS: usize = Table::ALL.len() - 1;
 
     pub fn name(self) -> &'static str {
         match self {
@@ -67,6 +74,8 @@ impl Table {
             Table::Times => "times",
             Table::Meta => "meta",
             Table::Log => "log",
+            Table::UserSessions => "user_sessions",
+            Table::RevokedTokens => "revoked_tokens",
         }
     }
 }

@@ -173,7 +173,8 @@ fn login_by_email_and_username_is_case_insensitive() {
         json!({"username": name.to_lowercase(), "password": PASSWORD}),
     ] {
         let answer = server.login_response(&body).expect(200);
-        assert_keys(&answer, &["token"]);
+        assert_keys(&answer, &["token", "user_id"]);
+        assert_eq!(answer["user_id"], id.as_str(), "login {body}");
         assert_eq!(
             jwt::claims(answer["token"].as_str().unwrap())["user_id"],
             id.as_str(),

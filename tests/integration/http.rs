@@ -26,8 +26,9 @@ fn unknown_path_is_404() {
     server
         .post("/no/such/path", None, &json!({}))
         .expect_error(404, "not_found");
+    // (`/users/extra` is `GET /users/{id}`'s path: a POST there is a 405.)
     server
-        .post("/users/extra", None, &json!({}))
+        .post("/users/extra/more", None, &json!({}))
         .expect_error(404, "not_found");
 }
 
@@ -35,7 +36,7 @@ fn unknown_path_is_404() {
 fn wrong_method_is_405_with_allow() {
     let server = Server::start();
     let cases: &[(&str, &str, &str)] = &[
-        ("GET", "/users", "POST"),
+        ("DELETE", "/users", "POST"),
         ("PUT", "/login", "POST"),
         ("GET", "/groups", "POST"),
         ("DELETE", "/sessions", "POST"),
@@ -580,7 +581,7 @@ fn head_answers_what_get_answers_without_the_body() {
         get.expect(404),
         json!({"error": "no such endpoint", "code": "not_found"})
     );
-    let get = assert_head_like_get(&server, "/users", &[]);
+    let get = assert_head_like_get(&server, "/login", &[]);
     get.expect_error(405, "method_not_allowed");
     assert_eq!(get.header("allow"), Some("POST"));
 }
@@ -714,9 +715,9 @@ fn a_single_unknown_segment_with_another_method_is_404() {
     }
     // Real routes keep their 405.
     for (method, path, allow) in [
-        ("GET", "/users", "POST"),
+        ("DELETE", "/users", "GET, HEAD, POST"),
         ("GET", "/login", "POST"),
-        ("PUT", "/sessions", "POST"),
+        ("PUT", "/sessions", "GET, HEAD, POST"),
     ] {
         let answer = server.http().request(method, path, &[], None);
         answer.expect_error(405, "method_not_allowed");

@@ -18,10 +18,14 @@
 //! - `durability`: restarts and `kill -9`.
 //! - `lifecycle`: pings, dropping silent connections, SIGTERM.
 //! - `upgrade`: a data directory of the release before `seq` upgrades in place, nothing lost.
+//! - `users`: login's `user_id`, the caller's account, lookups, password change, logout.
+//! - `sessions`: listing and revoking devices, `POST /logout/all`, the sessions cap.
+//! - `admin`: the operator's admin API.
 
 mod support;
 
 mod accounts;
+mod admin;
 mod devices;
 mod durability;
 mod groups;
@@ -30,6 +34,8 @@ mod hardening;
 mod http;
 mod lifecycle;
 mod messaging;
+mod sessions;
 mod sync;
 mod upgrade;
+mod users;
 mod walkthrough;

@@ -45,7 +45,8 @@ fn walkthrough(server: &Server) -> Walkthrough {
         let body = server
             .login_response(&json!({"username": name, "email": email, "password": "0000"}))
             .expect(200);
-        assert_keys(&body, &["token"]);
+        assert_keys(&body, &["token", "user_id"]);
+        assert_eq!(body["user_id"], id, "login's user_id");
         let token = body["token"]
             .as_str()
             .expect("token is a string")

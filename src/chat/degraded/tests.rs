@@ -81,6 +81,9 @@ fn an_account_reads_as_stored_only_once_its_tick_is() {
         email: "ann@example.com".into(),
         password_hash: "hash".into(),
         created_at: 1,
+        token_generation: 0,
+        suspended: false,
+        deleted: false,
     };
     assert!(!store.user_in_memory(user.id));
     store.insert_user(&user);

@@ -78,7 +78,8 @@ impl Server {
         let body = self
             .login_response(&json!({"username": username, "password": password}))
             .expect(200);
-        assert_keys(&body, &["token"]);
+        assert_keys(&body, &["token", "user_id"]);
+        assert_uuid(&body["user_id"]);
         body["token"]
             .as_str()
             .expect("token is a string")

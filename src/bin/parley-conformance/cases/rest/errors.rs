@@ -27,7 +27,7 @@ pub(super) fn method_not_allowed(ctx: &mut Ctx) -> Outcome {
 pub(super) fn method_not_allowed_strict(ctx: &mut Ctx) -> Outcome {
     expect_not_allowed(
         ctx,
-        &[("GET", "/users", "POST"), ("POST", "/healthz", "GET")],
+        &[("DELETE", "/users", "POST"), ("POST", "/healthz", "GET")],
     )
 }
 

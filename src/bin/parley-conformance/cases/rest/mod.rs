@@ -4,6 +4,7 @@
 mod accounts;
 mod errors;
 mod sessions;
+mod users;
 
 use std::fmt::Display;
 
@@ -23,6 +24,7 @@ use sessions::{
     group_created, group_invalid, group_name_limits, ids_uuid, session_created, session_invalid,
     session_limits, session_token,
 };
+use users::{login_user_id, users_lookup};
 
 pub const CASES: &[Case] = &[
     Case::core("rest.register.created", "POST /users answers 201 {\"id\"}, a new id per user", register_created),
@@ -47,10 +49,12 @@ pub const CASES: &[Case] = &[
     Case::parley("rest.session.limits", "a build given as a string or a 257-character device_id answers 400", session_limits),
     Case::parley("rest.group.name_limits", "an empty or 257-character group name answers 400", group_name_limits),
     Case::parley("rest.ids.uuid", "user, session, group and message ids are hyphenated lower-case UUIDs", ids_uuid),
-    Case::parley("rest.error.method_not_allowed_strict", "GET /users and POST /healthz answer 405 with Allow", method_not_allowed_strict),
+    Case::parley("rest.error.method_not_allowed_strict", "DELETE /users and POST /healthz answer 405 with Allow", method_not_allowed_strict),
     Case::parley("rest.error.body_too_large", "a body over 64 KiB answers 413 too_large", body_too_large),
     Case::parley("rest.error.chunked", "a body sent with Transfer-Encoding answers 411", chunked),
     Case::parley("rest.error.head_too_large", "a head over 8 KiB, or over 64 headers, answers 431 too_large", head_too_large),
+    Case::parley("rest.login.user_id", "login answers the user's id as `user_id`, by username and by email", login_user_id),
+    Case::parley("rest.users.lookup", "users are found by username (exact, any case; an email finds nobody), by ids (unknown ones left out) and by GET /users/{id}; GET /users/me is the caller", users_lookup),
 ];
 
 /// Each body, POSTed to `path`, is refused with `400 bad_request`; a failure names it as
