@@ -36,9 +36,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Every iteration registers and logs in two users: far beyond the default per-address budget of
-# 60 a minute, which is the point of `--auth-rate 0` for load tests.
-PARLEY_AUTH_RATE=0 start_parley
+# Every iteration registers and logs in two users, and looks one up by username: far beyond the
+# default per-address budgets of 60 a minute, which is the point of `--auth-rate 0` and
+# `--lookup-rate 0` for load tests.
+PARLEY_AUTH_RATE=0 PARLEY_LOOKUP_RATE=0 start_parley
 echo "k6 $("$k6" version | head -1 | cut -d' ' -f2): $vus VUs for $duration against http://$addr"
 
 status=0

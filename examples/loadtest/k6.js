@@ -1,7 +1,9 @@
 // The README walkthrough as a k6 load test: each iteration registers two users, logs them in,
-// opens a device session for each, connects both WebSockets, creates a group, sends a message,
-// receives it on the other side, sends delivered/read receipts and typing, then leaves and
-// re-joins the group. Every step is a k6 check; latencies of the interesting hops are Trends.
+// opens a device session for each, connects both WebSockets, finds user2 by username, creates a
+// group, sends a message, receives it on the other side, sends delivered/read receipts and
+// typing, leaves (the owner passes on) and re-joins the group, then revokes user2's session and
+// logs user1 out. Every step is a k6 check; latencies of the interesting hops are Trends.
+// The server needs PARLEY_AUTH_RATE=0 and PARLEY_LOOKUP_RATE=0 (per-address budgets).
 //
 //   k6 run examples/loadtest/k6.js                                  # 2 VUs for 10 s
 //   k6 run -e BASE_URL=http://127.0.0.1:3000 -e VUS=8 -e DURATION=1m examples/loadtest/k6.js
@@ -89,7 +91,8 @@ function signUp(name) {
   // socket must be wss:// too.
   const scheme = BASE_URL.startsWith('https://') ? 'wss://' : 'ws://';
   check(session, { 'session: messaging_url on the same scheme': (s) => s.messaging_url.startsWith(scheme) });
-  return { id: user.id, token: login.token, url: session.messaging_url };
+  check(login, { 'login: answers the user_id': (l) => l.user_id === user.id });
+  return { id: user.id, name, token: login.token, session: session.id, url: session.messaging_url };
 }
 
 /**
@@ -170,17 +173,30 @@ async function walkthrough() {
     const synced = await alice.next(29);
     check(synced, { 'sync: 29 with more=false at seq 0': (e) => e.body.more === false && e.body.seq === 0 });
 
-    // Create the group: both members get 70, the creator last in user_ids.
+    // Find user2 by username, as an app would: exact, case-insensitive, never by email.
+    const found = expectStatus(
+      http.get(`${BASE_URL}/users?username=${user2.name.toUpperCase()}`, authed(user1.token)),
+      200,
+      'lookup',
+    );
+    check(found, {
+      'lookup: one user, by name': (f) =>
+        f.users.length === 1 && f.users[0].id === user2.id && f.users[0].username === user2.name,
+    });
+
+    // Create the group: both members get 70, the creator last in user_ids, and its owner.
     const group = expectStatus(
-      http.post(`${BASE_URL}/groups`, JSON.stringify({ name: `${tag}_group`, user_ids: [user2.id] }), authed(user1.token)),
+      http.post(`${BASE_URL}/groups`, JSON.stringify({ name: `${tag}_group`, user_ids: [found.users[0].id] }), authed(user1.token)),
       201,
       'create group',
     );
     const [created1, created2] = await Promise.all([alice.next(70), bob.next(70)]);
     for (const created of [created1, created2]) {
       check(created, {
-        'group: 70 names both members, creator last': (e) =>
-          e.body.group_id === group.id && e.body.user_ids.join() === [user2.id, user1.id].join(),
+        'group: 70 names both members, creator last, and the owner': (e) =>
+          e.body.group_id === group.id &&
+          e.body.user_ids.join() === [user2.id, user1.id].join() &&
+          e.body.owner === user1.id,
       });
     }
 
@@ -227,14 +243,28 @@ async function walkthrough() {
         pair.every((e) => e.body.user_id === user2.id && e.seq === undefined),
     });
 
-    // Leave and join again: 73 to both, then 70 to the joiner and 72 to both.
+    // Leave and join again: 73 to both, and user2, now the member longest in the group, owns
+    // it (74); then 70 to the joiner and 72 to both.
     const left = put(`/groups/${group.id}/left`, user1.token, { user_id: user1.id });
     check(expectStatus(left, 200, 'left'), { 'left: user1 no longer listed': (g) => !g.user_ids.includes(user1.id) });
-    await Promise.all([alice.next(73), bob.next(73)]);
+    const [, , handedOver] = await Promise.all([alice.next(73), bob.next(73), bob.next(74)]);
+    check(handedOver, { 'left: 74 makes user2 the owner': (e) => e.body.group_id === group.id && e.body.owner === user2.id });
     const joined = put(`/groups/${group.id}/join`, user1.token, { user_id: user1.id });
     check(expectStatus(joined, 200, 'join'), { 'join: user1 listed again': (g) => g.user_ids.includes(user1.id) });
     const [welcome] = await Promise.all([alice.next(70), alice.next(72), bob.next(72)]);
     check(welcome, { 'join: 70 to the joiner': (e) => e.body.group_id === group.id });
+
+    // Log out a lost device: user2 revokes its session (its socket is closed with 4001), which
+    // leaves the session list.
+    const listed = expectStatus(http.get(`${BASE_URL}/sessions`, authed(user2.token)), 200, 'sessions');
+    check(listed, { 'sessions: the device is listed, online': (l) => l.sessions.some((x) => x.id === user2.session && x.online) });
+    const revoked = http.del(`${BASE_URL}/sessions/${user2.session}`, null, authed(user2.token));
+    check(revoked, { 'revoke: 204': (r) => r.status === 204 });
+    const after = expectStatus(http.get(`${BASE_URL}/sessions`, authed(user2.token)), 200, 'sessions');
+    check(after, { 'revoke: the device is gone from the list': (l) => !l.sessions.some((x) => x.id === user2.session) });
+    // And log user1 out: the login token stops working.
+    check(http.post(`${BASE_URL}/logout`, null, authed(user1.token)), { 'logout: 204': (r) => r.status === 204 });
+    check(http.get(`${BASE_URL}/users/me`, authed(user1.token)), { 'logout: the token is refused': (r) => r.status === 401 });
 
     alice.assertNoErrors('walkthrough');
     bob.assertNoErrors('walkthrough');
