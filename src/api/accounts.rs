@@ -17,7 +17,7 @@ use crate::chat::Chat;
 use crate::error::ApiError;
 use crate::hasher::Work;
 use crate::http::{Request, Response};
-use crate::store::UserRecord;
+use crate::store::{Store, UserRecord};
 
 /// Ids one `GET /users?id=...` may ask for.
 pub(super) const MAX_LOOKUP_IDS: usize = 100;
@@ -26,6 +26,15 @@ pub(super) const MAX_LOOKUP_IDS: usize = 100;
 /// users are not shown at all.)
 fn public_view(user: &UserRecord) -> Value {
     json!({"id": user.id, "username": user.username})
+}
+
+/// The public view of user `id`, unless unknown or deleted.
+fn public_user(store: &Store, id: Uuid) -> Result<Option<Value>, ApiError> {
+    Ok(store
+        .user(id)?
+        .as_ref()
+        .filter(|user| !user.deleted)
+        .map(public_view))
 }
 
 /// A user id from a path or a query: malformed is a 400, not an unknown user.
@@ -86,13 +95,7 @@ impl Api {
             }
             (Some(username), true) => {
                 if let Some(id) = store.user_id_by_username(&username)? {
-                    users.extend(
-                        store
-                            .user(id)?
-                            .as_ref()
-                            .filter(|u| !u.deleted)
-                            .map(public_view),
-                    );
+                    users.extend(public_user(store, id)?);
                 }
             }
             (None, false) => {
@@ -108,13 +111,7 @@ impl Api {
                         continue;
                     }
                     seen.push(id);
-                    users.extend(
-                        store
-                            .user(id)?
-                            .as_ref()
-                            .filter(|u| !u.deleted)
-                            .map(public_view),
-                    );
+                    users.extend(public_user(store, id)?);
                 }
             }
         }

@@ -191,6 +191,24 @@ impl Store {
 
     /// Reads every user's open memberships from the `members` table; when the store opens.
     pub(super) fn load_open_memberships(&mut self) -> StoreResult<()> {
+        let mut open = Vec::new();
+        self.each_member_record(|group, user, state| {
+            if let MemberState::Member { seq, .. } = state {
+                open.push((user, group, seq));
+            }
+        })?;
+        for (user, group, seq) in open {
+            self.memberships.open(user, group, seq);
+        }
+        Ok(())
+    }
+
+    /// Calls `visit` with every well-formed record of the `members` table (group, user, state);
+    /// at start, when nothing is pending.
+    fn each_member_record(
+        &self,
+        mut visit: impl FnMut(Uuid, Uuid, MemberState),
+    ) -> StoreResult<()> {
         for entry in self.backend.range(
             Table::Members,
             Bound::Unbounded,
@@ -198,11 +216,10 @@ impl Store {
             Direction::Forward,
         ) {
             let (key, value) = entry?;
-            let (Some(group), Some(user)) = split_member_key(&key) else {
-                continue;
-            };
-            if let Some(MemberState::Member { seq, .. }) = MemberState::decode(&value) {
-                self.memberships.open(user, group, seq);
+            if let ((Some(group), Some(user)), Some(state)) =
+                (split_member_key(&key), MemberState::decode(&value))
+            {
+                visit(group, user, state);
             }
         }
         Ok(())
@@ -213,23 +230,14 @@ impl Store {
     pub(super) fn fill_members(&self, groups: &mut [GroupRecord]) -> StoreResult<()> {
         type Ranked = Vec<(u64, u32, Uuid)>;
         let mut found: IdMap<(Ranked, Ranked)> = IdMap::default();
-        for entry in self.backend.range(
-            Table::Members,
-            Bound::Unbounded,
-            Bound::Unbounded,
-            Direction::Forward,
-        ) {
-            let (key, value) = entry?;
-            let (Some(group), Some(user)) = split_member_key(&key) else {
-                continue;
-            };
+        self.each_member_record(|group, user, state| {
             let (members, removed) = found.entry(group).or_default();
-            match MemberState::decode(&value) {
-                Some(MemberState::Member { seq, order }) => members.push((seq, order, user)),
-                Some(MemberState::Removed { seq, order }) => removed.push((seq, order, user)),
+            match state {
+                MemberState::Member { seq, order } => members.push((seq, order, user)),
+                MemberState::Removed { seq, order } => removed.push((seq, order, user)),
                 _ => {}
             }
-        }
+        })?;
         for group in groups {
             let (mut members, mut removed) = found.remove(&group.id).unwrap_or_default();
             members.sort_unstable();
