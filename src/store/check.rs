@@ -137,12 +137,15 @@ pub fn check(data_dir: &Path) -> StoreResult<Report> {
     report.groups = decode_all::<GroupRecord>(&backend, Table::Groups, &mut report.problems);
     check_memberships(&backend, &mut report);
     report.receipts = count(&backend, Table::Receipts, &mut report.problems);
+    // A deleted account keeps its record and frees its names (their entries emptied, or taken
+    // by a later account): each name of a live account is indexed once.
+    let live_users = count_live_users(&backend);
     for table in [Table::Usernames, Table::Emails] {
-        let n = count(&backend, table, &mut report.problems);
-        if n != report.users {
+        let n = count_taken(&backend, table, &mut report.problems);
+        if n != live_users {
             report
                 .problems
-                .push(format!("{} {} for {} users", n, table.name(), report.users));
+                .push(format!("{} {} for {} users", n, table.name(), live_users));
         }
     }
     walk_log(&backend, &mut report);
@@ -250,6 +253,30 @@ fn count(backend: &SledBackend, table: Table, problems: &mut Vec<String>) -> u64
         n += 1;
     }
     n
+}
+
+/// Entries of a unique-name index that name an account (a freed name's entry is empty).
+fn count_taken(backend: &SledBackend, table: Table, problems: &mut Vec<String>) -> u64 {
+    let mut n = 0;
+    for entry in all(backend, table) {
+        match entry {
+            Ok((_, value)) => n += u64::from(!value.is_empty()),
+            Err(err) => {
+                problems.push(format!("{}: {err}", table.name()));
+                break;
+            }
+        }
+    }
+    n
+}
+
+/// Accounts not deleted (records that do not decode are reported by `decode_all`).
+fn count_live_users(backend: &SledBackend) -> u64 {
+    all(backend, Table::Users)
+        .filter_map(Result::ok)
+        .filter_map(|(_, value)| serde_json::from_slice::<UserRecord>(&value).ok())
+        .filter(|user| !user.deleted)
+        .count() as u64
 }
 
 /// The highest seq of any event the store's log holds: what an accepted loss left.

@@ -81,3 +81,35 @@ fn membership_tables_are_counted_and_checked() {
     assert!(text.contains("of a group with no record"), "{text}");
     assert!(text.contains("is not an interval"), "{text}");
 }
+
+/// A deleted account keeps its record and frees its names; a new account may take them. The
+/// name indexes then hold one entry per live account, which is whole, not a problem.
+#[test]
+fn a_deleted_accounts_names_taken_by_another_check_whole() {
+    use crate::store::UserRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store =
+        Store::open_data_dir(dir.path(), 1 << 20, ClientIdLimits::DEFAULT, OnLoss::Refuse).unwrap();
+    let user = |id: u128| UserRecord {
+        id: uuid::Uuid::from_u128(id),
+        username: "ann".into(),
+        email: "ann@example.com".into(),
+        password_hash: "hash".into(),
+        created_at: 1,
+        token_generation: 0,
+        suspended: false,
+        deleted: false,
+    };
+    let mut first = user(1);
+    store.insert_user(&first);
+    first.deleted = true;
+    store.update_user(&first);
+    store.free_user_names(&first);
+    store.commit(Ceiling { seq: 1024, time: 1 }).unwrap();
+    store.insert_user(&user(2));
+    store.commit(Ceiling { seq: 1024, time: 2 }).unwrap();
+    drop(store);
+    let report = check(dir.path()).unwrap();
+    assert!(report.is_whole(), "{report}");
+    assert_eq!(report.users, 2, "the deleted account's record stays");
+}
