@@ -193,7 +193,7 @@ impl Api {
         let answer = match (route, &self.admin) {
             // The TCP peer, not X-Forwarded-For: an operator's address is not taken on trust.
             (Route::Admin(admin_route), Some(admin)) => admin::check_admin(admin, req, peer)
-                .and_then(|()| self.admin(chat, admin_route, req, peer)),
+                .and_then(|()| self.admin(chat, admin_route, req, peer, wall)),
             (route, _) => self.route_request(chat, route, req, origin.secure, wall),
         };
         match answer {

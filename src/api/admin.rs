@@ -56,6 +56,7 @@ impl Api {
         route: AdminRoute,
         req: &Request,
         peer: IpAddr,
+        wall: u64,
     ) -> Result<Outcome, ApiError> {
         let done = || Ok(Outcome::Respond(Response::no_content()));
         let suspend = matches!(route, AdminRoute::Suspend(_));
@@ -100,6 +101,7 @@ impl Api {
             AdminRoute::DeleteUser(id) => {
                 let mut user = known_user(chat, &id)?;
                 close_all(chat, user.id, "account deleted")?;
+                chat.leave_every_group(user.id, wall)?;
                 for session in chat.store().sessions_of(user.id)? {
                     chat.store_mut().revoke_session(&session);
                 }

@@ -154,7 +154,36 @@ impl Chat {
             return Err(ApiError::conflict("not a member of this group"));
         }
         self.take_membership_change(caller, wall)?;
+        self.remove_member(caller, group_id, target, wall)
+    }
 
+    /// A deleted account leaves every group it is in, as if it left each itself (a 73 to the
+    /// members, the owner passing on with a 74), outside any rate: it is the operator's act.
+    pub fn leave_every_group(&mut self, user: Uuid, wall: u64) -> Result<(), ApiError> {
+        let groups: Vec<Uuid> = self
+            .group_ids
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.groups
+                    .get(id)
+                    .is_some_and(|g| g.members.contains(&user))
+            })
+            .collect();
+        for group in groups {
+            self.remove_member(user, group, user, wall)?;
+        }
+        Ok(())
+    }
+
+    /// Takes `target` out of a group whose rights `caller` was checked for.
+    fn remove_member(
+        &mut self,
+        caller: Uuid,
+        group_id: Uuid,
+        target: Uuid,
+        wall: u64,
+    ) -> Result<GroupView, ApiError> {
         let stamp = self.clock.stamp(wall);
         let group = self.groups.get_mut(&group_id).expect("checked above");
         group.members.retain(|m| *m != target);

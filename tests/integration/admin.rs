@@ -144,6 +144,7 @@ fn a_deleted_account_frees_its_names_and_keeps_its_messages() {
     let alice = server.user("del");
     let bob = server.user("del_b");
     let group = server.create_group(&bob, "g", &[&alice]);
+    let owned = server.create_group(&alice, "hers", &[&bob]);
     let url = server.messaging_url(&alice.token);
     let mut ws = Ws::connect(&url, "alice");
     let ack = ws.send_and_ack(&group, "mine");
@@ -163,14 +164,35 @@ fn a_deleted_account_frees_its_names_and_keeps_its_messages() {
     assert_ne!(again["id"], alice.id.as_str());
     // Bob still has alice's message, under her id.
     let mut bob_ws = server.connect(&bob);
-    let messages: Vec<Value> = bob_ws
-        .sync_all(None)
-        .into_iter()
-        .filter(|e| ty(e) == 20)
-        .collect();
+    let events = bob_ws.sync_all(None);
+    let messages: Vec<&Value> = events.iter().filter(|e| ty(e) == 20).collect();
     assert_eq!(messages.len(), 1, "{messages:?}");
     assert_eq!(messages[0]["body"]["user_id"], alice.id.as_str());
     assert_eq!(messages[0]["body"]["message_id"], ack["body"]["message_id"]);
+    // She left both groups (no deleted account stays listed as a member), and the one she
+    // owned passed to bob.
+    let mut left: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| ty(e) == 73)
+        .map(|e| {
+            let body = &e["body"];
+            (
+                body["group_id"].as_str().unwrap(),
+                body["user_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    left.sort_unstable();
+    let mut expected = [
+        (group.as_str(), alice.id.as_str()),
+        (owned.as_str(), alice.id.as_str()),
+    ];
+    expected.sort_unstable();
+    assert_eq!(left, expected);
+    let handed: Vec<&Value> = events.iter().filter(|e| ty(e) == 74).collect();
+    assert_eq!(handed.len(), 1, "{handed:?}");
+    assert_eq!(handed[0]["body"]["group_id"], owned.as_str());
+    assert_eq!(handed[0]["body"]["owner"], bob.id.as_str());
 }
 
 #[test]
