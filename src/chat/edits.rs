@@ -31,19 +31,19 @@ impl Chat {
                 format!("`data` over {} bytes", self.limits.max_data_bytes),
             ));
         }
-        let (group_id, found) = self.changeable(user, message_id)?;
+        let (group_id, seq, found) = self.changeable(user, message_id)?;
         if found.author != user {
             return Err(ApiError::forbidden("only a message's author may edit it"));
         }
         self.take_token(user, Rate::Sends, wall)?;
         let stamp = self.clock.stamp(wall);
-        self.store.change_message(
-            found,
-            Change::Edit {
-                data,
-                at: stamp.timestamp,
-            },
-        );
+        let change = Change::Edit {
+            data,
+            at: stamp.timestamp,
+            seq: stamp.seq,
+        };
+        self.store
+            .change_message(group_id, seq, message_id, change)?;
         let body = protocol::EditedBody {
             message_id,
             group_id,
@@ -62,7 +62,7 @@ impl Chat {
         message_id: Uuid,
         wall: u64,
     ) -> Result<(), ApiError> {
-        let (group_id, found) = self.changeable(user, message_id)?;
+        let (group_id, seq, found) = self.changeable(user, message_id)?;
         if found.author != user && self.groups[&group_id].owner != Some(user) {
             return Err(ApiError::forbidden(
                 "only a message's author or the group's owner may delete it",
@@ -70,7 +70,8 @@ impl Chat {
         }
         self.take_token(user, Rate::Sends, wall)?;
         let stamp = self.clock.stamp(wall);
-        self.store.change_message(found, Change::Delete);
+        self.store
+            .change_message(group_id, seq, message_id, Change::Delete)?;
         let body = protocol::ReceiptBody {
             message_id,
             group_id,
@@ -83,7 +84,11 @@ impl Chat {
     /// The group and stored state of a message `user` names for a change: `not_found` for an
     /// id that names no stored message (or a deleted one), `forbidden` for a non-member of its
     /// group (checked before the message is looked up, so a non-member cannot probe ids).
-    fn changeable(&self, user: Uuid, message_id: Uuid) -> Result<(Uuid, FoundMessage), ApiError> {
+    fn changeable(
+        &self,
+        user: Uuid,
+        message_id: Uuid,
+    ) -> Result<(Uuid, u64, FoundMessage), ApiError> {
         let unknown = || ApiError::not_found("unknown message");
         let (seq, ordinal) = message_id::location(message_id);
         let group_id = *self
@@ -100,7 +105,7 @@ impl Chat {
         if found.deleted {
             return Err(ApiError::not_found("the message was deleted"));
         }
-        Ok((group_id, found))
+        Ok((group_id, seq, found))
     }
 
     /// Stores a 25 or 26 in the group's stream and sends it to every member's connections:

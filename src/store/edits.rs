@@ -22,9 +22,23 @@ impl Store {
         self.log.find_message(group, seq, message_id, unapplied)
     }
 
-    /// Rewrites a message found this tick to its new state; sealed with the tick's other
+    /// Rewrites a message (found this tick) to its new state; sealed with the tick's other
     /// writes (the 25 or 26 appended with it), so a crash keeps both or neither.
-    pub fn change_message(&mut self, found: FoundMessage, change: Change) {
-        self.log.change_message(found, change);
+    pub fn change_message(
+        &mut self,
+        group: Uuid,
+        seq: u64,
+        message_id: Uuid,
+        change: Change,
+    ) -> StoreResult<()> {
+        let unapplied = &self.unapplied;
+        let chunks = || {
+            unapplied
+                .iter()
+                .rev()
+                .filter_map(move |tick| tick.chunks.get(&group))
+        };
+        self.log
+            .change_message(group, seq, message_id, chunks, change)
     }
 }

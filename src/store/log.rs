@@ -7,7 +7,7 @@
 //! Chunk layout, entries back to back in seq order, integers little-endian:
 //! `seq: u64 | flags: u8 | [timestamp: u64 if TIME] | [viewer: 16 bytes if PRIVATE] |
 //! [message id, author: 32 bytes if MESSAGE] | [ack seq: u64 if PARTS] | [id len: u32, id if
-//! ACK_ID] | [edited at: u64 if EDITED] | len: u32 | bytes`.
+//! ACK_ID] | [edited at: u64, edits: u32, each edit's seq: u64 if EDITED] | len: u32 | bytes`.
 //!
 //! A message's entry holds its current state: an edit or a delete rewrites it in its chunk
 //! ([`rewrite`]), an EDITED entry with the new `data`, a DELETED one with none, so a sync

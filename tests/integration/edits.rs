@@ -188,6 +188,13 @@ fn deletes_by_the_author_and_by_the_owner_reach_every_member_and_leave_tombstone
         assert_eq!(assert_change(&ws.expect(26), 26, &body, None), first);
     }
 
+    // Carol edits hers; the owner deletes it, and the edit's text goes with it.
+    c.send_json(&edit(&by_carol, "carol's, edited", "e-0"));
+    let edited = c.expect(25);
+    for ws in [&mut a, &mut a2, &mut b] {
+        ws.expect(25);
+    }
+
     // The owner deletes another member's message; `user_id` says who deleted.
     a.send_json(&delete(&by_carol, "d-2"));
     let body = json!({"message_id": by_carol, "group_id": group, "user_id": alice.id});
@@ -209,10 +216,17 @@ fn deletes_by_the_author_and_by_the_owner_reach_every_member_and_leave_tombstone
     let events = messaging_events(&mut server.connect(&carol));
     assert_eq!(
         types(&events),
-        vec![20, 20, 21, 26, 26],
+        vec![20, 20, 21, 26, 25, 26],
         "{}",
         show(&events)
     );
+    let erased = only(&events, 25, &by_carol);
+    assert_eq!(
+        erased["body"],
+        json!({"message_id": by_carol, "group_id": group, "user_id": carol.id}),
+        "a deleted message's 25 replays without its data"
+    );
+    assert_eq!(seq(erased), seq(&edited));
     assert_eq!(
         only(&events, 20, &by_bob)["body"],
         json!({"message_id": by_bob, "group_id": group, "user_id": bob.id, "deleted": true})

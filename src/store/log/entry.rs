@@ -22,7 +22,8 @@ pub const PARTS: u8 = 4;
 pub const ACK_ID: u8 = 8;
 /// The entry has a timestamp of its own (format 5); without it, the timestamp is the seq.
 pub const TIME: u8 = 16;
-/// A PARTS entry whose `data` was edited: the time of the last edit follows the ack's fields.
+/// A PARTS entry whose `data` was edited: the time of the last edit and the seqs of its 25
+/// events (`count: u32`, then each a u64) follow the ack's fields.
 pub const EDITED: u8 = 32;
 /// A PARTS entry whose message was deleted: its `data` is gone (stored empty).
 pub const DELETED: u8 = 64;
@@ -45,6 +46,9 @@ pub struct Entry<'a> {
     pub ack: Option<FoldedAck<'a>>,
     /// When the message's `data` was last edited (ms); an EDITED entry's only.
     pub edited_at: Option<u64>,
+    /// The seqs of the message's 25 events, oldest first (EDITED entries only): a delete
+    /// erases their `data` too. Raw: 8 bytes each, little-endian.
+    pub edit_seqs: &'a [u8],
     /// The message was deleted (its `bytes` are empty).
     pub deleted: bool,
     pub bytes: &'a [u8],
@@ -174,10 +178,12 @@ pub fn decode_entry<'a>(chunk: &'a [u8], pos: &mut usize) -> Option<Entry<'a>> {
     } else {
         None
     };
-    let edited_at = if flags & EDITED != 0 {
-        Some(u64::from_le_bytes(take(8)?.try_into().ok()?))
+    let (edited_at, edit_seqs) = if flags & EDITED != 0 {
+        let at = u64::from_le_bytes(take(8)?.try_into().ok()?);
+        let count = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+        (Some(at), take(count.checked_mul(8)?)?)
     } else {
-        None
+        (None, &[][..])
     };
     let len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
     let bytes = take(len)?;
@@ -188,6 +194,7 @@ pub fn decode_entry<'a>(chunk: &'a [u8], pos: &mut usize) -> Option<Entry<'a>> {
         message,
         ack,
         edited_at,
+        edit_seqs,
         deleted: flags & DELETED != 0,
         bytes,
     })
