@@ -14,6 +14,9 @@ pub mod method {
     pub const SEND: i64 = 40;
     pub const DELIVERED: i64 = 41;
     pub const READ: i64 = 42;
+    // Edit and delete (issue #20).
+    pub const EDIT: i64 = 44;
+    pub const DELETE: i64 = 45;
     pub const TYPING_START: i64 = 60;
     pub const TYPING_END: i64 = 61;
 }
@@ -23,6 +26,9 @@ pub mod event {
     pub const SENT: u16 = 21;
     pub const DELIVERED: u16 = 22;
     pub const READ: u16 = 23;
+    // Edit and delete (issue #20).
+    pub const EDITED: u16 = 25;
+    pub const DELETED: u16 = 26;
     pub const SYNC_COMPLETE: u16 = 29;
     pub const TYPING_START: u16 = 40;
     pub const TYPING_END: u16 = 41;
@@ -57,6 +63,8 @@ pub enum Call {
     Send { group_id: Uuid, data: String },
     Receipt { message_id: Uuid, read: bool },
     Typing { group_id: Uuid, start: bool },
+    Edit { message_id: Uuid, data: String },
+    Delete { message_id: Uuid },
 }
 
 /// An RPC that could not be decoded, with what is known of it for the 90 event.
@@ -99,6 +107,12 @@ struct SendBody {
 #[derive(Deserialize)]
 struct MessageRef {
     message_id: Uuid,
+}
+
+#[derive(Deserialize)]
+struct EditBody {
+    message_id: Uuid,
+    data: String,
 }
 
 #[derive(Deserialize)]
@@ -204,6 +218,25 @@ pub fn decode(text: &str) -> Result<Rpc, RpcError> {
                 start: method == method::TYPING_START,
             }
         }
+        method::EDIT => {
+            let edit: EditBody = require_body(body).map_err(|e| fail(Some(method), e))?;
+            if edit.data.is_empty() {
+                return Err(fail(
+                    Some(method),
+                    ApiError::bad_request("`data` must not be empty"),
+                ));
+            }
+            Call::Edit {
+                message_id: edit.message_id,
+                data: edit.data,
+            }
+        }
+        method::DELETE => {
+            let delete: MessageRef = require_body(body).map_err(|e| fail(Some(method), e))?;
+            Call::Delete {
+                message_id: delete.message_id,
+            }
+        }
         other => {
             return Err(fail(
                 Some(other),
@@ -298,6 +331,60 @@ pub fn message_event(
     push_uuid(&mut out, user_id);
     out.extend_from_slice(b"}}");
     String::from_utf8(out).expect("JSON of strings is UTF-8")
+}
+
+/// Event 20 of an edited or deleted message, as a sync and history replay it: `data` as last
+/// edited with `edited_at`, or no `data` and `"deleted": true` (see [`changed_message_body`]).
+pub fn changed_message_event(
+    stamp: Stamp,
+    message_id: Uuid,
+    data: Option<&str>,
+    group_id: Uuid,
+    user_id: Uuid,
+    edited_at: Option<u64>,
+) -> String {
+    let body = ChangedMessageBody {
+        message_id,
+        data,
+        group_id,
+        user_id,
+        edited_at: edited_at.filter(|_| data.is_some()),
+        deleted: data.is_none(),
+    };
+    encode(
+        event::MESSAGE,
+        Some(stamp.seq),
+        None,
+        stamp.timestamp,
+        &body,
+    )
+}
+
+/// A message's body in its current state (see [`changed_message_event`]).
+#[derive(Serialize)]
+pub struct ChangedMessageBody<'a> {
+    pub message_id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<&'a str>,
+    pub group_id: Uuid,
+    pub user_id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<u64>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub deleted: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
+/// Event 25: a message's new `data`; `user_id` is its author, who edited it.
+#[derive(Serialize)]
+pub struct EditedBody<'a> {
+    pub message_id: Uuid,
+    pub group_id: Uuid,
+    pub user_id: Uuid,
+    pub data: &'a str,
 }
 
 /// A UUID as a JSON string: quoted, hyphenated, lower case (serde's form for `Uuid`).

@@ -5,6 +5,7 @@
 
 mod degraded;
 mod devices;
+mod edits;
 mod groups;
 mod limits;
 mod outbox;

@@ -90,6 +90,8 @@ impl Chat {
                 self.receipt(conn, user, *message_id, *read, wall)
             }
             Call::Typing { group_id, start } => self.typing(conn, user, *group_id, *start, wall),
+            Call::Edit { message_id, data } => self.edit(conn, user, id, *message_id, data, wall),
+            Call::Delete { message_id } => self.delete(conn, user, id, *message_id, wall),
         }
     }
 
@@ -358,5 +360,7 @@ fn rpc_method(call: &Call) -> i64 {
         Call::Receipt { read: true, .. } => method::READ,
         Call::Typing { start: true, .. } => method::TYPING_START,
         Call::Typing { start: false, .. } => method::TYPING_END,
+        Call::Edit { .. } => method::EDIT,
+        Call::Delete { .. } => method::DELETE,
     }
 }

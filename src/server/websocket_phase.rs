@@ -111,6 +111,8 @@ fn refused_write(text: &str) -> Option<RpcError> {
         Call::Send { .. } => method::SEND,
         Call::Receipt { read: false, .. } => method::DELIVERED,
         Call::Receipt { read: true, .. } => method::READ,
+        Call::Edit { .. } => method::EDIT,
+        Call::Delete { .. } => method::DELETE,
         Call::Sync { .. } | Call::Typing { .. } => return None,
     };
     Some(RpcError {

@@ -7,7 +7,11 @@
 //! Chunk layout, entries back to back in seq order, integers little-endian:
 //! `seq: u64 | flags: u8 | [timestamp: u64 if TIME] | [viewer: 16 bytes if PRIVATE] |
 //! [message id, author: 32 bytes if MESSAGE] | [ack seq: u64 if PARTS] | [id len: u32, id if
-//! ACK_ID] | len: u32 | bytes`.
+//! ACK_ID] | [edited at: u64, edits: u32, each edit's seq: u64 if EDITED] | len: u32 | bytes`.
+//!
+//! A message's entry holds its current state: an edit or a delete rewrites it in its chunk
+//! ([`rewrite`]), an EDITED entry with the new `data`, a DELETED one with none, so a sync
+//! replays each message as it is now.
 //!
 //! `bytes` is the event as sent, except in a PARTS entry (a message stored since format 3):
 //! there it is the message's `data` alone, and the entry also holds the sender's ack. A reader
@@ -24,10 +28,12 @@ pub(super) mod entry;
 #[cfg(test)]
 pub mod old_formats;
 mod reader;
+pub mod rewrite;
 #[cfg(test)]
 mod tests;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -123,6 +129,11 @@ pub struct EventLog {
     /// and noted once per stream per tick, not per event (see [`EventLog::newest_known`]).
     /// Users' streams are not kept: a sync always reads its user's own.
     newest: IdMap<u64>,
+    /// Chunks rewritten by edits and deletes that the backend does not hold yet, by key
+    /// ([`rewrite`]); reads see them in place of the chunks.
+    rewrites: HashMap<[u8; 24], rewrite::Rewrite>,
+    /// Whether `rewrites` has one of this tick's, to be sealed.
+    unsealed_rewrites: bool,
 }
 
 impl EventLog {
@@ -131,6 +142,8 @@ impl EventLog {
             backend,
             pending: IdMap::default(),
             newest: IdMap::default(),
+            rewrites: HashMap::new(),
+            unsealed_rewrites: false,
         }
     }
 
@@ -173,7 +186,7 @@ impl EventLog {
     }
 
     pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
+        !self.pending.is_empty() || self.unsealed_rewrites
     }
 
     /// Hands over the tick's chunks, for the store's write.
@@ -222,6 +235,9 @@ impl EventLog {
             None => Bound::Included(chunk_key(stream, span.to)),
         };
         let chunks = self.stored_chunks(stream, span.from, end.as_ref().map(|key| &key[..]))?;
+        for (first_seq, bytes) in &mut memory {
+            *bytes = self.substitute(stream, *first_seq, bytes);
+        }
         if let Some(chunk) = self.pending.get(&stream) {
             memory.push((chunk.first_seq, &chunk.bytes));
         }
@@ -248,12 +264,16 @@ impl EventLog {
             Bound::Excluded(end) => key < end,
             Bound::Unbounded => true,
         };
-        let chunk = |entry: StoreResult<(Vec<u8>, Vec<u8>)>| entry.map(|(_, chunk)| chunk);
+        // A chunk rewritten by an edit or a delete reads as rewritten.
+        let chunk = |entry: StoreResult<(Vec<u8>, Vec<u8>)>| {
+            entry.map(|(key, chunk)| self.substitute_stored(&key, chunk))
+        };
         Ok(match holding {
             Some((key, first)) if before_end(&key) => {
                 let rest =
                     self.backend
                         .range(Table::Log, Bound::Excluded(&key), end, Direction::Forward);
+                let first = self.substitute_stored(&key, first);
                 Box::new(std::iter::once(Ok(first)).chain(rest.map(chunk)))
             }
             Some(_) => Box::new(std::iter::empty()),

@@ -27,6 +27,9 @@ pub struct TickWrites {
     /// One map per table of records, in the order of [`Table::ALL`].
     pub(super) tables: TableWrites,
     pub(super) chunks: IdMap<PendingChunk>,
+    /// Chunks of earlier ticks rewritten by edits and deletes (see [`super::log::rewrite`]),
+    /// by key: written after `chunks`, so a rewrite wins over its chunk in one batch.
+    pub(super) rewrites: Vec<([u8; 24], Arc<[u8]>)>,
     ceiling: Ceiling,
     /// The retry index's time (wall-clock ms) when the tick was sealed.
     index_ms: u64,
@@ -70,6 +73,9 @@ impl TickWrites {
             for (stream, chunk) in &tick.chunks {
                 write(Table::Log, &chunk.key(*stream), &chunk.bytes);
             }
+            for (key, bytes) in &tick.rewrites {
+                write(Table::Log, key, bytes);
+            }
         }
         if let Some(newest) = ticks.last() {
             let clocks = clock_record(newest.ceiling, newest.index_ms, newest.commits);
@@ -98,6 +104,7 @@ impl Store {
             commit,
             tables: std::mem::replace(&mut self.pending, no_writes()),
             chunks: self.log.take_pending(),
+            rewrites: self.log.take_rewrites(commit),
             ceiling,
             index_ms: self.recent_sends.now(),
             commits: self.commits,
@@ -115,6 +122,7 @@ impl Store {
         {
             self.unapplied.pop_front();
         }
+        self.log.forget_rewrites(durable);
     }
 
     /// Applies and flushes everything on the calling thread (at shutdown, when the flusher is
@@ -124,6 +132,7 @@ impl Store {
         let ticks: Vec<_> = self.unapplied.drain(..).collect();
         debug_assert!(Arc::ptr_eq(&tick, ticks.last().expect("just sealed")));
         self.backend.apply(&ticks)?;
+        self.log.forget_rewrites(u64::MAX);
         self.backend.flush()
     }
 

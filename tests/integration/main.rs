@@ -21,6 +21,7 @@
 //! - `users`: login's `user_id`, the caller's account, lookups, password change, logout.
 //! - `sessions`: listing and revoking devices, `POST /logout/all`, the sessions cap.
 //! - `admin`: the operator's admin API.
+//! - `edits`: editing and deleting messages (methods 44/45, events 25/26).
 
 mod support;
 
@@ -28,6 +29,7 @@ mod accounts;
 mod admin;
 mod devices;
 mod durability;
+mod edits;
 mod groups;
 mod groups_owner;
 mod hardening;

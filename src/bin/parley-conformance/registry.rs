@@ -110,7 +110,7 @@ pub struct Selection {
 
 /// Every case in running order: the walkthrough first, the cases that restart the server last.
 pub fn all() -> Vec<&'static Case> {
-    let groups: [&'static [Case]; 8] = [
+    let groups: [&'static [Case]; 9] = [
         cases::walkthrough::CASES,
         cases::rest::CASES,
         cases::groups::CASES,
@@ -118,6 +118,7 @@ pub fn all() -> Vec<&'static Case> {
         cases::delivery::CASES,
         cases::sync::CASES,
         cases::seq::CASES,
+        cases::edits::CASES,
         cases::durability::CASES,
     ];
     groups.into_iter().flatten().collect()

@@ -22,6 +22,11 @@ pub const PARTS: u8 = 4;
 pub const ACK_ID: u8 = 8;
 /// The entry has a timestamp of its own (format 5); without it, the timestamp is the seq.
 pub const TIME: u8 = 16;
+/// A PARTS entry whose `data` was edited: the time of the last edit and the seqs of its 25
+/// events (`count: u32`, then each a u64) follow the ack's fields.
+pub const EDITED: u8 = 32;
+/// A PARTS entry whose message was deleted: its `data` is gone (stored empty).
+pub const DELETED: u8 = 64;
 
 /// The sender's ack folded into a PARTS entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +44,13 @@ pub struct Entry<'a> {
     pub message: Option<MessageMeta>,
     /// Set on a PARTS entry, whose `bytes` are the message's `data`.
     pub ack: Option<FoldedAck<'a>>,
+    /// When the message's `data` was last edited (ms); an EDITED entry's only.
+    pub edited_at: Option<u64>,
+    /// The seqs of the message's 25 events, oldest first (EDITED entries only): a delete
+    /// erases their `data` too. Raw: 8 bytes each, little-endian.
+    pub edit_seqs: &'a [u8],
+    /// The message was deleted (its `bytes` are empty).
+    pub deleted: bool,
     pub bytes: &'a [u8],
 }
 
@@ -131,9 +143,9 @@ pub fn decode_entry<'a>(chunk: &'a [u8], pos: &mut usize) -> Option<Entry<'a>> {
     let seq = u64::from_le_bytes(take(8)?.try_into().ok()?);
     let flags = take(1)?[0];
     // An unknown flag, or parts without the message's ids, is no entry this parley wrote.
-    if flags & !(PRIVATE | MESSAGE | PARTS | ACK_ID | TIME) != 0
+    if flags & !(PRIVATE | MESSAGE | PARTS | ACK_ID | TIME | EDITED | DELETED) != 0
         || (flags & PARTS != 0 && flags & MESSAGE == 0)
-        || (flags & ACK_ID != 0 && flags & PARTS == 0)
+        || (flags & (ACK_ID | EDITED | DELETED) != 0 && flags & PARTS == 0)
     {
         return None;
     }
@@ -166,6 +178,13 @@ pub fn decode_entry<'a>(chunk: &'a [u8], pos: &mut usize) -> Option<Entry<'a>> {
     } else {
         None
     };
+    let (edited_at, edit_seqs) = if flags & EDITED != 0 {
+        let at = u64::from_le_bytes(take(8)?.try_into().ok()?);
+        let count = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+        (Some(at), take(count.checked_mul(8)?)?)
+    } else {
+        (None, &[][..])
+    };
     let len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
     let bytes = take(len)?;
     Some(Entry {
@@ -174,6 +193,9 @@ pub fn decode_entry<'a>(chunk: &'a [u8], pos: &mut usize) -> Option<Entry<'a>> {
         viewer,
         message,
         ack,
+        edited_at,
+        edit_seqs,
+        deleted: flags & DELETED != 0,
         bytes,
     })
 }

@@ -78,13 +78,24 @@ impl<'a> StreamReader<'a> {
                         }
                         let stamp = entry.stamp();
                         if self.span.holds(stamp) {
-                            let event = protocol::message_event(
-                                stamp,
-                                meta.message_id,
-                                data,
-                                self.stream,
-                                meta.author,
-                            );
+                            let event = if entry.deleted || entry.edited_at.is_some() {
+                                protocol::changed_message_event(
+                                    stamp,
+                                    meta.message_id,
+                                    (!entry.deleted).then_some(data),
+                                    self.stream,
+                                    meta.author,
+                                    entry.edited_at,
+                                )
+                            } else {
+                                protocol::message_event(
+                                    stamp,
+                                    meta.message_id,
+                                    data,
+                                    self.stream,
+                                    meta.author,
+                                )
+                            };
                             return Ok(Some(StoredEvent::new(stamp, event.into_bytes())));
                         }
                         continue;

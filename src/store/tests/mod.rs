@@ -2,6 +2,7 @@
 //! same body against each shows that the store relies on nothing but the backend's interface.
 
 mod backend;
+mod edits;
 mod format;
 mod format_6;
 mod formats_sync;

@@ -6,6 +6,7 @@
 
 pub mod delivery;
 pub mod durability;
+pub mod edits;
 pub mod groups;
 pub mod messaging;
 pub mod rest;
