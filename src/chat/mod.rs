@@ -6,6 +6,7 @@
 mod degraded;
 mod devices;
 mod groups;
+mod history;
 mod limits;
 mod outbox;
 mod rpc;

@@ -20,6 +20,8 @@ mod error;
 pub mod flusher;
 mod format;
 mod handoff;
+// Issue #20: history pages.
+mod history;
 pub mod integrity;
 pub mod log;
 pub mod mark;
@@ -41,6 +43,7 @@ use std::sync::Arc;
 use self::backend::Backend;
 use self::client_ids::RecentSends;
 pub use self::error::{StoreError, StoreResult};
+pub use self::history::HistoryPage;
 use self::log::EventLog;
 pub use self::log::{Audience, MessageParts};
 use self::overlay::TableWrites;

@@ -21,6 +21,7 @@
 //! - `users`: login's `user_id`, the caller's account, lookups, password change, logout.
 //! - `sessions`: listing and revoking devices, `POST /logout/all`, the sessions cap.
 //! - `admin`: the operator's admin API.
+//! - `history`: a group's history pages (issue #20).
 
 mod support;
 
@@ -31,6 +32,7 @@ mod durability;
 mod groups;
 mod groups_owner;
 mod hardening;
+mod history;
 mod http;
 mod lifecycle;
 mod messaging;
