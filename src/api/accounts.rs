@@ -28,6 +28,17 @@ fn public_view(user: &UserRecord) -> Value {
     json!({"id": user.id, "username": user.username})
 }
 
+/// [`public_view`] with `online` and `last_seen` when `viewer` may see them (presence is on and
+/// the two share a group; issue #20).
+fn view_for(chat: &Chat, viewer: Uuid, user: &UserRecord) -> Value {
+    let mut view = public_view(user);
+    if let Some((online, last_seen)) = chat.presence_of(viewer, user.id) {
+        view["online"] = json!(online);
+        view["last_seen"] = json!(last_seen);
+    }
+    view
+}
+
 /// A user id from a path or a query: malformed is a 400, not an unknown user.
 pub(super) fn parse_id(text: &str, what: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(text).map_err(|_| ApiError::bad_request(format!("`{what}` must be a UUID")))
@@ -48,20 +59,21 @@ impl Api {
 
     /// `GET /users/{id}`.
     pub(super) fn user(&self, chat: &Chat, req: &Request, id: &str) -> Result<Outcome, ApiError> {
-        self.caller(chat, req)?;
+        let viewer = self.caller(chat, req)?.user.id;
         let id = parse_id(id, "id")?;
         let user = chat
             .store()
             .user(id)?
             .filter(|u| !u.deleted)
             .ok_or_else(|| ApiError::not_found("unknown user"))?;
-        Ok(Outcome::Respond(Response::json(200, &public_view(&user))))
+        let view = view_for(chat, viewer, &user);
+        Ok(Outcome::Respond(Response::json(200, &view)))
     }
 
     /// `GET /users?username=NAME` (exact, any case: zero or one user) or `GET /users?id=A&id=B`
     /// (at most [`MAX_LOOKUP_IDS`]; those that exist, in the order asked, each once).
     pub(super) fn find_users(&self, chat: &Chat, req: &Request) -> Result<Outcome, ApiError> {
-        self.caller(chat, req)?;
+        let viewer = self.caller(chat, req)?.user.id;
         let mut username = None;
         let mut ids = Vec::new();
         for (name, value) in query::pairs(&req.path)? {
@@ -91,7 +103,7 @@ impl Api {
                             .user(id)?
                             .as_ref()
                             .filter(|u| !u.deleted)
-                            .map(public_view),
+                            .map(|user| view_for(chat, viewer, user)),
                     );
                 }
             }
@@ -113,7 +125,7 @@ impl Api {
                             .user(id)?
                             .as_ref()
                             .filter(|u| !u.deleted)
-                            .map(public_view),
+                            .map(|user| view_for(chat, viewer, user)),
                     );
                 }
             }

@@ -22,6 +22,7 @@
 //! - `sessions`: listing and revoking devices, `POST /logout/all`, the sessions cap.
 //! - `admin`: the operator's admin API.
 //! - `history`: a group's history pages (issue #20).
+//! - `presence`: event 50 and the lookups' `online`/`last_seen` (issue #20).
 
 mod support;
 
@@ -36,6 +37,7 @@ mod history;
 mod http;
 mod lifecycle;
 mod messaging;
+mod presence;
 mod sessions;
 mod sync;
 mod upgrade;
