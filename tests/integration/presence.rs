@@ -9,6 +9,13 @@ use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::support::*;
 
+/// `server.connect(user)`, passing presence events on (the harness skips them elsewhere).
+fn connect(server: &Server, user: &User) -> Ws {
+    let mut ws = server.connect(user);
+    ws.presence = true;
+    ws
+}
+
 /// How long the server waits before announcing a user offline.
 const OFFLINE_AFTER: Duration = Duration::from_secs(5);
 
@@ -39,14 +46,14 @@ fn online_at_the_first_socket_and_offline_five_seconds_after_the_last_closes() {
     // A second group with bob too: bob is still told once.
     server.create_group(&bob, "twice", &[&alice]);
     server.create_group(&carol, "elsewhere", &[]);
-    let mut ws_b = server.connect(&bob);
-    let mut ws_c = server.connect(&carol);
+    let mut ws_b = connect(&server, &bob);
+    let mut ws_c = connect(&server, &carol);
     let before = now_ms();
-    let mut ws_a1 = server.connect(&alice);
+    let mut ws_a1 = connect(&server, &alice);
     let online_seen = expect_presence(&mut ws_b, &alice, true);
     assert!(online_seen >= before, "{online_seen} >= {before}");
     // A second socket of alice's: nothing; nor does carol, who shares no group, hear anything.
-    let mut ws_a2 = server.connect(&alice);
+    let mut ws_a2 = connect(&server, &alice);
     ws_b.assert_quiet();
     ws_c.assert_quiet();
     // alice is told about bob? bob connected first, when alice was away: nothing to alice.
@@ -71,12 +78,12 @@ fn a_quick_reconnect_sends_nothing() {
     let server = Server::start();
     let [alice, bob] = ["alice", "bob"].map(|n| server.user(n));
     server.create_group(&alice, "flaky", &[&bob]);
-    let mut ws_b = server.connect(&bob);
-    let mut ws_a = server.connect(&alice);
+    let mut ws_b = connect(&server, &bob);
+    let mut ws_a = connect(&server, &alice);
     expect_presence(&mut ws_b, &alice, true);
     let closing = Instant::now();
     ws_a.close_with(CloseCode::Normal);
-    let mut ws_a = server.connect(&alice);
+    let mut ws_a = connect(&server, &alice);
     assert!(
         closing.elapsed() < Duration::from_secs(3),
         "reconnected quickly"
@@ -94,8 +101,8 @@ fn presence_off_sends_nothing_and_shows_no_fields() {
     let server = Server::start_with_args(&["--presence", "off"]);
     let [alice, bob] = ["alice", "bob"].map(|n| server.user(n));
     server.create_group(&alice, "private", &[&bob]);
-    let mut ws_b = server.connect(&bob);
-    let ws_a = server.connect(&alice);
+    let mut ws_b = connect(&server, &bob);
+    let ws_a = connect(&server, &alice);
     ws_b.assert_quiet();
     let answer = server.http().request(
         "GET",
@@ -143,9 +150,9 @@ fn lookups_show_online_and_last_seen_only_to_users_sharing_a_group() {
     assert_eq!(by_id(&carol, &alice), public);
     assert_eq!(listed(&carol, &alice), public);
 
-    let mut ws_d = server.connect(&dave);
+    let mut ws_d = connect(&server, &dave);
     let before = now_ms();
-    let mut ws_a = server.connect(&alice);
+    let mut ws_a = connect(&server, &alice);
     let seen = expect_presence(&mut ws_d, &alice, true);
     assert!(seen >= before);
     let online = json!({"id": alice.id, "username": alice.name, "online": true, "last_seen": seen});
