@@ -5,6 +5,7 @@ mod backend;
 mod format;
 mod format_6;
 mod formats_sync;
+mod history;
 mod membership_cost;
 mod on_sled;
 mod retry;
