@@ -212,9 +212,8 @@ impl Chat {
             typing: Bucket::FULL,
         });
         online.conns.push(conn);
-        if online.conns.len() == 1 {
-            self.presence_connected(user, crate::clock::wall_ms());
-        }
+        let first = online.conns.len() == 1;
+        self.presence_connected(user, first, crate::clock::wall_ms());
     }
 
     pub fn disconnect(&mut self, user: Uuid, conn: ConnId) {

@@ -57,14 +57,14 @@ impl Chat {
         self.presence_state.enabled = enabled;
     }
 
-    /// `user`'s first WebSocket opened (called after it is counted): online, unless they were
-    /// only briefly away.
-    pub(super) fn presence_connected(&mut self, user: Uuid, wall: u64) {
+    /// A WebSocket of `user` opened (`first`: their only one now): last seen now, and online
+    /// when it is the first, unless they were only briefly away.
+    pub(super) fn presence_connected(&mut self, user: Uuid, first: bool, wall: u64) {
         if !self.presence_state.enabled {
             return;
         }
         self.presence_state.last_seen.insert(user, wall);
-        if self.presence_state.leaving.remove(&user).is_none() {
+        if first && self.presence_state.leaving.remove(&user).is_none() {
             self.announce_presence(user, true, wall);
         }
     }
