@@ -157,3 +157,6 @@ impl Chat {
         large.iter().any(|(group, _)| small.contains(group))
     }
 }
+
+#[cfg(test)]
+mod tests;
