@@ -11,6 +11,7 @@ mod accounts;
 mod admin;
 mod body;
 mod groups;
+mod history;
 mod query;
 mod routes;
 mod sessions;
@@ -259,6 +260,8 @@ impl Api {
             Route::ListSessions => self.list_sessions(chat, req, wall),
             Route::DeleteSession(id) => self.delete_session(chat, req, &id),
             Route::Admin(_) => Err(ApiError::not_found("no such endpoint")),
+            // Conversations (issue #20): history.
+            Route::GroupMessages(group) => self.history(chat, group, req),
         }
     }
 

@@ -46,6 +46,8 @@ pub struct Config {
     pub accounts: AccountLimits,
     /// The operator's admin API; `None` (the default) leaves `/admin/` unrouted.
     pub admin: Option<AdminConfig>,
+    /// Presence events and fields (issue #20); on by default.
+    pub presence: bool,
 }
 
 impl Config {
@@ -67,6 +69,7 @@ impl Config {
             trusted_proxies: TrustedProxies::default(),
             accounts: AccountLimits::default(),
             admin: None,
+            presence: true,
         }
     }
 }
@@ -364,6 +367,12 @@ struct Args {
     )]
     accept_data_loss: Option<bool>,
 
+    /// presence: event 50 when a user's first WebSocket opens and 5 s after their last one
+    /// closed, and online and last_seen in the user lookups, for those sharing a group; on or off
+    #[arg(long, env = "PARLEY_PRESENCE", value_name = "MODE", default_value = "on",
+        action = clap::ArgAction::Set, value_parser = on_off)]
+    presence: bool,
+
     #[command(subcommand)]
     tool: Option<Tool>,
 }
@@ -451,6 +460,15 @@ fn socket_addr(text: &str) -> Result<SocketAddr, String> {
 /// `--echo-endpoint`'s word: 1, true, yes or on is on; anything else off (never an error).
 fn switch(text: &str) -> Result<bool, String> {
     Ok(matches!(text, "1" | "true" | "yes" | "on"))
+}
+
+/// `on` or `off`, nothing else: a typo must not silently pick one.
+fn on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err("expected `on` or `off`".to_string()),
+    }
 }
 
 /// Parses the command line (`args` starts with the program's name), each flag falling back to
@@ -552,6 +570,7 @@ fn config_of(args: Args) -> Result<Config, clap::Error> {
             lookup_rate_per_minute: args.lookup_rate as u32,
         },
         admin,
+        presence: args.presence,
     })
 }
 

@@ -37,6 +37,9 @@ pub mod event {
     pub const LEFT: u16 = 73;
     /// A group's name or owner changed (a rename, or the owner left).
     pub const GROUP_UPDATED: u16 = 74;
+    // Conversations (issue #20): presence.
+    /// A user came online or went offline (transient).
+    pub const PRESENCE: u16 = 50;
     pub const ERROR: u16 = 90;
 }
 

@@ -17,7 +17,7 @@ use crate::chat::Chat;
 use crate::error::ApiError;
 use crate::hasher::Work;
 use crate::http::{Request, Response};
-use crate::store::{Store, UserRecord};
+use crate::store::UserRecord;
 
 /// Ids one `GET /users?id=...` may ask for.
 pub(super) const MAX_LOOKUP_IDS: usize = 100;
@@ -28,13 +28,25 @@ fn public_view(user: &UserRecord) -> Value {
     json!({"id": user.id, "username": user.username})
 }
 
-/// The public view of user `id`, unless unknown or deleted.
-fn public_user(store: &Store, id: Uuid) -> Result<Option<Value>, ApiError> {
-    Ok(store
+/// The view of user `id` for `viewer` ([`view_for`]), unless unknown or deleted.
+fn visible_user(chat: &Chat, viewer: Uuid, id: Uuid) -> Result<Option<Value>, ApiError> {
+    Ok(chat
+        .store()
         .user(id)?
         .as_ref()
         .filter(|user| !user.deleted)
-        .map(public_view))
+        .map(|user| view_for(chat, viewer, user)))
+}
+
+/// [`public_view`] with `online` and `last_seen` when `viewer` may see them (presence is on and
+/// the two share a group; issue #20).
+fn view_for(chat: &Chat, viewer: Uuid, user: &UserRecord) -> Value {
+    let mut view = public_view(user);
+    if let Some((online, last_seen)) = chat.presence_of(viewer, user.id) {
+        view["online"] = json!(online);
+        view["last_seen"] = json!(last_seen);
+    }
+    view
 }
 
 /// A user id from a path or a query: malformed is a 400, not an unknown user.
@@ -57,20 +69,21 @@ impl Api {
 
     /// `GET /users/{id}`.
     pub(super) fn user(&self, chat: &Chat, req: &Request, id: &str) -> Result<Outcome, ApiError> {
-        self.caller(chat, req)?;
+        let viewer = self.caller(chat, req)?.user.id;
         let id = parse_id(id, "id")?;
         let user = chat
             .store()
             .user(id)?
             .filter(|u| !u.deleted)
             .ok_or_else(|| ApiError::not_found("unknown user"))?;
-        Ok(Outcome::Respond(Response::json(200, &public_view(&user))))
+        let view = view_for(chat, viewer, &user);
+        Ok(Outcome::Respond(Response::json(200, &view)))
     }
 
     /// `GET /users?username=NAME` (exact, any case: zero or one user) or `GET /users?id=A&id=B`
     /// (at most [`MAX_LOOKUP_IDS`]; those that exist, in the order asked, each once).
     pub(super) fn find_users(&self, chat: &Chat, req: &Request) -> Result<Outcome, ApiError> {
-        self.caller(chat, req)?;
+        let viewer = self.caller(chat, req)?.user.id;
         let mut username = None;
         let mut ids = Vec::new();
         for (name, value) in query::pairs(&req.path)? {
@@ -95,7 +108,7 @@ impl Api {
             }
             (Some(username), true) => {
                 if let Some(id) = store.user_id_by_username(&username)? {
-                    users.extend(public_user(store, id)?);
+                    users.extend(visible_user(chat, viewer, id)?);
                 }
             }
             (None, false) => {
@@ -111,7 +124,7 @@ impl Api {
                         continue;
                     }
                     seen.push(id);
-                    users.extend(public_user(store, id)?);
+                    users.extend(visible_user(chat, viewer, id)?);
                 }
             }
         }

@@ -46,6 +46,9 @@ pub enum Route {
     DeleteSession(String),
     /// The operator's admin API, under `/admin/`.
     Admin(AdminRoute),
+    // Conversations (issue #20).
+    /// `GET /groups/{id}/messages?before=&limit=`: history.
+    GroupMessages(Uuid),
 }
 
 /// The admin API's routes; ids stay text, as above.
@@ -139,6 +142,10 @@ pub fn route(method: &str, path: &str) -> Result<Route, NoRoute> {
                 Route::Leave(id)
             };
             only("PUT", route)
+        }
+        ["groups", id, "messages"] => {
+            let id = id.parse::<Uuid>().map_err(|_| NoRoute::NotFound)?;
+            only(GET, Route::GroupMessages(id))
         }
         // Any other segment may be a token, which only GET uses: to other methods, an unknown path.
         [token] if !token.is_empty() && allows(GET, method) => {

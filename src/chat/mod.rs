@@ -7,8 +7,10 @@ mod degraded;
 mod devices;
 mod edits;
 mod groups;
+mod history;
 mod limits;
 mod outbox;
+mod presence;
 mod rpc;
 #[cfg(test)]
 mod tests;
@@ -100,6 +102,8 @@ pub struct Chat {
     read_limit: Option<Stamp>,
     /// Sessions' open WebSockets, for `GET /sessions` and for revocations.
     pub devices: Devices,
+    /// Presence events and last-seen times (issue #20).
+    presence_state: presence::PresenceState,
 }
 
 impl Chat {
@@ -148,6 +152,7 @@ impl Chat {
             limits,
             read_limit: None,
             devices: Devices::default(),
+            presence_state: presence::PresenceState::default(),
         })
     }
 
@@ -202,24 +207,24 @@ impl Chat {
     }
 
     pub fn connect(&mut self, user: Uuid, conn: ConnId) {
-        self.presence
-            .0
-            .entry(user)
-            .or_insert_with(|| Online {
-                conns: Vec::new(),
-                sends: Bucket::FULL,
-                typing: Bucket::FULL,
-            })
-            .conns
-            .push(conn);
+        let online = self.presence.0.entry(user).or_insert_with(|| Online {
+            conns: Vec::new(),
+            sends: Bucket::FULL,
+            typing: Bucket::FULL,
+        });
+        online.conns.push(conn);
+        let first = online.conns.len() == 1;
+        self.presence_connected(user, first, crate::clock::wall_ms());
     }
 
     pub fn disconnect(&mut self, user: Uuid, conn: ConnId) {
-        self.session_disconnected(conn, crate::clock::wall_ms());
+        let wall = crate::clock::wall_ms();
+        self.session_disconnected(conn, wall);
         if let Some(online) = self.presence.0.get_mut(&user) {
             online.conns.retain(|c| *c != conn);
             if online.conns.is_empty() {
                 self.presence.0.remove(&user);
+                self.presence_disconnected(user, wall);
             }
         }
     }

@@ -265,7 +265,7 @@ fn help_carries_the_readme_table() {
                 .collect()
         })
         .collect();
-    assert_eq!(rows.len(), 30, "every flag and variable has a row");
+    assert_eq!(rows.len(), 31, "every flag and variable has a row");
     for row in &rows {
         let [flag, env, default, meaning] = &row[..] else {
             panic!("four cells: {row:?}");
@@ -421,4 +421,19 @@ fn the_admin_api_needs_a_long_token_from_one_place() {
         let refused = run(&args, &env).unwrap_err();
         assert!(refused.contains(says), "{args:?}: {refused}");
     }
+}
+
+// Presence (issue #20).
+#[test]
+fn presence_is_on_unless_turned_off_and_takes_only_on_or_off() {
+    assert!(run(&[], &[]).unwrap().presence);
+    assert!(!run(&["--presence", "off"], &[]).unwrap().presence);
+    assert!(!run(&[], &[("PARLEY_PRESENCE", "off")]).unwrap().presence);
+    assert!(
+        run(&["--presence=on"], &[("PARLEY_PRESENCE", "off")])
+            .unwrap()
+            .presence
+    );
+    let refused = run(&["--presence", "no"], &[]).unwrap_err();
+    assert!(refused.contains("expected `on` or `off`"), "{refused}");
 }

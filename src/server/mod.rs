@@ -134,8 +134,9 @@ impl Server {
             .prune_accounts(wall_ms() / 1000)
             .map_err(|source| opening_failed("pruning logged-out tokens", source))?;
         let limits = config.limits.clone();
-        let chat = Chat::open(store, limits.chat())
+        let mut chat = Chat::open(store, limits.chat())
             .map_err(|source| opening_failed("loading the store", source))?;
+        chat.set_presence(config.presence);
 
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(config.listen)?;

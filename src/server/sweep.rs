@@ -52,6 +52,8 @@ impl Server {
             self.queue_flush(key);
         }
         self.api.sweep(now);
+        // Presence (issue #20): offline events due after their debounce.
+        self.chat.presence_sweep(crate::clock::wall_ms());
         if self.freed_buffers >= memory::COLLECT_AFTER_BYTES {
             self.freed_buffers = 0;
             memory::give_back();

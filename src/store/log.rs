@@ -25,6 +25,7 @@
 //! ack as a PRIVATE entry of its own) read as they always did.
 
 pub(super) mod entry;
+mod history;
 #[cfg(test)]
 pub mod old_formats;
 mod reader;

@@ -21,6 +21,8 @@ mod error;
 pub mod flusher;
 mod format;
 mod handoff;
+// Issue #20: history pages.
+mod history;
 pub mod integrity;
 pub mod log;
 pub mod mark;
@@ -42,6 +44,7 @@ use std::sync::Arc;
 use self::backend::Backend;
 use self::client_ids::RecentSends;
 pub use self::error::{StoreError, StoreResult};
+pub use self::history::HistoryPage;
 pub use self::log::rewrite::{Change, FoundMessage};
 use self::log::EventLog;
 pub use self::log::{Audience, MessageParts};

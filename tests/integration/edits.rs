@@ -386,3 +386,55 @@ fn a_deleted_text_is_absent_from_the_data_directory() {
         "after a restart, the deleted text is in {found:?}"
     );
 }
+
+/// History (`GET /groups/{id}/messages`) shows each message in its current state: the edited
+/// text with `edited_at`, a deleted one without `data` and with `deleted: true`; right after the
+/// change, and the same once it is stored and after a restart.
+#[test]
+fn history_shows_edits_and_deletes_in_their_current_state() {
+    let server = Server::start();
+    let Trio {
+        alice,
+        bob,
+        mut a,
+        mut a2,
+        mut b,
+        mut c,
+        group,
+        ..
+    } = trio(&server);
+    let kept = send(&mut a, &mut [&mut a2, &mut b, &mut c], &group, "kept");
+    let edited = send(&mut a, &mut [&mut a2, &mut b, &mut c], &group, "helo");
+    let gone = send(&mut a, &mut [&mut a2, &mut b, &mut c], &group, "secret");
+    a.send_json(&edit(&edited, "hello", "e-1"));
+    let edited_at = a.expect(25)["timestamp"].clone();
+    a.send_json(&delete(&gone, "d-1"));
+    a.expect(26);
+
+    let current = |server: &Server| -> Vec<Value> {
+        let auth = format!("Bearer {}", bob.token);
+        let answer = server.http().request(
+            "GET",
+            &format!("/groups/{group}/messages"),
+            &[("Authorization", auth.as_str())],
+            None,
+        );
+        let body = answer.expect(200);
+        assert_eq!(body["more"], false);
+        body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["body"].clone())
+            .collect()
+    };
+    let expected = vec![
+        json!({"message_id": kept, "data": "kept", "group_id": group, "user_id": alice.id}),
+        json!({"message_id": edited, "data": "hello", "group_id": group, "user_id": alice.id,
+               "edited_at": edited_at}),
+        json!({"message_id": gone, "group_id": group, "user_id": alice.id, "deleted": true}),
+    ];
+    assert_eq!(current(&server), expected, "right after the changes");
+    let server = server.restart();
+    assert_eq!(current(&server), expected, "stored, after a restart");
+}

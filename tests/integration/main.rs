@@ -22,6 +22,8 @@
 //! - `sessions`: listing and revoking devices, `POST /logout/all`, the sessions cap.
 //! - `admin`: the operator's admin API.
 //! - `edits`: editing and deleting messages (methods 44/45, events 25/26).
+//! - `history`: a group's history pages (issue #20).
+//! - `presence`: event 50 and the lookups' `online`/`last_seen` (issue #20).
 
 mod support;
 
@@ -33,9 +35,11 @@ mod edits;
 mod groups;
 mod groups_owner;
 mod hardening;
+mod history;
 mod http;
 mod lifecycle;
 mod messaging;
+mod presence;
 mod sessions;
 mod sync;
 mod upgrade;

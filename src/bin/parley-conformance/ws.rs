@@ -133,7 +133,9 @@ impl Ws {
         }
     }
 
-    /// The next event (a JSON text message), skipping pings and pongs.
+    /// The next event (a JSON text message), skipping pings and pongs, and presence events
+    /// (50, issue #20): they come whenever a user sharing a group connects or leaves, and no
+    /// case here is about them (they are in the transcript).
     pub fn next_event(&mut self) -> Result<Value, String> {
         let deadline = Instant::now() + self.timeout;
         loop {
@@ -142,6 +144,9 @@ impl Ws {
                 Incoming::Message(Message::Text(text)) => {
                     let event: Value = serde_json::from_str(text.as_str())
                         .map_err(|e| format!("[{}] event is not JSON ({e}): {text}", self.label))?;
+                    if event["type"] == 50 {
+                        continue;
+                    }
                     self.received.push(event.clone());
                     return Ok(event);
                 }

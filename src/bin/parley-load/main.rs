@@ -27,7 +27,8 @@ use setup::{Endpoint, Target};
     max_term_width = 100
 )]
 struct Args {
-    /// what to run: fanout, rate, idle, sync, logins, sync-hog or slow-consumers (see --help)
+    /// what to run: fanout, rate, idle, sync, logins, sync-hog, slow-consumers or history (see
+    /// --help)
     #[arg(value_parser = SCENARIOS, hide_possible_values = true, long_help = SCENARIO_HELP)]
     scenario: String,
     /// server base URL
@@ -93,7 +94,7 @@ struct Args {
     json: bool,
 }
 
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 8] = [
     "fanout",
     "rate",
     "idle",
@@ -101,6 +102,7 @@ const SCENARIOS: [&str; 7] = [
     "logins",
     "sync-hog",
     "slow-consumers",
+    "history",
 ];
 
 const SCENARIO_HELP: &str = "\
@@ -118,7 +120,9 @@ sync-hog open loop at R sends/s, D s without and D s with one user in N groups
          (--hog-groups) keeping 64 one-event syncs in flight: the p99 each time
          (parley only)
 slow-consumers  N never-reading WebSockets flooded until the server closes them, then
-         dropped: server RSS before, at the peak and H s after (parley only)";
+         dropped: server RSS before, at the peak and H s after (parley only)
+history  a group holds E messages; 200 history pages (50 messages) at its newest end, its
+         middle and near its oldest end: p50 and p99 of each (parley only)";
 
 /// A finite number, at least 0.
 fn number(text: &str) -> Result<f64, String> {
@@ -160,6 +164,7 @@ fn main() -> ExitCode {
         "logins" => scenarios::logins(&options),
         "sync-hog" => scenarios::sync_hog(&options),
         "slow-consumers" => scenarios::slow_consumers(&options),
+        "history" => scenarios::history(&options),
         other => {
             eprintln!("parley-load: unknown scenario `{other}` (see --help)");
             return ExitCode::from(2);

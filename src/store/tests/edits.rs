@@ -1,6 +1,6 @@
 //! Edits and deletes rewrite a message's entry wherever its chunk is: in this tick, in a sealed
-//! tick not yet applied, applied but not yet forgotten, or stored; reads see the current state
-//! at every step, and it survives a reopen.
+//! tick not yet applied, applied but not yet forgotten, or stored; reads (a sync and a history
+//! page) see the current state at every step, and it survives a reopen.
 
 use serde_json::{json, Value};
 
@@ -31,17 +31,28 @@ fn send(store: &mut Store, seq: u64, data: &str) -> Uuid {
     id
 }
 
-/// The bodies of the group's messages (20) as a sync returns them.
+/// The bodies of the group's messages (20) as a sync returns them, checked to be what a
+/// history page returns too.
 fn bodies(store: &Store) -> Vec<Value> {
     let (events, _) = store
         .events_after(USER, Cursor::Seq(0), 1000, usize::MAX)
         .unwrap();
-    events
+    let body = |bytes: &[u8]| serde_json::from_slice::<Value>(bytes).unwrap();
+    let synced: Vec<Value> = events
         .iter()
-        .map(|event| serde_json::from_slice::<Value>(&event.bytes).unwrap())
+        .map(|event| body(&event.bytes))
         .filter(|event| event["type"] == 20)
         .map(|event| event["body"].clone())
-        .collect()
+        .collect();
+    let periods = store.member_periods(USER, GROUP).unwrap();
+    let page = store.history(USER, GROUP, &periods, u64::MAX, 200).unwrap();
+    let listed: Vec<Value> = page
+        .messages
+        .iter()
+        .map(|event| body(&event.bytes)["body"].clone())
+        .collect();
+    assert_eq!(listed, synced, "history shows what a sync replays");
+    synced
 }
 
 fn edit(store: &mut Store, seq: u64, id: Uuid, data: &str, at: u64) {

@@ -6,6 +6,7 @@ mod edits;
 mod format;
 mod format_6;
 mod formats_sync;
+mod history;
 mod membership_cost;
 mod on_sled;
 mod retry;

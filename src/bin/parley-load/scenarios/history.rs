@@ -1,0 +1,127 @@
+//! The `history` scenario (issue #20): a group holds E messages; one member then asks for pages
+//! of its history (`GET /groups/{id}/messages`, 50 messages) at its newest end, in the middle and
+//! near its oldest end. A page is read backwards from where it ends, so its latency should not
+//! depend on E: run it with `--events 100` and `--events 1000000` and compare.
+
+use std::time::{Duration, Instant};
+
+use super::traffic::Traffic;
+use super::{check_server, hundredths, round, sample, Options, Report};
+use crate::http_client::{json_str, HttpClient};
+use crate::setup::{self, Target};
+use crate::stats::Histogram;
+use crate::swarm::{after_key, leading_number, Swarm};
+
+/// Pages asked for at each place.
+const PAGES: usize = 200;
+
+/// `history`: E messages in a group of two, then [`PAGES`] pages at each of three places.
+pub fn history(options: &Options) -> Result<Report, String> {
+    if options.target == Target::Relay {
+        return Err("history needs storage: the reference relays have none".into());
+    }
+    check_server(options)?;
+    let fleet = setup::build(
+        options.target,
+        &options.endpoint,
+        2,
+        2,
+        options.setup_threads,
+    )?;
+    let mut writer = Swarm::open(
+        &options.endpoint,
+        vec![fleet.accounts[1].ws_path.clone()],
+        1,
+    )?;
+    let mut traffic = Traffic::new(&fleet, 2, options, true);
+    let target = options.events as u64;
+    for _ in 0..options.window.max(1) * 16 {
+        let send = traffic.next_send(1);
+        writer.send(0, send);
+    }
+    let fill_started = Instant::now();
+    let mut last_print = Instant::now();
+    while traffic.acks < target.max(traffic.sends) {
+        traffic.sending = traffic.sends < target;
+        writer.tick(Duration::from_millis(10), &mut |_, text, at, replies| {
+            traffic.on_message(1, text, at, replies)
+        })?;
+        if writer.closed > 0 || traffic.errors > 0 {
+            return Err(format!(
+                "the writer failed: {}",
+                writer
+                    .first_close_reason()
+                    .or(traffic.first_error.as_deref())
+                    .unwrap_or("")
+            ));
+        }
+        if last_print.elapsed() >= Duration::from_secs(1) {
+            last_print = Instant::now();
+            eprintln!(
+                "parley-load: history: stored {}/{target} messages",
+                traffic.acks
+            );
+        }
+    }
+    let fill_s = fill_started.elapsed().as_secs_f64();
+    drop(writer);
+
+    let account = &fleet.accounts[0];
+    let mut http = HttpClient::new(options.endpoint.addr, &options.endpoint.host);
+    let body = format!(
+        r#"{{"username":"{}","password":"{}"}}"#,
+        account.username, account.password
+    );
+    let answer = setup::call(&mut http, "POST", "/login", None, &body, 200)?;
+    let token = json_str(&answer, "token")
+        .ok_or_else(|| format!("login answer without `token`: {answer}"))?
+        .to_string();
+    let group = &fleet.groups[0];
+    let path = |before: Option<u64>| match before {
+        Some(before) => format!("/groups/{group}/messages?limit=50&before={before}"),
+        None => format!("/groups/{group}/messages?limit=50"),
+    };
+    // The newest page's first seq says where the history ends; seqs grow about two a message
+    // (the message and its ack).
+    let newest = setup::call(&mut http, "GET", &path(None), Some(&token), "", 200)?;
+    let newest_seq = after_key(&newest, "\"seq\":")
+        .and_then(leading_number)
+        .ok_or_else(|| format!("an empty newest page: {newest}"))?;
+    // Each place: where its pages end, and the report's keys for their p50, p99 and size.
+    let places = [
+        (
+            None,
+            ["newest_p50_us", "newest_p99_us", "newest_page_bytes"],
+        ),
+        (
+            Some((newest_seq / 2).max(2)),
+            ["middle_p50_us", "middle_p99_us", "middle_page_bytes"],
+        ),
+        (
+            Some(newest_seq.clamp(2, 200)),
+            ["oldest_p50_us", "oldest_p99_us", "oldest_page_bytes"],
+        ),
+    ];
+    let before = sample(options);
+    let mut report = Report::new("history", options);
+    report.add("messages_stored", traffic.sends);
+    report.add("fill_s", round(fill_s));
+    for (at, [p50, p99, size]) in places {
+        let mut latency = Histogram::default();
+        let mut bytes = 0;
+        for _ in 0..PAGES {
+            let started = Instant::now();
+            let page = setup::call(&mut http, "GET", &path(at), Some(&token), "", 200)?;
+            latency.record(started.elapsed().as_nanos() as u64);
+            bytes = page.len();
+        }
+        let summary = latency.summary();
+        report.add(p50, summary.p50_us);
+        report.add(p99, summary.p99_us);
+        report.add(size, bytes as u64);
+    }
+    if let (Some(before), Some(after)) = (before, sample(options)) {
+        report.add("server_cpu_s", hundredths(after.cpu_secs - before.cpu_secs));
+    }
+    Ok(report)
+}
