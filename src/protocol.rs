@@ -16,6 +16,8 @@ pub mod method {
     pub const READ: i64 = 42;
     pub const TYPING_START: i64 = 60;
     pub const TYPING_END: i64 = 61;
+    // Issue #20: read markers.
+    pub const READ_UP_TO: i64 = 43;
 }
 
 pub mod event {
@@ -32,6 +34,9 @@ pub mod event {
     /// A group's name or owner changed (a rename, or the owner left).
     pub const GROUP_UPDATED: u16 = 74;
     pub const ERROR: u16 = 90;
+    // Issue #20: read markers.
+    /// A user's read marker in a group moved (stored, the user's stream).
+    pub const READ_MARKER: u16 = 24;
 }
 
 /// Longest client `id` echoed back, in bytes.
@@ -57,6 +62,8 @@ pub enum Call {
     Send { group_id: Uuid, data: String },
     Receipt { message_id: Uuid, read: bool },
     Typing { group_id: Uuid, start: bool },
+    /// Method 43: the caller has read the group up to `seq`.
+    ReadUpTo { group_id: Uuid, seq: u64 },
 }
 
 /// An RPC that could not be decoded, with what is known of it for the 90 event.
@@ -104,6 +111,12 @@ struct MessageRef {
 #[derive(Deserialize)]
 struct GroupRef {
     group_id: Uuid,
+}
+
+#[derive(Deserialize)]
+struct ReadUpToBody {
+    group_id: Uuid,
+    seq: u64,
 }
 
 /// Decodes one text message. Errors carry the method and client id when they could be read, so
@@ -202,6 +215,13 @@ pub fn decode(text: &str) -> Result<Rpc, RpcError> {
             Call::Typing {
                 group_id: typing.group_id,
                 start: method == method::TYPING_START,
+            }
+        }
+        method::READ_UP_TO => {
+            let read: ReadUpToBody = require_body(body).map_err(|e| fail(Some(method), e))?;
+            Call::ReadUpTo {
+                group_id: read.group_id,
+                seq: read.seq,
             }
         }
         other => {
@@ -372,6 +392,14 @@ pub struct GroupUpdatedBody<'a> {
     pub group_id: Uuid,
     pub name: &'a str,
     pub owner: Option<Uuid>,
+}
+
+/// Event 24: `seq` is the marker (the event's own seq is at the top level).
+#[derive(Serialize)]
+pub struct ReadMarkerBody {
+    pub group_id: Uuid,
+    pub user_id: Uuid,
+    pub seq: u64,
 }
 
 #[derive(Serialize)]

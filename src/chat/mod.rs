@@ -9,6 +9,9 @@ mod groups;
 mod limits;
 mod outbox;
 mod rpc;
+// Issue #20: the group list and view, read markers and unread counts.
+mod conversations;
+mod read_markers;
 #[cfg(test)]
 mod tests;
 
@@ -29,6 +32,9 @@ pub use limits::check_group_event_fits;
 use limits::{Bucket, ChangeBuckets};
 pub use outbox::{ConnId, Frame, Outbox, Release};
 pub use rpc::Cost;
+pub use conversations::ConversationView;
+pub use read_markers::UNREAD_CAP;
+use read_markers::ReadState;
 
 /// How far ahead of the last seq each tick's write puts the seq ceiling. Events may leave
 /// before their flush only with seqs up to the durable ceiling (otherwise a crash could hand the
@@ -99,6 +105,8 @@ pub struct Chat {
     read_limit: Option<Stamp>,
     /// Sessions' open WebSockets, for `GET /sessions` and for revocations.
     pub devices: Devices,
+    /// Message counts and read markers, for unread counts (see [`read_markers`]).
+    read_state: ReadState,
 }
 
 impl Chat {
@@ -131,6 +139,20 @@ impl Chat {
                 limits.max_group_members
             );
         }
+        let mut read_state = ReadState::load(store.all_read_state()?);
+        for group in &group_ids {
+            if !read_state.has(*group) {
+                // A data directory from before read markers: its groups are counted once, from
+                // their logs, and the counts are written with the first tick.
+                let (messages, last_message_seq) = store.count_messages(*group, 0, u64::MAX)?;
+                let counts = crate::store::GroupCounts {
+                    messages,
+                    last_message_seq,
+                    deleted: Vec::new(),
+                };
+                read_state.set_counts(*group, counts);
+            }
+        }
         let groups = records.into_iter().map(|group| (group.id, group)).collect();
         Ok(Chat {
             store,
@@ -147,6 +169,7 @@ impl Chat {
             limits,
             read_limit: None,
             devices: Devices::default(),
+            read_state,
         })
     }
 
@@ -162,7 +185,9 @@ impl Chat {
     /// Whether the tick must write to the store: it changed something, or handed out seqs
     /// above the ceiling written last.
     pub fn needs_write(&self) -> bool {
-        self.store.has_pending() || self.clock.seq() > self.ceiling_written
+        self.store.has_pending()
+            || self.clock.seq() > self.ceiling_written
+            || self.read_state.is_dirty()
     }
 
     /// Seals the tick's changes as commit number `commit`, with a seq ceiling [`SEQ_LEASE`]
@@ -172,6 +197,7 @@ impl Chat {
         let seq = (self.clock.seq() + SEQ_LEASE).max(self.ceiling_written);
         self.ceiling_written = seq;
         let time = self.clock.time();
+        self.read_state.write(&mut self.store);
         self.store.write(commit, Ceiling { seq, time })
     }
 
@@ -183,6 +209,7 @@ impl Chat {
             seq: self.clock.seq(),
             time: self.clock.time(),
         };
+        self.read_state.write(&mut self.store);
         self.store.commit(ceiling)?;
         self.ceiling_written = ceiling.seq;
         Ok(())

@@ -90,6 +90,9 @@ impl Chat {
                 self.receipt(conn, user, *message_id, *read, wall)
             }
             Call::Typing { group_id, start } => self.typing(conn, user, *group_id, *start, wall),
+            Call::ReadUpTo { group_id, seq } => {
+                self.read_up_to(conn, user, id, *group_id, *seq, wall)
+            }
         }
     }
 
@@ -153,6 +156,9 @@ impl Chat {
             self.store
                 .put_client_ack(retry_key, message_id, ack_stamp.timestamp);
         }
+        // The group's count goes up and the sender's marker moves to their message (no 24:
+        // every device of theirs gets this 20 and applies the same rule).
+        self.read_state.on_message(group_id, user, stamp.seq);
         self.outbox.push(conn, Frame::Event(ack), Release::Durable);
         let members = &self.groups[&group_id].members;
         let early = Release::Early { seq: stamp.seq };
@@ -202,6 +208,12 @@ impl Chat {
         };
         if !self.store.record_receipt(message_id, user, kind)? {
             return Ok(());
+        }
+        if read {
+            // A read message moves the reader's marker to it, if ahead (a 24 to their other
+            // connections, stored before the 23 that follows).
+            let mover = super::read_markers::Mover::Receipt { conn };
+            self.move_marker(user, group_id, seq, wall, mover)?;
         }
         let stamp = self.clock.stamp(wall);
         let kind = if read { event::READ } else { event::DELIVERED };
@@ -358,5 +370,6 @@ fn rpc_method(call: &Call) -> i64 {
         Call::Receipt { read: true, .. } => method::READ,
         Call::Typing { start: true, .. } => method::TYPING_START,
         Call::Typing { start: false, .. } => method::TYPING_END,
+        Call::ReadUpTo { .. } => method::READ_UP_TO,
     }
 }

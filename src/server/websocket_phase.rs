@@ -111,6 +111,7 @@ fn refused_write(text: &str) -> Option<RpcError> {
         Call::Send { .. } => method::SEND,
         Call::Receipt { read: false, .. } => method::DELIVERED,
         Call::Receipt { read: true, .. } => method::READ,
+        Call::ReadUpTo { .. } => method::READ_UP_TO,
         Call::Sync { .. } | Call::Typing { .. } => return None,
     };
     Some(RpcError {

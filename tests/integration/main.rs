@@ -21,11 +21,13 @@
 //! - `users`: login's `user_id`, the caller's account, lookups, password change, logout.
 //! - `sessions`: listing and revoking devices, `POST /logout/all`, the sessions cap.
 //! - `admin`: the operator's admin API.
+//! - `conversations`: the group list and view, read markers and unread counts (issue #20).
 
 mod support;
 
 mod accounts;
 mod admin;
+mod conversations;
 mod devices;
 mod durability;
 mod groups;
