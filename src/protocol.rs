@@ -58,12 +58,27 @@ pub enum Cursor {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
-    Sync { cursor: Cursor, limit: Option<u64> },
-    Send { group_id: Uuid, data: String },
-    Receipt { message_id: Uuid, read: bool },
-    Typing { group_id: Uuid, start: bool },
+    Sync {
+        cursor: Cursor,
+        limit: Option<u64>,
+    },
+    Send {
+        group_id: Uuid,
+        data: String,
+    },
+    Receipt {
+        message_id: Uuid,
+        read: bool,
+    },
+    Typing {
+        group_id: Uuid,
+        start: bool,
+    },
     /// Method 43: the caller has read the group up to `seq`.
-    ReadUpTo { group_id: Uuid, seq: u64 },
+    ReadUpTo {
+        group_id: Uuid,
+        seq: u64,
+    },
 }
 
 /// An RPC that could not be decoded, with what is known of it for the 90 event.

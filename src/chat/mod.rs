@@ -27,14 +27,14 @@ use crate::idmap::IdMap;
 use crate::metrics::Metrics;
 use crate::protocol::{self, event};
 use crate::store::{Ceiling, GroupRecord, Store, StoreResult, TickWrites};
+pub use conversations::ConversationView;
 pub use devices::{Devices, CLOSE_REVOKED, CLOSE_SUSPENDED};
 pub use limits::check_group_event_fits;
 use limits::{Bucket, ChangeBuckets};
 pub use outbox::{ConnId, Frame, Outbox, Release};
-pub use rpc::Cost;
-pub use conversations::ConversationView;
-pub use read_markers::UNREAD_CAP;
 use read_markers::ReadState;
+pub use read_markers::UNREAD_CAP;
+pub use rpc::Cost;
 
 /// How far ahead of the last seq each tick's write puts the seq ceiling. Events may leave
 /// before their flush only with seqs up to the durable ceiling (otherwise a crash could hand the

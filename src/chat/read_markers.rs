@@ -203,13 +203,16 @@ fn mark_group(dirty: &mut Vec<Uuid>, group: Uuid, state: &mut GroupState) {
     }
 }
 
-/// Who learns of a marker move, besides the user's other connections.
+/// What moves a marker.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Mover<'a> {
-    /// Method 43: the acting connection gets the 24 as its reply, with the RPC's `id`.
+    /// Method 43: a 24, stored in the user's stream, to their other connections, and to the
+    /// acting one as its reply, with the RPC's `id`.
     ReadUpTo { conn: ConnId, id: Option<&'a str> },
-    /// A read receipt (42): the acting connection knows, so it gets nothing.
-    Receipt { conn: ConnId },
+    /// A read receipt (42): no 24. The user's other connections get the 23 (as before markers
+    /// existed, so a client of the first version sees the events it expects), and the 23 says
+    /// the same: a read message moves its reader's marker to it when ahead.
+    Receipt,
 }
 
 impl Chat {
@@ -250,8 +253,8 @@ impl Chat {
         Ok(())
     }
 
-    /// Moves `user`'s marker in `group` to `target` if that is ahead of it: stores a 24 in the
-    /// user's stream and delivers it (see [`Mover`]). Whether it moved.
+    /// Moves `user`'s marker in `group` to `target` if that is ahead of it, with a 24 when
+    /// [`Mover`] says so. Whether it moved.
     pub(super) fn move_marker(
         &mut self,
         user: Uuid,
@@ -280,6 +283,9 @@ impl Chat {
                 read_count: counts.messages.saturating_sub(after),
             },
         );
+        let Mover::ReadUpTo { conn, id } = mover else {
+            return Ok(true);
+        };
         let stamp = self.clock.stamp(wall);
         let body = protocol::ReadMarkerBody {
             group_id: group,
@@ -295,30 +301,25 @@ impl Chat {
         );
         self.store
             .append(user, stamp, crate::store::Audience::All, stored.as_bytes());
-        let (conn, id) = match mover {
-            Mover::ReadUpTo { conn, id } => (conn, id),
-            Mover::Receipt { conn } => (conn, None),
-        };
         let stored: std::rc::Rc<str> = stored.into();
         self.deliver_to_users(&[user], Some(conn), &stored, stamp);
-        if let Mover::ReadUpTo { .. } = mover {
-            let reply = match id {
-                Some(_) => protocol::encode(
-                    event::READ_MARKER,
-                    Some(stamp.seq),
-                    id,
-                    stamp.timestamp,
-                    &body,
-                )
-                .into(),
-                None => stored,
-            };
-            self.outbox.push(conn, Frame::Event(reply), Release::Durable);
-        }
+        // The acting connection's copy carries the RPC's `id`, and leaves once durable.
+        let reply = match id {
+            Some(_) => protocol::encode(
+                event::READ_MARKER,
+                Some(stamp.seq),
+                id,
+                stamp.timestamp,
+                &body,
+            )
+            .into(),
+            None => stored,
+        };
+        self.outbox
+            .push(conn, Frame::Event(reply), Release::Durable);
         Ok(true)
     }
 }
 
 #[cfg(test)]
-#[path = "read_markers/tests.rs"]
 mod tests;

@@ -210,9 +210,9 @@ impl Chat {
             return Ok(());
         }
         if read {
-            // A read message moves the reader's marker to it, if ahead (a 24 to their other
-            // connections, stored before the 23 that follows).
-            let mover = super::read_markers::Mover::Receipt { conn };
+            // A read message moves the reader's marker to it, if ahead (no 24: the 23 below
+            // tells the reader's other devices).
+            let mover = super::read_markers::Mover::Receipt;
             self.move_marker(user, group_id, seq, wall, mover)?;
         }
         let stamp = self.clock.stamp(wall);

@@ -89,11 +89,7 @@ pub struct ReadStateRecords {
 
 impl Store {
     pub fn put_group_counts(&mut self, group: Uuid, counts: &GroupCounts) {
-        self.put(
-            Table::ReadState,
-            group.as_bytes().to_vec(),
-            counts.encode(),
-        );
+        self.put(Table::ReadState, group.as_bytes().to_vec(), counts.encode());
     }
 
     pub fn put_marker(&mut self, group: Uuid, user: Uuid, marker: Marker) {
@@ -111,7 +107,9 @@ impl Store {
             let group = key.get(..16).and_then(|id| Uuid::from_slice(id).ok());
             let user = key.get(16..32).and_then(|id| Uuid::from_slice(id).ok());
             match (group, user, key.len()) {
-                (Some(group), None, 16) => records.groups.push((group, GroupCounts::decode(&value))),
+                (Some(group), None, 16) => {
+                    records.groups.push((group, GroupCounts::decode(&value)))
+                }
                 (Some(group), Some(user), 32) => {
                     records.markers.push((group, user, Marker::decode(&value)))
                 }
