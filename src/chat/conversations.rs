@@ -27,9 +27,15 @@ pub struct ConversationView {
 }
 
 impl Chat {
-    /// `GET /groups/{id}`: 404 unknown, 403 not a member.
+    /// `GET /groups/{id}`: 404 unknown, 403 `forbidden` not a member (as the other REST
+    /// group routes answer a non-member; `not_member` is the WebSocket's code).
     pub fn group_view(&self, user: Uuid, group_id: Uuid) -> Result<ConversationView, ApiError> {
-        let group = self.member_group(group_id, user)?;
+        let group = self.group(group_id)?;
+        if !group.members.contains(&user) {
+            return Err(ApiError::forbidden(
+                "a non-member has no rights over this group",
+            ));
+        }
         let joined = self.joined_at(user, group_id);
         self.conversation_view(user, group, joined)
     }

@@ -272,7 +272,9 @@ fn group_views_and_markers_refuse_what_they_must() {
     let path = format!("/groups/{group}");
     let unknown = format!("/groups/{}", random_uuid());
 
-    call(&server, "GET", &path, &mallory.token).expect_error(403, "not_member");
+    let refused = call(&server, "GET", &path, &mallory.token);
+    let text = refused.expect_error(403, "forbidden");
+    assert_eq!(text, "a non-member has no rights over this group");
     call(&server, "GET", &unknown, &alice.token).expect_error(404, "not_found");
     call(&server, "GET", "/groups/not-a-uuid", &alice.token).expect_error(404, "not_found");
     server.get("/groups").expect_error(401, "unauthorized");
