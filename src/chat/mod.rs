@@ -140,17 +140,9 @@ impl Chat {
             );
         }
         let mut read_state = ReadState::load(store.all_read_state()?);
-        for group in &group_ids {
-            if !read_state.has(*group) {
-                // A data directory from before read markers: its groups are counted once, from
-                // their logs, and the counts are written with the first tick.
-                let (messages, last_message_seq) = store.count_messages(*group, 0, u64::MAX)?;
-                let counts = crate::store::GroupCounts {
-                    messages,
-                    last_message_seq,
-                    deleted: Vec::new(),
-                };
-                read_state.set_counts(*group, counts);
+        for group in &records {
+            if !read_state.has(group.id) {
+                read_markers::count_from_log(&mut read_state, &store, group)?;
             }
         }
         let groups = records.into_iter().map(|group| (group.id, group)).collect();

@@ -17,7 +17,7 @@ use super::{Chat, ConnId, Frame, Release};
 use crate::error::ApiError;
 use crate::idmap::IdMap;
 use crate::protocol::{self, event};
-use crate::store::{GroupCounts, Marker, ReadStateRecords, Store};
+use crate::store::{GroupCounts, GroupRecord, Marker, ReadStateRecords, Store, StoreResult};
 
 /// The highest unread count reported; a count at it means at least that many.
 pub const UNREAD_CAP: u64 = 1000;
@@ -118,8 +118,8 @@ impl ReadState {
         }
     }
 
-    /// `user`'s marker in `group`; one never set (a data directory from before markers) counts
-    /// every message as read.
+    /// `user`'s marker in `group`. Every member has one (set at the join, or when a directory
+    /// from before markers was opened); a missing one counts every message as read.
     pub fn marker(&self, group: Uuid, user: Uuid) -> Marker {
         let Some(state) = self.groups.get(&group) else {
             return Marker::default();
@@ -195,6 +195,31 @@ impl ReadState {
             }
         }
     }
+}
+
+/// A group of a data directory from before read markers: counted once from its log, and every
+/// member's marker put at its newest message (what they had is taken as read). All of it is
+/// written with the first tick.
+pub(super) fn count_from_log(
+    state: &mut ReadState,
+    store: &Store,
+    group: &GroupRecord,
+) -> StoreResult<()> {
+    let (messages, last_message_seq) = store.count_messages(group.id, 0, u64::MAX)?;
+    let counts = GroupCounts {
+        messages,
+        last_message_seq,
+        deleted: Vec::new(),
+    };
+    state.set_counts(group.id, counts);
+    for member in &group.members {
+        let marker = Marker {
+            read_seq: last_message_seq,
+            read_count: messages,
+        };
+        state.set_marker(group.id, *member, marker);
+    }
+    Ok(())
 }
 
 fn mark_group(dirty: &mut Vec<Uuid>, group: Uuid, state: &mut GroupState) {
