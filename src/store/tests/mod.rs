@@ -6,6 +6,7 @@ mod format;
 mod format_6;
 mod formats_sync;
 mod membership_cost;
+mod read_state;
 mod on_sled;
 mod retry;
 mod sync;
