@@ -359,3 +359,35 @@ fn counts_and_markers_are_the_same_after_a_kill() {
     assert_eq!(view(&server, &alice, &two)["unread"], 1);
     assert_eq!(view(&server, &alice, &one)["unread"], 3);
 }
+
+#[test]
+fn an_unread_count_stops_at_1000_and_is_exact_below_it() {
+    let server = Server::start_with_args(&["--sends-per-second", "0"]);
+    let alice = server.user("alice");
+    let bob = server.user("bob");
+    let mut a = server.connect(&alice);
+    let mut b = server.connect(&bob);
+    let group = server.create_group(&bob, "busy", &[&alice]);
+    a.expect(70);
+    b.expect(70);
+    let total = 1005;
+    for i in 0..total {
+        b.queue_json(&json!({"method": 40, "body": {"group_id": group, "data": format!("m{i}")}}));
+    }
+    b.flush();
+    let seqs: Vec<u64> = (0..total).map(|_| seq(&a.expect(20))).collect();
+    for _ in 0..total {
+        b.expect(21);
+    }
+    assert_eq!(view(&server, &alice, &group)["unread"], 1000);
+    // 1002 after the marker: still "1000 or more".
+    read_up_to(&mut a, &group, seqs[2], "r1");
+    a.expect(24);
+    assert_eq!(view(&server, &alice, &group)["unread"], 1000);
+    // 995 after it: exact again, counted from the log.
+    read_up_to(&mut a, &group, seqs[9], "r2");
+    a.expect(24);
+    assert_eq!(view(&server, &alice, &group)["unread"], 995);
+    b.send_and_ack(&group, "one more");
+    assert_eq!(view(&server, &alice, &group)["unread"], 996);
+}
