@@ -82,6 +82,7 @@ impl ReadState {
         self.groups.get(&group).map(|state| &state.counts)
     }
 
+    #[cfg(test)]
     pub fn counts(&self, group: Uuid) -> GroupCounts {
         self.groups
             .get(&group)
@@ -292,8 +293,11 @@ impl Chat {
         if target <= current.read_seq {
             return Ok(false);
         }
-        let counts = self.read_state.counts(group);
-        let after = if target >= counts.last_message_seq {
+        let (messages, last_message_seq) = self
+            .read_state
+            .counts_ref(group)
+            .map_or((0, 0), |counts| (counts.messages, counts.last_message_seq));
+        let after = if target >= last_message_seq {
             0
         } else {
             self.store
@@ -305,7 +309,7 @@ impl Chat {
             user,
             Marker {
                 read_seq: target,
-                read_count: counts.messages.saturating_sub(after),
+                read_count: messages.saturating_sub(after),
             },
         );
         let Mover::ReadUpTo { conn, id } = mover else {

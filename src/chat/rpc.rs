@@ -157,7 +157,7 @@ impl Chat {
                 .put_client_ack(retry_key, message_id, ack_stamp.timestamp);
         }
         // The group's count goes up and the sender's marker moves to their message (no 24:
-        // every device of theirs gets this 20 and applies the same rule).
+        // every device of theirs gets this 20, or its 21, and applies the same rule).
         self.read_state.on_message(group_id, user, stamp.seq);
         self.outbox.push(conn, Frame::Event(ack), Release::Durable);
         let members = &self.groups[&group_id].members;
@@ -206,14 +206,15 @@ impl Chat {
         } else {
             ReceiptKind::Delivered
         };
-        if !self.store.record_receipt(message_id, user, kind)? {
-            return Ok(());
-        }
         if read {
             // A read message moves the reader's marker to it, if ahead (no 24: the 23 below
-            // tells the reader's other devices).
+            // tells the reader's other devices). Before the receipt is recorded, so a failed
+            // read of the log leaves nothing half done; a repeated 42 finds the marker moved.
             let mover = super::read_markers::Mover::Receipt;
             self.move_marker(user, group_id, seq, wall, mover)?;
+        }
+        if !self.store.record_receipt(message_id, user, kind)? {
+            return Ok(());
         }
         let stamp = self.clock.stamp(wall);
         let kind = if read { event::READ } else { event::DELIVERED };
