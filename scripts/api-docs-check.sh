@@ -297,6 +297,12 @@ try {
   await a.next(22);
   b.send({ method: 42, body: { message_id: ack.body.message_id } });
   await a.next(23);
+  // Read markers (issue #20): a 43 is answered with a 24, stored when the marker moved, and
+  // transient (no seq) when it did not.
+  b.send({ method: 43, id: 'r1', body: { group_id: group, seq: ack.seq } });
+  await b.next(24);
+  b.send({ method: 43, id: 'r2', body: { group_id: group, seq: 1 } });
+  await b.next(24);
   b.send({ method: 60, body: { group_id: group } });
   await a.next(40);
   b.send({ method: 61, body: { group_id: group } });

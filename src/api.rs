@@ -250,6 +250,8 @@ impl Api {
                 self.join_or_leave(chat, route, group, req, wall)
             }
             Route::RenameGroup(group) => self.rename_group(chat, group, req, wall),
+            Route::ListGroups => self.list_groups(chat, req),
+            Route::GroupView(group) => self.group_view(chat, group, req),
             // Accounts and devices (issue #19).
             Route::Me => self.me(chat, req),
             Route::User(id) => self.user(chat, req, &id),

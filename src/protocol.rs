@@ -19,6 +19,8 @@ pub mod method {
     pub const DELETE: i64 = 45;
     pub const TYPING_START: i64 = 60;
     pub const TYPING_END: i64 = 61;
+    // Issue #20: read markers.
+    pub const READ_UP_TO: i64 = 43;
 }
 
 pub mod event {
@@ -41,6 +43,9 @@ pub mod event {
     /// A user came online or went offline (transient).
     pub const PRESENCE: u16 = 50;
     pub const ERROR: u16 = 90;
+    // Issue #20: read markers.
+    /// A user's read marker in a group moved (stored, the user's stream).
+    pub const READ_MARKER: u16 = 24;
 }
 
 /// Longest client `id` echoed back, in bytes.
@@ -62,12 +67,34 @@ pub enum Cursor {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
-    Sync { cursor: Cursor, limit: Option<u64> },
-    Send { group_id: Uuid, data: String },
-    Receipt { message_id: Uuid, read: bool },
-    Typing { group_id: Uuid, start: bool },
-    Edit { message_id: Uuid, data: String },
-    Delete { message_id: Uuid },
+    Sync {
+        cursor: Cursor,
+        limit: Option<u64>,
+    },
+    Send {
+        group_id: Uuid,
+        data: String,
+    },
+    Receipt {
+        message_id: Uuid,
+        read: bool,
+    },
+    Typing {
+        group_id: Uuid,
+        start: bool,
+    },
+    Edit {
+        message_id: Uuid,
+        data: String,
+    },
+    Delete {
+        message_id: Uuid,
+    },
+    /// Method 43: the caller has read the group up to `seq`.
+    ReadUpTo {
+        group_id: Uuid,
+        seq: u64,
+    },
 }
 
 /// An RPC that could not be decoded, with what is known of it for the 90 event.
@@ -121,6 +148,12 @@ struct EditBody {
 #[derive(Deserialize)]
 struct GroupRef {
     group_id: Uuid,
+}
+
+#[derive(Deserialize)]
+struct ReadUpToBody {
+    group_id: Uuid,
+    seq: u64,
 }
 
 /// Decodes one text message. Errors carry the method and client id when they could be read, so
@@ -238,6 +271,13 @@ pub fn decode(text: &str) -> Result<Rpc, RpcError> {
             let delete: MessageRef = require_body(body).map_err(|e| fail(Some(method), e))?;
             Call::Delete {
                 message_id: delete.message_id,
+            }
+        }
+        method::READ_UP_TO => {
+            let read: ReadUpToBody = require_body(body).map_err(|e| fail(Some(method), e))?;
+            Call::ReadUpTo {
+                group_id: read.group_id,
+                seq: read.seq,
             }
         }
         other => {
@@ -462,6 +502,14 @@ pub struct GroupUpdatedBody<'a> {
     pub group_id: Uuid,
     pub name: &'a str,
     pub owner: Option<Uuid>,
+}
+
+/// Event 24: `seq` is the marker (the event's own seq is at the top level).
+#[derive(Serialize)]
+pub struct ReadMarkerBody {
+    pub group_id: Uuid,
+    pub user_id: Uuid,
+    pub seq: u64,
 }
 
 #[derive(Serialize)]

@@ -1,5 +1,5 @@
-//! The group handlers: create a group, join and leave one, rename one (the chat core does the
-//! work).
+//! The group handlers: create a group, join and leave one, rename one, list the caller's and
+//! view one (the chat core does the work).
 
 use serde::Deserialize;
 use serde_json::json;
@@ -76,6 +76,28 @@ impl Api {
             return Err(ApiError::bad_request("`name` must be a string"));
         };
         let view = chat.rename(user, group, name, wall)?;
+        Ok(Outcome::Respond(Response::json(200, &view)))
+    }
+
+    /// `GET /groups`: the caller's groups, most recent activity first.
+    pub(super) fn list_groups(&self, chat: &mut Chat, req: &Request) -> Result<Outcome, ApiError> {
+        let user = self.authenticate(chat, req)?;
+        let groups = chat.group_list(user)?;
+        Ok(Outcome::Respond(Response::json(
+            200,
+            &json!({ "groups": groups }),
+        )))
+    }
+
+    /// `GET /groups/{id}`: one group's view, for a member.
+    pub(super) fn group_view(
+        &self,
+        chat: &mut Chat,
+        group: Uuid,
+        req: &Request,
+    ) -> Result<Outcome, ApiError> {
+        let user = self.authenticate(chat, req)?;
+        let view = chat.group_view(user, group)?;
         Ok(Outcome::Respond(Response::json(200, &view)))
     }
 }

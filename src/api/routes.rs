@@ -49,6 +49,10 @@ pub enum Route {
     // Conversations (issue #20).
     /// `GET /groups/{id}/messages?before=&limit=`: history.
     GroupMessages(Uuid),
+    /// `GET /groups`: the caller's groups.
+    ListGroups,
+    /// `GET /groups/{id}`: one group's view.
+    GroupView(Uuid),
 }
 
 /// The admin API's routes; ids stay text, as above.
@@ -129,10 +133,15 @@ pub fn route(method: &str, path: &str) -> Result<Route, NoRoute> {
         ["sessions"] => only("GET, HEAD, POST", Route::ListSessions),
         ["sessions", id] => only("DELETE", Route::DeleteSession(id.to_string())),
         ["admin", rest @ ..] => admin_route(rest).map(|(allowed, route)| only(allowed, route))?,
-        ["groups"] => only("POST", Route::CreateGroup),
+        ["groups"] if method == "POST" => Ok(Route::CreateGroup),
+        ["groups"] => only("GET, HEAD, POST", Route::ListGroups),
         ["groups", id] => {
             let id = id.parse::<Uuid>().map_err(|_| NoRoute::NotFound)?;
-            only("PUT", Route::RenameGroup(id))
+            if method == "PUT" {
+                Ok(Route::RenameGroup(id))
+            } else {
+                only("GET, HEAD, PUT", Route::GroupView(id))
+            }
         }
         ["groups", id, action @ ("join" | "left")] => {
             let id = id.parse::<Uuid>().map_err(|_| NoRoute::NotFound)?;

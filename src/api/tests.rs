@@ -228,3 +228,24 @@ fn the_admin_api_answers_loopback_and_listed_peers_with_the_token() {
         );
     }
 }
+
+#[test]
+fn routes_the_group_list_and_view() {
+    let g = "95ba5e74-810d-49b4-943f-0b2753d688c9";
+    let id: uuid::Uuid = g.parse().unwrap();
+    let view = format!("/groups/{g}");
+    assert_eq!(route("GET", "/groups"), Ok(Route::ListGroups));
+    assert_eq!(route("HEAD", "/groups"), Ok(Route::ListGroups));
+    assert_eq!(route("POST", "/groups"), Ok(Route::CreateGroup));
+    assert_eq!(route("GET", &view), Ok(Route::GroupView(id)));
+    assert_eq!(route("HEAD", &view), Ok(Route::GroupView(id)));
+    assert_eq!(route("PUT", &view), Ok(Route::RenameGroup(id)));
+    assert_eq!(
+        route("DELETE", &view),
+        Err(NoRoute::MethodNotAllowed("GET, HEAD, PUT"))
+    );
+    assert_eq!(
+        route("DELETE", "/groups"),
+        Err(NoRoute::MethodNotAllowed("GET, HEAD, POST"))
+    );
+}

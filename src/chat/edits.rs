@@ -72,6 +72,8 @@ impl Chat {
         let stamp = self.clock.stamp(wall);
         self.store
             .change_message(group_id, seq, message_id, Change::Delete)?;
+        // Unread counts leave it out from now on.
+        self.message_deleted(group_id, seq, found.author);
         let body = protocol::ReceiptBody {
             message_id,
             group_id,

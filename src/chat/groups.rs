@@ -66,6 +66,11 @@ impl Chat {
         for member in &group.members {
             self.count_membership(*member, true);
         }
+        self.read_state
+            .set_counts(group_id, crate::store::GroupCounts::default());
+        for member in &group.members {
+            self.read_state.on_join(group_id, *member, stamp.seq);
+        }
         self.group_ids.push(group_id);
         self.groups.insert(group_id, group);
         Ok(group_id)
@@ -126,6 +131,8 @@ impl Chat {
             self.announce_update(&group, wall);
         }
         self.count_membership(target, true);
+        // Messages from before the join are not the joiner's to read.
+        self.read_state.on_join(group_id, target, joined_stamp.seq);
         Ok(view(&group))
     }
 

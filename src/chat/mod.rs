@@ -12,6 +12,9 @@ mod limits;
 mod outbox;
 mod presence;
 mod rpc;
+// Issue #20: the group list and view, read markers and unread counts.
+mod conversations;
+mod read_markers;
 #[cfg(test)]
 mod tests;
 
@@ -27,10 +30,13 @@ use crate::idmap::IdMap;
 use crate::metrics::Metrics;
 use crate::protocol::{self, event};
 use crate::store::{Ceiling, GroupRecord, Store, StoreResult, TickWrites};
+pub use conversations::ConversationView;
 pub use devices::{Devices, CLOSE_REVOKED, CLOSE_SUSPENDED};
 pub use limits::check_group_event_fits;
 use limits::{Bucket, ChangeBuckets};
 pub use outbox::{ConnId, Frame, Outbox, Release};
+use read_markers::ReadState;
+pub use read_markers::UNREAD_CAP;
 pub use rpc::Cost;
 
 /// How far ahead of the last seq each tick's write puts the seq ceiling. Events may leave
@@ -104,6 +110,8 @@ pub struct Chat {
     pub devices: Devices,
     /// Presence events and last-seen times (issue #20).
     presence_state: presence::PresenceState,
+    /// Message counts and read markers, for unread counts (see [`read_markers`]).
+    read_state: ReadState,
 }
 
 impl Chat {
@@ -136,6 +144,12 @@ impl Chat {
                 limits.max_group_members
             );
         }
+        let mut read_state = ReadState::load(store.all_read_state()?);
+        for group in &records {
+            if !read_state.has(group.id) {
+                read_markers::count_from_log(&mut read_state, &store, group)?;
+            }
+        }
         let groups = records.into_iter().map(|group| (group.id, group)).collect();
         Ok(Chat {
             store,
@@ -153,6 +167,7 @@ impl Chat {
             read_limit: None,
             devices: Devices::default(),
             presence_state: presence::PresenceState::default(),
+            read_state,
         })
     }
 
@@ -168,7 +183,9 @@ impl Chat {
     /// Whether the tick must write to the store: it changed something, or handed out seqs
     /// above the ceiling written last.
     pub fn needs_write(&self) -> bool {
-        self.store.has_pending() || self.clock.seq() > self.ceiling_written
+        self.store.has_pending()
+            || self.clock.seq() > self.ceiling_written
+            || self.read_state.is_dirty()
     }
 
     /// Seals the tick's changes as commit number `commit`, with a seq ceiling [`SEQ_LEASE`]
@@ -178,6 +195,7 @@ impl Chat {
         let seq = (self.clock.seq() + SEQ_LEASE).max(self.ceiling_written);
         self.ceiling_written = seq;
         let time = self.clock.time();
+        self.read_state.write(&mut self.store);
         self.store.write(commit, Ceiling { seq, time })
     }
 
@@ -189,6 +207,7 @@ impl Chat {
             seq: self.clock.seq(),
             time: self.clock.time(),
         };
+        self.read_state.write(&mut self.store);
         self.store.commit(ceiling)?;
         self.ceiling_written = ceiling.seq;
         Ok(())

@@ -92,6 +92,9 @@ impl Chat {
             Call::Typing { group_id, start } => self.typing(conn, user, *group_id, *start, wall),
             Call::Edit { message_id, data } => self.edit(conn, user, id, *message_id, data, wall),
             Call::Delete { message_id } => self.delete(conn, user, id, *message_id, wall),
+            Call::ReadUpTo { group_id, seq } => {
+                self.read_up_to(conn, user, id, *group_id, *seq, wall)
+            }
         }
     }
 
@@ -155,6 +158,9 @@ impl Chat {
             self.store
                 .put_client_ack(retry_key, message_id, ack_stamp.timestamp);
         }
+        // The group's count goes up and the sender's marker moves to their message (no 24:
+        // every device of theirs gets this 20, or its 21, and applies the same rule).
+        self.read_state.on_message(group_id, user, stamp.seq);
         self.outbox.push(conn, Frame::Event(ack), Release::Durable);
         let members = &self.groups[&group_id].members;
         let early = Release::Early { seq: stamp.seq };
@@ -202,6 +208,13 @@ impl Chat {
         } else {
             ReceiptKind::Delivered
         };
+        if read {
+            // A read message moves the reader's marker to it, if ahead (no 24: the 23 below
+            // tells the reader's other devices). Before the receipt is recorded, so a failed
+            // read of the log leaves nothing half done; a repeated 42 finds the marker moved.
+            let mover = super::read_markers::Mover::Receipt;
+            self.move_marker(user, group_id, seq, wall, mover)?;
+        }
         if !self.store.record_receipt(message_id, user, kind)? {
             return Ok(());
         }
@@ -362,5 +375,6 @@ fn rpc_method(call: &Call) -> i64 {
         Call::Typing { start: false, .. } => method::TYPING_END,
         Call::Edit { .. } => method::EDIT,
         Call::Delete { .. } => method::DELETE,
+        Call::ReadUpTo { .. } => method::READ_UP_TO,
     }
 }

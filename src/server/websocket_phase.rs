@@ -113,6 +113,7 @@ fn refused_write(text: &str) -> Option<RpcError> {
         Call::Receipt { read: true, .. } => method::READ,
         Call::Edit { .. } => method::EDIT,
         Call::Delete { .. } => method::DELETE,
+        Call::ReadUpTo { .. } => method::READ_UP_TO,
         Call::Sync { .. } | Call::Typing { .. } => return None,
     };
     Some(RpcError {

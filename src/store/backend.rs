@@ -32,12 +32,15 @@ pub enum Table {
     /// expiry (seconds, big-endian) ++ a login token's signature -> nothing: logged-out tokens,
     /// in expiry order so that expired ones can be dropped from the front.
     RevokedTokens,
+    /// group id -> its message count, newest message seq and deleted messages; group id ++
+    /// user id -> that user's read marker and the count at it (issue #20, [`super::read_state`]).
+    ReadState,
     Log,
 }
 
 impl Table {
     /// Every table, in the order of their numbers.
-    pub const ALL: [Table; 16] = [
+    pub const ALL: [Table; 17] = [
         Table::Users,
         Table::Usernames,
         Table::Emails,
@@ -53,6 +56,7 @@ impl Table {
         Table::Meta,
         Table::UserSessions,
         Table::RevokedTokens,
+        Table::ReadState,
         Table::Log,
     ];
     /// How many tables hold records (all but the log, last, whose chunks a tick keeps apart).
@@ -76,6 +80,7 @@ impl Table {
             Table::Log => "log",
             Table::UserSessions => "user_sessions",
             Table::RevokedTokens => "revoked_tokens",
+            Table::ReadState => "read_state",
         }
     }
 }

@@ -17,11 +17,6 @@ pub struct HistoryPage {
 }
 
 impl Store {
-    /// The groups `user` is in now, each with the seq they joined at (for presence).
-    pub fn groups_of(&self, user: Uuid) -> &[(Uuid, u64)] {
-        self.open_memberships_of(user)
-    }
-
     /// The periods (inclusive seq ranges) in which `user` was a member of `group`, newest
     /// first: the current membership, if any, then each closed one. Empty for a user who never
     /// was a member.

@@ -281,10 +281,10 @@ fn renames_refused_with_exact_answers() {
     server
         .put(&path, Some("not.a.token"), &json!({"name": "x"}))
         .expect_error(401, "unauthorized");
-    // Another method on the group's path: 405, PUT allowed.
+    // Another method on the group's path: 405; GET (the view, issue #20) and PUT allowed.
     let answer = server.http().request("POST", &path, &[], Some(b"{}"));
     answer.expect_error(405, "method_not_allowed");
-    assert_eq!(answer.header("allow"), Some("PUT"));
+    assert_eq!(answer.header("allow"), Some("GET, HEAD, PUT"));
 
     server.leave(&alice, &group, None).expect(200);
     ws_b.expect(73);

@@ -38,7 +38,7 @@ fn wrong_method_is_405_with_allow() {
     let cases: &[(&str, &str, &str)] = &[
         ("DELETE", "/users", "POST"),
         ("PUT", "/login", "POST"),
-        ("GET", "/groups", "POST"),
+        ("DELETE", "/groups", "POST"),
         ("DELETE", "/sessions", "POST"),
         (
             "POST",

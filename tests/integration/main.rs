@@ -24,11 +24,13 @@
 //! - `edits`: editing and deleting messages (methods 44/45, events 25/26).
 //! - `history`: a group's history pages (issue #20).
 //! - `presence`: event 50 and the lookups' `online`/`last_seen` (issue #20).
+//! - `conversations`: the group list and view, read markers and unread counts (issue #20).
 
 mod support;
 
 mod accounts;
 mod admin;
+mod conversations;
 mod devices;
 mod durability;
 mod edits;

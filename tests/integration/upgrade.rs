@@ -350,3 +350,53 @@ fn format_4_directory_upgrades_in_place() {
     assert_eq!(ty(&again), 21);
     assert!(seq(&again) > seq(&ack_event), "{again}");
 }
+
+/// Issue #20: an upgraded directory's groups are counted from their logs when opened: each
+/// view's `last_message` is the group's newest old message as a sync returns it, every old
+/// message counts as read, and the counts go on from there (and are stored: a restart agrees).
+#[test]
+fn format_4_groups_list_their_last_old_message() {
+    let fixture = Fixture::unpack();
+    let server = Server::start_in_with_args(&fixture.data(), &[]);
+    let token = login(&server, &fixture, "alice");
+    let list = |server: &Server| {
+        let auth = format!("Bearer {token}");
+        let answer =
+            server
+                .http()
+                .request("GET", "/groups", &[("Authorization", auth.as_str())], None);
+        answer.expect(200)["groups"].as_array().unwrap().clone()
+    };
+    // Alice's newest old message of each group, from her recorded sync.
+    let mut newest: BTreeMap<String, Value> = BTreeMap::new();
+    for line in fixture.expected()["alice"].iter() {
+        let event = parse(line);
+        if ty(&event) == 20 {
+            let group = event["body"]["group_id"].as_str().unwrap().to_string();
+            newest.insert(group, event);
+        }
+    }
+    let groups = list(&server);
+    assert!(!newest.is_empty());
+    for (group, message) in &newest {
+        let view = groups
+            .iter()
+            .find(|v| v["id"] == group.as_str())
+            .unwrap_or_else(|| panic!("{group} not in {groups:?}"));
+        assert_eq!(&view["last_message"], message, "{group}");
+        assert_eq!(view["unread"], 0, "{view}");
+    }
+
+    // Bob writes in group one: one unread for Alice, the same after a kill.
+    let one = fixture.meta["groups"]["one"]["id"].as_str().unwrap();
+    let mut bob = connect_all(&server, &fixture, "bob").remove(0);
+    bob.send_message(one, "after the upgrade");
+    bob.expect(21);
+    let unread_in_one =
+        |groups: &[Value]| groups.iter().find(|v| v["id"] == one).unwrap()["unread"].clone();
+    let before = list(&server);
+    assert_eq!(unread_in_one(&before), 1);
+    drop(bob);
+    let server = server.restart();
+    assert_eq!(list(&server), before);
+}

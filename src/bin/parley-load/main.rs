@@ -27,8 +27,8 @@ use setup::{Endpoint, Target};
     max_term_width = 100
 )]
 struct Args {
-    /// what to run: fanout, rate, idle, sync, logins, sync-hog, slow-consumers or history (see
-    /// --help)
+    /// what to run: fanout, rate, idle, sync, logins, sync-hog, slow-consumers, history or
+    /// groups-list (see --help)
     #[arg(value_parser = SCENARIOS, hide_possible_values = true, long_help = SCENARIO_HELP)]
     scenario: String,
     /// server base URL
@@ -70,7 +70,8 @@ struct Args {
     /// events the sync user misses
     #[arg(long, value_name = "E", default_value = "100000", value_parser = number)]
     events: f64,
-    /// groups the hog belongs to (sync-hog; the server needs --max-groups-per-user at least this)
+    /// groups the hog belongs to (sync-hog, groups-list; the server needs --max-groups-per-user at
+    /// least this)
     #[arg(long, value_name = "N", default_value = "20000", value_parser = number)]
     hog_groups: f64,
     /// logins per second (logins)
@@ -94,7 +95,7 @@ struct Args {
     json: bool,
 }
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "fanout",
     "rate",
     "idle",
@@ -103,6 +104,7 @@ const SCENARIOS: [&str; 8] = [
     "sync-hog",
     "slow-consumers",
     "history",
+    "groups-list",
 ];
 
 const SCENARIO_HELP: &str = "\
@@ -122,7 +124,9 @@ sync-hog open loop at R sends/s, D s without and D s with one user in N groups
 slow-consumers  N never-reading WebSockets flooded until the server closes them, then
          dropped: server RSS before, at the peak and H s after (parley only)
 history  a group holds E messages; 200 history pages (50 messages) at its newest end, its
-         middle and near its oldest end: p50 and p99 of each (parley only)";
+         middle and near its oldest end: p50 and p99 of each (parley only)
+groups-list  one user in N groups (--hog-groups), another member's message in each:
+         50 GET /groups, their latency and size (parley only)";
 
 /// A finite number, at least 0.
 fn number(text: &str) -> Result<f64, String> {
@@ -165,6 +169,7 @@ fn main() -> ExitCode {
         "sync-hog" => scenarios::sync_hog(&options),
         "slow-consumers" => scenarios::slow_consumers(&options),
         "history" => scenarios::history(&options),
+        "groups-list" => scenarios::groups_list(&options),
         other => {
             eprintln!("parley-load: unknown scenario `{other}` (see --help)");
             return ExitCode::from(2);

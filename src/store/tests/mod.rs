@@ -9,6 +9,7 @@ mod formats_sync;
 mod history;
 mod membership_cost;
 mod on_sled;
+mod read_state;
 mod retry;
 mod sync;
 mod sync_cost;

@@ -2,6 +2,7 @@
 //! [`Report`] of what it measured. Latency is always send stamp (in the message's `data`) to
 //! receipt, on this process's monotonic clock.
 
+mod conversations;
 mod history;
 mod idle;
 mod logins;
@@ -16,6 +17,7 @@ use serde_json::{json, Value};
 use crate::setup::{Endpoint, Target};
 use crate::stats::{proc_sample, Latency, ProcSample};
 
+pub use conversations::groups_list;
 pub use history::history;
 pub use idle::idle;
 pub use logins::logins;
