@@ -146,7 +146,9 @@ impl Chat {
         }
         let mut read_state = ReadState::load(store.all_read_state()?);
         for group in &records {
-            if !read_state.has(group.id) {
+            if read_state.has(group.id) {
+                read_markers::catch_up(&mut read_state, &store, group.id)?;
+            } else {
                 read_markers::count_from_log(&mut read_state, &store, group)?;
             }
         }
@@ -182,6 +184,12 @@ impl Chat {
 
     /// Whether the tick must write to the store: it changed something, or handed out seqs
     /// above the ceiling written last.
+    /// Saves the unread counts' changes that only the log could say again (see
+    /// `read_markers::ReadState`): once a second, from the loop's sweep.
+    pub fn checkpoint_read_state(&mut self) {
+        self.read_state.checkpoint();
+    }
+
     pub fn needs_write(&self) -> bool {
         self.store.has_pending()
             || self.clock.seq() > self.ceiling_written
@@ -207,6 +215,7 @@ impl Chat {
             seq: self.clock.seq(),
             time: self.clock.time(),
         };
+        self.read_state.checkpoint();
         self.read_state.write(&mut self.store);
         self.store.commit(ceiling)?;
         self.ceiling_written = ceiling.seq;

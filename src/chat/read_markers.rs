@@ -22,13 +22,21 @@ use crate::store::{GroupCounts, GroupRecord, Marker, ReadStateRecords, Store, St
 /// The highest unread count reported; a count at it means at least that many.
 pub const UNREAD_CAP: u64 = 1000;
 
-/// Every group's counts and every member's marker, in memory; what changed is written once per
-/// tick ([`ReadState::write`]), with the events that changed it.
+/// Every group's counts and every member's marker, in memory.
+///
+/// What only the log can say again (a message's count, and its author's marker moving to it)
+/// is "unsaved": written at the next [`ReadState::checkpoint`] (once a second, and at shutdown),
+/// never per send, which kept the flusher writing a record per sender and per group each tick.
+/// After a crash [`catch_up`] recounts those from the log after each group's saved count. The
+/// rest (a 43's or a 42's marker, a join's, a delete) is "dirty": written with the tick that
+/// made it ([`ReadState::write`]).
 #[derive(Debug, Default)]
 pub struct ReadState {
     groups: IdMap<GroupState>,
     dirty_groups: Vec<Uuid>,
     dirty_markers: Vec<(Uuid, Uuid)>,
+    unsaved_groups: Vec<Uuid>,
+    unsaved_markers: Vec<(Uuid, Uuid)>,
 }
 
 #[derive(Debug, Default)]
@@ -36,12 +44,14 @@ struct GroupState {
     counts: GroupCounts,
     markers: IdMap<MarkerState>,
     dirty: bool,
+    unsaved: bool,
 }
 
 #[derive(Debug, Default)]
 struct MarkerState {
     marker: Marker,
     dirty: bool,
+    unsaved: bool,
 }
 
 impl ReadState {
@@ -56,7 +66,7 @@ impl ReadState {
                 user,
                 MarkerState {
                     marker,
-                    dirty: false,
+                    ..MarkerState::default()
                 },
             );
         }
@@ -91,20 +101,46 @@ impl ReadState {
     }
 
     /// A message by `author` stored at `seq`: the group's count goes up and the author's marker
-    /// moves to it. On the send path: two map lookups, no allocation once warm.
+    /// moves to it, both unsaved (see [`ReadState`]). On the send path: two map lookups, no
+    /// allocation once warm, no store write.
     pub fn on_message(&mut self, group: Uuid, author: Uuid, seq: u64) {
         let state = self.groups.entry(group).or_default();
         state.counts.messages += 1;
         state.counts.last_message_seq = seq;
         let read_count = state.counts.messages;
-        mark_group(&mut self.dirty_groups, group, state);
+        if !mem::replace(&mut state.unsaved, true) {
+            self.unsaved_groups.push(group);
+        }
         let marker = state.markers.entry(author).or_default();
-        marker.marker = Marker {
-            read_seq: seq,
-            read_count,
-        };
-        if !mem::replace(&mut marker.dirty, true) {
-            self.dirty_markers.push((group, author));
+        if marker.marker.read_seq < seq {
+            marker.marker = Marker {
+                read_seq: seq,
+                read_count,
+            };
+        }
+        if !mem::replace(&mut marker.unsaved, true) {
+            self.unsaved_markers.push((group, author));
+        }
+    }
+
+    /// Makes every unsaved change dirty: the next [`ReadState::write`] stores it.
+    pub fn checkpoint(&mut self) {
+        for group in self.unsaved_groups.drain(..) {
+            if let Some(state) = self.groups.get_mut(&group) {
+                if mem::take(&mut state.unsaved) {
+                    mark_group(&mut self.dirty_groups, group, state);
+                }
+            }
+        }
+        for (group, user) in self.unsaved_markers.drain(..) {
+            let Some(state) = self.groups.get_mut(&group) else {
+                continue;
+            };
+            if let Some(marker) = state.markers.get_mut(&user) {
+                if mem::take(&mut marker.unsaved) && !mem::replace(&mut marker.dirty, true) {
+                    self.dirty_markers.push((group, user));
+                }
+            }
         }
     }
 
@@ -178,11 +214,13 @@ impl ReadState {
             .min(UNREAD_CAP)
     }
 
-    /// Puts what changed since the last call into the store's pending writes.
+    /// Puts the dirty changes into the store's pending writes (each record whole: an unsaved
+    /// change to the same record goes with it).
     pub fn write(&mut self, store: &mut Store) {
         for group in self.dirty_groups.drain(..) {
             if let Some(state) = self.groups.get_mut(&group) {
                 state.dirty = false;
+                state.unsaved = false;
                 store.put_group_counts(group, &state.counts);
             }
         }
@@ -192,6 +230,7 @@ impl ReadState {
             };
             if let Some(marker) = state.markers.get_mut(&user) {
                 marker.dirty = false;
+                marker.unsaved = false;
                 store.put_marker(group, user, marker.marker);
             }
         }
@@ -219,6 +258,22 @@ pub(super) fn count_from_log(
             read_count: messages,
         };
         state.set_marker(group.id, *member, marker);
+    }
+    Ok(())
+}
+
+/// After a crash: the messages a group's log holds after its saved count (at most a second's
+/// worth, see [`ReadState`]) are counted again, and each moves its author's marker, as
+/// [`ReadState::on_message`] did before the crash. Written at the next checkpoint.
+pub(super) fn catch_up(state: &mut ReadState, store: &Store, group: Uuid) -> StoreResult<()> {
+    let saved = state
+        .counts_ref(group)
+        .map_or(0, |counts| counts.last_message_seq);
+    if store.newest_in_group(group) <= saved {
+        return Ok(());
+    }
+    for (seq, author) in store.messages_after(group, saved)? {
+        state.on_message(group, author, seq);
     }
     Ok(())
 }

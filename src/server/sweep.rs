@@ -54,6 +54,7 @@ impl Server {
         self.api.sweep(now);
         // Presence (issue #20): offline events due after their debounce.
         self.chat.presence_sweep(crate::clock::wall_ms());
+        self.chat.checkpoint_read_state();
         if self.freed_buffers >= memory::COLLECT_AFTER_BYTES {
             self.freed_buffers = 0;
             memory::give_back();

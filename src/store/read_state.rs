@@ -157,6 +157,36 @@ impl Store {
         Ok((count, newest))
     }
 
+    /// The messages (events 20) of `group` after seq `after`, oldest first: each one's seq and
+    /// author. For the unread counts' catch-up after a crash; its cost follows what it reads.
+    pub fn messages_after(&self, group: Uuid, after: u64) -> StoreResult<Vec<(u64, Uuid)>> {
+        #[derive(serde::Deserialize)]
+        struct Message {
+            body: Author,
+        }
+        #[derive(serde::Deserialize)]
+        struct Author {
+            user_id: Uuid,
+        }
+        let span = Span {
+            from: after + 1,
+            to: u64::MAX,
+            after_time: None,
+        };
+        let mut reader = self
+            .log
+            .reader(group, span, Uuid::nil(), self.memory_chunks(group))?;
+        let mut found = Vec::new();
+        while let Some(event) = reader.next_entry()? {
+            if is_message(&event.bytes) {
+                if let Ok(message) = serde_json::from_slice::<Message>(&event.bytes) {
+                    found.push((event.stamp.seq, message.body.user_id));
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// The event stored at `seq` in `group`'s stream, in its current state, if any.
     pub fn group_event_at(&self, group: Uuid, seq: u64) -> StoreResult<Option<StoredEvent>> {
         let span = Span {
