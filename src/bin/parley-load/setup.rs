@@ -194,6 +194,16 @@ pub fn call(
     }
 }
 
+/// Logs `account` in: its login token and user id.
+pub fn login(http: &mut HttpClient, account: &Account) -> Result<(String, String), String> {
+    let body = format!(
+        r#"{{"username":"{}","password":"{}"}}"#,
+        account.username, account.password
+    );
+    let answer = call(http, "POST", "/login", None, &body, 200)?;
+    Ok((field(&answer, "token")?, field(&answer, "user_id")?))
+}
+
 fn field(body: &str, key: &str) -> Result<String, String> {
     json_str(body, key)
         .map(str::to_string)

@@ -34,8 +34,8 @@ pub fn groups_list(options: &Options) -> Result<Report, String> {
         options.setup_threads,
     )?;
     let mut http = HttpClient::new(options.endpoint.addr, &options.endpoint.host);
-    let (reader_token, reader_id) = login(&mut http, &fleet.accounts[0])?;
-    let (writer_token, _) = login(&mut http, &fleet.accounts[1])?;
+    let (reader_token, reader_id) = setup::login(&mut http, &fleet.accounts[0])?;
+    let (writer_token, _) = setup::login(&mut http, &fleet.accounts[1])?;
     let more = options.hog_groups.saturating_sub(1);
     let mut groups = setup::parallel(
         &options.endpoint,
@@ -86,21 +86,6 @@ pub fn groups_list(options: &Options) -> Result<Report, String> {
     report.add("list_p99_us", round(latency.p99_us));
     report.add("list_max_us", round(latency.max_us));
     Ok(report)
-}
-
-/// Logs `account` in: its token and user id.
-fn login(http: &mut HttpClient, account: &setup::Account) -> Result<(String, String), String> {
-    let body = format!(
-        r#"{{"username":"{}","password":"{}"}}"#,
-        account.username, account.password
-    );
-    let answer = setup::call(http, "POST", "/login", None, &body, 200)?;
-    let field = |key| {
-        json_str(&answer, key)
-            .map(str::to_string)
-            .ok_or_else(|| format!("login answer without `{key}`: {answer}"))
-    };
-    Ok((field("token")?, field("user_id")?))
 }
 
 /// The writer sends one message to each group, [`FILL_WINDOW`] at a time, and waits for the

@@ -3,14 +3,14 @@
 //! near its oldest end. A page is read backwards from where it ends, so its latency should not
 //! depend on E: run it with `--events 100` and `--events 1000000` and compare.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::traffic::Traffic;
+use super::sync::fill_group;
 use super::{check_server, hundredths, round, sample, Options, Report};
-use crate::http_client::{json_str, HttpClient};
+use crate::http_client::HttpClient;
 use crate::setup::{self, Target};
 use crate::stats::Histogram;
-use crate::swarm::{after_key, leading_number, Swarm};
+use crate::swarm::{after_key, leading_number};
 
 /// Pages asked for at each place.
 const PAGES: usize = 200;
@@ -28,54 +28,10 @@ pub fn history(options: &Options) -> Result<Report, String> {
         2,
         options.setup_threads,
     )?;
-    let mut writer = Swarm::open(
-        &options.endpoint,
-        vec![fleet.accounts[1].ws_path.clone()],
-        1,
-    )?;
-    let mut traffic = Traffic::new(&fleet, 2, options, true);
-    let target = options.events as u64;
-    for _ in 0..options.window.max(1) * 16 {
-        let send = traffic.next_send(1);
-        writer.send(0, send);
-    }
-    let fill_started = Instant::now();
-    let mut last_print = Instant::now();
-    while traffic.acks < target.max(traffic.sends) {
-        traffic.sending = traffic.sends < target;
-        writer.tick(Duration::from_millis(10), &mut |_, text, at, replies| {
-            traffic.on_message(1, text, at, replies)
-        })?;
-        if writer.closed > 0 || traffic.errors > 0 {
-            return Err(format!(
-                "the writer failed: {}",
-                writer
-                    .first_close_reason()
-                    .or(traffic.first_error.as_deref())
-                    .unwrap_or("")
-            ));
-        }
-        if last_print.elapsed() >= Duration::from_secs(1) {
-            last_print = Instant::now();
-            eprintln!(
-                "parley-load: history: stored {}/{target} messages",
-                traffic.acks
-            );
-        }
-    }
-    let fill_s = fill_started.elapsed().as_secs_f64();
-    drop(writer);
+    let (stored, fill_s) = fill_group(options, &fleet, "history", "messages")?;
 
-    let account = &fleet.accounts[0];
     let mut http = HttpClient::new(options.endpoint.addr, &options.endpoint.host);
-    let body = format!(
-        r#"{{"username":"{}","password":"{}"}}"#,
-        account.username, account.password
-    );
-    let answer = setup::call(&mut http, "POST", "/login", None, &body, 200)?;
-    let token = json_str(&answer, "token")
-        .ok_or_else(|| format!("login answer without `token`: {answer}"))?
-        .to_string();
+    let (token, _) = setup::login(&mut http, &fleet.accounts[0])?;
     let group = &fleet.groups[0];
     let path = |before: Option<u64>| match before {
         Some(before) => format!("/groups/{group}/messages?limit=50&before={before}"),
@@ -104,7 +60,7 @@ pub fn history(options: &Options) -> Result<Report, String> {
     ];
     let before = sample(options);
     let mut report = Report::new("history", options);
-    report.add("messages_stored", traffic.sends);
+    report.add("messages_stored", stored);
     report.add("fill_s", round(fill_s));
     for (at, [p50, p99, size]) in places {
         let mut latency = Histogram::default();

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::traffic::Traffic;
 use super::{check_server, hundredths, round, sample, Options, Report};
-use crate::setup::{self, Target};
+use crate::setup::{self, Fleet, Target};
 use crate::swarm::{after_key, event_seq, event_type, leading_number, Swarm};
 
 /// `sync`: one user misses E events, then reconnects and pages through them.
@@ -21,40 +21,7 @@ pub fn sync(options: &Options) -> Result<Report, String> {
         options.setup_threads,
     )?;
     // Account 1 writes while account 0 is away.
-    let mut writer = Swarm::open(
-        &options.endpoint,
-        vec![fleet.accounts[1].ws_path.clone()],
-        1,
-    )?;
-    let mut traffic = Traffic::new(&fleet, 2, options, true);
-    let target = options.events as u64;
-    for _ in 0..options.window.max(1) * 16 {
-        let send = traffic.next_send(1);
-        writer.send(0, send);
-    }
-    let fill_started = Instant::now();
-    let mut last_print = Instant::now();
-    while traffic.acks < target.max(traffic.sends) {
-        traffic.sending = traffic.sends < target;
-        writer.tick(Duration::from_millis(10), &mut |_, text, at, replies| {
-            traffic.on_message(1, text, at, replies)
-        })?;
-        if writer.closed > 0 || traffic.errors > 0 {
-            return Err(format!(
-                "the writer failed: {}",
-                writer
-                    .first_close_reason()
-                    .or(traffic.first_error.as_deref())
-                    .unwrap_or("")
-            ));
-        }
-        if last_print.elapsed() >= Duration::from_secs(1) {
-            last_print = Instant::now();
-            eprintln!("parley-load: sync: stored {}/{target} events", traffic.acks);
-        }
-    }
-    let fill_s = fill_started.elapsed().as_secs_f64();
-    drop(writer);
+    let (stored, fill_s) = fill_group(options, &fleet, "sync", "events")?;
 
     let mut reader = Swarm::open(
         &options.endpoint,
@@ -109,7 +76,7 @@ pub fn sync(options: &Options) -> Result<Report, String> {
     let after = sample(options);
 
     let mut report = Report::new("sync", options);
-    report.add("events_stored", traffic.sends);
+    report.add("events_stored", stored);
     report.add("client_ids", u64::from(options.client_ids));
     report.add("fill_s", round(fill_s));
     report.add("replayed", replayed);
@@ -121,4 +88,51 @@ pub fn sync(options: &Options) -> Result<Report, String> {
         report.add("server_cpu_s", hundredths(after.cpu_secs - before.cpu_secs));
     }
     Ok(report)
+}
+
+/// Account 1 of `fleet` sends E (`--events`) messages to the group it shares with account 0,
+/// keeping 16 W outstanding, and waits for every ack: how many were stored, in how many
+/// seconds. `scenario` and `what` name the progress lines.
+pub(super) fn fill_group(
+    options: &Options,
+    fleet: &Fleet,
+    scenario: &str,
+    what: &str,
+) -> Result<(u64, f64), String> {
+    let mut writer = Swarm::open(
+        &options.endpoint,
+        vec![fleet.accounts[1].ws_path.clone()],
+        1,
+    )?;
+    let mut traffic = Traffic::new(fleet, 2, options, true);
+    let target = options.events as u64;
+    for _ in 0..options.window.max(1) * 16 {
+        let send = traffic.next_send(1);
+        writer.send(0, send);
+    }
+    let fill_started = Instant::now();
+    let mut last_print = Instant::now();
+    while traffic.acks < target.max(traffic.sends) {
+        traffic.sending = traffic.sends < target;
+        writer.tick(Duration::from_millis(10), &mut |_, text, at, replies| {
+            traffic.on_message(1, text, at, replies)
+        })?;
+        if writer.closed > 0 || traffic.errors > 0 {
+            return Err(format!(
+                "the writer failed: {}",
+                writer
+                    .first_close_reason()
+                    .or(traffic.first_error.as_deref())
+                    .unwrap_or("")
+            ));
+        }
+        if last_print.elapsed() >= Duration::from_secs(1) {
+            last_print = Instant::now();
+            eprintln!(
+                "parley-load: {scenario}: stored {}/{target} {what}",
+                traffic.acks
+            );
+        }
+    }
+    Ok((traffic.sends, fill_started.elapsed().as_secs_f64()))
 }

@@ -11,7 +11,7 @@ use tungstenite::Message;
 
 use super::traffic::{add_health, drain, drive, fleet_and_swarm, Pacer, Traffic};
 use super::{check_server, round, Options, Report};
-use crate::http_client::{json_str, HttpClient};
+use crate::http_client::HttpClient;
 use crate::setup::{self, Target};
 use crate::stats::Histogram;
 
@@ -104,14 +104,7 @@ fn hog_in_groups(options: &Options) -> Result<String, String> {
     )?;
     let account = &fleet.accounts[0];
     let mut http = HttpClient::new(options.endpoint.addr, &options.endpoint.host);
-    let body = format!(
-        r#"{{"username":"{}","password":"{}"}}"#,
-        account.username, account.password
-    );
-    let answer = setup::call(&mut http, "POST", "/login", None, &body, 200)?;
-    let token = json_str(&answer, "token")
-        .ok_or_else(|| format!("login answer without `token`: {answer}"))?
-        .to_string();
+    let (token, _) = setup::login(&mut http, account)?;
     // The fleet made the first group.
     let more = options.hog_groups.saturating_sub(1);
     setup::parallel(
