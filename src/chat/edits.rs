@@ -25,12 +25,7 @@ impl Chat {
         data: &str,
         wall: u64,
     ) -> Result<(), ApiError> {
-        if data.len() > self.limits.max_data_bytes {
-            return Err(ApiError::too_large(
-                413,
-                format!("`data` over {} bytes", self.limits.max_data_bytes),
-            ));
-        }
+        self.check_data_size(data)?;
         let (group_id, seq, found) = self.changeable(user, message_id)?;
         if found.author != user {
             return Err(ApiError::forbidden("only a message's author may edit it"));

@@ -98,6 +98,17 @@ impl Chat {
         }
     }
 
+    /// A message's `data` (a send's or an edit's) within the size limit: `too_large` past it.
+    pub(super) fn check_data_size(&self, data: &str) -> Result<(), ApiError> {
+        if data.len() > self.limits.max_data_bytes {
+            return Err(ApiError::too_large(
+                413,
+                format!("`data` over {} bytes", self.limits.max_data_bytes),
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) fn send(
         &mut self,
         conn: ConnId,
@@ -107,12 +118,7 @@ impl Chat {
         data: &str,
         wall: u64,
     ) -> Result<(), ApiError> {
-        if data.len() > self.limits.max_data_bytes {
-            return Err(ApiError::too_large(
-                413,
-                format!("`data` over {} bytes", self.limits.max_data_bytes),
-            ));
-        }
+        self.check_data_size(data)?;
         self.take_token(user, Rate::Sends, wall)?;
         // The retry index is looked up once the events are rendered: its line is on its way
         // from memory meanwhile (see `Store::retry_key`). A retry of a send we already stored

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use parley_client::ws::Session;
 use tungstenite::Message;
 
-use super::{check_server, round, Options, Report};
+use super::{pair_on_parley, round, Options, Report};
 use crate::http_client::{json_str, HttpClient};
-use crate::setup::{self, Target};
+use crate::setup;
 use crate::stats::Histogram;
 
 /// `GET /groups` requests measured, one after another on one keep-alive connection.
@@ -21,17 +21,10 @@ const FILL_WINDOW: usize = 64;
 /// at least that), another member's message in each, then [`LISTS`] `GET /groups` by the
 /// reader: their latency and size.
 pub fn groups_list(options: &Options) -> Result<Report, String> {
-    if options.target == Target::Relay {
-        return Err("groups-list needs groups and storage: the reference relays have none".into());
-    }
-    check_server(options)?;
     // Account 0 reads, account 1 writes; the fleet made their first group together.
-    let fleet = setup::build(
-        options.target,
-        &options.endpoint,
-        2,
-        2,
-        options.setup_threads,
+    let fleet = pair_on_parley(
+        options,
+        "groups-list needs groups and storage: the reference relays have none",
     )?;
     let mut http = HttpClient::new(options.endpoint.addr, &options.endpoint.host);
     let (reader_token, reader_id) = setup::login(&mut http, &fleet.accounts[0])?;

@@ -6,9 +6,9 @@
 use std::time::Instant;
 
 use super::sync::fill_group;
-use super::{check_server, hundredths, round, sample, Options, Report};
+use super::{hundredths, pair_on_parley, round, sample, Options, Report};
 use crate::http_client::HttpClient;
-use crate::setup::{self, Target};
+use crate::setup;
 use crate::stats::Histogram;
 use crate::swarm::{after_key, leading_number};
 
@@ -17,16 +17,9 @@ const PAGES: usize = 200;
 
 /// `history`: E messages in a group of two, then [`PAGES`] pages at each of three places.
 pub fn history(options: &Options) -> Result<Report, String> {
-    if options.target == Target::Relay {
-        return Err("history needs storage: the reference relays have none".into());
-    }
-    check_server(options)?;
-    let fleet = setup::build(
-        options.target,
-        &options.endpoint,
-        2,
-        2,
-        options.setup_threads,
+    let fleet = pair_on_parley(
+        options,
+        "history needs storage: the reference relays have none",
     )?;
     let (stored, fill_s) = fill_group(options, &fleet, "history", "messages")?;
 

@@ -14,7 +14,7 @@ mod traffic;
 
 use serde_json::{json, Value};
 
-use crate::setup::{Endpoint, Target};
+use crate::setup::{self, Endpoint, Target};
 use crate::stats::{proc_sample, Latency, ProcSample};
 
 pub use conversations::groups_list;
@@ -127,6 +127,22 @@ fn round(value: f64) -> f64 {
 
 fn sample(options: &Options) -> Option<ProcSample> {
     options.server_pid.and_then(proc_sample)
+}
+
+/// Two accounts in one group, for the scenarios that need parley's storage; `refusal` is the
+/// error against a bare relay.
+fn pair_on_parley(options: &Options, refusal: &str) -> Result<setup::Fleet, String> {
+    if options.target == Target::Relay {
+        return Err(refusal.into());
+    }
+    check_server(options)?;
+    setup::build(
+        options.target,
+        &options.endpoint,
+        2,
+        2,
+        options.setup_threads,
+    )
 }
 
 fn check_server(options: &Options) -> Result<(), String> {

@@ -3,22 +3,15 @@
 use std::time::{Duration, Instant};
 
 use super::traffic::Traffic;
-use super::{check_server, hundredths, round, sample, Options, Report};
-use crate::setup::{self, Fleet, Target};
+use super::{hundredths, pair_on_parley, round, sample, Options, Report};
+use crate::setup::Fleet;
 use crate::swarm::{after_key, event_seq, event_type, leading_number, Swarm};
 
 /// `sync`: one user misses E events, then reconnects and pages through them.
 pub fn sync(options: &Options) -> Result<Report, String> {
-    if options.target == Target::Relay {
-        return Err("sync needs storage: the reference relays have none".into());
-    }
-    check_server(options)?;
-    let fleet = setup::build(
-        options.target,
-        &options.endpoint,
-        2,
-        2,
-        options.setup_threads,
+    let fleet = pair_on_parley(
+        options,
+        "sync needs storage: the reference relays have none",
     )?;
     // Account 1 writes while account 0 is away.
     let (stored, fill_s) = fill_group(options, &fleet, "sync", "events")?;
