@@ -316,6 +316,17 @@ try {
   a.send({ method: 40, id: 'm1', body: { group_id: group, data: 'Hello, how are you?' } });
   const again = await a.next(21);
   if (again.body.message_id !== ack.body.message_id) problems.push('an idempotent resend got a new message id');
+  // Edit and delete (issue #20): a 25 and a 26 to both members, the author's with the RPC's id;
+  // then a sync replays the edited 20 (with `edited_at`) and the deleted one (no `data`).
+  a.send({ method: 44, id: 'x1', body: { message_id: ack.body.message_id, data: 'Hello again' } });
+  await Promise.all([a.next(25), b.next(25)]);
+  a.send({ method: 40, id: 'm2', body: { group_id: group, data: 'to be deleted' } });
+  const doomed = await a.next(21);
+  await b.next(20);
+  a.send({ method: 45, id: 'x2', body: { message_id: doomed.body.message_id } });
+  await Promise.all([a.next(26), b.next(26)]);
+  b.send({ method: 20, id: 's2', body: { seq: 0, limit: 100 } });
+  await b.next(29);
   await post(`/groups/${group}`, { name: `${tag}_renamed` }, bob.token, 'PUT');
   await Promise.all([a.next(74), b.next(74)]);
   await post(`/groups/${group}/left`, {}, alice.token, 'PUT');
