@@ -288,6 +288,51 @@ impl EventLog {
         })
     }
 
+    /// The chunks of `stream` that may hold seqs up to `to`, newest first, as reads see them
+    /// (a rewritten chunk as rewritten: see [`rewrite`]): `memory` (as for
+    /// [`EventLog::reader`]) and this tick's, then the stored ones before the first of those (the
+    /// flusher may apply a memory chunk meanwhile: it is read once).
+    fn chunks_backward<'a>(
+        &'a self,
+        stream: Uuid,
+        to: u64,
+        mut memory: MemoryChunks<'a>,
+    ) -> impl Iterator<Item = StoreResult<(u64, Cow<'a, [u8]>)>> + 'a {
+        for (first_seq, bytes) in &mut memory {
+            *bytes = self.substitute(stream, *first_seq, bytes);
+        }
+        if let Some(chunk) = self.pending.get(&stream) {
+            memory.push((chunk.first_seq, &chunk.bytes));
+        }
+        let first = chunk_key(stream, 0);
+        let end = match memory.first() {
+            Some((first_seq, _)) => Bound::Excluded(chunk_key(stream, *first_seq)),
+            None => Bound::Included(chunk_key(stream, to)),
+        };
+        let stored = self
+            .backend
+            .range(
+                Table::Log,
+                Bound::Included(&first[..]),
+                end.as_ref().map(|key| &key[..]),
+                Direction::Backward,
+            )
+            .map(move |entry| {
+                entry.map(|(key, chunk)| {
+                    (
+                        read_seq(&key),
+                        Cow::Owned(self.substitute_stored(&key, chunk)),
+                    )
+                })
+            });
+        memory
+            .into_iter()
+            .rev()
+            .map(|(first_seq, chunk)| Ok((first_seq, Cow::Borrowed(chunk))))
+            .chain(stored)
+            .filter(move |chunk| !matches!(chunk, Ok((first_seq, _)) if *first_seq > to))
+    }
+
     /// The stamp of the newest entry of `stream` in `span` that `viewer` sees. `memory` is as
     /// for [`EventLog::reader`]. Reads chunks backwards, newest first, and nearly always one:
     /// the newest entry is visible to every reader but for another sender's ack.
@@ -296,31 +341,10 @@ impl EventLog {
         stream: Uuid,
         span: Span,
         viewer: Uuid,
-        mut memory: MemoryChunks<'a>,
+        memory: MemoryChunks<'a>,
     ) -> StoreResult<Option<Stamp>> {
-        if let Some(chunk) = self.pending.get(&stream) {
-            memory.push((chunk.first_seq, &chunk.bytes));
-        }
-        // A chunk may be both in memory and (just applied) stored: read twice, found once.
-        let (first, last) = (chunk_key(stream, 0), chunk_key(stream, span.to));
-        let stored = self
-            .backend
-            .range(
-                Table::Log,
-                Bound::Included(&first),
-                Bound::Included(&last),
-                Direction::Backward,
-            )
-            .map(|entry| entry.map(|(key, chunk)| (read_seq(&key), Cow::Owned(chunk))));
-        let in_memory = memory
-            .into_iter()
-            .rev()
-            .map(|(first_seq, chunk)| Ok((first_seq, Cow::Borrowed(chunk))));
-        for chunk in in_memory.chain(stored) {
+        for chunk in self.chunks_backward(stream, span.to, memory) {
             let (first_seq, chunk) = chunk?;
-            if first_seq > span.to {
-                continue;
-            }
             let mut newest = None;
             let mut pos = 0;
             while let Some(entry) = decode_entry(&chunk, &mut pos) {
